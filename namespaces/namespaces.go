@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -16,8 +15,8 @@ import (
 // Dir is where named network namespaces are bind-mounted, as with iproute2.
 const Dir = "/run/netns"
 
-// ErrNotNetNS is returned by Open and Do when a path exists but is not a
-// network namespace.
+// ErrNotNetNS is returned by Open, DoPath and ID when a path exists but is not
+// a network namespace (a regular file, a directory, another namespace type).
 var ErrNotNetNS = errors.New("not a network namespace")
 
 // Name returns the name of the namespace that node nodeID makes for network.
@@ -30,71 +29,89 @@ func NodePrefix(nodeID string) string { return "zn-" + nodeID + "-" }
 func Path(name string) string { return filepath.Join(Dir, name) }
 
 // Exists reports whether the named namespace name exists.
-func Exists(name string) bool { return IsNetNS(Path(name)) }
-
-// IsNetNS reports whether path refers to a live network namespace (an nsfs
-// file, as a bind mount in /run/netns or /proc/PID/ns/net).
-func IsNetNS(path string) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
+func Exists(name string) bool {
+	if validName(name) != nil {
 		return false
 	}
-	return st.Type == unix.NSFS_MAGIC
+	return IsNetNS(Path(name))
+}
+
+// IsNetNS reports whether path refers to a live network namespace (an nsfs
+// file of type net, as a bind mount in /run/netns or /proc/PID/ns/net).
+func IsNetNS(path string) bool {
+	h, err := openNetNS(path)
+	if err != nil {
+		return false
+	}
+	h.Close()
+	return true
+}
+
+// resolve turns a bare name into its path in Dir and leaves paths alone.
+func resolve(path string) string {
+	if !strings.ContainsRune(path, '/') {
+		return Path(path)
+	}
+	return path
 }
 
 // Open returns a handle to the network namespace at path (a name in Dir or
-// any nsfs path). The caller closes it.
+// any nsfs path). The caller closes it. A path that exists but is not a
+// network namespace gives ErrNotNetNS.
 func Open(path string) (netns.NsHandle, error) {
-	if !strings.ContainsRune(path, '/') {
-		path = Path(path)
-	}
-	if !IsNetNS(path) {
-		if _, err := os.Stat(path); err != nil {
-			return netns.None(), fmt.Errorf("opening namespace %s: %w", path, err)
-		}
-		return netns.None(), fmt.Errorf("opening namespace %s: %w", path, ErrNotNetNS)
-	}
-	h, err := netns.GetFromPath(path)
+	path = resolve(path)
+	h, err := openNetNS(path)
 	if err != nil {
 		return netns.None(), fmt.Errorf("opening namespace %s: %w", path, err)
 	}
 	return h, nil
 }
 
-// Do runs fn on a locked OS thread that is switched into ns, then switches
-// the thread back. If the thread cannot be switched back it stays locked and
-// the runtime retires it when the goroutine ends.
-//
-// fn must not start goroutines that need to run in ns: they run on other
-// threads, in whatever namespace those threads are in.
-func Do(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	// A fresh goroutine keeps the caller's own lock state untouched.
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("getting current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: the runtime terminates it when this
-			// goroutine exits, so no other goroutine ever runs in ns by accident.
-			errc <- errors.Join(ferr, fmt.Errorf("restoring namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+// openNetNS opens path and checks, on the open file, that it is a network
+// namespace.
+func openNetNS(path string) (netns.NsHandle, error) {
+	// A cheap look before opening, so that a FIFO or a device is never opened.
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return netns.None(), err
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return netns.None(), ErrNotNetNS
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return netns.None(), err
+	}
+	// Check again on the fd: the path may have changed since Statfs.
+	if err := checkNetNS(fd); err != nil {
+		unix.Close(fd)
+		return netns.None(), err
+	}
+	return netns.NsHandle(fd), nil
+}
+
+// checkNetNS returns nil if fd is a network namespace and ErrNotNetNS if it
+// is not.
+func checkNetNS(fd int) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return err
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return ErrNotNetNS
+	}
+	// nsfs holds every namespace type; only net will do for setns(CLONE_NEWNET).
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if errors.Is(err, unix.ENOTTY) {
+		return nil // kernel before 4.11: nsfs is the best we can tell
+	}
+	if err != nil {
+		return err
+	}
+	if typ != unix.CLONE_NEWNET {
+		return ErrNotNetNS
+	}
+	return nil
 }
 
 // DoPath is Do for the namespace at path (a name in Dir or an nsfs path).
@@ -107,15 +124,14 @@ func DoPath(path string, fn func() error) error {
 	return Do(h, fn)
 }
 
-// mountMu serialises the one-time setup of Dir as a shared mount point.
-var mountMu sync.Mutex
+// nameMu serialises Create and Delete in this process, so that two calls for
+// one name never stack two bind mounts on one path.
+var nameMu sync.Mutex
 
-// prepareDir makes Dir a shared bind mount of itself, as iproute2 does, so
+// prepareDirLocked makes Dir a shared bind mount of itself, as iproute2 does, so
 // namespaces created later are seen from mount namespaces made before (such
-// as those of `ip netns exec`).
-func prepareDir() error {
-	mountMu.Lock()
-	defer mountMu.Unlock()
+// as those of `ip netns exec`). The caller holds nameMu.
+func prepareDirLocked() error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
@@ -137,16 +153,20 @@ func prepareDir() error {
 }
 
 // Create makes the named network namespace name if it does not exist yet.
-// It is idempotent: an existing namespace is left as it is.
+// It is idempotent: an existing namespace is left as it is, and a leftover
+// empty file of an interrupted Create is reused. An invalid name gives an
+// error wrapping os.ErrInvalid.
 func Create(name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
+	nameMu.Lock()
+	defer nameMu.Unlock()
 	if Exists(name) {
 		return nil
 	}
-	if err := prepareDir(); err != nil {
-		return err
+	if err := prepareDirLocked(); err != nil {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
 	path := Path(name)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
@@ -156,31 +176,16 @@ func Create(name string) error {
 	if f != nil {
 		f.Close()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
+	err = onFreshThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unsharing: %w", err)
-			return
+			return fmt.Errorf("unsharing: %w", err)
 		}
-		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		merr := unix.Mount(self, path, "none", unix.MS_BIND, "")
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(merr, fmt.Errorf("restoring namespace: %w", err))
-			return // thread stays locked and is retired
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding to %s: %w", path, err)
 		}
-		runtime.UnlockOSThread()
-		errc <- merr
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		os.Remove(path)
 		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
@@ -189,14 +194,25 @@ func Create(name string) error {
 
 // Delete removes the named namespace name. The namespace itself lives on
 // while a process or an open handle still holds it; WaitGone waits for that.
-// Deleting a namespace that does not exist is not an error.
+// Deleting a namespace that does not exist is not an error. An invalid name
+// gives an error wrapping os.ErrInvalid.
 func Delete(name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
+	nameMu.Lock()
+	defer nameMu.Unlock()
 	path := Path(name)
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmounting %s: %w", path, err)
+	// Unmount until nothing is left: a racing `ip netns add` elsewhere may
+	// have stacked a second bind mount on the path.
+	for range 16 {
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("unmounting %s: %w", path, err)
+		}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", path, err)
@@ -204,7 +220,9 @@ func Delete(name string) error {
 	return nil
 }
 
-// List returns the names in Dir that start with prefix, sorted.
+// List returns the names in Dir that start with prefix, sorted. It lists
+// what is in Dir, so a leftover file of an interrupted Create is listed too
+// (Delete removes it).
 func List(prefix string) ([]string, error) {
 	entries, err := os.ReadDir(Dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -222,8 +240,11 @@ func List(prefix string) ([]string, error) {
 	return names, nil
 }
 
+// validName accepts the names iproute2 accepts: not empty, not . or .., no
+// slash, shorter than NAME_MAX; and no NUL byte.
 func validName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+	if name == "" || name == "." || name == ".." || len(name) >= 255 ||
+		strings.ContainsAny(name, "/\x00") {
 		return fmt.Errorf("namespace name %q: %w", name, os.ErrInvalid)
 	}
 	return nil

@@ -9,10 +9,10 @@ import (
 
 // Start starts cmd with every thread of the new process in ns. The process is
 // forked from a thread switched into ns, so it is there before its first
-// instruction; nothing else of the caller changes namespace.
+// instruction; nothing else of the caller changes namespace. The caller waits
+// for cmd as usual.
 func Start(cmd *exec.Cmd, ns netns.NsHandle) error {
-	err := Do(ns, cmd.Start)
-	if err != nil {
+	if err := Do(ns, cmd.Start); err != nil {
 		return fmt.Errorf("starting %s in namespace: %w", cmd.Path, err)
 	}
 	return nil

@@ -2,6 +2,13 @@
 // orchestrator sends to every member node), decodes it strictly and validates
 // it field by field.
 //
+// Decode refuses anything it does not understand (unknown or repeated fields,
+// wrong JSON types, trailing data, oversized documents) and every problem it
+// or Validate finds is a *FieldError naming the JSON path of the field, so an
+// API can answer {"error": ..., "field": ...}. SetDefaults fills in the
+// optional mtu and ipv6_range; ParseEndpoint and ValidName are shared with the
+// other packages that read endpoints and names.
+//
 // It knows nothing about the node that applies the spec: checks that need the
 // node's own state (its reserved key and port, the generation it already has)
 // belong to the daemon.

@@ -1,7 +1,13 @@
 package spec
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // DefaultMTU is the overlay MTU used when a spec does not set one: a 1500-byte
@@ -26,4 +32,85 @@ type Node struct {
 	// Endpoint is host:port of the member's WireGuard socket; empty for a
 	// member hidden behind NAT.
 	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// Node returns the member with the given id.
+func (s *Spec) Node(id string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// SetDefaults fills in the optional fields: a zero MTU becomes DefaultMTU and
+// a zero IPv6Range becomes DeriveULA(Name).
+func (s *Spec) SetDefaults() {
+	if s.MTU == 0 {
+		s.MTU = DefaultMTU
+	}
+	if !s.IPv6Range.IsValid() {
+		s.IPv6Range = DeriveULA(s.Name)
+	}
+}
+
+// Clone returns a deep copy of s (nil for nil).
+func (s *Spec) Clone() *Spec {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	if s.Nodes != nil {
+		c.Nodes = slices.Clone(s.Nodes)
+	}
+	return &c
+}
+
+// Equal reports whether s and o describe the same network: their canonical
+// JSON, after defaults, is the same. Canonical means members sorted by id (the
+// mesh has no order) and no members written as none. Two nil specs are equal.
+func (s *Spec) Equal(o *Spec) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	a, errA := s.canonicalJSON()
+	b, errB := o.canonicalJSON()
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+func (s *Spec) canonicalJSON() ([]byte, error) {
+	c := s.Clone()
+	c.SetDefaults()
+	if len(c.Nodes) == 0 {
+		c.Nodes = nil
+	}
+	slices.SortStableFunc(c.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	return json.Marshal(c)
+}
+
+// DeriveULA returns the IPv6 unique local /48 for a network named name: fd00::/8
+// followed by a 40-bit global id taken from SHA-256 of the name (RFC 4193
+// style, but deterministic so every node derives the same range).
+func DeriveULA(name string) netip.Prefix {
+	sum := sha256.Sum256([]byte(name))
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:6], sum[:5])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
+}
+
+// SubnetIndex returns the position of subnet inside ipRange, counted in blocks
+// of subnet's size: (subnet address - range address) >> (32 - subnet bits).
+// It is the 16-bit subnet id of the node's IPv6 /64 twin inside the /48, so
+// Validate requires it to be below MaxSubnets.
+// It returns -1 when either prefix is not IPv4 or subnet is not inside ipRange.
+func SubnetIndex(ipRange, subnet netip.Prefix) int {
+	if !ipRange.Addr().Is4() || !subnet.Addr().Is4() ||
+		subnet.Bits() < ipRange.Bits() || !ipRange.Contains(subnet.Addr()) {
+		return -1
+	}
+	r, n := ipRange.Masked().Addr().As4(), subnet.Addr().As4()
+	off := binary.BigEndian.Uint32(n[:]) - binary.BigEndian.Uint32(r[:])
+	return int(uint64(off) >> (32 - subnet.Bits()))
 }

@@ -1,0 +1,38 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxSize is the largest spec document, in bytes, that Decode accepts.
+const MaxSize = 1 << 20
+
+// ErrInvalid is matched (via errors.Is) by every *FieldError that Decode and
+// Validate return.
+var ErrInvalid = errors.New("invalid spec")
+
+// FieldError says which field of a spec is wrong and why. Field is a JSON path
+// such as "nodes[1].subnet", or "" for the document as a whole.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+// Error returns "field: reason", or just the reason when Field is empty.
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is ErrInvalid, so that errors.Is(err, ErrInvalid)
+// holds for every *FieldError.
+func (e *FieldError) Is(target error) bool {
+	return target == ErrInvalid
+}
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,209 @@
+package spec
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Limits that Validate enforces.
+const (
+	// MinMTU is the smallest overlay MTU: the IPv6 minimum link MTU.
+	MinMTU = 1280
+	// MaxMTU is the largest overlay MTU: a jumbo-frame underlay.
+	MaxMTU = 9000
+	// MaxNameLen is the longest name ValidName accepts.
+	MaxNameLen = 32
+	// MinRangeBits is the shortest prefix length of ip_range.
+	MinRangeBits = 8
+	// MaxRangeBits is the longest prefix length of ip_range.
+	MaxRangeBits = 28
+	// MaxSubnetBits is the longest node subnet: room for the network address,
+	// the gateway, one workload and the broadcast address.
+	MaxSubnetBits = 30
+	// MaxSubnets is the number of /64s in the IPv6 /48, so the highest
+	// SubnetIndex a node subnet may have is MaxSubnets-1.
+	MaxSubnets = 1 << 16
+)
+
+// ulaRange is fc00::/7, the IPv6 unique local addresses (RFC 4193).
+var ulaRange = netip.MustParsePrefix("fc00::/7")
+
+// Validate checks every field of s and returns the first problem as a
+// *FieldError (which matches ErrInvalid). self is the id of the node that will
+// apply the spec, or "" for none: only that node's entry may omit public_key.
+//
+// Validate does not fill in defaults: a zero MTU or IPv6Range is an error, so
+// call SetDefaults first on a spec that was not built by Decode.
+func (s *Spec) Validate(self string) error {
+	if err := ValidName(s.Name); err != nil {
+		return fieldErr("name", "%v", err)
+	}
+	if s.Generation < 1 {
+		return fieldErr("generation", "must be at least 1")
+	}
+	if err := checkIPRange(s.IPRange); err != nil {
+		return err
+	}
+	if err := checkIPv6Range(s.IPv6Range); err != nil {
+		return err
+	}
+	if s.MTU < MinMTU || s.MTU > MaxMTU {
+		return fieldErr("mtu", "%d is out of range (%d..%d)", s.MTU, MinMTU, MaxMTU)
+	}
+	if len(s.Nodes) == 0 {
+		return fieldErr("nodes", "at least one node is required")
+	}
+	seen := seenNodes{
+		ids:     make(map[string]int),
+		keys:    make(map[string]int),
+		overlap: firstOverlap(s.Nodes),
+	}
+	for i := range s.Nodes {
+		if err := s.checkNode(i, self, &seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkIPRange(p netip.Prefix) error {
+	const f = "ip_range"
+	switch {
+	case !p.IsValid():
+		return fieldErr(f, "is required")
+	case !p.Addr().Is4():
+		return fieldErr(f, "%s is not an IPv4 prefix", p)
+	case p != p.Masked():
+		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
+	case p.Bits() < MinRangeBits || p.Bits() > MaxRangeBits:
+		return fieldErr(f, "prefix length /%d is out of range (/%d../%d)", p.Bits(), MinRangeBits, MaxRangeBits)
+	}
+	return nil
+}
+
+func checkIPv6Range(p netip.Prefix) error {
+	const f = "ipv6_range"
+	switch {
+	case !p.IsValid():
+		return fieldErr(f, "is required (SetDefaults derives it from the name)")
+	case !p.Addr().Is6() || p.Addr().Is4In6():
+		return fieldErr(f, "%s is not an IPv6 prefix", p)
+	case p.Bits() != 48:
+		return fieldErr(f, "prefix length must be /48, not /%d", p.Bits())
+	case p != p.Masked():
+		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
+	case !ulaRange.Contains(p.Addr()):
+		return fieldErr(f, "%s is not a unique local range (inside %s)", p, ulaRange)
+	}
+	return nil
+}
+
+// seenNodes indexes the members, so that a spec of many members is checked in
+// O(n log n).
+type seenNodes struct {
+	ids     map[string]int // id -> index of the first member with it
+	keys    map[string]int // public key -> index of the first member with it
+	overlap overlap        // the first member whose subnet overlaps an earlier one's
+}
+
+func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
+	n := s.Nodes[i]
+	path := func(field string) string { return fmt.Sprintf("nodes[%d].%s", i, field) }
+
+	if err := ValidName(n.ID); err != nil {
+		return fieldErr(path("id"), "%v", err)
+	}
+	if j, dup := seen.ids[n.ID]; dup {
+		return fieldErr(path("id"), "duplicate of nodes[%d].id", j)
+	}
+	seen.ids[n.ID] = i
+
+	if err := s.checkSubnet(i, path("subnet")); err != nil {
+		return err
+	}
+	if seen.overlap.i == i {
+		j := seen.overlap.j
+		return fieldErr(path("subnet"), "overlaps nodes[%d].subnet (%s)", j, s.Nodes[j].Subnet)
+	}
+
+	switch {
+	case n.PublicKey == "" && n.ID != self:
+		return fieldErr(path("public_key"), "is required (only the applying node's own entry may omit it)")
+	case n.PublicKey != "":
+		if err := checkKey(n.PublicKey); err != nil {
+			return fieldErr(path("public_key"), "%v", err)
+		}
+		if j, dup := seen.keys[n.PublicKey]; dup {
+			return fieldErr(path("public_key"), "duplicate of nodes[%d].public_key", j)
+		}
+		seen.keys[n.PublicKey] = i
+	}
+
+	if n.Endpoint != "" {
+		if _, _, err := parseEndpoint(n.Endpoint); err != nil {
+			return fieldErr(path("endpoint"), "%v", err)
+		}
+	}
+	return nil
+}
+
+// checkSubnet checks one member's subnet on its own and against ip_range;
+// overlaps between members are checked by checkNode.
+func (s *Spec) checkSubnet(i int, f string) error {
+	p := s.Nodes[i].Subnet
+	switch {
+	case !p.IsValid():
+		return fieldErr(f, "is required")
+	case !p.Addr().Is4():
+		return fieldErr(f, "%s is not an IPv4 prefix", p)
+	case p != p.Masked():
+		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
+	case p.Bits() > MaxSubnetBits:
+		return fieldErr(f, "prefix length /%d is too long (at most /%d: network, gateway, one workload, broadcast)", p.Bits(), MaxSubnetBits)
+	case p.Bits() < s.IPRange.Bits() || !s.IPRange.Contains(p.Addr()):
+		return fieldErr(f, "%s is not inside ip_range %s", p, s.IPRange)
+	}
+	if idx := SubnetIndex(s.IPRange, p); idx >= MaxSubnets {
+		return fieldErr(f, "subnet number %d leaves no room for its IPv6 /64 in the /48 (at most %d); pick one nearer the start of ip_range or a larger one", idx, MaxSubnets-1)
+	}
+	return nil
+}
+
+// checkKey accepts a WireGuard key: standard, padded, canonical base64 of
+// exactly 32 bytes.
+func checkKey(key string) error {
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return errors.New("not standard base64")
+	}
+	if len(b) != 32 {
+		return fmt.Errorf("decodes to %d bytes, want 32", len(b))
+	}
+	if base64.StdEncoding.EncodeToString(b) != key {
+		return errors.New("not canonical base64")
+	}
+	return nil
+}
+
+// ValidName reports whether name is a DNS label of at most MaxNameLen
+// characters: lower-case letters, digits and '-', not starting or ending with
+// '-'. The error says what is wrong.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("must not be empty")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("too long (%d characters, max %d)", len(name), MaxNameLen)
+	}
+	for i, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return fmt.Errorf("bad character %q at position %d (allowed: a-z, 0-9, '-')", c, i)
+		}
+	}
+	if name[0] == '-' || name[len(name)-1] == '-' {
+		return errors.New("must not start or end with '-'")
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/spec"
+)
+
+// ErrNotFound is returned by Tx getters when the object does not exist.
+var ErrNotFound = errors.New("not found")
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketNetworks  = []byte("networks")
+	bucketWorkloads = []byte("workloads")
+	keyNodeID       = []byte("node_id")
+)
+
+// Network is what a node keeps about one network.
+type Network struct {
+	Name string `json:"name"`
+	// PrivateKey is the node's WireGuard key for this network (base64). It
+	// never leaves the node.
+	PrivateKey string `json:"private_key"`
+	PublicKey  string `json:"public_key"`
+	ListenPort int    `json:"listen_port"`
+	// Spec is the last spec applied successfully; nil while only reserved.
+	Spec *spec.Spec `json:"spec,omitempty"`
+	// Addrs hands out this node's addresses in the network; nil until applied.
+	Addrs *ipam.Allocator `json:"addrs,omitempty"`
+}
+
+// Workload is one attached workload.
+type Workload struct {
+	Network string `json:"network"`
+	Name    string `json:"name"`
+	NetNS   string `json:"netns"`
+	// IfName is the interface inside the workload's namespace.
+	IfName string `json:"ifname"`
+	// HostIf is the veth end on the network's bridge.
+	HostIf string     `json:"host_if"`
+	IPv4   netip.Addr `json:"ipv4"`
+	IPv6   netip.Addr `json:"ipv6"`
+	// ResolvConf is the resolv.conf file znetd wrote for it ("" if none).
+	ResolvConf string `json:"resolv_conf,omitempty"`
+}
+
+// Store is a node's state file. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (or creates) the state file in dir. A second process opening
+// the same dir fails after a short wait instead of sharing it.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state dir: %w", err)
+	}
+	path := filepath.Join(dir, "state.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: another znetd holds it", path)
+		}
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketNetworks, bucketWorkloads} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+// Update runs fn in a read-write transaction; an error from fn rolls back
+// every change fn made.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+// Tx is one transaction.
+type Tx struct{ tx *bolt.Tx }
+
+// NodeID returns the node id recorded at first start ("" if none).
+func (t *Tx) NodeID() string {
+	return string(t.tx.Bucket(bucketMeta).Get(keyNodeID))
+}
+
+// SetNodeID records the node id.
+func (t *Tx) SetNodeID(id string) error {
+	return t.tx.Bucket(bucketMeta).Put(keyNodeID, []byte(id))
+}
+
+// Network returns the named network or ErrNotFound.
+func (t *Tx) Network(name string) (*Network, error) {
+	v := t.tx.Bucket(bucketNetworks).Get([]byte(name))
+	if v == nil {
+		return nil, fmt.Errorf("network %s: %w", name, ErrNotFound)
+	}
+	var n Network
+	if err := json.Unmarshal(v, &n); err != nil {
+		return nil, fmt.Errorf("decoding network %s: %w", name, err)
+	}
+	return &n, nil
+}
+
+// Networks returns every network, sorted by name.
+func (t *Tx) Networks() ([]*Network, error) {
+	var out []*Network
+	err := t.tx.Bucket(bucketNetworks).ForEach(func(k, v []byte) error {
+		var n Network
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("decoding network %s: %w", k, err)
+		}
+		out = append(out, &n)
+		return nil
+	})
+	return out, err
+}
+
+// PutNetwork stores n.
+func (t *Tx) PutNetwork(n *Network) error {
+	v, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encoding network %s: %w", n.Name, err)
+	}
+	return t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v)
+}
+
+// DeleteNetwork removes a network and all its workloads.
+func (t *Tx) DeleteNetwork(name string) error {
+	wls, err := t.Workloads(name)
+	if err != nil {
+		return err
+	}
+	for _, w := range wls {
+		if err := t.DeleteWorkload(name, w.Name); err != nil {
+			return err
+		}
+	}
+	return t.tx.Bucket(bucketNetworks).Delete([]byte(name))
+}
+
+func workloadKey(network, name string) []byte { return []byte(network + "/" + name) }
+
+// Workload returns one workload or ErrNotFound.
+func (t *Tx) Workload(network, name string) (*Workload, error) {
+	v := t.tx.Bucket(bucketWorkloads).Get(workloadKey(network, name))
+	if v == nil {
+		return nil, fmt.Errorf("workload %s in %s: %w", name, network, ErrNotFound)
+	}
+	var w Workload
+	if err := json.Unmarshal(v, &w); err != nil {
+		return nil, fmt.Errorf("decoding workload %s: %w", name, err)
+	}
+	return &w, nil
+}
+
+// Workloads returns a network's workloads, sorted by name.
+func (t *Tx) Workloads(network string) ([]*Workload, error) {
+	var out []*Workload
+	c := t.tx.Bucket(bucketWorkloads).Cursor()
+	prefix := []byte(network + "/")
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var w Workload
+		if err := json.Unmarshal(v, &w); err != nil {
+			return nil, fmt.Errorf("decoding workload %s: %w", k, err)
+		}
+		out = append(out, &w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// PutWorkload stores w.
+func (t *Tx) PutWorkload(w *Workload) error {
+	v, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("encoding workload %s: %w", w.Name, err)
+	}
+	return t.tx.Bucket(bucketWorkloads).Put(workloadKey(w.Network, w.Name), v)
+}
+
+// DeleteWorkload removes one workload; removing a missing one is no error.
+func (t *Tx) DeleteWorkload(network, name string) error {
+	return t.tx.Bucket(bucketWorkloads).Delete(workloadKey(network, name))
+}
+
+func hasPrefix(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+}
