@@ -1,0 +1,215 @@
+package peers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/spec"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// Keepalive is the persistent keepalive interval Desired sets on every peer
+// that has an endpoint, so that a handshake happens as soon as the peer is
+// configured and NAT mappings on the way stay open.
+const Keepalive = 25 * time.Second
+
+var (
+	// ErrNotMember is returned (wrapped, with the node id) by Desired when
+	// the node is not one of the spec's members.
+	ErrNotMember = errors.New("node is not a member of the network")
+	// ErrDuplicateKey is returned (wrapped, naming the node or peer) by
+	// Desired when two members, or a member and an extra peer, share a
+	// public key.
+	ErrDuplicateKey = errors.New("public key is used twice")
+	// ErrDuplicatePrefix is returned (wrapped, naming the peer and prefix) by
+	// Desired when two peers would be given the same allowed IP prefix:
+	// WireGuard routes a prefix to one peer only.
+	ErrDuplicatePrefix = errors.New("allowed IP is given to two peers")
+	// ErrNoResolver is returned (wrapped, naming the node) by Desired when an
+	// endpoint names a host and no Resolver was given.
+	ErrNoResolver = errors.New("no resolver for host names")
+)
+
+// Peer is one WireGuard peer this node should have.
+type Peer struct {
+	// Name is the member's node id, or the access peer's name.
+	Name      string
+	PublicKey wgtypes.Key
+	// Endpoint is where to reach the peer; zero when the peer is hidden (it
+	// connects to us).
+	Endpoint netip.AddrPort
+	// AllowedIPs is sorted and canonical (masked, no duplicates).
+	AllowedIPs []netip.Prefix
+	// Keepalive is the persistent keepalive interval, 0 for none.
+	Keepalive time.Duration
+}
+
+// Resolver turns an endpoint host name into an address. IP literals never
+// reach it. The daemon passes one built on net.Resolver (NetResolver); tests
+// pass a map.
+type Resolver func(ctx context.Context, host string) (netip.Addr, error)
+
+// Desired returns the peers node self must have for spec s, sorted by name,
+// followed by the extra local peers (access peers) in the order given, their
+// AllowedIPs made canonical.
+//
+// A public node (one with an endpoint) peers with every other member; a
+// hidden node only with the public members, and the relay's AllowedIPs on it
+// also carry the subnets of every other hidden member. A member's AllowedIPs
+// are its IPv4 subnet and its IPv6 /64 twin. Peers with an endpoint get
+// Keepalive, hidden peers none. Endpoint host names are looked up through
+// resolve.
+func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, extra ...Peer) ([]Peer, error) {
+	me := slices.IndexFunc(s.Nodes, func(n spec.Node) bool { return n.ID == self })
+	if me < 0 {
+		return nil, fmt.Errorf("node %q: %w", self, ErrNotMember)
+	}
+	keys := make([]wgtypes.Key, len(s.Nodes))
+	subnets := make([][]netip.Prefix, len(s.Nodes))
+	seen := make(map[wgtypes.Key]int, len(s.Nodes))
+	for i, n := range s.Nodes {
+		key, err := wgtypes.ParseKey(n.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("nodes[%d].public_key: %w", i, err)
+		}
+		if j, dup := seen[key]; dup {
+			return nil, fmt.Errorf("nodes[%d].public_key: same as nodes[%d]: %w", i, j, ErrDuplicateKey)
+		}
+		seen[key] = i
+		keys[i] = key
+		sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, n.Subnet)
+		if err != nil {
+			return nil, fmt.Errorf("nodes[%d].subnet: %w", i, err)
+		}
+		subnets[i] = []netip.Prefix{sub.V4, sub.V6}
+	}
+
+	selfPublic := s.Nodes[me].Endpoint != ""
+	relay := Relay(s)
+	var out []Peer
+	for i, n := range s.Nodes {
+		public := n.Endpoint != ""
+		if i == me || (!selfPublic && !public) {
+			continue
+		}
+		p := Peer{Name: n.ID, PublicKey: keys[i], AllowedIPs: slices.Clone(subnets[i])}
+		if public {
+			ep, err := resolveEndpoint(ctx, n.Endpoint, resolve)
+			if err != nil {
+				return nil, fmt.Errorf("nodes[%d].endpoint: %w", i, err)
+			}
+			p.Endpoint = ep
+			p.Keepalive = Keepalive
+		}
+		if !selfPublic && n.ID == relay {
+			for j, m := range s.Nodes {
+				if j != me && m.Endpoint == "" {
+					p.AllowedIPs = append(p.AllowedIPs, subnets[j]...)
+				}
+			}
+		}
+		p.AllowedIPs, _ = canonical(p.AllowedIPs)
+		out = append(out, p)
+	}
+	slices.SortStableFunc(out, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
+
+	for _, e := range extra {
+		if j, dup := seen[e.PublicKey]; dup {
+			return nil, fmt.Errorf("peer %q: public key of nodes[%d]: %w", e.Name, j, ErrDuplicateKey)
+		}
+		seen[e.PublicKey] = -1
+		ips, err := canonical(e.AllowedIPs)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q: %w", e.Name, err)
+		}
+		e.AllowedIPs = ips
+		out = append(out, e)
+	}
+	if err := checkPrefixes(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Relay returns the id of the member that relays traffic between hidden
+// members: the public member with the smallest id, or "" when every member
+// is hidden.
+func Relay(s *spec.Spec) string {
+	relay := ""
+	for _, n := range s.Nodes {
+		if n.Endpoint != "" && (relay == "" || n.ID < relay) {
+			relay = n.ID
+		}
+	}
+	return relay
+}
+
+// resolveEndpoint turns a spec endpoint "host:port" into an address and port,
+// asking resolve only for host names.
+func resolveEndpoint(ctx context.Context, endpoint string, resolve Resolver) (netip.AddrPort, error) {
+	host, port, err := spec.ParseEndpoint(endpoint)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		if resolve == nil {
+			return netip.AddrPort{}, fmt.Errorf("cannot resolve host %q: %w", host, ErrNoResolver)
+		}
+		addr, err = resolve(ctx, host)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("cannot resolve host %q: %w", host, err)
+		}
+		if !addr.IsValid() {
+			return netip.AddrPort{}, fmt.Errorf("cannot resolve host %q: resolver returned no address", host)
+		}
+	}
+	return netip.AddrPortFrom(addr.Unmap(), port), nil
+}
+
+// canonical returns the prefixes masked, sorted and without duplicates, in a
+// new slice; an error when one is invalid.
+func canonical(ps []netip.Prefix) ([]netip.Prefix, error) {
+	for _, p := range ps {
+		if _, ok := canonicalPrefix(p); !ok {
+			return nil, fmt.Errorf("invalid allowed IP %q", p)
+		}
+	}
+	return sortedSet(ps), nil
+}
+
+// canonicalPrefix returns p masked, an IPv4-mapped IPv6 prefix turned into
+// its IPv4 form; false when p is invalid or cannot be expressed that way.
+func canonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
+	if !p.IsValid() {
+		return netip.Prefix{}, false
+	}
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() {
+		a, bits = a.Unmap(), bits-96
+		if bits < 0 {
+			return netip.Prefix{}, false
+		}
+	}
+	return netip.PrefixFrom(a, bits).Masked(), true
+}
+
+// checkPrefixes returns ErrDuplicatePrefix when two peers share a prefix.
+func checkPrefixes(ps []Peer) error {
+	owner := make(map[netip.Prefix]string)
+	for _, p := range ps {
+		for _, ip := range p.AllowedIPs {
+			if o, dup := owner[ip]; dup {
+				return fmt.Errorf("peer %q: %s is also peer %q's: %w", p.Name, ip, o, ErrDuplicatePrefix)
+			}
+			owner[ip] = p.Name
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package peers
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func prefixes(s string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Fields(s) {
+		out = append(out, netip.MustParsePrefix(f))
+	}
+	return out
+}
+
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		name   string
+		public []bool
+		self   string
+		extra  []Peer
+		want   string
+	}{
+		{
+			name:   "hidden node routes the other hidden through the relay",
+			public: []bool{true, true, false, false},
+			self:   "node3",
+			want:   "10.20.1.0/24,10.20.2.0/24,10.20.4.0/24,fd3c:9a1e:77b2:1::/64,fd3c:9a1e:77b2:2::/64,fd3c:9a1e:77b2:4::/64",
+		},
+		{
+			name:   "access peers get host routes",
+			public: []bool{true, true},
+			self:   "node1",
+			extra:  []Peer{{Name: "alice", PublicKey: testKey(8), AllowedIPs: prefixes("fd3c:9a1e:77b2:1::c8/128 10.20.1.200/32")}},
+			want:   "10.20.1.200/32,10.20.2.0/24,fd3c:9a1e:77b2:1::c8/128,fd3c:9a1e:77b2:2::/64",
+		},
+		{
+			name:   "no peers",
+			public: []bool{false, false},
+			self:   "node1",
+			want:   "-",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			desired, err := Desired(context.Background(), testSpec(tt.public...), tt.self, nil, tt.extra...)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, renderPrefixes(Routes(desired)))
+		})
+	}
+}
+
+func TestRouteDiff(t *testing.T) {
+	tests := []struct {
+		name     string
+		have     string
+		want     string
+		add, del string
+	}{
+		{name: "nothing", add: "-", del: "-"},
+		{name: "from nothing", want: "10.20.2.0/24 fd00:0:0:2::/64", add: "10.20.2.0/24,fd00:0:0:2::/64", del: "-"},
+		{name: "to nothing", have: "10.20.2.0/24 fd00:0:0:2::/64", add: "-", del: "10.20.2.0/24,fd00:0:0:2::/64"},
+		{name: "same", have: "10.20.2.0/24 10.20.3.0/24", want: "10.20.2.0/24 10.20.3.0/24", add: "-", del: "-"},
+		{name: "same in another order and form", have: "10.20.3.0/24 10.20.2.0/24", want: "10.20.2.9/24 10.20.3.0/24 10.20.2.0/24", add: "-", del: "-"},
+		{name: "mixed", have: "10.20.2.0/24 10.20.3.0/24 fd00:0:0:3::/64", want: "10.20.4.0/24 10.20.2.0/24 fd00:0:0:4::/64", add: "10.20.4.0/24,fd00:0:0:4::/64", del: "10.20.3.0/24,fd00:0:0:3::/64"},
+		{name: "length matters", have: "10.20.0.0/16", want: "10.20.0.0/24", add: "10.20.0.0/24", del: "10.20.0.0/16"},
+		{name: "mapped addresses are IPv4", have: "::ffff:10.20.2.0/120", want: "10.20.2.0/24", add: "-", del: "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			add, del := RouteDiff(prefixes(tt.have), prefixes(tt.want))
+			assert.Equal(t, tt.add, renderPrefixes(add), "add")
+			assert.Equal(t, tt.del, renderPrefixes(del), "del")
+		})
+	}
+}
