@@ -1,0 +1,122 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/netip"
+)
+
+// decodeAttachRequest parses an AttachRequest strictly: exactly one JSON
+// object, every key known, spelled exactly and given once, every value of
+// the right type, nothing after the object. Errors name the field.
+func decodeAttachRequest(data []byte) (AttachRequest, error) {
+	var req AttachRequest
+	err := decodeObject(data, func(key string, val json.RawMessage) error {
+		switch key {
+		case "name":
+			return decodeString(key, val, &req.Name)
+		case "netns":
+			return decodeString(key, val, &req.NetNS)
+		case "ifname":
+			return decodeString(key, val, &req.IfName)
+		case "ipv4":
+			var text string
+			if err := decodeString(key, val, &text); err != nil {
+				return err
+			}
+			if text == "" {
+				return nil
+			}
+			a, err := netip.ParseAddr(text)
+			if err != nil || !a.Is4() {
+				return Invalid(key, "%q is not an IPv4 address", text)
+			}
+			req.IPv4 = a
+			return nil
+		}
+		return Invalid(key, "unknown field")
+	})
+	return req, err
+}
+
+// decodeObject calls fn for every member of the single JSON object in data,
+// in document order.
+func decodeObject(data []byte, fn func(key string, val json.RawMessage) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	if tok != json.Delim('{') {
+		return Invalid("", "the request body must be a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return Invalid("", "malformed JSON: object key %v is not a string", tok)
+		}
+		if seen[key] {
+			return Invalid(key, "field appears more than once")
+		}
+		seen[key] = true
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return syntaxError(err)
+		}
+		if err := fn(key, val); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return syntaxError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Invalid("", "trailing data after the JSON object at byte %d", dec.InputOffset())
+	}
+	return nil
+}
+
+func syntaxError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return Invalid("", "truncated or empty JSON")
+	}
+	return Invalid("", "malformed JSON: %v", err)
+}
+
+func decodeString(key string, val json.RawMessage, out *string) error {
+	if k := jsonKind(val); k != "a string" {
+		return Invalid(key, "must be a string, not %s", k)
+	}
+	if err := json.Unmarshal(val, out); err != nil {
+		return Invalid(key, "malformed string: %v", err)
+	}
+	return nil
+}
+
+// jsonKind names the JSON type of a syntactically valid value.
+func jsonKind(val json.RawMessage) string {
+	val = bytes.TrimLeft(val, " \t\r\n")
+	if len(val) == 0 {
+		return "nothing"
+	}
+	switch val[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}

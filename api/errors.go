@@ -1,0 +1,101 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/znet/znet/spec"
+)
+
+// Kinds of error, matched with errors.Is. The daemon returns them wrapped in
+// *Error; the client rebuilds them from the HTTP status.
+var (
+	ErrInvalid  = errors.New("invalid request") // 400
+	ErrNotFound = errors.New("not found")       // 404
+	ErrConflict = errors.New("conflict")        // 409
+)
+
+// Error is an error the API reports: a kind, the field it is about (if any)
+// and a message for people.
+type Error struct {
+	Kind    error  `json:"-"`
+	Message string `json:"error"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// Unwrap returns the kind, so errors.Is(err, ErrConflict) works.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Invalid returns an ErrInvalid *Error about field.
+func Invalid(field, format string, args ...any) error {
+	return &Error{Kind: ErrInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound returns an ErrNotFound *Error about field.
+func NotFound(field, format string, args ...any) error {
+	return &Error{Kind: ErrNotFound, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Conflict returns an ErrConflict *Error about field.
+func Conflict(field, format string, args ...any) error {
+	return &Error{Kind: ErrConflict, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// StatusOf maps err to an HTTP status and the JSON body to send.
+func StatusOf(err error) (int, *Error) {
+	var fe *spec.FieldError
+	if errors.As(err, &fe) {
+		return http.StatusBadRequest, &Error{Kind: ErrInvalid, Field: fe.Field, Message: fe.Reason}
+	}
+	var ae *Error
+	if errors.As(err, &ae) {
+		body := &Error{Kind: ae.Kind, Field: ae.Field, Message: ae.Message}
+		if err != error(ae) {
+			// Keep the context the daemon wrapped around the *Error.
+			body.Message = err.Error()
+		}
+		return statusOfKind(ae.Kind), body
+	}
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest, &Error{Kind: ErrInvalid, Message: err.Error()}
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, &Error{Kind: ErrNotFound, Message: err.Error()}
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, &Error{Kind: ErrConflict, Message: err.Error()}
+	}
+	return http.StatusInternalServerError, &Error{Message: err.Error()}
+}
+
+func statusOfKind(kind error) int {
+	switch kind {
+	case ErrInvalid:
+		return http.StatusBadRequest
+	case ErrNotFound:
+		return http.StatusNotFound
+	case ErrConflict:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// KindOf maps an HTTP status back to an error kind (nil for others).
+func KindOf(status int) error {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return ErrInvalid
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrConflict
+	}
+	return nil
+}

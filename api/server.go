@@ -1,0 +1,346 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/znet/znet/spec"
+)
+
+// MaxBodySize is the largest request body, in bytes, the server reads (the
+// same limit as spec.MaxSize). A larger body is answered with 413.
+const MaxBodySize = spec.MaxSize
+
+// Server timeouts. The write timeout is generous because an apply that
+// builds a namespace and a data plane can take a while on a loaded machine.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 5 * time.Minute
+	idleTimeout       = 2 * time.Minute
+)
+
+// ServerOptions configures a Server.
+type ServerOptions struct {
+	// NodeID is this node's id; specs are decoded and validated for it.
+	NodeID string
+	// Logger receives one Debug record per request (never a body) and the
+	// errors that become a 500. Nil discards everything.
+	Logger *slog.Logger
+}
+
+// Server exposes a Service over HTTP/JSON. Create it with NewServer, start it
+// with Serve and stop it with Shutdown.
+type Server struct {
+	svc    Service
+	nodeID string
+	log    *slog.Logger
+	mux    *http.ServeMux
+	http   *http.Server
+}
+
+// NewServer returns a Server that answers API requests with svc.
+func NewServer(svc Service, opts ServerOptions) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, nodeID: opts.NodeID, log: log}
+	s.mux = s.routes()
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve accepts connections on l until Shutdown; it then returns nil. Any
+// other error from accepting is returned. Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.http.Shutdown(ctx)
+}
+
+// handlerFunc answers one request: the status and the value to send as
+// JSON, or an error that StatusOf turns into one.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) (int, any, error)
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h handlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			status, v, err := h(w, r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			writeJSON(w, status, v)
+		})
+	}
+	handle("POST /v1/networks/{name}/reserve", s.reserve)
+	handle("POST /v1/networks", s.apply)
+	handle("GET /v1/networks", s.networks)
+	handle("GET /v1/networks/{name}", s.network)
+	handle("DELETE /v1/networks/{name}", s.deleteNetwork)
+	handle("POST /v1/networks/{name}/workloads", s.attach)
+	handle("GET /v1/networks/{name}/workloads", s.workloads)
+	handle("DELETE /v1/networks/{name}/workloads/{workload}", s.detach)
+	handle("GET /v1/status", s.status)
+	handle("GET /v1/status/{name}", s.status)
+	return mux
+}
+
+// ServeHTTP routes r, answering unknown paths and methods with JSON errors,
+// and logs the request at Debug level.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(rec, r)
+	} else {
+		s.notRouted(rec, r)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "api request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status()), slog.Duration("took", time.Since(start)))
+}
+
+// notRouted answers a request no route matches: 405 when the path exists
+// with another method, 404 otherwise.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		writeJSON(w, http.StatusNotFound, &Error{Message: fmt.Sprintf("no such API path %s", r.URL.Path)})
+		return
+	}
+	for _, m := range allowed {
+		w.Header().Add("Allow", m)
+	}
+	writeJSON(w, http.StatusMethodNotAllowed, &Error{Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBodyTooLarge) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	status, body := StatusOf(err)
+	if status == http.StatusInternalServerError {
+		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, body)
+}
+
+// writeJSON sends v as JSON with status; a nil v sends no body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(&Error{Message: fmt.Sprintf("encoding the answer: %v", err)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// pathName returns the path value key after checking it is a valid name;
+// field names it in the error.
+func pathName(r *http.Request, key, field string) (string, error) {
+	name := r.PathValue(key)
+	if err := spec.ValidName(name); err != nil {
+		return "", Invalid(field, "%q is not a valid name: %v", name, err)
+	}
+	return name, nil
+}
+
+var errBodyTooLarge = &Error{
+	Kind:    ErrInvalid,
+	Message: fmt.Sprintf("request body is larger than the limit of %d bytes (1 MiB)", MaxBodySize),
+}
+
+// readBody reads the whole request body, refusing more than MaxBodySize.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, errBodyTooLarge
+	case err != nil:
+		return nil, Invalid("", "reading the request body: %v", err)
+	}
+	return b, nil
+}
+
+func (s *Server) reserve(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	name, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := s.svc.Reserve(r.Context(), name)
+	return http.StatusOK, res, err
+}
+
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	sp, err := spec.Decode(body, s.nodeID)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := s.svc.Apply(r.Context(), sp)
+	return http.StatusOK, res, err
+}
+
+func (s *Server) networks(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	list, err := s.svc.Networks(r.Context())
+	if list == nil {
+		list = []NetworkSummary{}
+	}
+	return http.StatusOK, list, err
+}
+
+func (s *Server) network(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	name, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	d, err := s.svc.Network(r.Context(), name)
+	return http.StatusOK, d, err
+}
+
+func (s *Server) deleteNetwork(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	name, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			return 0, nil, Invalid("force", "%q is not a boolean", v)
+		}
+	}
+	return http.StatusNoContent, nil, s.svc.DeleteNetwork(r.Context(), name, force)
+}
+
+func (s *Server) attach(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	network, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := decodeAttachRequest(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.svc.Attach(r.Context(), network, req)
+	return http.StatusOK, a, err
+}
+
+func (s *Server) workloads(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	network, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := s.svc.Workloads(r.Context(), network)
+	if list == nil {
+		list = []Workload{}
+	}
+	return http.StatusOK, list, err
+}
+
+func (s *Server) detach(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	network, err := pathName(r, "name", "name")
+	if err != nil {
+		return 0, nil, err
+	}
+	workload, err := pathName(r, "workload", "workload")
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, s.svc.Detach(r.Context(), network, workload)
+}
+
+// status serves both /v1/status (every network) and /v1/status/{name}.
+func (s *Server) status(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	network := ""
+	if r.PathValue("name") != "" {
+		var err error
+		if network, err = pathName(r, "name", "name"); err != nil {
+			return 0, nil, err
+		}
+	}
+	list, err := s.svc.Status(r.Context(), network)
+	if list == nil {
+		list = []NetworkStatus{}
+	}
+	return http.StatusOK, list, err
+}
+
+// statusRecorder remembers the status a handler wrote, for the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

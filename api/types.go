@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/znet/znet/spec"
+)
+
+// Service is what znetd does; the server exposes it and the client speaks to
+// it. Every method is safe for concurrent use. Errors are *Error or
+// *spec.FieldError (bad input) or wrap ErrNotFound / ErrConflict.
+type Service interface {
+	// Reserve makes this node's key and UDP port for network (idempotent).
+	Reserve(ctx context.Context, network string) (Reservation, error)
+	// Apply creates or updates a network from a spec.
+	Apply(ctx context.Context, s *spec.Spec) (ApplyResult, error)
+	// Networks lists the networks this node knows, sorted by name.
+	Networks(ctx context.Context) ([]NetworkSummary, error)
+	// Network returns one network's applied spec and status.
+	Network(ctx context.Context, name string) (NetworkDetail, error)
+	// DeleteNetwork removes a network; with workloads attached only if force.
+	DeleteNetwork(ctx context.Context, name string, force bool) error
+	// Attach connects a workload's namespace to a network.
+	Attach(ctx context.Context, network string, req AttachRequest) (Attachment, error)
+	// Detach disconnects a workload (its namespace may be gone already).
+	Detach(ctx context.Context, network, name string) error
+	// Workloads lists a network's workloads on this node, sorted by name.
+	Workloads(ctx context.Context, network string) ([]Workload, error)
+	// Status reports live state of one network ("" for all), sorted by name.
+	Status(ctx context.Context, network string) ([]NetworkStatus, error)
+}
+
+// Reservation is a node's place in a network: the key and port it made.
+type Reservation struct {
+	NodeID     string `json:"node_id"`
+	PublicKey  string `json:"public_key"`
+	ListenPort int    `json:"listen_port"`
+}
+
+// ApplyResult says what an apply did.
+type ApplyResult struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+	// Changed is false when the same generation and spec were applied already.
+	Changed bool `json:"changed"`
+}
+
+// NetworkSummary is one row of `znet network list`.
+type NetworkSummary struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+	// State is "reserved" (no spec applied yet) or "applied".
+	State     string       `json:"state"`
+	IPRange   netip.Prefix `json:"ip_range,omitzero"`
+	Subnet    netip.Prefix `json:"subnet,omitzero"`
+	Nodes     int          `json:"nodes"`
+	Workloads int          `json:"workloads"`
+}
+
+// NetworkDetail is `znet network show`.
+type NetworkDetail struct {
+	Spec   *spec.Spec    `json:"spec"`
+	Status NetworkStatus `json:"status"`
+}
+
+// NetworkStatus is the live state of one network on this node.
+type NetworkStatus struct {
+	Name       string       `json:"name"`
+	NodeID     string       `json:"node_id"`
+	Generation uint64       `json:"generation"`
+	Namespace  string       `json:"namespace"`
+	Interface  string       `json:"interface"`
+	Backend    string       `json:"backend"`
+	PID        int          `json:"dataplane_pid,omitempty"`
+	PublicKey  string       `json:"public_key"`
+	ListenPort int          `json:"listen_port"`
+	Subnet     netip.Prefix `json:"subnet,omitzero"`
+	Subnet6    netip.Prefix `json:"subnet6,omitzero"`
+	Gateway    netip.Addr   `json:"gateway,omitzero"`
+	Gateway6   netip.Addr   `json:"gateway6,omitzero"`
+	Workloads  int          `json:"workloads"`
+	Peers      []PeerStatus `json:"peers"`
+	// Problems lists what is wrong right now, in words an operator can act on.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// PeerStatus is one WireGuard peer of a network on this node.
+type PeerStatus struct {
+	// Name is the peer's node id (or access peer name).
+	Name          string         `json:"name"`
+	PublicKey     string         `json:"public_key"`
+	Endpoint      string         `json:"endpoint,omitempty"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	RxBytes       int64          `json:"rx_bytes"`
+	TxBytes       int64          `json:"tx_bytes"`
+}
+
+// AttachRequest asks to connect a workload.
+type AttachRequest struct {
+	Name string `json:"name"`
+	// NetNS is the workload's namespace path (/run/netns/NAME, /proc/PID/ns/net).
+	NetNS string `json:"netns"`
+	// IPv4 is an optional wanted address inside this node's subnet.
+	IPv4 netip.Addr `json:"ipv4,omitzero"`
+	// IfName is the interface name inside the workload (default znet0, znet1...).
+	IfName string `json:"ifname,omitempty"`
+}
+
+// Attachment is what a workload got.
+type Attachment struct {
+	IPv4      netip.Addr   `json:"ipv4"`
+	IPv6      netip.Addr   `json:"ipv6"`
+	Gateway   netip.Addr   `json:"gateway"`
+	Gateway6  netip.Addr   `json:"gateway6"`
+	DNS       []netip.Addr `json:"dns"`
+	Interface string       `json:"interface"`
+}
+
+// Workload is one row of `znet workload list`.
+type Workload struct {
+	Name      string     `json:"name"`
+	IPv4      netip.Addr `json:"ipv4"`
+	IPv6      netip.Addr `json:"ipv6"`
+	NetNS     string     `json:"netns"`
+	Interface string     `json:"interface"`
+	// State is "attached", or "netns-gone" when the workload's namespace no
+	// longer exists (detach it to free its addresses).
+	State string `json:"state"`
+}
+
+// Workload states.
+const (
+	StateAttached  = "attached"
+	StateNetNSGone = "netns-gone"
+)

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/znet/znet/api"
+)
+
+func statusCommands() []*command {
+	return []*command{
+		{
+			words: []string{"status"}, args: "[NETWORK]", min: 0, max: 1,
+			summary: "live state of one network or all: peers, handshakes, traffic, problems",
+			setup:   func(*flag.FlagSet) runFunc { return status },
+		},
+	}
+}
+
+func status(ctx context.Context, a *app, args []string) error {
+	network := ""
+	if len(args) > 0 {
+		network = args[0]
+	}
+	list, err := a.client().Status(ctx, network)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []api.NetworkStatus{}
+	}
+	return a.output(list, func(w io.Writer) error {
+		if len(list) == 0 {
+			_, err := fmt.Fprintln(w, "no networks")
+			return err
+		}
+		now := a.now()
+		for i, st := range list {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			if err := writeStatus(w, st, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeStatus prints one network's live state: its device, addresses,
+// peers and problems.
+func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
+	fmt.Fprintf(w, "network %s  generation %d  node %s\n", st.Name, st.Generation, dash(st.NodeID))
+	backend := dash(st.Backend)
+	if st.PID != 0 {
+		backend += fmt.Sprintf(", data-plane pid %d", st.PID)
+	}
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  interface\t%s\n", dash(st.Interface))
+	fmt.Fprintf(tw, "  backend\t%s\n", backend)
+	fmt.Fprintf(tw, "  namespace\t%s\n", dash(st.Namespace))
+	fmt.Fprintf(tw, "  subnet\t%s\n", joinValid(st.Subnet, st.Subnet6))
+	fmt.Fprintf(tw, "  gateway\t%s\n", joinValid(st.Gateway, st.Gateway6))
+	fmt.Fprintf(tw, "  listen port\t%s\n", itoa(st.ListenPort))
+	fmt.Fprintf(tw, "  public key\t%s\n", dash(st.PublicKey))
+	fmt.Fprintf(tw, "  workloads\t%d\n", st.Workloads)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if len(st.Peers) == 0 {
+		fmt.Fprintln(w, "  no peers")
+	} else {
+		tw = newTable(w)
+		fmt.Fprintln(tw, "  PEER\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX")
+		for _, p := range st.Peers {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Endpoint), joinValid(p.AllowedIPs...),
+				ageText(now, p.LastHandshake), bytesText(p.RxBytes), bytesText(p.TxBytes))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(st.Problems) > 0 {
+		fmt.Fprintln(w, "\n  problems:")
+		for _, p := range st.Problems {
+			fmt.Fprintf(w, "    - %s\n", p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+// Command znetd is the znet node daemon: it keeps this node's networks,
+// serves the API on a Unix socket and runs the data planes. Run as
+// `znetd dataplane ...` it is one network's userspace WireGuard data plane
+// (started by znetd itself, never by hand).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/daemon"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/store"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "dataplane" {
+		os.Exit(overlay.RunDataplane(os.Args[2:]))
+	}
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "znetd:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	nodeID    string
+	stateDir  string
+	socket    string
+	wireguard string
+	logLevel  string
+}
+
+func parseFlags(args []string) (options, error) {
+	host, _ := os.Hostname()
+	o := options{}
+	fs := flag.NewFlagSet("znetd", flag.ContinueOnError)
+	fs.StringVar(&o.nodeID, "node-id", defaultNodeID(host), "this node's id (a DNS label)")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/znet", "where the state file, pid files and data-plane logs live")
+	fs.StringVar(&o.socket, "socket", "/run/znet/znetd.sock", "the API's Unix socket")
+	fs.StringVar(&o.wireguard, "wireguard", "auto", "WireGuard backend: auto, kernel or userspace")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, nil
+}
+
+// defaultNodeID turns the host name into a DNS label.
+func defaultNodeID(host string) string {
+	host = strings.ToLower(strings.SplitN(host, ".", 2)[0])
+	var b strings.Builder
+	for _, r := range host {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	id := strings.Trim(b.String(), "-")
+	if len(id) > 32 {
+		id = strings.Trim(id[:32], "-")
+	}
+	if id == "" {
+		id = "node"
+	}
+	return id
+}
+
+func run(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", o.nodeID)
+
+	// Listen first: a second znetd started by mistake must stop before it
+	// touches anything. Requests wait in the backlog until recovery is done.
+	l, err := api.ListenUnix(o.socket)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	st, err := store.Open(o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	backend, err := overlay.New(o.wireguard, overlay.Options{
+		RunDir: filepath.Join(o.stateDir, "run"),
+		Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("--wireguard %s: %w", o.wireguard, err)
+	}
+	defer closeBackend(backend)
+	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	if err := d.Recover(ctx); err != nil {
+		// Keep serving: the healthy networks work, status explains the rest.
+		log.Error("recovery incomplete", "err", err)
+	}
+	log.Info("recovered state", "took", time.Since(start).Round(time.Millisecond), "backend", backend.Kind())
+
+	srv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("serving", "socket", o.socket)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; data planes keep running")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	os.Remove(o.socket)
+	return nil
+}
+
+func closeBackend(b overlay.Backend) {
+	if c, ok := b.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}

@@ -1,0 +1,188 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// table is one nftables table as Apply installs it and Render shows it.
+type table struct {
+	family nftables.TableFamily
+	chains []chain
+}
+
+// chain is a chain of a table; a base chain has a hook, else it is only
+// reached by jumps.
+type chain struct {
+	name     string
+	hook     *nftables.ChainHook
+	hookName string
+	priority nftables.ChainPriority
+	policy   nftables.ChainPolicy
+	rules    []match
+}
+
+// base reports whether c is attached to a hook.
+func (c chain) base() bool { return c.hook != nil }
+
+// rule joins matches and a verdict into one rule.
+func rule(parts ...match) match {
+	var r match
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		texts = append(texts, p.text)
+		r.exprs = append(r.exprs, p.exprs...)
+	}
+	r.text = strings.Join(texts, " ")
+	return r
+}
+
+var (
+	accept = verdict(expr.VerdictAccept, "")
+	drop   = verdict(expr.VerdictDrop, "")
+)
+
+// build returns the tables of r (normalized): inet first, then bridge.
+func build(r Rules) []table {
+	return []table{inetTable(r), bridgeTable(r)}
+}
+
+// inetTable filters what reaches the gateway and what is routed.
+func inetTable(r Rules) table {
+	input := chain{
+		name: "input", hook: nftables.ChainHookInput, hookName: "input",
+		priority: 0, policy: nftables.ChainPolicyDrop,
+		rules: []match{
+			rule(iifname("lo"), accept),
+			rule(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established", "related"), accept),
+			rule(ctState(expr.CtStateBitINVALID, "invalid"), drop),
+		},
+	}
+	for _, dev := range []string{r.Bridge, r.Overlay} {
+		input.rules = append(input.rules,
+			rule(iifname(dev), l4proto(unix.IPPROTO_ICMP, "icmp"), accept),
+			rule(iifname(dev), l4proto(unix.IPPROTO_ICMPV6, "ipv6-icmp"), accept),
+			rule(iifname(dev), dport(unix.IPPROTO_UDP, "udp", 53), accept),
+			rule(iifname(dev), dport(unix.IPPROTO_TCP, "tcp", 53), accept),
+		)
+	}
+	forward := chain{
+		name: "forward", hook: nftables.ChainHookForward, hookName: "forward",
+		priority: 0, policy: nftables.ChainPolicyDrop,
+		rules: []match{
+			rule(ctState(expr.CtStateBitINVALID, "invalid"), drop),
+			// Bridged between workloads; seen here only with br_netfilter.
+			rule(iifname(r.Bridge), oifname(r.Bridge), accept),
+			rule(iifname(r.Bridge), oifname(r.Overlay), accept),
+			rule(iifname(r.Overlay), oifname(r.Bridge), accept),
+			// Relaying between members that cannot reach each other.
+			rule(iifname(r.Overlay), oifname(r.Overlay), accept),
+		},
+	}
+	output := chain{
+		name: "output", hook: nftables.ChainHookOutput, hookName: "output",
+		priority: 0, policy: nftables.ChainPolicyAccept,
+	}
+	return table{family: nftables.TableFamilyINet, chains: []chain{input, forward, output}}
+}
+
+// bridgeTable checks the source of every frame a workload port sends.
+func bridgeTable(r Rules) table {
+	pre := chain{
+		name: "prerouting", hook: nftables.ChainHookPrerouting, hookName: "prerouting",
+		priority: -200, policy: nftables.ChainPolicyDrop,
+	}
+	chains := []chain{pre}
+	for _, p := range r.Ports {
+		name := portChain(p.IfName)
+		chains[0].rules = append(chains[0].rules, rule(iifname(p.IfName), verdict(expr.VerdictJump, name)))
+		chains = append(chains, chain{name: name, rules: portRules(p)})
+	}
+	return table{family: nftables.TableFamilyBridge, chains: chains}
+}
+
+// portChain names the chain of the port on interface ifname.
+func portChain(ifname string) string { return "port-" + ifname }
+
+// portRules accepts what a workload may send and drops the rest.
+func portRules(p Port) []match {
+	var rules []match
+	ip, arp, ip6 := etherType(etherTypeIPv4, "ip"), etherType(etherTypeARP, "arp"), etherType(etherTypeIPv6, "ip6")
+	if p.IPv4.IsValid() {
+		rules = append(rules,
+			rule(ip, ipSaddr(p.IPv4), accept),
+			rule(arp, arpSaddr(p.IPv4), accept),
+		)
+	}
+	na := []match{ip6, icmpv6Type(icmpv6NeighborAdvert, "nd-neighbor-advert")}
+	if p.IPv6.IsValid() {
+		na = append(na, ndTargetNot(single(p.IPv6)))
+	}
+	na = append(na, ndTargetNot(linkLocal), drop)
+	rules = append(rules,
+		rule(ip6, icmpv6Type(icmpv6RouterAdvert, "nd-router-advert"), drop),
+		rule(ip6, icmpv6Type(icmpv6Redirect, "nd-redirect"), drop),
+		rule(na...),
+	)
+	if p.IPv6.IsValid() {
+		rules = append(rules, rule(ip6, ip6Saddr(single(p.IPv6)), accept))
+	}
+	rules = append(rules,
+		rule(ip6, ip6Saddr(linkLocal), accept),
+		rule(ip6, ip6Saddr(single(netip.IPv6Unspecified())), l4proto(unix.IPPROTO_ICMPV6, "ipv6-icmp"), accept),
+		rule(drop),
+	)
+	return rules
+}
+
+// familyName is how nft names a table family.
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	}
+	return fmt.Sprintf("family-%d", f)
+}
+
+// policyName is how nft names a chain policy.
+func policyName(p nftables.ChainPolicy) string {
+	if p == nftables.ChainPolicyAccept {
+		return "accept"
+	}
+	return "drop"
+}
+
+// Render returns a stable, human-readable text of the rules r produces, in
+// the style of `nft list ruleset`: every table, chain and rule in the order
+// Apply installs them, ports sorted by interface name. It does not check r;
+// Apply does.
+func Render(r Rules) string {
+	r = r.normalized()
+	var b strings.Builder
+	for _, t := range build(r) {
+		fmt.Fprintf(&b, "table %s %s {\n", familyName(t.family), tableName)
+		for i, c := range t.chains {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+			if c.base() {
+				fmt.Fprintf(&b, "\t\ttype filter hook %s priority %d; policy %s;\n",
+					c.hookName, c.priority, policyName(c.policy))
+			}
+			for _, rl := range c.rules {
+				fmt.Fprintf(&b, "\t\t%s\n", rl.text)
+			}
+			b.WriteString("\t}\n")
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}

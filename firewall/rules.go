@@ -1,0 +1,97 @@
+package firewall
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// ErrInvalid is returned (wrapped) by Apply and Remove when the Rules or the
+// namespace handle cannot be used: an empty or too long interface name, a
+// name used twice, an address of the wrong family, or a handle that is not
+// an open file descriptor.
+var ErrInvalid = errors.New("invalid firewall rules")
+
+// tableName is the name of znet's tables in both families.
+const tableName = "znet"
+
+// ifNameSize is IFNAMSIZ: interface names are at most 15 bytes plus NUL.
+const ifNameSize = 16
+
+// Port is one workload's veth port on the bridge and the addresses it may
+// send from. A zero IPv4 or IPv6 address means the workload may not send
+// from any address of that family (IPv6 link-local and :: stay allowed).
+type Port struct {
+	IfName string
+	IPv4   netip.Addr
+	IPv6   netip.Addr
+}
+
+// Rules describes one network namespace's isolation.
+type Rules struct {
+	Bridge  string // the workloads' bridge
+	Overlay string // the WireGuard device
+	Ports   []Port
+}
+
+// normalized returns a copy of r with addresses unmapped and ports sorted
+// by interface name, so equal rule sets render and install identically
+// whatever order the caller lists the ports in.
+func (r Rules) normalized() Rules {
+	out := Rules{Bridge: r.Bridge, Overlay: r.Overlay, Ports: make([]Port, len(r.Ports))}
+	for i, p := range r.Ports {
+		out.Ports[i] = Port{IfName: p.IfName, IPv4: p.IPv4.Unmap(), IPv6: p.IPv6}
+	}
+	slices.SortFunc(out.Ports, func(a, b Port) int { return cmp.Compare(a.IfName, b.IfName) })
+	return out
+}
+
+// validate checks r (normalized) and returns an error wrapping ErrInvalid
+// for the first problem it finds.
+func (r Rules) validate() error {
+	if err := validIfName("bridge", r.Bridge); err != nil {
+		return err
+	}
+	if err := validIfName("overlay", r.Overlay); err != nil {
+		return err
+	}
+	if r.Bridge == r.Overlay {
+		return fmt.Errorf("bridge and overlay are both %q: %w", r.Bridge, ErrInvalid)
+	}
+	seen := map[string]bool{r.Bridge: true, r.Overlay: true}
+	for _, p := range r.Ports {
+		if err := validIfName("port", p.IfName); err != nil {
+			return err
+		}
+		if seen[p.IfName] {
+			return fmt.Errorf("interface %q used twice: %w", p.IfName, ErrInvalid)
+		}
+		seen[p.IfName] = true
+		if p.IPv4.IsValid() && !p.IPv4.Is4() {
+			return fmt.Errorf("port %s: IPv4 address %s is not IPv4: %w", p.IfName, p.IPv4, ErrInvalid)
+		}
+		if p.IPv6.IsValid() && (!p.IPv6.Is6() || p.IPv6.Is4In6()) {
+			return fmt.Errorf("port %s: IPv6 address %s is not IPv6: %w", p.IfName, p.IPv6, ErrInvalid)
+		}
+		if p.IPv6.Zone() != "" {
+			return fmt.Errorf("port %s: IPv6 address %s has a zone: %w", p.IfName, p.IPv6, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// validIfName checks that name can be an interface name.
+func validIfName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s interface name is empty: %w", what, ErrInvalid)
+	case len(name) >= ifNameSize:
+		return fmt.Errorf("%s interface name %q is longer than %d bytes: %w", what, name, ifNameSize-1, ErrInvalid)
+	case strings.ContainsAny(name, "\x00/ \t\n") || name == "." || name == "..":
+		return fmt.Errorf("%s interface name %q has a forbidden character: %w", what, name, ErrInvalid)
+	}
+	return nil
+}
