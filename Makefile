@@ -1,0 +1,61 @@
+# znet — see README.md. Every target that needs system packages installs
+# them first (Debian, as root).
+
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps
+GOLANGCI_VERSION := v2.7.2
+
+.PHONY: all build deps test unit e2e lint fmt vet demo demo-down bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/znetd ./cmd/znet
+
+# deps installs the Debian packages the tests and the demo use.
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+# test runs every test: unit tests (race detector on), privileged tests and
+# the end-to-end tests, which need root.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 $$(go list ./... | grep -v /e2e)
+
+e2e: deps
+	$(GO) test -count=1 -timeout 15m -v ./e2e/
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+
+lint: vet
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...
+
+fuzz:
+	@for t in $$(grep -rl 'func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -ho 'func Fuzz[A-Za-z0-9_]*' $$t/*_test.go | cut -d' ' -f2); do \
+			echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s $$t || exit 1; \
+		done; \
+	done
+
+demo: deps build
+	./scripts/demo.sh
+
+demo-down: build
+	$(BIN)/znet lab down --dir /tmp/znet-lab
+
+bench: deps build
+	@echo "make bench: not built yet (issue 6)"; exit 1
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
+)
+
+// Apply implements api.Service. The spec is checked against what this node
+// reserved and applied before; then the kernel is made to match it, and
+// only when that worked is it committed. A failure half way restores the
+// last good spec (or removes a network that had none).
+func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, error) {
+	s := in.Clone()
+	s.SetDefaults()
+	if err := s.Validate(d.nodeID); err != nil {
+		return api.ApplyResult{}, err
+	}
+	if d.selfIndex(s) < 0 {
+		return api.ApplyResult{}, api.Invalid("nodes", "this node (%s) is not a member; to leave a network, delete it", d.nodeID)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := detach(ctx)
+	defer cancel()
+
+	n, wls, err := d.loadNetwork(s.Name)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		// A spec that lists only this node may come without a reservation.
+		n, err = d.reserveForApply(s)
+		if err != nil {
+			return api.ApplyResult{}, err
+		}
+	case err != nil:
+		return api.ApplyResult{}, err
+	}
+	changed, err := d.checkApply(n, s, wls)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	d.fillSelf(n, s)
+
+	next := *n
+	next.Spec = s
+	if next.Addrs == nil || next.Addrs.Subnet() != d.selfSubnet(s) {
+		if next.Addrs, err = ipam.NewAllocator(d.selfSubnet(s)); err != nil {
+			return api.ApplyResult{}, api.Invalid("nodes", "%v", err)
+		}
+	}
+	if err := d.realize(ctx, &next, s, wls); err != nil {
+		d.rollback(ctx, n, wls)
+		return api.ApplyResult{}, fmt.Errorf("applying %s generation %d: %w", s.Name, s.Generation, err)
+	}
+	// Workloads whose plumbing was lost (reboot, crash) come back on a
+	// re-apply too: re-applying is how an operator repairs a network.
+	d.repairWorkloads(ctx, &next, wls)
+	if err := d.store.Update(func(tx *store.Tx) error { return tx.PutNetwork(&next) }); err != nil {
+		d.rollback(ctx, n, wls)
+		return api.ApplyResult{}, fmt.Errorf("saving %s: %w", s.Name, err)
+	}
+	if changed {
+		d.log.Info("applied", "network", s.Name, "generation", s.Generation, "nodes", len(s.Nodes))
+	}
+	return api.ApplyResult{Name: s.Name, Generation: s.Generation, Changed: changed}, nil
+}
+
+// reserveForApply reserves a network on first apply when the spec lets the
+// node use its own key (no public_key in its entry).
+func (d *Daemon) reserveForApply(s *spec.Spec) (*store.Network, error) {
+	i := d.selfIndex(s)
+	if s.Nodes[i].PublicKey != "" {
+		return nil, api.Conflict(fmt.Sprintf("nodes[%d].public_key", i),
+			"node %s has no reservation for %s; reserve first (znet network reserve %s)", d.nodeID, s.Name, s.Name)
+	}
+	var n *store.Network
+	err := d.store.Update(func(tx *store.Tx) error {
+		var err error
+		if n, err = d.newReservationLocked(tx, s.Name); err != nil {
+			return err
+		}
+		return tx.PutNetwork(n)
+	})
+	return n, err
+}
+
+// checkApply decides whether s may replace what n has and whether it
+// changes anything.
+func (d *Daemon) checkApply(n *store.Network, s *spec.Spec, wls []*store.Workload) (changed bool, err error) {
+	i := d.selfIndex(s)
+	self := s.Nodes[i]
+	if self.PublicKey != "" && self.PublicKey != n.PublicKey {
+		return false, api.Conflict(fmt.Sprintf("nodes[%d].public_key", i),
+			"is not the key node %s reserved for %s (%s)", d.nodeID, s.Name, n.PublicKey)
+	}
+	if self.Endpoint != "" {
+		_, port, err := spec.ParseEndpoint(self.Endpoint)
+		if err == nil && int(port) != n.ListenPort {
+			return false, api.Conflict(fmt.Sprintf("nodes[%d].endpoint", i),
+				"port %d is not the port node %s reserved for %s (%d)", port, d.nodeID, s.Name, n.ListenPort)
+		}
+	}
+	if n.Spec == nil {
+		return true, nil
+	}
+	old := n.Spec
+	switch {
+	case s.Generation < old.Generation:
+		return false, api.Conflict("generation", "%d is older than the applied generation %d", s.Generation, old.Generation)
+	case s.Generation == old.Generation:
+		filled := s.Clone()
+		d.fillSelf(n, filled)
+		if !filled.Equal(old) {
+			return false, api.Conflict("generation", "generation %d is already applied with different content; bump the generation", s.Generation)
+		}
+		return false, nil
+	}
+	if len(wls) > 0 {
+		if d.selfSubnet(s) != d.selfSubnet(old) {
+			return false, api.Conflict(fmt.Sprintf("nodes[%d].subnet", i), "cannot change while %d workloads are attached", len(wls))
+		}
+		if s.IPRange != old.IPRange || s.IPv6Range != old.IPv6Range {
+			return false, api.Conflict("ip_range", "cannot change ranges while %d workloads are attached", len(wls))
+		}
+		if s.MTU != old.MTU {
+			return false, api.Conflict("mtu", "cannot change while %d workloads are attached", len(wls))
+		}
+	}
+	return true, nil
+}
+
+// fillSelf puts the node's reserved key into its own entry when the spec
+// left it out, so the stored spec is complete.
+func (d *Daemon) fillSelf(n *store.Network, s *spec.Spec) {
+	i := d.selfIndex(s)
+	if s.Nodes[i].PublicKey == "" {
+		s.Nodes[i].PublicKey = n.PublicKey
+	}
+}
+
+func (d *Daemon) selfIndex(s *spec.Spec) int {
+	for i, node := range s.Nodes {
+		if node.ID == d.nodeID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (d *Daemon) selfSubnet(s *spec.Spec) netip.Prefix {
+	return s.Nodes[d.selfIndex(s)].Subnet
+}
+
+// rollback puts the kernel back to n's last good spec, or removes what a
+// first apply made. Errors are logged: the caller reports the apply's own.
+func (d *Daemon) rollback(ctx context.Context, n *store.Network, wls []*store.Workload) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if n.Spec != nil {
+		err = d.realize(ctx, n, n.Spec, wls)
+	} else {
+		err = d.teardown(ctx, n.Name, wls)
+	}
+	if err != nil {
+		d.log.Error("rollback incomplete; re-apply to repair", "network", n.Name, "err", err)
+	}
+}

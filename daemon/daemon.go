@@ -1,0 +1,306 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/peers"
+	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
+)
+
+// Default range of UDP ports that networks' WireGuard sockets get.
+const (
+	DefaultPortMin = 51820
+	DefaultPortMax = 52819
+)
+
+// Config is what a Daemon needs.
+type Config struct {
+	NodeID  string
+	Store   *store.Store
+	Backend overlay.Backend
+	Logger  *slog.Logger
+	// PortMin and PortMax bound the UDP ports Reserve hands out.
+	PortMin, PortMax int
+	// Resolve turns endpoint host names into addresses; default: the
+	// system resolver.
+	Resolve peers.Resolver
+	// PortFree reports whether a UDP port is free in the underlay; default:
+	// try to bind it.
+	PortFree func(port int) bool
+}
+
+// Daemon is one node's agent. It implements api.Service.
+type Daemon struct {
+	nodeID  string
+	store   *store.Store
+	backend overlay.Backend
+	log     *slog.Logger
+	resolve peers.Resolver
+	portMin int
+	portMax int
+	free    func(int) bool
+
+	// mu serialises every change to the state and the kernel objects, so
+	// each mutation sees the result of the one before.
+	mu sync.Mutex
+}
+
+var _ api.Service = (*Daemon)(nil)
+
+// New returns a Daemon for cfg. It records the node id in the state at
+// first start and refuses a state dir that belongs to another node.
+func New(cfg Config) (*Daemon, error) {
+	if err := spec.ValidName(cfg.NodeID); err != nil {
+		return nil, fmt.Errorf("node id %q: %w", cfg.NodeID, err)
+	}
+	d := &Daemon{
+		nodeID:  cfg.NodeID,
+		store:   cfg.Store,
+		backend: cfg.Backend,
+		log:     cfg.Logger,
+		resolve: cfg.Resolve,
+		portMin: cfg.PortMin,
+		portMax: cfg.PortMax,
+		free:    cfg.PortFree,
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.resolve == nil {
+		d.resolve = systemResolve
+	}
+	if d.portMin == 0 {
+		d.portMin, d.portMax = DefaultPortMin, DefaultPortMax
+	}
+	if d.free == nil {
+		d.free = udpPortFree
+	}
+	err := d.store.Update(func(tx *store.Tx) error {
+		switch have := tx.NodeID(); have {
+		case "":
+			return tx.SetNodeID(d.nodeID)
+		case d.nodeID:
+			return nil
+		default:
+			return fmt.Errorf("state belongs to node %q, not %q", have, d.nodeID)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// NodeID returns this node's id.
+func (d *Daemon) NodeID() string { return d.nodeID }
+
+func systemResolve(ctx context.Context, host string) (netip.Addr, error) {
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("no address for %s", host)
+	}
+	return addrs[0].Unmap(), nil
+}
+
+func udpPortFree(port int) bool {
+	// The daemon runs in the underlay namespace, so this is where the
+	// WireGuard sockets will be. "udp" on ":port" is dual-stack.
+	c, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Reserve implements api.Service.
+func (d *Daemon) Reserve(ctx context.Context, network string) (api.Reservation, error) {
+	if err := spec.ValidName(network); err != nil {
+		return api.Reservation{}, api.Invalid("name", "%v", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var res api.Reservation
+	err := d.store.Update(func(tx *store.Tx) error {
+		n, err := tx.Network(network)
+		if err == nil {
+			res = api.Reservation{NodeID: d.nodeID, PublicKey: n.PublicKey, ListenPort: n.ListenPort}
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		n, err = d.newReservationLocked(tx, network)
+		if err != nil {
+			return err
+		}
+		res = api.Reservation{NodeID: d.nodeID, PublicKey: n.PublicKey, ListenPort: n.ListenPort}
+		return tx.PutNetwork(n)
+	})
+	if err != nil {
+		return api.Reservation{}, err
+	}
+	d.log.Info("reserved", "network", network, "port", res.ListenPort)
+	return res, nil
+}
+
+// newReservationLocked makes a key and picks the lowest port that no other
+// network of this node uses and that is free in the underlay.
+func (d *Daemon) newReservationLocked(tx *store.Tx, network string) (*store.Network, error) {
+	key, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
+	}
+	all, err := tx.Networks()
+	if err != nil {
+		return nil, err
+	}
+	used := map[int]bool{}
+	for _, n := range all {
+		used[n.ListenPort] = true
+	}
+	for port := d.portMin; port <= d.portMax; port++ {
+		if used[port] || !d.free(port) {
+			continue
+		}
+		return &store.Network{
+			Name:       network,
+			PrivateKey: key.String(),
+			PublicKey:  key.PublicKey().String(),
+			ListenPort: port,
+		}, nil
+	}
+	return nil, api.Conflict("listen_port", "no free UDP port in %d-%d", d.portMin, d.portMax)
+}
+
+// Networks implements api.Service.
+func (d *Daemon) Networks(ctx context.Context) ([]api.NetworkSummary, error) {
+	out := []api.NetworkSummary{}
+	err := d.store.View(func(tx *store.Tx) error {
+		all, err := tx.Networks()
+		if err != nil {
+			return err
+		}
+		for _, n := range all {
+			wls, err := tx.Workloads(n.Name)
+			if err != nil {
+				return err
+			}
+			s := api.NetworkSummary{Name: n.Name, State: "reserved", Workloads: len(wls)}
+			if n.Spec != nil {
+				s.State = "applied"
+				s.Generation = n.Spec.Generation
+				s.IPRange = n.Spec.IPRange
+				s.Nodes = len(n.Spec.Nodes)
+				if self, ok := n.Spec.Node(d.nodeID); ok {
+					s.Subnet = self.Subnet
+				}
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// loadNetwork returns a network and its workloads, or a 404 error.
+func (d *Daemon) loadNetwork(name string) (*store.Network, []*store.Workload, error) {
+	if err := spec.ValidName(name); err != nil {
+		return nil, nil, api.Invalid("name", "%v", err)
+	}
+	var (
+		n   *store.Network
+		wls []*store.Workload
+	)
+	err := d.store.View(func(tx *store.Tx) error {
+		var err error
+		if n, err = tx.Network(name); err != nil {
+			return err
+		}
+		wls, err = tx.Workloads(name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, api.NotFound("name", "no network %s on node %s", name, d.nodeID)
+	}
+	return n, wls, err
+}
+
+// Network implements api.Service.
+func (d *Daemon) Network(ctx context.Context, name string) (api.NetworkDetail, error) {
+	n, wls, err := d.loadNetwork(name)
+	if err != nil {
+		return api.NetworkDetail{}, err
+	}
+	return api.NetworkDetail{Spec: n.Spec, Status: d.status(ctx, n, wls)}, nil
+}
+
+// Status implements api.Service.
+func (d *Daemon) Status(ctx context.Context, network string) ([]api.NetworkStatus, error) {
+	if network != "" {
+		n, wls, err := d.loadNetwork(network)
+		if err != nil {
+			return nil, err
+		}
+		return []api.NetworkStatus{d.status(ctx, n, wls)}, nil
+	}
+	var (
+		nets []*store.Network
+		wls  = map[string][]*store.Workload{}
+	)
+	err := d.store.View(func(tx *store.Tx) error {
+		var err error
+		if nets, err = tx.Networks(); err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []api.NetworkStatus{}
+	for _, n := range nets {
+		out = append(out, d.status(ctx, n, wls[n.Name]))
+	}
+	return out, nil
+}
+
+// subnetsOf returns this node's subnets in an applied network.
+func (d *Daemon) subnetsOf(s *spec.Spec) (ipam.Subnets, error) {
+	self, ok := s.Node(d.nodeID)
+	if !ok {
+		return ipam.Subnets{}, fmt.Errorf("node %s is not a member", d.nodeID)
+	}
+	return ipam.NodeSubnets(s.IPRange, s.IPv6Range, self.Subnet)
+}
+
+// mutationTimeout bounds one change of the kernel objects.
+const mutationTimeout = 2 * time.Minute
+
+// detach returns the context a change runs under once it has started: a
+// client that hangs up must not leave a change half done, so the caller's
+// cancellation is dropped and a fixed bound is put in its place.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), mutationTimeout)
+}

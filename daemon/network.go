@@ -1,0 +1,161 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/peers"
+	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
+)
+
+// nsName returns the name of network's namespace on this node.
+func (d *Daemon) nsName(network string) string { return namespaces.Name(d.nodeID, network) }
+
+// device returns the overlay device of an applied network.
+func (d *Daemon) device(network string, mtu int) overlay.Device {
+	return overlay.Device{
+		IfName: overlay.IfName(d.nodeID, network),
+		NetNS:  namespaces.Path(d.nsName(network)),
+		MTU:    mtu,
+	}
+}
+
+// realize makes the kernel objects of network n (applied with spec s) match
+// it: namespace, bridge, WireGuard device with its key, port and peers,
+// routes and firewall. Workloads' veths are left alone except that the
+// firewall admits exactly wls. It is idempotent and changes only what
+// differs, so healthy tunnels never blink.
+func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload) error {
+	subnets, err := d.subnetsOf(s)
+	if err != nil {
+		return err
+	}
+	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve)
+	if err != nil {
+		return err
+	}
+	name := d.nsName(n.Name)
+	if err := namespaces.Create(name); err != nil {
+		return err
+	}
+	ns, err := namespaces.Open(name)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", name, err)
+	}
+	defer h.Close()
+
+	if lo, err := h.LinkByName("lo"); err == nil {
+		if err := h.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("lo up: %w", err)
+		}
+	}
+	if err := setSysctls(ns); err != nil {
+		return err
+	}
+	gw4 := netip.PrefixFrom(subnets.Gateway4, subnets.V4.Bits())
+	gw6 := netip.PrefixFrom(subnets.Gateway6, subnets.V6.Bits())
+	if _, err := ensureBridge(h, gw4, gw6, s.MTU); err != nil {
+		return err
+	}
+	dev := d.device(n.Name, s.MTU)
+	if _, err := d.backend.Ensure(ctx, dev); err != nil {
+		return fmt.Errorf("wireguard device: %w", err)
+	}
+	if err := d.configureDevice(ctx, dev, n, desired); err != nil {
+		return err
+	}
+	wg, err := h.LinkByName(dev.IfName)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", dev.IfName, err)
+	}
+	if wg.Attrs().MTU != s.MTU {
+		if err := h.LinkSetMTU(wg, s.MTU); err != nil {
+			return fmt.Errorf("setting %s mtu: %w", dev.IfName, err)
+		}
+	}
+	if err := h.LinkSetUp(wg); err != nil {
+		return fmt.Errorf("%s up: %w", dev.IfName, err)
+	}
+	if err := syncRoutes(h, wg, peers.Routes(desired)); err != nil {
+		return err
+	}
+	return firewall.Apply(ns, d.rules(dev, wls))
+}
+
+// configureDevice sets the key and port if they differ and applies the
+// peer difference; a device that already matches is not touched at all.
+func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *store.Network, desired []peers.Peer) error {
+	key, err := wgtypes.ParseKey(n.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("stored key of %s: %w", n.Name, err)
+	}
+	cur, err := d.backend.Show(ctx, dev)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dev.IfName, err)
+	}
+	cfg := peers.Diff(desired, cur.Peers)
+	if cur.PrivateKey != key {
+		cfg.PrivateKey = &key
+	}
+	if cur.ListenPort != n.ListenPort {
+		cfg.ListenPort = &n.ListenPort
+	}
+	if cfg.PrivateKey == nil && cfg.ListenPort == nil && len(cfg.Peers) == 0 {
+		return nil
+	}
+	if err := d.backend.Configure(ctx, dev, cfg); err != nil {
+		return fmt.Errorf("configuring %s: %w", dev.IfName, err)
+	}
+	return nil
+}
+
+// rules returns the firewall of a network with workloads wls.
+func (d *Daemon) rules(dev overlay.Device, wls []*store.Workload) firewall.Rules {
+	r := firewall.Rules{Bridge: bridgeName, Overlay: dev.IfName}
+	for _, w := range wls {
+		r.Ports = append(r.Ports, firewall.Port{IfName: w.HostIf, IPv4: w.IPv4, IPv6: w.IPv6})
+	}
+	return r
+}
+
+// teardown removes every kernel object of network on this node: the data
+// plane, the namespace (and with it the bridge, the veths and, through them,
+// the workloads' ends) and the resolv.conf files written for workloads.
+func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Workload) error {
+	var errs []error
+	dev := d.device(network, 0)
+	if err := d.backend.Delete(ctx, dev); err != nil {
+		errs = append(errs, fmt.Errorf("removing device: %w", err))
+	}
+	for _, w := range wls {
+		removeResolvConf(w)
+	}
+	name := d.nsName(network)
+	id, idErr := namespaces.ID(namespaces.Path(name))
+	if err := namespaces.Delete(name); err != nil {
+		errs = append(errs, err)
+	}
+	if idErr == nil {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := namespaces.WaitGone(wctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("waiting for namespace %s to go: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,115 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/store"
+)
+
+// DeleteNetwork implements api.Service. A network with workloads is kept
+// unless force is set. The state forgets the network only after its kernel
+// objects are gone; a crash in between leaves it listed, and deleting again
+// finishes the job.
+func (d *Daemon) DeleteNetwork(ctx context.Context, name string, force bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	_, wls, err := d.loadNetwork(name)
+	if err != nil {
+		return err
+	}
+	if len(wls) > 0 && !force {
+		names := make([]string, len(wls))
+		for i, w := range wls {
+			names[i] = w.Name
+		}
+		return api.Conflict("name", "network %s still has %d workloads (%s); detach them or use --force",
+			name, len(wls), strings.Join(names, ", "))
+	}
+	if err := d.teardown(ctx, name, wls); err != nil {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	if err := d.store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	d.log.Info("deleted", "network", name, "workloads", len(wls))
+	return nil
+}
+
+// Recover makes the kernel match the state after a start: running data
+// planes and namespaces are adopted as they are (nothing is re-created, no
+// handshake is reset), missing ones are rebuilt (after a reboot), workloads
+// whose namespace still exists are re-attached, and namespaces of this node
+// that the state does not know are removed. A network that cannot be
+// rebuilt is logged and reported by status; the others still come up.
+func (d *Daemon) Recover(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var (
+		nets []*store.Network
+		wls  = map[string][]*store.Workload{}
+	)
+	err := d.store.View(func(tx *store.Tx) error {
+		var err error
+		if nets, err = tx.Networks(); err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	known := map[string]bool{}
+	var errs []error
+	for _, n := range nets {
+		if n.Spec == nil {
+			continue // reserved only: nothing in the kernel yet
+		}
+		known[d.nsName(n.Name)] = true
+		if err := d.realize(ctx, n, n.Spec, wls[n.Name]); err != nil {
+			d.log.Error("recovering network", "network", n.Name, "err", err)
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			continue
+		}
+		d.repairWorkloads(ctx, n, wls[n.Name])
+	}
+	if err := d.removeOrphans(ctx, known); err != nil {
+		errs = append(errs, err)
+	}
+	d.log.Info("recovered", "networks", len(nets), "failed", len(errs))
+	return errors.Join(errs...)
+}
+
+// removeOrphans deletes namespaces (and their data planes) that carry this
+// node's id but belong to no network in the state: leftovers of a delete
+// or a first apply that crashed half way.
+func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error {
+	prefix := namespaces.NodePrefix(d.nodeID)
+	names, err := namespaces.List(prefix)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if known[name] {
+			continue
+		}
+		network := strings.TrimPrefix(name, prefix)
+		d.log.Warn("removing orphan namespace", "namespace", name)
+		if err := d.teardown(ctx, network, nil); err != nil {
+			errs = append(errs, fmt.Errorf("orphan %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

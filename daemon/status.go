@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/store"
+)
+
+// handshakeStale is how old a handshake may be before status calls the
+// link down (WireGuard re-keys every 2 minutes while traffic flows, and
+// keepalives make traffic flow).
+const handshakeStale = 3 * time.Minute
+
+// status reads the live state of n and explains what is wrong.
+func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Workload) api.NetworkStatus {
+	st := api.NetworkStatus{
+		Name:       n.Name,
+		NodeID:     d.nodeID,
+		Namespace:  d.nsName(n.Name),
+		Interface:  overlay.IfName(d.nodeID, n.Name),
+		Backend:    d.backend.Kind(),
+		PublicKey:  n.PublicKey,
+		ListenPort: n.ListenPort,
+		Workloads:  len(wls),
+		Peers:      []api.PeerStatus{},
+	}
+	if n.Spec == nil {
+		st.Problems = append(st.Problems, "reserved only: no spec applied yet")
+		return st
+	}
+	st.Generation = n.Spec.Generation
+	if sub, err := d.subnetsOf(n.Spec); err == nil {
+		st.Subnet, st.Subnet6, st.Gateway, st.Gateway6 = sub.V4, sub.V6, sub.Gateway4, sub.Gateway6
+	}
+	if !namespaces.Exists(st.Namespace) {
+		st.Problems = append(st.Problems, fmt.Sprintf("namespace %s is missing; re-apply or restart znetd to rebuild", st.Namespace))
+		return st
+	}
+	st.PID = d.backend.PID(d.device(n.Name, n.Spec.MTU))
+	dev, err := d.backend.Show(ctx, d.device(n.Name, n.Spec.MTU))
+	if err != nil {
+		st.Problems = append(st.Problems, fmt.Sprintf("wireguard device: %v", err))
+		return st
+	}
+	names := map[string]string{}
+	for _, node := range n.Spec.Nodes {
+		names[node.PublicKey] = node.ID
+	}
+	now := time.Now()
+	for _, p := range dev.Peers {
+		ps := api.PeerStatus{
+			Name:          names[p.PublicKey.String()],
+			PublicKey:     p.PublicKey.String(),
+			LastHandshake: p.LastHandshakeTime,
+			RxBytes:       p.ReceiveBytes,
+			TxBytes:       p.TransmitBytes,
+		}
+		if p.Endpoint != nil {
+			ps.Endpoint = p.Endpoint.String()
+		}
+		for _, a := range p.AllowedIPs {
+			ps.AllowedIPs = append(ps.AllowedIPs, prefixOf(&a))
+		}
+		if ps.LastHandshake.IsZero() {
+			st.Problems = append(st.Problems, fmt.Sprintf("peer %s: no handshake yet", ps.Name))
+		} else if now.Sub(ps.LastHandshake) > handshakeStale {
+			st.Problems = append(st.Problems, fmt.Sprintf("peer %s: last handshake %s ago", ps.Name, now.Sub(ps.LastHandshake).Round(time.Second)))
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Name < st.Peers[j].Name })
+	for _, w := range wls {
+		if !namespaces.IsNetNS(w.NetNS) {
+			st.Problems = append(st.Problems, fmt.Sprintf("workload %s: namespace %s is gone; detach it to free %s", w.Name, w.NetNS, w.IPv4))
+		}
+	}
+	return st
+}

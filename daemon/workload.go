@@ -1,0 +1,418 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
+)
+
+// hostIfName is the bridge-side veth name of a workload: unique inside the
+// network's namespace and short enough for IFNAMSIZ.
+func hostIfName(workload string) string {
+	sum := sha256.Sum256([]byte(workload))
+	return "vw" + hex.EncodeToString(sum[:])[:10]
+}
+
+// Attach implements api.Service.
+func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachRequest) (api.Attachment, error) {
+	if err := spec.ValidName(req.Name); err != nil {
+		return api.Attachment{}, api.Invalid("name", "%v", err)
+	}
+	if req.IfName != "" && !validIfName(req.IfName) {
+		return api.Attachment{}, api.Invalid("ifname", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", req.IfName)
+	}
+	if req.NetNS == "" {
+		return api.Attachment{}, api.Invalid("netns", "is required (a path such as /run/netns/NAME or /proc/PID/ns/net)")
+	}
+	if !namespaces.IsNetNS(req.NetNS) {
+		return api.Attachment{}, api.Invalid("netns", "%s is not a network namespace", req.NetNS)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	n, wls, err := d.loadNetwork(network)
+	if err != nil {
+		return api.Attachment{}, err
+	}
+	if n.Spec == nil {
+		return api.Attachment{}, api.Conflict("network", "network %s is reserved but not applied yet", network)
+	}
+	for _, w := range wls {
+		if w.Name == req.Name {
+			return api.Attachment{}, api.Conflict("name", "workload %s is already attached to %s (%s)", req.Name, network, w.IPv4)
+		}
+	}
+	subnets, err := d.subnetsOf(n.Spec)
+	if err != nil {
+		return api.Attachment{}, err
+	}
+	w, err := d.allocate(n, subnets, req)
+	if err != nil {
+		return api.Attachment{}, err
+	}
+	if err := d.plumb(ctx, n, subnets, w, req.IfName == ""); err != nil {
+		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
+	}
+	all := append(append([]*store.Workload{}, wls...), w)
+	if err := d.applyFirewall(n, all); err != nil {
+		d.unplumb(n, w)
+		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
+	}
+	err = d.store.Update(func(tx *store.Tx) error {
+		if err := tx.PutWorkload(w); err != nil {
+			return err
+		}
+		return tx.PutNetwork(n)
+	})
+	if err != nil {
+		d.unplumb(n, w)
+		_ = d.applyFirewall(n, wls)
+		return api.Attachment{}, fmt.Errorf("saving %s: %w", req.Name, err)
+	}
+	d.log.Info("attached", "network", network, "workload", w.Name, "ipv4", w.IPv4, "netns", w.NetNS)
+	return api.Attachment{
+		IPv4: w.IPv4, IPv6: w.IPv6,
+		Gateway: subnets.Gateway4, Gateway6: subnets.Gateway6,
+		DNS:       []netip.Addr{subnets.Gateway4, subnets.Gateway6},
+		Interface: w.IfName,
+	}, nil
+}
+
+// allocate takes an address for the workload from n's allocator (changed
+// in memory only; the caller commits it with the workload).
+func (d *Daemon) allocate(n *store.Network, subnets ipam.Subnets, req api.AttachRequest) (*store.Workload, error) {
+	owner := "workload/" + req.Name
+	addr := req.IPv4
+	if addr.IsValid() {
+		addr = addr.Unmap()
+		if err := n.Addrs.Reserve(addr, owner); err != nil {
+			if errors.Is(err, ipam.ErrTaken) {
+				other, _ := n.Addrs.Owner(addr)
+				return nil, api.Conflict("ipv4", "%s is taken by %s", addr, other)
+			}
+			return nil, api.Invalid("ipv4", "%v (this node's subnet is %s)", err, subnets.V4)
+		}
+	} else {
+		var err error
+		if addr, err = n.Addrs.Allocate(owner); err != nil {
+			return nil, api.Conflict("ipv4", "no free address in %s: %v", subnets.V4, err)
+		}
+	}
+	return &store.Workload{
+		Network: n.Name,
+		Name:    req.Name,
+		NetNS:   req.NetNS,
+		IfName:  req.IfName,
+		HostIf:  hostIfName(req.Name),
+		IPv4:    addr,
+		IPv6:    subnets.Twin(addr),
+	}, nil
+}
+
+// plumb makes the veth pair of w: one end on the network's bridge, the
+// other in the workload's namespace with its addresses and routes. When
+// pickName is set, w.IfName is chosen as the first free znetN. On error
+// nothing is left behind.
+func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload, pickName bool) error {
+	netNS, err := namespaces.Open(d.nsName(n.Name))
+	if err != nil {
+		return err
+	}
+	defer netNS.Close()
+	wlNS, err := namespaces.Open(w.NetNS)
+	if err != nil {
+		return api.Invalid("netns", "%v", err)
+	}
+	defer wlNS.Close()
+	h, err := netlink.NewHandleAt(netNS)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	wh, err := netlink.NewHandleAt(wlNS)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+
+	if pickName {
+		if w.IfName, err = freeIfName(wh); err != nil {
+			return err
+		}
+	} else if _, err := wh.LinkByName(w.IfName); err == nil {
+		return api.Conflict("ifname", "%s already exists in %s", w.IfName, w.NetNS)
+	}
+	br, err := h.LinkByName(bridgeName)
+	if err != nil {
+		return fmt.Errorf("finding bridge: %w", err)
+	}
+	if old, err := h.LinkByName(w.HostIf); err == nil {
+		// A leftover of an attach that crashed before it was saved.
+		_ = h.LinkDel(old)
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: w.HostIf, MTU: n.Spec.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:      w.IfName,
+		PeerMTU:       uint32(n.Spec.MTU),
+		PeerNamespace: netlink.NsFd(wlNS),
+	}
+	if err := h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("adding veth: %w", err)
+	}
+	if err := d.configureWorkloadSide(wh, n.Spec, subnets, w); err != nil {
+		d.unplumb(n, w)
+		return err
+	}
+	host, err := h.LinkByName(w.HostIf)
+	if err == nil {
+		err = h.LinkSetUp(host)
+	}
+	if err != nil {
+		d.unplumb(n, w)
+		return fmt.Errorf("veth up: %w", err)
+	}
+	if w.ResolvConf, err = writeResolvConf(w, n.Name, d.nodeID, subnets.Gateway4); err != nil {
+		d.unplumb(n, w)
+		return err
+	}
+	return nil
+}
+
+// configureWorkloadSide gives the workload's end its addresses, MTU and a
+// route for the network's ranges via the gateway. No default route: the
+// network has no way out.
+func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets ipam.Subnets, w *store.Workload) error {
+	link, err := wh.LinkByName(w.IfName)
+	if err != nil {
+		return fmt.Errorf("finding %s in workload: %w", w.IfName, err)
+	}
+	want := []netip.Prefix{
+		netip.PrefixFrom(w.IPv4, subnets.V4.Bits()),
+		netip.PrefixFrom(w.IPv6, subnets.V6.Bits()),
+	}
+	if err := syncAddrs(wh, link, want); err != nil {
+		return err
+	}
+	if err := wh.LinkSetUp(link); err != nil {
+		return fmt.Errorf("%s up: %w", w.IfName, err)
+	}
+	routes := []struct {
+		dst netip.Prefix
+		gw  netip.Addr
+	}{{s.IPRange, subnets.Gateway4}, {s.IPv6Range, subnets.Gateway6}}
+	for _, r := range routes {
+		if r.dst.Bits() == subnetBits(r.dst, subnets) {
+			continue // the range is the subnet: on-link already
+		}
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.dst), Gw: r.gw.AsSlice()}
+		if err := wh.RouteReplace(route); err != nil {
+			return fmt.Errorf("route %s via %s: %w", r.dst, r.gw, err)
+		}
+	}
+	return nil
+}
+
+func subnetBits(p netip.Prefix, s ipam.Subnets) int {
+	if p.Addr().Is4() {
+		return s.V4.Bits()
+	}
+	return s.V6.Bits()
+}
+
+// unplumb removes w's veth pair (deleting one end removes both) and the
+// resolv.conf written for it. Errors are ignored: the objects may be gone.
+func (d *Daemon) unplumb(n *store.Network, w *store.Workload) {
+	removeResolvConf(w)
+	ns, err := namespaces.Open(d.nsName(n.Name))
+	if err != nil {
+		return
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	if link, err := h.LinkByName(w.HostIf); err == nil {
+		_ = h.LinkDel(link)
+	}
+}
+
+func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
+	ns, err := namespaces.Open(d.nsName(n.Name))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls))
+}
+
+// Detach implements api.Service.
+func (d *Daemon) Detach(ctx context.Context, network, name string) error {
+	if err := spec.ValidName(name); err != nil {
+		return api.Invalid("workload", "%v", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	n, wls, err := d.loadNetwork(network)
+	if err != nil {
+		return err
+	}
+	var (
+		w    *store.Workload
+		rest []*store.Workload
+	)
+	for _, x := range wls {
+		if x.Name == name {
+			w = x
+		} else {
+			rest = append(rest, x)
+		}
+	}
+	if w == nil {
+		return api.NotFound("workload", "no workload %s in %s", name, network)
+	}
+	d.unplumb(n, w)
+	if err := d.applyFirewall(n, rest); err != nil {
+		return fmt.Errorf("detaching %s: %w", name, err)
+	}
+	n.Addrs.Release(w.IPv4)
+	err = d.store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteWorkload(network, name); err != nil {
+			return err
+		}
+		return tx.PutNetwork(n)
+	})
+	if err != nil {
+		return fmt.Errorf("saving detach of %s: %w", name, err)
+	}
+	d.log.Info("detached", "network", network, "workload", name)
+	return nil
+}
+
+// Workloads implements api.Service.
+func (d *Daemon) Workloads(ctx context.Context, network string) ([]api.Workload, error) {
+	_, wls, err := d.loadNetwork(network)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Workload{}
+	for _, w := range wls {
+		state := api.StateAttached
+		if !namespaces.IsNetNS(w.NetNS) {
+			state = api.StateNetNSGone
+		}
+		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: state})
+	}
+	return out, nil
+}
+
+// repairWorkloads re-plumbs the workloads whose namespace exists but whose
+// veth is missing (after a reboot or a crash). Failures are logged and
+// shown by status; they do not fail the network.
+func (d *Daemon) repairWorkloads(ctx context.Context, n *store.Network, wls []*store.Workload) {
+	if len(wls) == 0 {
+		return
+	}
+	subnets, err := d.subnetsOf(n.Spec)
+	if err != nil {
+		return
+	}
+	present := d.hostLinks(n.Name)
+	for _, w := range wls {
+		if present[w.HostIf] || !namespaces.IsNetNS(w.NetNS) {
+			continue
+		}
+		if err := d.plumb(ctx, n, subnets, w, false); err != nil {
+			d.log.Warn("re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
+			continue
+		}
+		d.log.Info("re-attached", "network", n.Name, "workload", w.Name)
+	}
+}
+
+// hostLinks returns the names of the links in network's namespace.
+func (d *Daemon) hostLinks(network string) map[string]bool {
+	out := map[string]bool{}
+	ns, err := namespaces.Open(d.nsName(network))
+	if err != nil {
+		return out
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return out
+	}
+	defer h.Close()
+	links, _ := retryDump(h.LinkList)
+	for _, l := range links {
+		out[l.Attrs().Name] = true
+	}
+	return out
+}
+
+func freeIfName(h *netlink.Handle) (string, error) {
+	for i := range 100 {
+		name := fmt.Sprintf("znet%d", i)
+		if _, err := h.LinkByName(name); err != nil {
+			return name, nil
+		}
+	}
+	return "", api.Conflict("ifname", "znet0..znet99 all exist in the workload's namespace")
+}
+
+func validIfName(s string) bool {
+	return len(s) > 0 && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n")
+}
+
+// writeResolvConf writes /etc/netns/NAME/resolv.conf for a workload in a
+// named namespace (ip netns exec bind-mounts it over /etc/resolv.conf).
+// It returns the path it wrote, or "" for unnamed namespaces.
+func writeResolvConf(w *store.Workload, network, nodeID string, gw netip.Addr) (string, error) {
+	dir, ok := strings.CutPrefix(w.NetNS, namespaces.Dir+"/")
+	if !ok || strings.Contains(dir, "/") {
+		return "", nil
+	}
+	path := filepath.Join("/etc/netns", dir, "resolv.conf")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("writing resolv.conf: %w", err)
+	}
+	body := fmt.Sprintf("# written by znetd (node %s) for workload %s of network %s\nnameserver %s\nsearch %s.internal\n",
+		nodeID, w.Name, network, gw, network)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return "", fmt.Errorf("writing resolv.conf: %w", err)
+	}
+	return path, nil
+}
+
+// removeResolvConf removes the resolv.conf written for w, unless something
+// else (another network's attach) has rewritten it since.
+func removeResolvConf(w *store.Workload) {
+	if w.ResolvConf == "" {
+		return
+	}
+	b, err := os.ReadFile(w.ResolvConf)
+	if err != nil || !strings.Contains(string(b), "for workload "+w.Name+" of network "+w.Network+"\n") {
+		return
+	}
+	os.Remove(w.ResolvConf)
+	os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
+}

@@ -1,0 +1,180 @@
+package overlay
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/znet/znet/namespaces"
+)
+
+// underlayFd is the file descriptor on which a data plane gets the handle
+// of the underlay namespace.
+const underlayFd = 3
+
+// RunDataplane is the main of the userspace data-plane process, run as
+// `znetd dataplane --ifname X --mtu N` inside the network's namespace with
+// the underlay namespace passed as fd 3. args are the arguments after the
+// program name; a leading "dataplane" is skipped. It serves the device until
+// SIGTERM or SIGINT, then closes it and removes its UAPI socket, and returns
+// the exit code: 0 after a clean stop, 1 on a runtime failure, 2 on bad
+// arguments. It logs to stderr. The private key never passes through its
+// arguments or environment: znetd sets it through the UAPI socket.
+func RunDataplane(args []string) int {
+	if len(args) > 0 && args[0] == "dataplane" {
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	ifname := fs.String("ifname", "", "name of the WireGuard device (required)")
+	mtu := fs.Int("mtu", DefaultMTU, "MTU of the device")
+	verbose := fs.Bool("verbose", false, "log WireGuard's own debug messages")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || checkIfName(*ifname) != nil || (Device{IfName: *ifname, NetNS: "-", MTU: *mtu}).check() != nil {
+		fmt.Fprintf(os.Stderr, "dataplane: bad arguments %q\n", args)
+		fs.Usage()
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
+		With("ifname", *ifname, "pid", os.Getpid())
+	if err := serveDataplane(log, *ifname, *mtu, netns.NsHandle(underlayFd)); err != nil {
+		log.Error("data plane failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serveDataplane runs the device ifname until a signal arrives or the
+// device or its UAPI listener fails.
+func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsHandle) error {
+	if !namespaces.IsNetNS(fmt.Sprintf("/proc/self/fd/%d", underlay)) {
+		return fmt.Errorf("fd %d: %w", underlay, namespaces.ErrNotNetNS)
+	}
+	// Before anything exists, so that an early SIGTERM still cleans up.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
+	defer signal.Stop(term)
+
+	tdev, err := tun.CreateTUN(ifname, mtu)
+	if err != nil {
+		return fmt.Errorf("creating tun %s: %w", ifname, err)
+	}
+	bind := &underlayBind{Bind: conn.NewDefaultBind(), underlay: underlay}
+	dev := device.NewDevice(tdev, bind, wgLogger(log))
+	defer dev.Close() // closes tdev and the bind too
+
+	uapiFile, err := ipc.UAPIOpen(ifname)
+	if err != nil {
+		return fmt.Errorf("opening UAPI socket: %w", err)
+	}
+	uapi, err := ipc.UAPIListen(ifname, uapiFile)
+	uapiFile.Close()
+	if err != nil {
+		return fmt.Errorf("listening on UAPI socket: %w", err)
+	}
+	defer os.Remove(socketPath(ifname))
+	defer uapi.Close()
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			c, err := uapi.Accept()
+			if err != nil {
+				errs <- err
+				return
+			}
+			go dev.IpcHandle(c)
+		}
+	}()
+
+	if err := linkUp(ifname); err != nil {
+		return err
+	}
+	log.Info("data plane running", "mtu", mtu)
+
+	select {
+	case sig := <-term:
+		log.Info("stopping", "signal", sig.String())
+		return nil
+	case err := <-errs:
+		if errors.Is(err, net.ErrClosed) {
+			return errors.New("UAPI socket removed")
+		}
+		return fmt.Errorf("UAPI listener: %w", err)
+	case <-dev.Wait():
+		return errors.New("device closed")
+	}
+}
+
+// linkUp brings ifname up in the process's own namespace.
+func linkUp(ifname string) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", ifname, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("setting %s up: %w", ifname, err)
+	}
+	return nil
+}
+
+// underlayBind is a conn.Bind whose sockets are opened in the underlay
+// namespace: a socket keeps the namespace of the thread that made it, so
+// Open runs on a locked thread switched into the underlay and back, and
+// everything else of the process stays in the network's namespace.
+type underlayBind struct {
+	conn.Bind
+	underlay netns.NsHandle
+}
+
+// Open opens the wrapped Bind from inside the underlay namespace.
+func (b *underlayBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	var (
+		fns     []conn.ReceiveFunc
+		actual  uint16
+		openErr error
+	)
+	err := namespaces.Do(b.underlay, func() error {
+		fns, actual, openErr = b.Bind.Open(port)
+		return nil
+	})
+	if err != nil {
+		if openErr == nil && fns != nil {
+			b.Bind.Close()
+		}
+		return nil, 0, fmt.Errorf("opening sockets in underlay: %w", err)
+	}
+	// Returned as is: wireguard-go may compare it (ErrBindAlreadyOpen).
+	return fns, actual, openErr
+}
+
+// wgLogger sends wireguard-go's log lines to log: errors as errors, the
+// rest at debug level.
+func wgLogger(log *slog.Logger) *device.Logger {
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
+		Errorf:   func(format string, args ...any) { log.Error(fmt.Sprintf(format, args...)) },
+	}
+}

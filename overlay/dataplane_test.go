@@ -1,0 +1,123 @@
+package overlay
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/znet/znet/namespaces"
+)
+
+// TestUnderlayBind checks that the bind's sockets are made in the underlay
+// namespace while the calling process stays where it is, and that packets
+// sent there arrive.
+func TestUnderlayBind(t *testing.T) {
+	skipUnlessRoot(t)
+	goroutineLeakCheck(t)
+	name := "zt-ov-" + randomSuffix(t) + "-u"
+	ul := createNS(t, name)
+	h, err := netlink.NewHandleAt(ul)
+	require.NoError(t, err)
+	lo, err := h.LinkByName("lo")
+	require.NoError(t, err)
+	require.NoError(t, h.LinkSetUp(lo))
+	h.Close()
+	own := namespaceLink(t)
+
+	b := &underlayBind{Bind: conn.NewDefaultBind(), underlay: ul}
+	fns, port, err := b.Open(0)
+	require.NoError(t, err)
+	defer b.Close()
+	require.NotEmpty(t, fns)
+	require.NotZero(t, port)
+	assert.Equal(t, own, namespaceLink(t), "no thread left in the underlay")
+	assert.True(t, listens(udpPorts(t, name), int(port)), "socket in the underlay")
+
+	_, _, err = b.Open(0)
+	assert.Equal(t, conn.ErrBindAlreadyOpen, err, "wrapped bind errors pass unchanged")
+
+	// Send a datagram to the bind from inside the underlay.
+	payload := []byte("hello underlay")
+	require.NoError(t, namespaces.Do(ul, func() error {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	}))
+	n := b.BatchSize()
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	sizes := make([]int, n)
+	eps := make([]conn.Endpoint, n)
+	got, err := fns[0](bufs, sizes, eps) // fns[0] is IPv4
+	require.NoError(t, err)
+	require.Equal(t, 1, got)
+	assert.Equal(t, payload, bufs[0][:sizes[0]])
+	assert.Equal(t, "127.0.0.1", eps[0].DstIP().String())
+	require.NoError(t, b.Close())
+}
+
+// namespaceLink returns the namespace of the calling process's threads,
+// failing if they are not all in one.
+func namespaceLink(t *testing.T) string {
+	t.Helper()
+	tids, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	links := map[string]bool{}
+	for _, tid := range tids {
+		l, err := os.Readlink("/proc/self/task/" + tid.Name() + "/ns/net")
+		if err == nil {
+			links[l] = true
+		}
+	}
+	require.Len(t, links, 1, "threads in several namespaces: %v", links)
+	for l := range links {
+		return l
+	}
+	return ""
+}
+
+// TestDataplaneRefusesBadUnderlay starts the data plane with fd 3 not a
+// namespace (inside a throwaway namespace, so nothing could leak): it must
+// exit with 1 before creating anything.
+func TestDataplaneRefusesBadUnderlay(t *testing.T) {
+	skipUnlessRoot(t)
+	name := "zt-ov-" + randomSuffix(t) + "-n"
+	ns := createNS(t, name)
+	devnull, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer devnull.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(os.Args[0], dataplaneArgs("zt0bad", 1420)...)
+	cmd.Env = append(os.Environ(), dataplaneEnv+"=1")
+	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{devnull}
+	require.NoError(t, namespaces.Start(cmd, ns))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("data plane did not exit")
+	}
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 1, ee.ExitCode())
+	assert.Contains(t, stderr.String(), "not a network namespace")
+	assert.NoFileExists(t, socketPath("zt0bad"))
+}

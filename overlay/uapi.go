@@ -1,0 +1,102 @@
+package overlay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketDir is where userspace WireGuard devices put their UAPI sockets
+// (<SocketDir>/<ifname>.sock), shared by every namespace of the machine.
+const SocketDir = "/var/run/wireguard"
+
+// uapiTimeout bounds one question to a data plane's UAPI socket.
+const uapiTimeout = 2 * time.Second
+
+// socketPath returns the UAPI socket of ifname.
+func socketPath(ifname string) string {
+	return filepath.Join(SocketDir, ifname+".sock")
+}
+
+// uapiAnswers asks the UAPI socket of ifname for its state ("get=1") and
+// returns the pid of the process serving it (from SO_PEERCRED) if it
+// answers with errno=0 within uapiTimeout (or ctx).
+func uapiAnswers(ctx context.Context, ifname string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, uapiTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socketPath(ifname))
+	if err != nil {
+		return 0, fmt.Errorf("asking %s: %w", ifname, err)
+	}
+	defer c.Close()
+	pid, err := peerPid(c)
+	if err != nil {
+		return 0, fmt.Errorf("asking %s: %w", ifname, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := c.SetDeadline(dl); err != nil {
+			return 0, fmt.Errorf("asking %s: %w", ifname, err)
+		}
+	}
+	if _, err := c.Write([]byte("get=1\n\n")); err != nil {
+		return 0, fmt.Errorf("asking %s: %w", ifname, err)
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "errno="); ok {
+			if v != "0" {
+				return 0, fmt.Errorf("asking %s: errno %s", ifname, v)
+			}
+			return pid, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("asking %s: %w", ifname, err)
+	}
+	return 0, fmt.Errorf("asking %s: no answer", ifname)
+}
+
+// peerPid returns the pid of the process that made the listening end of
+// the Unix connection c.
+func peerPid(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0, fmt.Errorf("not a unix connection: %T", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, fmt.Errorf("reading peer credentials: %w", credErr)
+	}
+	return int(cred.Pid), nil
+}
+
+// wgctrlErr wraps an error of wgctrl about ifname, turning a missing device
+// or a socket nobody listens on into ErrNotFound.
+func wgctrlErr(doing, ifname string, err error) error {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENODEV) {
+		return fmt.Errorf("%s %s: %w: %v", doing, ifname, ErrNotFound, err)
+	}
+	return fmt.Errorf("%s %s: %w", doing, ifname, err)
+}

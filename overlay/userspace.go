@@ -1,0 +1,359 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.zx2c4.com/wireguard/wgctrl"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/namespaces"
+)
+
+// ErrClosed is returned by the methods of a closed backend.
+var ErrClosed = errors.New("backend closed")
+
+const (
+	// startTimeout bounds how long Ensure waits for a new data plane to
+	// answer when ctx has no earlier deadline.
+	startTimeout = 15 * time.Second
+	// defaultTermGrace is how long a data plane gets to exit after SIGTERM
+	// before it is killed.
+	defaultTermGrace = 5 * time.Second
+	// killWait is how long a killed data plane may take to vanish.
+	killWait = 5 * time.Second
+	// reapInterval is how often children that exited on their own are
+	// reaped.
+	reapInterval = 250 * time.Millisecond
+)
+
+// Userspace is the userspace backend: one data-plane process per device
+// (RunDataplane), forked inside the device's namespace. Data planes outlive
+// the backend and the daemon: Close leaves them running and a later backend
+// with the same RunDir adopts them.
+type Userspace struct {
+	log       *slog.Logger
+	underlay  netns.NsHandle // owned
+	runDir    string
+	exe       string
+	env       []string
+	wg        *wgctrl.Client
+	termGrace time.Duration
+	devices   keyedMutex
+
+	mu       sync.Mutex
+	children map[int]*child // started by us and not reaped yet
+	closed   bool
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// child is a data plane this backend started.
+type child struct {
+	ifname string
+	exited chan struct{} // closed once reaped
+}
+
+var _ Backend = (*Userspace)(nil)
+
+// newUserspace returns a userspace backend; it starts the reaper.
+func newUserspace(opts Options) (*Userspace, error) {
+	if opts.RunDir == "" {
+		return nil, fmt.Errorf("userspace backend: no run directory: %w", os.ErrInvalid)
+	}
+	exe := opts.Exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding data-plane binary: %w", err)
+		}
+	}
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating run directory: %w", err)
+	}
+	wg, err := wgctrl.New()
+	if err != nil {
+		return nil, fmt.Errorf("opening wgctrl: %w", err)
+	}
+	underlay, err := underlayHandle(opts.Underlay)
+	if err != nil {
+		wg.Close()
+		return nil, err
+	}
+	b := &Userspace{
+		log:       logger(opts.Logger).With("backend", "userspace"),
+		underlay:  underlay,
+		runDir:    opts.RunDir,
+		exe:       exe,
+		env:       opts.Env,
+		wg:        wg,
+		termGrace: defaultTermGrace,
+		children:  map[int]*child{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	go b.reaper()
+	return b, nil
+}
+
+// Kind returns "userspace".
+func (b *Userspace) Kind() string { return "userspace" }
+
+// Close stops the backend's reaper and releases its handles. It does not
+// stop any data plane: they keep forwarding without the daemon. It is safe
+// to call twice.
+func (b *Userspace) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		close(b.stop)
+		<-b.done
+		err = errors.Join(b.wg.Close(), b.underlay.Close())
+	})
+	return err
+}
+
+func (b *Userspace) pidFile(ifname string) string {
+	return filepath.Join(b.runDir, ifname+".pid")
+}
+
+func (b *Userspace) logFile(ifname string) string {
+	return filepath.Join(b.runDir, ifname+".log")
+}
+
+func (b *Userspace) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// PID returns the pid of d's data plane as recorded in its pid file, if that
+// process runs and is d's data plane, or 0.
+func (b *Userspace) PID(d Device) int {
+	if checkIfName(d.IfName) != nil {
+		return 0
+	}
+	pid, err := readPidFile(b.pidFile(d.IfName))
+	if err != nil || !isDataplane(pid, d.IfName) {
+		return 0
+	}
+	return pid
+}
+
+// Ensure adopts d's data plane if it runs in d's namespace and answers on
+// its UAPI socket; otherwise it stops whatever is left of it and starts a
+// new one, then waits (bounded by ctx) until that one answers.
+func (b *Userspace) Ensure(ctx context.Context, d Device) (int, error) {
+	if err := d.check(); err != nil {
+		return 0, err
+	}
+	if b.isClosed() {
+		return 0, ErrClosed
+	}
+	defer b.devices.lock(d.IfName)()
+	wantIno, err := pathIno(d.NetNS)
+	if err != nil || !namespaces.IsNetNS(d.NetNS) {
+		return 0, fmt.Errorf("ensuring %s: namespace %s: %w", d.IfName, d.NetNS, errors.Join(err, namespaces.ErrNotNetNS))
+	}
+	pidFile := b.pidFile(d.IfName)
+	if pid := b.find(d.IfName); pid != 0 {
+		ino, inoErr := netnsIno(pid)
+		var reason error
+		switch {
+		case inoErr != nil:
+			reason = inoErr
+		case ino != wantIno:
+			reason = fmt.Errorf("runs in another namespace (net:[%d])", ino)
+		default:
+			server, err := uapiAnswers(ctx, d.IfName)
+			if err == nil && server != pid {
+				err = fmt.Errorf("its socket is served by pid %d", server)
+			}
+			reason = err
+		}
+		if reason == nil {
+			if got, err := readPidFile(pidFile); err != nil || got != pid {
+				if err := writePidFile(pidFile, pid); err != nil {
+					return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
+				}
+			}
+			b.log.Debug("adopted data plane", "ifname", d.IfName, "pid", pid)
+			return pid, nil
+		}
+		b.log.Warn("replacing data plane", "ifname", d.IfName, "pid", pid, "reason", reason)
+		if err := b.terminate(ctx, pid, d.IfName); err != nil {
+			return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
+		}
+	}
+	if err := waitLinkGone(ctx, d); err != nil {
+		return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
+	}
+	pid, err := b.start(ctx, d)
+	if err != nil {
+		return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
+	}
+	return pid, nil
+}
+
+// start forks a data plane for d inside d's namespace and waits until it
+// answers. On failure the process is stopped again.
+func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
+	if err := os.MkdirAll(b.runDir, 0o700); err != nil {
+		return 0, fmt.Errorf("creating run directory: %w", err)
+	}
+	logPath := b.logFile(d.IfName)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("opening data-plane log: %w", err)
+	}
+	defer logf.Close()
+	ns, err := namespaces.Open(d.NetNS)
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Close()
+	ufd, err := dupFd(int(b.underlay))
+	if err != nil {
+		return 0, fmt.Errorf("duplicating underlay handle: %w", err)
+	}
+	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
+	defer underlay.Close()
+
+	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu())...)
+	cmd.Env = append(os.Environ(), b.env...)
+	cmd.Dir = "/" // pin no directory of the daemon
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{underlay} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if err := namespaces.Start(cmd, ns); err != nil {
+		b.mu.Unlock()
+		return 0, err
+	}
+	pid := cmd.Process.Pid
+	c := &child{ifname: d.IfName, exited: make(chan struct{})}
+	b.children[pid] = c
+	b.mu.Unlock()
+	// The reaper waits for the child by pid, so that Close need not wait
+	// for data planes to exit.
+	cmd.Process.Release()
+	b.log.Info("started data plane", "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
+
+	if err := writePidFile(b.pidFile(d.IfName), pid); err != nil {
+		return 0, errors.Join(err, b.terminate(context.WithoutCancel(ctx), pid, d.IfName))
+	}
+	if err := b.waitReady(ctx, pid, c); err != nil {
+		err = fmt.Errorf("data plane %d: %w", pid, err)
+		if t := tail(logPath, 512); t != "" {
+			err = fmt.Errorf("%w; log: %s", err, t)
+		}
+		kerr := b.terminate(context.WithoutCancel(ctx), pid, d.IfName)
+		removeIfExists(b.pidFile(d.IfName))
+		return 0, errors.Join(err, kerr)
+	}
+	return pid, nil
+}
+
+// waitReady polls until the data plane's UAPI socket answers, the child
+// exits, or ctx (at most startTimeout) ends.
+func (b *Userspace) waitReady(ctx context.Context, pid int, c *child) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	delay := 5 * time.Millisecond
+	for {
+		server, err := uapiAnswers(ctx, c.ifname)
+		if err == nil && server == pid {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("socket served by pid %d", server)
+		}
+		b.reap(pid)
+		select {
+		case <-c.exited:
+			return errors.New("exited during start")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for UAPI socket: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// Delete stops d's data plane (SIGTERM, SIGKILL after a grace period),
+// waits until it is gone and removes its pid file, log and socket.
+func (b *Userspace) Delete(ctx context.Context, d Device) error {
+	if err := checkIfName(d.IfName); err != nil {
+		return err
+	}
+	if b.isClosed() {
+		return ErrClosed
+	}
+	defer b.devices.lock(d.IfName)()
+	if pid := b.find(d.IfName); pid != 0 {
+		if err := b.terminate(ctx, pid, d.IfName); err != nil {
+			return fmt.Errorf("deleting %s: %w", d.IfName, err)
+		}
+		b.log.Info("stopped data plane", "ifname", d.IfName, "pid", pid)
+	}
+	var errs []error
+	errs = append(errs, removeIfExists(b.pidFile(d.IfName)), removeIfExists(b.logFile(d.IfName)))
+	// A socket that still answers belongs to a process that is not ours.
+	if _, err := uapiAnswers(ctx, d.IfName); err != nil {
+		errs = append(errs, removeIfExists(socketPath(d.IfName)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deleting %s: %w", d.IfName, err)
+	}
+	return nil
+}
+
+// Configure applies cfg to d through its UAPI socket.
+func (b *Userspace) Configure(ctx context.Context, d Device, cfg wgtypes.Config) error {
+	if err := checkIfName(d.IfName); err != nil {
+		return err
+	}
+	if err := checkConfig(d, cfg); err != nil {
+		return err
+	}
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if err := b.wg.ConfigureDevice(d.IfName, cfg); err != nil {
+		return wgctrlErr("configuring", d.IfName, err)
+	}
+	return nil
+}
+
+// Show reads d through its UAPI socket.
+func (b *Userspace) Show(ctx context.Context, d Device) (*wgtypes.Device, error) {
+	if err := checkIfName(d.IfName); err != nil {
+		return nil, err
+	}
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	dev, err := b.wg.Device(d.IfName)
+	if err != nil {
+		return nil, wgctrlErr("reading", d.IfName, err)
+	}
+	return dev, nil
+}
