@@ -107,6 +107,9 @@ func (s *Server) routes() *http.ServeMux {
 	handle("POST /v1/networks/{name}/workloads", s.attach)
 	handle("GET /v1/networks/{name}/workloads", s.workloads)
 	handle("DELETE /v1/networks/{name}/workloads/{workload}", s.detach)
+	handle("POST /v1/networks/{name}/access", s.addAccess)
+	handle("GET /v1/networks/{name}/access", s.accessPeers)
+	handle("DELETE /v1/networks/{name}/access/{peer}", s.removeAccess)
 	handle("GET /v1/status", s.status)
 	handle("GET /v1/status/{name}", s.status)
 	return mux

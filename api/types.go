@@ -30,6 +30,43 @@ type Service interface {
 	Workloads(ctx context.Context, network string) ([]Workload, error)
 	// Status reports live state of one network ("" for all), sorted by name.
 	Status(ctx context.Context, network string) ([]NetworkStatus, error)
+	// AddAccess lets a person's device join a network through this node.
+	AddAccess(ctx context.Context, network string, req AccessRequest) (AccessGrant, error)
+	// RemoveAccess cuts an access peer off at once.
+	RemoveAccess(ctx context.Context, network, name string) error
+	// AccessPeers lists a network's access peers on this node, sorted by name.
+	AccessPeers(ctx context.Context, network string) ([]AccessPeer, error)
+}
+
+// AccessRequest asks to let a device in. The private key stays with the
+// client: only the public key is sent.
+type AccessRequest struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+}
+
+// AccessPeer is one device allowed into a network through this node.
+type AccessPeer struct {
+	Name      string     `json:"name"`
+	PublicKey string     `json:"public_key"`
+	IPv4      netip.Addr `json:"ipv4"`
+	IPv6      netip.Addr `json:"ipv6"`
+}
+
+// AccessGrant is what a new access peer needs for its wg-quick config
+// (everything but its private key).
+type AccessGrant struct {
+	AccessPeer
+	Network string `json:"network"`
+	// NodePublicKey is this node's key for the network.
+	NodePublicKey string `json:"node_public_key"`
+	// Endpoint is this node's host:port in the applied spec.
+	Endpoint  string       `json:"endpoint"`
+	IPRange   netip.Prefix `json:"ip_range"`
+	IPv6Range netip.Prefix `json:"ipv6_range"`
+	// DNS is the node's gateway, where the network's resolver answers.
+	DNS netip.Addr `json:"dns"`
+	MTU int        `json:"mtu"`
 }
 
 // Reservation is a node's place in a network: the key and port it made.

@@ -54,7 +54,11 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 			return api.ApplyResult{}, api.Invalid("nodes", "%v", err)
 		}
 	}
-	if err := d.realize(ctx, &next, s, wls); err != nil {
+	acc, err := d.access(s.Name)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	if err := d.realize(ctx, &next, s, wls, acc); err != nil {
 		d.rollback(ctx, n, wls)
 		return api.ApplyResult{}, fmt.Errorf("applying %s generation %d: %w", s.Name, s.Generation, err)
 	}
@@ -163,7 +167,10 @@ func (d *Daemon) rollback(ctx context.Context, n *store.Network, wls []*store.Wo
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	if n.Spec != nil {
-		err = d.realize(ctx, n, n.Spec, wls)
+		var acc []*store.AccessPeer
+		if acc, err = d.access(n.Name); err == nil {
+			err = d.realize(ctx, n, n.Spec, wls, acc)
+		}
 	} else {
 		err = d.teardown(ctx, n.Name, wls)
 	}

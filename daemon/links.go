@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/store"
 )
 
 // bridgeName is the workloads' L2 segment inside every network namespace.
@@ -60,6 +61,13 @@ func setSysctls(ns netns.NsHandle) error {
 		"net/ipv4/conf/default/rp_filter":    "1",
 		"net/ipv4/conf/all/accept_redirects": "0",
 		"net/ipv6/conf/all/accept_redirects": "0",
+		// Access peers' addresses sit inside the workloads' on-link subnet
+		// but live behind the WireGuard device: the gateway answers ARP and
+		// neighbour solicitations for them (proxy ARP follows routes; NDP
+		// needs an entry per address, see syncProxyNeigh).
+		"net/ipv4/conf/default/proxy_arp": "1",
+		"net/ipv6/conf/default/proxy_ndp": "1",
+		"net/ipv6/conf/all/proxy_ndp":     "1",
 	}
 	return namespaces.Do(ns, func() error {
 		for k, v := range values {
@@ -174,6 +182,41 @@ func syncRoutes(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(p), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
 		if err := h.RouteReplace(r); err != nil {
 			return fmt.Errorf("adding route %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// syncProxyNeigh makes the bridge answer IPv6 neighbour solicitations for
+// exactly the access peers' IPv6 addresses.
+func syncProxyNeigh(h *netlink.Handle, acc []*store.AccessPeer) error {
+	br, err := h.LinkByName(bridgeName)
+	if err != nil {
+		return fmt.Errorf("finding bridge: %w", err)
+	}
+	idx := br.Attrs().Index
+	have, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighProxyList(idx, netlink.FAMILY_V6) })
+	if err != nil {
+		return fmt.Errorf("listing proxy neighbours: %w", err)
+	}
+	want := map[netip.Addr]bool{}
+	for _, a := range acc {
+		want[a.IPv6] = true
+	}
+	for _, n := range have {
+		ip, _ := netip.AddrFromSlice(n.IP)
+		if want[ip] {
+			delete(want, ip)
+			continue
+		}
+		if err := h.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("removing proxy neighbour %s: %w", ip, err)
+		}
+	}
+	for ip := range want {
+		n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}
+		if err := h.NeighSet(n); err != nil {
+			return fmt.Errorf("adding proxy neighbour %s: %w", ip, err)
 		}
 	}
 	return nil

@@ -35,12 +35,12 @@ func (d *Daemon) device(network string, mtu int) overlay.Device {
 // routes and firewall. Workloads' veths are left alone except that the
 // firewall admits exactly wls. It is idempotent and changes only what
 // differs, so healthy tunnels never blink.
-func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload) error {
+func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer) error {
 	subnets, err := d.subnetsOf(s)
 	if err != nil {
 		return err
 	}
-	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve)
+	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve, accessPeers(acc)...)
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,9 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := syncRoutes(h, wg, peers.Routes(desired)); err != nil {
 		return err
 	}
+	if err := syncProxyNeigh(h, acc); err != nil {
+		return err
+	}
 	return firewall.Apply(ns, d.rules(dev, wls))
 }
 
@@ -122,6 +125,24 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 		return fmt.Errorf("configuring %s: %w", dev.IfName, err)
 	}
 	return nil
+}
+
+// accessPeers turns access peers into the WireGuard peers they need: each
+// may send from its two addresses only.
+func accessPeers(acc []*store.AccessPeer) []peers.Peer {
+	out := make([]peers.Peer, 0, len(acc))
+	for _, a := range acc {
+		key, err := wgtypes.ParseKey(a.PublicKey)
+		if err != nil {
+			continue // checked when added
+		}
+		out = append(out, peers.Peer{
+			Name:       a.Name,
+			PublicKey:  key,
+			AllowedIPs: []netip.Prefix{netip.PrefixFrom(a.IPv4, 32), netip.PrefixFrom(a.IPv6, 128)},
+		})
+	}
+	return out
 }
 
 // rules returns the firewall of a network with workloads wls.

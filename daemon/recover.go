@@ -54,6 +54,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 	var (
 		nets []*store.Network
 		wls  = map[string][]*store.Workload{}
+		acc  = map[string][]*store.AccessPeer{}
 	)
 	err := d.store.View(func(tx *store.Tx) error {
 		var err error
@@ -62,6 +63,9 @@ func (d *Daemon) Recover(ctx context.Context) error {
 		}
 		for _, n := range nets {
 			if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
+				return err
+			}
+			if acc[n.Name], err = tx.AccessPeers(n.Name); err != nil {
 				return err
 			}
 		}
@@ -77,7 +81,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 			continue // reserved only: nothing in the kernel yet
 		}
 		known[d.nsName(n.Name)] = true
-		if err := d.realize(ctx, n, n.Spec, wls[n.Name]); err != nil {
+		if err := d.realize(ctx, n, n.Spec, wls[n.Name], acc[n.Name]); err != nil {
 			d.log.Error("recovering network", "network", n.Name, "err", err)
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/znet/znet/api"
@@ -52,6 +53,10 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 	for _, node := range n.Spec.Nodes {
 		names[node.PublicKey] = node.ID
 	}
+	acc, _ := d.access(n.Name)
+	for _, a := range acc {
+		names[a.PublicKey] = "access/" + a.Name
+	}
 	now := time.Now()
 	for _, p := range dev.Peers {
 		ps := api.PeerStatus{
@@ -67,9 +72,13 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		for _, a := range p.AllowedIPs {
 			ps.AllowedIPs = append(ps.AllowedIPs, prefixOf(&a))
 		}
-		if ps.LastHandshake.IsZero() {
+		access := strings.HasPrefix(ps.Name, "access/")
+		switch {
+		case access:
+			// A person's device comes and goes; its silence is no problem.
+		case ps.LastHandshake.IsZero():
 			st.Problems = append(st.Problems, fmt.Sprintf("peer %s: no handshake yet", ps.Name))
-		} else if now.Sub(ps.LastHandshake) > handshakeStale {
+		case now.Sub(ps.LastHandshake) > handshakeStale:
 			st.Problems = append(st.Problems, fmt.Sprintf("peer %s: last handshake %s ago", ps.Name, now.Sub(ps.LastHandshake).Round(time.Second)))
 		}
 		st.Peers = append(st.Peers, ps)

@@ -23,6 +23,7 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketNetworks  = []byte("networks")
 	bucketWorkloads = []byte("workloads")
+	bucketAccess    = []byte("access")
 	keyNodeID       = []byte("node_id")
 )
 
@@ -75,7 +76,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketNetworks, bucketWorkloads} {
+		for _, b := range [][]byte{bucketMeta, bucketNetworks, bucketWorkloads, bucketAccess} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -163,6 +164,15 @@ func (t *Tx) DeleteNetwork(name string) error {
 			return err
 		}
 	}
+	acc, err := t.AccessPeers(name)
+	if err != nil {
+		return err
+	}
+	for _, a := range acc {
+		if err := t.DeleteAccess(name, a.Name); err != nil {
+			return err
+		}
+	}
 	return t.tx.Bucket(bucketNetworks).Delete([]byte(name))
 }
 
@@ -213,4 +223,43 @@ func (t *Tx) DeleteWorkload(network, name string) error {
 
 func hasPrefix(b, prefix []byte) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+}
+
+// AccessPeer is a person's device allowed into a network through this node.
+type AccessPeer struct {
+	Network   string     `json:"network"`
+	Name      string     `json:"name"`
+	PublicKey string     `json:"public_key"`
+	IPv4      netip.Addr `json:"ipv4"`
+	IPv6      netip.Addr `json:"ipv6"`
+}
+
+// AccessPeers returns a network's access peers, sorted by name.
+func (t *Tx) AccessPeers(network string) ([]*AccessPeer, error) {
+	var out []*AccessPeer
+	c := t.tx.Bucket(bucketAccess).Cursor()
+	prefix := []byte(network + "/")
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var a AccessPeer
+		if err := json.Unmarshal(v, &a); err != nil {
+			return nil, fmt.Errorf("decoding access peer %s: %w", k, err)
+		}
+		out = append(out, &a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// PutAccess stores a.
+func (t *Tx) PutAccess(a *AccessPeer) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encoding access peer %s: %w", a.Name, err)
+	}
+	return t.tx.Bucket(bucketAccess).Put(workloadKey(a.Network, a.Name), v)
+}
+
+// DeleteAccess removes one access peer; removing a missing one is no error.
+func (t *Tx) DeleteAccess(network, name string) error {
+	return t.tx.Bucket(bucketAccess).Delete(workloadKey(network, name))
 }

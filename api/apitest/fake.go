@@ -21,6 +21,8 @@ type Fake struct {
 	Attachment  api.Attachment
 	WorkloadsOf []api.Workload
 	Statuses    []api.NetworkStatus
+	Grant       api.AccessGrant
+	Access      []api.AccessPeer
 
 	mu         sync.Mutex
 	calls      []string
@@ -148,4 +150,25 @@ func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, e
 		return nil, err
 	}
 	return f.Statuses, nil
+}
+
+// AddAccess implements api.Service.
+func (f *Fake) AddAccess(_ context.Context, network string, req api.AccessRequest) (api.AccessGrant, error) {
+	if err := f.record("AddAccess", network, req.Name, req.PublicKey); err != nil {
+		return api.AccessGrant{}, err
+	}
+	return f.Grant, nil
+}
+
+// RemoveAccess implements api.Service.
+func (f *Fake) RemoveAccess(_ context.Context, network, name string) error {
+	return f.record("RemoveAccess", network, name)
+}
+
+// AccessPeers implements api.Service.
+func (f *Fake) AccessPeers(_ context.Context, network string) ([]api.AccessPeer, error) {
+	if err := f.record("AccessPeers", network); err != nil {
+		return nil, err
+	}
+	return f.Access, nil
 }
