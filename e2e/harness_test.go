@@ -53,7 +53,7 @@ func randName() string {
 
 // newLab brings up a lab of n nodes for one test and removes it afterwards,
 // checking that nothing of it is left.
-func newLab(t *testing.T, n int) *lab.Lab {
+func newLab(t testing.TB, n int) *lab.Lab {
 	t.Helper()
 	name := "zt" + randName()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -134,7 +134,7 @@ func znetJSON(t *testing.T, node lab.Node, v any, args ...string) {
 
 // workloadNS makes a named namespace for a workload (as a container
 // runtime would, with `ip netns add`) and removes it after the test.
-func workloadNS(t *testing.T, name string) string {
+func workloadNS(t testing.TB, name string) string {
 	t.Helper()
 	full := "ztw" + randName() + "-" + name
 	out, err := exec.Command("ip", "netns", "add", full).CombinedOutput()

@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Apply replaces znet's tables in the namespace ns with the rules r in one
@@ -60,11 +62,37 @@ func conn(ns netns.NsHandle) (*nftables.Conn, error) {
 	if ns <= 0 {
 		return nil, fmt.Errorf("namespace handle %d: %w", int(ns), ErrInvalid)
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.WithSockOptions(bigReceiveBuffer))
 	if err != nil {
 		return nil, fmt.Errorf("nftables in namespace: %w", err)
 	}
 	return c, nil
+}
+
+// receiveBuffer is the netlink receive buffer for a batch: the kernel
+// acknowledges every message of it at once, and with a few dozen workloads
+// the default buffer overflows (ENOBUFS).
+const receiveBuffer = 16 << 20
+
+// bigReceiveBuffer raises the socket's receive buffer past rmem_max, which
+// root (CAP_NET_ADMIN) may do.
+func bigReceiveBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		// Without CAP_NET_ADMIN fall back to what rmem_max allows.
+		return c.SetReadBuffer(receiveBuffer)
+	}
+	return nil
 }
 
 // add queues the chains and rules of t into table nt. Chains are added

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/lab"
+	"github.com/znet/znet/namespaces"
+)
+
+// deployNode is one node entry of a deployment file.
+type deployNode struct {
+	ID           string `json:"id"`
+	API          string `json:"api"`
+	EndpointHost string `json:"endpoint_host,omitempty"`
+	Hidden       bool   `json:"hidden,omitempty"`
+}
+
+// deployment writes a deployment file for network over nodes; the ids in
+// hidden are hidden behind NAT.
+func deployment(t *testing.T, network, ipRange string, nodes []lab.Node, hidden ...string) string {
+	t.Helper()
+	d := struct {
+		Name    string       `json:"name"`
+		IPRange string       `json:"ip_range"`
+		Nodes   []deployNode `json:"nodes"`
+	}{Name: network, IPRange: ipRange}
+	for _, n := range nodes {
+		e := deployNode{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String()}
+		for _, h := range hidden {
+			if h == n.ID {
+				e.EndpointHost, e.Hidden = "", true
+			}
+		}
+		d.Nodes = append(d.Nodes, e)
+	}
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), network+".json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+// deploy runs `znet deploy` (through the first node's socket flag, which
+// deploy ignores: the file names every node's API).
+func deploy(t *testing.T, l *lab.Lab, file string) string {
+	t.Helper()
+	out, errOut, err := znetRun(l.Nodes[0], "", "deploy", "-f", file, "--state-dir", filepath.Join(l.Dir, "deploy"), "--timeout", "90s")
+	require.NoError(t, err, "deploy: %s\n%s", errOut, out)
+	return out
+}
+
+// wgShow runs `wg show <dev> <what>` inside node's namespace of network.
+func wgShow(t *testing.T, node lab.Node, network, what string) string {
+	t.Helper()
+	var st []api.NetworkStatus
+	znetJSON(t, node, &st, "status", network)
+	require.Len(t, st, 1)
+	out, err := inNS(namespaces.Name(node.ID, network), "wg", "show", st[0].Interface, what)
+	require.NoError(t, err, out)
+	return out
+}
+
+// handshakes returns peer public key -> latest handshake (unix seconds).
+func handshakes(t *testing.T, node lab.Node, network string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(wgShow(t, node, network, "latest-handshakes")), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			out[f[0]] = f[1]
+		}
+	}
+	return out
+}
+
+// TestMesh covers issue 3 on a lab: the encrypted full mesh with a hidden
+// node, a node joining without disturbing others, a node leaving, stale
+// generations, and two networks with the same range over the same nodes.
+func TestMesh(t *testing.T) {
+	l := newLab(t, 4)
+	n1, n2, n3, n4 := l.Nodes[0], l.Nodes[1], l.Nodes[2], l.Nodes[3]
+	file := deployment(t, "mesh", "10.40.0.0/16", l.Nodes[:3], n3.ID)
+	deploy(t, l, file)
+
+	w := map[string]attached{}
+	for _, n := range l.Nodes[:3] {
+		w[n.ID] = attach(t, n, "mesh", "w"+n.ID[len(n.ID)-1:])
+	}
+	pingAll := func(t *testing.T, ids ...string) {
+		for _, a := range ids {
+			for _, b := range ids {
+				if a == b {
+					continue
+				}
+				assert.True(t, pingOK(w[a].ns, w[b].ipv4), "%s -> %s %s", a, b, w[b].ipv4)
+				assert.True(t, pingOK(w[a].ns, w[b].ipv6), "%s -> %s %s", a, b, w[b].ipv6)
+			}
+		}
+	}
+	t.Run("every workload reaches every other, IPv4 and IPv6", func(t *testing.T) {
+		pingAll(t, n1.ID, n2.ID, n3.ID)
+	})
+
+	t.Run("iperf3 across the mesh", func(t *testing.T) {
+		srv := exec.Command("ip", "netns", "exec", w[n1.ID].ns, "iperf3", "-s", "-1", "-B", w[n1.ID].ipv4)
+		require.NoError(t, srv.Start())
+		defer func() { srv.Process.Kill(); srv.Wait() }()
+		var out string
+		var err error
+		require.Eventually(t, func() bool {
+			out, err = inNS(w[n2.ID].ns, "iperf3", "-c", w[n1.ID].ipv4, "-t", "2", "-J")
+			return err == nil
+		}, 10*time.Second, 300*time.Millisecond, "iperf3: %v %s", err, out)
+		var res struct {
+			End struct {
+				SumReceived struct {
+					Bytes int64 `json:"bytes"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &res))
+		assert.Greater(t, res.End.SumReceived.Bytes, int64(1<<20))
+	})
+
+	t.Run("a fourth (hidden) node joins without a lost packet or a reset handshake", func(t *testing.T) {
+		before := handshakes(t, n1, "mesh")
+		ping := exec.Command("ip", "netns", "exec", w[n1.ID].ns, "ping", "-c", "300", "-i", "0.01", "-W", "1", w[n2.ID].ipv4)
+		out := make(chan string, 1)
+		go func() { b, _ := ping.CombinedOutput(); out <- string(b) }()
+		time.Sleep(200 * time.Millisecond)
+		deploy(t, l, deployment(t, "mesh", "10.40.0.0/16", l.Nodes, n3.ID, n4.ID))
+		res := <-out
+		assert.Contains(t, res, " 0% packet loss", res)
+		after := handshakes(t, n1, "mesh")
+		for key, ts := range before {
+			assert.Equal(t, ts, after[key], "handshake with %s was reset", key)
+		}
+		w[n4.ID] = attach(t, n4, "mesh", "w4")
+		pingAll(t, n1.ID, n2.ID, n3.ID, n4.ID) // n3 <-> n4: hidden to hidden via the relay
+	})
+
+	t.Run("a stale generation is refused and changes nothing", func(t *testing.T) {
+		var detail api.NetworkDetail
+		znetJSON(t, n1, &detail, "network", "show", "mesh")
+		stale := *detail.Spec
+		stale.Generation--
+		b, err := json.Marshal(stale)
+		require.NoError(t, err)
+		_, errOut, err := znetRun(n1, string(b), "network", "apply", "-f", "-")
+		require.Error(t, err)
+		assert.Contains(t, errOut, "generation")
+		var again api.NetworkDetail
+		znetJSON(t, n1, &again, "network", "show", "mesh")
+		assert.Equal(t, detail.Spec.Generation, again.Spec.Generation)
+	})
+
+	t.Run("a node that leaves is gone everywhere", func(t *testing.T) {
+		var st []api.NetworkStatus
+		znetJSON(t, n2, &st, "status", "mesh")
+		key2 := st[0].PublicKey
+		pid2 := st[0].PID
+		deploy(t, l, deployment(t, "mesh", "10.40.0.0/16", []lab.Node{n1, n3, n4}, n3.ID, n4.ID))
+		for _, n := range []lab.Node{n1, n3, n4} {
+			assert.NotContains(t, wgShow(t, n, "mesh", "peers"), key2, "%s still peers with the removed node", n.ID)
+		}
+		assert.False(t, namespaces.Exists(namespaces.Name(n2.ID, "mesh")))
+		assert.NoDirExists(t, fmt.Sprintf("/proc/%d", pid2), "data plane of the removed node still runs")
+		assert.False(t, pingOK(w[n1.ID].ns, w[n2.ID].ipv4))
+		out, _ := inNS(namespaces.Name(n1.ID, "mesh"), "ip", "route", "get", w[n2.ID].ipv4)
+		assert.NotContains(t, out, "dev zn", "the removed node's subnet still routes into the mesh: %s", out)
+		pingAll(t, n1.ID, n3.ID, n4.ID)
+	})
+
+	t.Run("two networks with the same range over the same nodes stay apart", func(t *testing.T) {
+		deploy(t, l, deployment(t, "other", "10.40.0.0/16", []lab.Node{n1, n3, n4}, n3.ID, n4.ID))
+		// Both networks give n1 the same subnet; o1 takes an address that
+		// is free in mesh, and mesh's w1 keeps one that is free in other.
+		o1 := attach(t, n1, "other", "o1", "--ipv4", ipIn(w[n1.ID].ipv4, 50))
+		o3 := attach(t, n3, "other", "o3")
+		assert.True(t, pingOK(o1.ns, o3.ipv4))
+		assert.True(t, pingOK(o3.ns, o1.ipv4))
+		assert.False(t, pingOK(o3.ns, w[n1.ID].ipv4), "other reached mesh's w1")
+		assert.False(t, pingOK(w[n3.ID].ns, o1.ipv4), "mesh reached other's o1")
+		assert.False(t, pingOK(o1.ns, w[n4.ID].ipv4), "other reached mesh's w4")
+	})
+}
+
+// ipIn returns the address in the /24 of addr with the last byte host.
+func ipIn(addr string, host int) string {
+	return addr[:strings.LastIndex(addr, ".")+1] + fmt.Sprint(host)
+}
