@@ -45,6 +45,13 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
+	acc, err := d.access(s.Name)
+	if err != nil {
+		return api.ApplyResult{}, err
+	}
+	if err := d.checkAccessApply(n, s, acc); err != nil {
+		return api.ApplyResult{}, err
+	}
 	d.fillSelf(n, s)
 
 	next := *n
@@ -53,10 +60,6 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 		if next.Addrs, err = ipam.NewAllocator(d.selfSubnet(s)); err != nil {
 			return api.ApplyResult{}, api.Invalid("nodes", "%v", err)
 		}
-	}
-	acc, err := d.access(s.Name)
-	if err != nil {
-		return api.ApplyResult{}, err
 	}
 	if err := d.realize(ctx, &next, s, wls, acc); err != nil {
 		d.rollback(ctx, n, wls)
@@ -137,6 +140,23 @@ func (d *Daemon) checkApply(n *store.Network, s *spec.Spec, wls []*store.Workloa
 		}
 	}
 	return true, nil
+}
+
+// checkAccessApply refuses to move this node's subnet or the network's
+// ranges from under its access peers: their addresses come from the
+// subnet (a new allocator would forget them) and their configs carry the
+// ranges.
+func (d *Daemon) checkAccessApply(n *store.Network, s *spec.Spec, acc []*store.AccessPeer) error {
+	if n.Spec == nil || len(acc) == 0 {
+		return nil
+	}
+	if d.selfSubnet(s) != d.selfSubnet(n.Spec) {
+		return api.Conflict(fmt.Sprintf("nodes[%d].subnet", d.selfIndex(s)), "cannot change while %d access peers use it; remove them first", len(acc))
+	}
+	if s.IPRange != n.Spec.IPRange || s.IPv6Range != n.Spec.IPv6Range {
+		return api.Conflict("ip_range", "cannot change ranges while %d access peers use them; remove them first", len(acc))
+	}
+	return nil
 }
 
 // fillSelf puts the node's reserved key into its own entry when the spec

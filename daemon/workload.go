@@ -66,6 +66,9 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if err != nil {
 		return api.Attachment{}, err
 	}
+	if err := refuseOwnNamespace(req.NetNS); err != nil {
+		return api.Attachment{}, err
+	}
 	if err := d.plumb(ctx, n, subnets, w, req.IfName == ""); err != nil {
 		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
 	}
@@ -270,8 +273,6 @@ func (d *Daemon) Detach(ctx context.Context, network, name string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
 	n, wls, err := d.loadNetwork(network)
 	if err != nil {
 		return err
@@ -291,7 +292,10 @@ func (d *Daemon) Detach(ctx context.Context, network, name string) error {
 		return api.NotFound("workload", "no workload %s in %s", name, network)
 	}
 	d.unplumb(n, w)
-	if err := d.applyFirewall(n, rest); err != nil {
+	// Without the network's namespace (before a re-apply or restart
+	// rebuilds it) there is no firewall to update; the rebuild uses the
+	// state, which no longer has the workload.
+	if err := d.applyFirewall(n, rest); err != nil && namespaces.Exists(d.nsName(network)) {
 		return fmt.Errorf("detaching %s: %w", name, err)
 	}
 	n.Addrs.Release(w.IPv4)
@@ -415,4 +419,24 @@ func removeResolvConf(w *store.Workload) {
 	}
 	os.Remove(w.ResolvConf)
 	os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
+}
+
+// refuseOwnNamespace refuses to attach a workload whose namespace is the
+// node's underlay or one of znet's own network namespaces: a veth there
+// would bridge a network into the node or into another network.
+func refuseOwnNamespace(path string) error {
+	id, err := namespaces.ID(path)
+	if err != nil {
+		return api.Invalid("netns", "%v", err)
+	}
+	if self, err := namespaces.ID("/proc/self/ns/net"); err == nil && self == id {
+		return api.Invalid("netns", "%s is the node's own namespace", path)
+	}
+	names, _ := namespaces.List("zn-")
+	for _, name := range names {
+		if other, err := namespaces.ID(namespaces.Path(name)); err == nil && other == id {
+			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
+		}
+	}
+	return nil
 }

@@ -23,7 +23,9 @@ var ErrNotNetNS = errors.New("not a network namespace")
 func Name(nodeID, network string) string { return NodePrefix(nodeID) + network }
 
 // NodePrefix returns the prefix shared by every namespace node nodeID makes.
-func NodePrefix(nodeID string) string { return "zn-" + nodeID + "-" }
+// The node id ends with a dot, which no DNS label contains, so the prefix of
+// node "a" never matches the namespaces of node "a-b".
+func NodePrefix(nodeID string) string { return "zn-" + nodeID + "." }
 
 // Path returns the bind-mount path of the named namespace name.
 func Path(name string) string { return filepath.Join(Dir, name) }

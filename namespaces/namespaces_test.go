@@ -16,9 +16,9 @@ func TestNames(t *testing.T) {
 	tests := []struct {
 		name, got, want string
 	}{
-		{"Name", Name("node1", "shop"), "zn-node1-shop"},
-		{"NodePrefix", NodePrefix("node1"), "zn-node1-"},
-		{"Path", Path("zn-node1-shop"), "/run/netns/zn-node1-shop"},
+		{"Name", Name("node1", "shop"), "zn-node1.shop"},
+		{"NodePrefix", NodePrefix("node1"), "zn-node1."},
+		{"Path", Path("zn-node1.shop"), "/run/netns/zn-node1.shop"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, tt.got) })

@@ -1,0 +1,151 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/overlay/overlaytest"
+	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
+)
+
+// dataplaneEnv makes the test binary act as a userspace data plane, so the
+// privileged tests need no znetd binary (see TestMain and newTestNode).
+const dataplaneEnv = "ZNET_DAEMON_TEST_DATAPLANE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(dataplaneEnv) == "1" {
+		os.Exit(overlay.RunDataplane(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// skipUnlessRoot skips tests that create namespaces, links and processes.
+func skipUnlessRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+// goroutineLeakCheck fails t if, once all later cleanups have run, there are
+// more goroutines than when it was called. Call it first thing in a test.
+func goroutineLeakCheck(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// randHex returns n random bytes as hex.
+func randHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}
+
+// newNodeID returns a node id no other test uses: "zt" and random hex, so
+// every namespace the daemon makes (zn-<node-id>-<network>) is unique on
+// the machine and easy to find for cleanup.
+func newNodeID(t testing.TB) string { return "zt" + randHex(t, 4) }
+
+// publicKey returns a fresh WireGuard public key (base64).
+func publicKey(t testing.TB) string {
+	t.Helper()
+	k, err := wgtypes.GeneratePrivateKey()
+	require.NoError(t, err)
+	return k.PublicKey().String()
+}
+
+// requireAPIError checks that err is what the API would answer with the
+// HTTP status and the field given.
+func requireAPIError(t *testing.T, err error, status int, field string) {
+	t.Helper()
+	require.Error(t, err)
+	got, body := api.StatusOf(err)
+	require.Equal(t, status, got, "status of %v", err)
+	assert.Equal(t, field, body.Field, "field of %v", err)
+	switch status {
+	case http.StatusBadRequest:
+		// api.Service: bad input is an api.ErrInvalid or a *spec.FieldError.
+		assert.True(t, errors.Is(err, api.ErrInvalid) || errors.Is(err, spec.ErrInvalid), "%v is an invalid-input error", err)
+	case http.StatusConflict:
+		assert.ErrorIs(t, err, api.ErrConflict)
+	case http.StatusNotFound:
+		assert.ErrorIs(t, err, api.ErrNotFound)
+	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// unit is a daemon over a fake backend and a state file in a temporary
+// directory: enough for everything that fails before the kernel is touched.
+type unit struct {
+	d       *Daemon
+	store   *store.Store
+	backend *overlaytest.Backend
+	dir     string
+}
+
+// newUnit returns a unit for node id; busy ports are refused by PortFree.
+// The ports handed out are 40000-40009.
+func newUnit(t *testing.T, id string, busy ...int) *unit {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, st.Close()) })
+	b := overlaytest.New("userspace")
+	taken := map[int]bool{}
+	for _, p := range busy {
+		taken[p] = true
+	}
+	d, err := New(Config{
+		NodeID: id, Store: st, Backend: b,
+		PortMin: 40000, PortMax: 40009,
+		PortFree: func(p int) bool { return !taken[p] },
+	})
+	require.NoError(t, err)
+	return &unit{d: d, store: st, backend: b, dir: dir}
+}
+
+// oneNodeSpec returns generation gen of network name with only node id,
+// whose entry leaves out its key (the reserved one is used).
+func oneNodeSpec(name, id string, gen uint64) *spec.Spec {
+	return &spec.Spec{
+		Name: name, Generation: gen,
+		IPRange: mustPrefix("10.20.0.0/16"),
+		Nodes:   []spec.Node{{ID: id, Subnet: mustPrefix("10.20.1.0/24")}},
+	}
+}
