@@ -108,7 +108,7 @@ func leftoverProcesses(name string) []string {
 
 // znet runs the CLI against node's socket and returns its stdout; a
 // non-zero exit fails the test.
-func znet(t *testing.T, node lab.Node, args ...string) string {
+func znet(t testing.TB, node lab.Node, args ...string) string {
 	t.Helper()
 	out, errOut, err := znetRun(node, "", args...)
 	require.NoError(t, err, "znet %s: %s", strings.Join(args, " "), errOut)
@@ -126,7 +126,7 @@ func znetRun(node lab.Node, stdin string, args ...string) (string, string, error
 }
 
 // znetJSON runs the CLI with --json and decodes its answer into v.
-func znetJSON(t *testing.T, node lab.Node, v any, args ...string) {
+func znetJSON(t testing.TB, node lab.Node, v any, args ...string) {
 	t.Helper()
 	out := znet(t, node, append(args, "--json")...)
 	require.NoError(t, json.Unmarshal([]byte(out), v), "decoding %q", out)

@@ -89,6 +89,7 @@ func handshakes(t *testing.T, node lab.Node, network string) map[string]string {
 // generations, and two networks with the same range over the same nodes.
 func TestMesh(t *testing.T) {
 	l := newLab(t, 4)
+	parent := t // workloads made in subtests live as long as the lab
 	n1, n2, n3, n4 := l.Nodes[0], l.Nodes[1], l.Nodes[2], l.Nodes[3]
 	file := deployment(t, "mesh", "10.40.0.0/16", l.Nodes[:3], n3.ID)
 	deploy(t, l, file)
@@ -146,7 +147,7 @@ func TestMesh(t *testing.T) {
 		for key, ts := range before {
 			assert.Equal(t, ts, after[key], "handshake with %s was reset", key)
 		}
-		w[n4.ID] = attach(t, n4, "mesh", "w4")
+		w[n4.ID] = attach(parent, n4, "mesh", "w4")
 		pingAll(t, n1.ID, n2.ID, n3.ID, n4.ID) // n3 <-> n4: hidden to hidden via the relay
 	})
 
@@ -186,8 +187,8 @@ func TestMesh(t *testing.T) {
 		deploy(t, l, deployment(t, "other", "10.40.0.0/16", []lab.Node{n1, n3, n4}, n3.ID, n4.ID))
 		// Both networks give n1 the same subnet; o1 takes an address that
 		// is free in mesh, and mesh's w1 keeps one that is free in other.
-		o1 := attach(t, n1, "other", "o1", "--ipv4", ipIn(w[n1.ID].ipv4, 50))
-		o3 := attach(t, n3, "other", "o3")
+		o1 := attach(parent, n1, "other", "o1", "--ipv4", ipIn(w[n1.ID].ipv4, 50))
+		o3 := attach(parent, n3, "other", "o3")
 		assert.True(t, pingOK(o1.ns, o3.ipv4))
 		assert.True(t, pingOK(o3.ns, o1.ipv4))
 		assert.False(t, pingOK(o3.ns, w[n1.ID].ipv4), "other reached mesh's w1")

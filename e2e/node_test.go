@@ -29,7 +29,7 @@ type attached struct {
 	ipv6 string
 }
 
-func attach(t *testing.T, node lab.Node, network, name string, extra ...string) attached {
+func attach(t testing.TB, node lab.Node, network, name string, extra ...string) attached {
 	t.Helper()
 	ns := workloadNS(t, name)
 	var a api.Attachment

@@ -8,6 +8,10 @@
 // namespace, so their underlay addresses never meet. Nothing is added to the
 // machine's own namespace.
 //
-// The lab does not deploy networks; `znet lab up` does that through the
-// API, like any orchestrator would.
+// It also makes named namespaces for workloads (AddWorkloadNS), as a
+// container runtime would, and remembers them so that Down removes them
+// with their /etc/netns dirs.
+//
+// The lab does not deploy networks or attach workloads; `znet lab up` does
+// that through the API, like any orchestrator would.
 package lab

@@ -55,6 +55,9 @@ type Lab struct {
 	Znetd     string `json:"znetd"`
 	Wireguard string `json:"wireguard"`
 	Nodes     []Node `json:"nodes"`
+	// Workloads are the names of the workload namespaces made for the lab
+	// (AddWorkloadNS); Down removes them.
+	Workloads []string `json:"workloads,omitempty"`
 }
 
 const (
@@ -96,8 +99,14 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard}
-	if old, err := Load(dir); err == nil && len(old.Nodes) > c.Nodes {
-		return nil, fmt.Errorf("nodes: the lab in %s has %d nodes; take it down first to shrink it", dir, len(old.Nodes))
+	if old, err := Load(dir); err == nil {
+		if len(old.Nodes) > c.Nodes {
+			return nil, fmt.Errorf("nodes: the lab in %s has %d nodes; take it down first to shrink it", dir, len(old.Nodes))
+		}
+		if old.Name != c.Name {
+			return nil, fmt.Errorf("name: the lab in %s is named %q; take it down first to rename it", dir, old.Name)
+		}
+		l.Workloads = old.Workloads
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -155,6 +164,10 @@ func (l *Lab) save() error {
 	}
 	return os.WriteFile(filepath.Join(l.Dir, descFile), b, 0o600)
 }
+
+// Prefix returns what every namespace of the lab starts with: "lab-", or
+// the lab's name and "-".
+func (l *Lab) Prefix() string { return Config{Name: l.Name}.prefix() }
 
 // Node returns the node with id.
 func (l *Lab) Node(id string) (Node, bool) {

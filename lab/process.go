@@ -76,7 +76,8 @@ func (l *Lab) KillNode(n Node, sig syscall.Signal) error {
 // Down removes everything the lab in dir made: every network on every node
 // (through the API while znetd runs), the znetd processes, whatever data
 // planes and namespaces of the lab's nodes are still left, the nodes'
-// namespaces, the internet namespace and dir itself. It is idempotent.
+// namespaces, the workload namespaces (with their /etc/netns dirs), the
+// internet namespace and dir itself. It is idempotent.
 func Down(ctx context.Context, dir string) error {
 	l, err := Load(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -90,6 +91,9 @@ func Down(ctx context.Context, dir string) error {
 		if err := l.downNode(ctx, n); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", n.ID, err))
 		}
+	}
+	if err := l.removeWorkloadNS(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := namespaces.Delete(l.Internet); err != nil {
 		errs = append(errs, err)

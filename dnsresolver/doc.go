@@ -1,0 +1,46 @@
+// Package dnsresolver is a network's authoritative DNS resolver on one member
+// node, and the way the members' resolvers share their records.
+//
+// A Resolver answers, from memory only, for the zone <network>.internal.:
+// <workload>.<network>.internal A and AAAA for every workload on every member
+// (every address when a name exists on several nodes),
+// <node-id>.node.<network>.internal A and AAAA for each member's gateways
+// (this node included), SOA and NS at the apex, and PTR in in-addr.arpa and
+// ip6.arpa for every workload and gateway address. It is authoritative for
+// the reverse names of the network's ranges (an unknown address inside them
+// is NXDOMAIN) and REFUSED for every other name: the network has no
+// internet. It listens on UDP and TCP port 53 of this node's gateway
+// addresses, in the network namespace of whoever calls New (Options.Do puts
+// every socket it ever makes in the right namespace).
+//
+// Replication: each resolver serves this node's own workloads as a private
+// transfer zone <node-id>._local.<network>.internal. and answers SOA and
+// AXFR for it, and NOTIFY for its members' zones, only to and from member
+// gateway addresses (the mesh's cryptokey routing vouches for the source
+// address). On every change of its records it sends NOTIFY to each member,
+// retrying with backoff until acknowledged (five tries); a member that gets a NOTIFY transfers the
+// zone over TCP at once and replaces what it held for that node. Every few
+// seconds each resolver also compares each member's SOA serial with the one
+// it holds, which catches lost NOTIFYs and restarted members. All of this
+// runs in per-member goroutines with timeouts, so a member that is down keeps
+// its last records and never slows answers. A member dropped from the Config
+// loses its records at once. Serials follow the wall clock in milliseconds
+// (modulo 2^32, RFC 1982 order), so a restarted resolver never reuses the
+// serial of its previous run; peers only test them for equality.
+//
+// The control socket (ServeControl, Push, Query) is how znetd, which may
+// restart at any time, hands a Config to the long-lived process that runs
+// the Resolver and reads its Stats: HTTP with JSON bodies over a Unix
+// socket.
+//
+// Every record has a TTL of 1 s, and so have negative answers, so that a
+// caching client never keeps a detached name much longer than the resolvers.
+// Answers too big for UDP (512 bytes, or the client's EDNS0 size up to
+// 4096) are truncated with TC and complete over TCP.
+//
+// The package leaves out recursion and forwarding (there is no upstream),
+// DNSSEC, TSIG (the mesh authenticates members), IXFR (a node's zone is small
+// and sent whole), and deciding where the resolver runs, which namespace it
+// is in, which firewall rules let members reach port 53 of each other's
+// gateways, and who may reach the control socket: those are the caller's.
+package dnsresolver

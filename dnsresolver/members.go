@@ -1,0 +1,320 @@
+package dnsresolver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	// queryTimeout bounds a SOA query to a member.
+	queryTimeout = time.Second
+	// transferTimeout bounds a whole transfer from a member.
+	transferTimeout = 5 * time.Second
+	// notifyWait is how long the first NOTIFY waits for its answer; each
+	// retry waits twice as long.
+	notifyWait = 250 * time.Millisecond
+	// notifyTries is how many times a NOTIFY is sent before the member's
+	// own polling is left to catch up.
+	notifyTries = 5
+)
+
+// member is the sync state of one member: two goroutines (pullLoop and
+// notifyLoop) and what they fetched.
+type member struct {
+	Member
+	ctx    context.Context // cancelled when the member leaves or r closes
+	cancel context.CancelFunc
+	pull   chan struct{} // a NOTIFY came: transfer now
+	push   chan struct{} // this node's records changed: send NOTIFY
+
+	// Guarded by Resolver.mu.
+	records  map[string]addrs // name -> addresses, never modified in place
+	serial   uint32
+	synced   bool // records came from a transfer
+	lastSync time.Time
+	err      string
+}
+
+// startMemberLocked starts syncing with m. prev, if not nil, is the state of
+// the same member under other gateways, whose records are kept.
+func (r *Resolver) startMemberLocked(m Member, prev *member) {
+	ctx, cancel := context.WithCancel(context.Background())
+	mm := &member{
+		Member: m,
+		ctx:    ctx,
+		cancel: cancel,
+		pull:   make(chan struct{}, 1),
+		push:   make(chan struct{}, 1),
+	}
+	if prev != nil {
+		mm.records, mm.serial, mm.synced = prev.records, prev.serial, prev.synced
+		mm.lastSync, mm.err = prev.lastSync, prev.err
+	}
+	r.members[m.ID] = mm
+	r.wg.Add(2)
+	go r.pullLoop(mm)
+	go r.notifyLoop(mm)
+}
+
+// wake makes the goroutine that fetches member id's records transfer them
+// at once.
+func (r *Resolver) wake(id string) {
+	r.mu.Lock()
+	m := r.members[id]
+	r.mu.Unlock()
+	if m != nil {
+		signal(m.pull)
+	}
+}
+
+// pullLoop keeps the records of m current: at once, on every NOTIFY from
+// m, and on every poll tick when m's serial changed.
+func (r *Resolver) pullLoop(m *member) {
+	defer r.wg.Done()
+	tick := time.NewTicker(r.opts.PollInterval)
+	defer tick.Stop()
+	force := false
+	for {
+		r.sync(m, force)
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.pull:
+			force = true
+		case <-tick.C:
+			force = false
+		}
+	}
+}
+
+// sync transfers m's records if force, if none were fetched yet, or if
+// m's serial differs from the one held.
+func (r *Resolver) sync(m *member, force bool) {
+	r.mu.Lock()
+	synced, held := m.synced, m.serial
+	r.mu.Unlock()
+	if synced && !force {
+		serial, err := r.querySerial(m)
+		if err != nil || serial == held {
+			r.recordSync(m, nil, 0, err)
+			return
+		}
+	}
+	records, serial, err := r.transfer(m)
+	r.recordSync(m, records, serial, err)
+}
+
+// recordSync records the outcome of talking to m: an error, a serial check
+// (records nil) or a transfer. Nothing is kept for a member that left
+// meanwhile.
+func (r *Resolver) recordSync(m *member, records map[string]addrs, serial uint32, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.members[m.ID] != m {
+		return
+	}
+	if err != nil {
+		if m.err == "" {
+			r.log.Warn("member unreachable, keeping its records", "member", m.ID, "err", err)
+		}
+		m.err = err.Error()
+		return
+	}
+	if m.err != "" {
+		r.log.Info("member reachable again", "member", m.ID)
+	}
+	m.err = ""
+	m.lastSync = time.Now()
+	if records == nil {
+		return
+	}
+	m.records, m.serial, m.synced = records, serial, true
+	r.publishLocked()
+}
+
+// notifyLoop announces this node's records to m: at once (m may have just
+// started or just learnt of this node) and after every change.
+func (r *Resolver) notifyLoop(m *member) {
+	defer r.wg.Done()
+	for {
+		if !r.announce(m) {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-m.push:
+			}
+		}
+		if m.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// announce sends NOTIFY to m until m acknowledges it, m leaves, or
+// notifyTries were sent. again reports that another change came meanwhile,
+// so announcing starts over.
+func (r *Resolver) announce(m *member) (again bool) {
+	if r.dropNotify.Load() {
+		return false
+	}
+	wait := notifyWait
+	for range notifyTries {
+		start := time.Now()
+		err := r.sendNotify(m, wait)
+		if err == nil {
+			return false
+		}
+		r.log.Debug("notify unanswered", "member", m.ID, "err", err)
+		timer := time.NewTimer(time.Until(start.Add(wait)))
+		select {
+		case <-m.ctx.Done():
+			timer.Stop()
+			return false
+		case <-m.push:
+			timer.Stop()
+			return true
+		case <-timer.C:
+		}
+		wait *= 2
+	}
+	return false
+}
+
+// sendNotify sends one NOTIFY for this node's transfer zone to m and waits
+// up to timeout for its acknowledgement.
+func (r *Resolver) sendNotify(m *member, timeout time.Duration) error {
+	r.mu.Lock()
+	zone := r.cfg.localZone(r.cfg.NodeID)
+	r.mu.Unlock()
+	q := new(dns.Msg)
+	q.SetNotify(zone)
+	resp, err := r.exchange(m, q, timeout)
+	if err != nil {
+		return err
+	}
+	if resp.Rcode != dns.RcodeSuccess {
+		return fmt.Errorf("notifying %s: %s", m.ID, dns.RcodeToString[resp.Rcode])
+	}
+	return nil
+}
+
+// querySerial asks m for the serial of its transfer zone.
+func (r *Resolver) querySerial(m *member) (uint32, error) {
+	r.mu.Lock()
+	zone := r.cfg.localZone(m.ID)
+	r.mu.Unlock()
+	q := new(dns.Msg)
+	q.SetQuestion(zone, dns.TypeSOA)
+	q.RecursionDesired = false
+	resp, err := r.exchange(m, q, queryTimeout)
+	if err != nil {
+		return 0, err
+	}
+	if resp.Rcode != dns.RcodeSuccess {
+		return 0, fmt.Errorf("asking %s for its serial: %s", m.ID, dns.RcodeToString[resp.Rcode])
+	}
+	for _, rr := range resp.Answer {
+		if soa, ok := rr.(*dns.SOA); ok && dns.CanonicalName(soa.Hdr.Name) == zone {
+			return soa.Serial, nil
+		}
+	}
+	return 0, fmt.Errorf("asking %s for its serial: no SOA for %s in the answer", m.ID, zone)
+}
+
+// exchange sends q to m over UDP and returns the answer with q's id, waiting
+// up to timeout; it gives up at once when m leaves.
+func (r *Resolver) exchange(m *member, q *dns.Msg, timeout time.Duration) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, timeout)
+	defer cancel()
+	conn, err := r.dial(ctx, "udp", m.Member)
+	if err != nil {
+		return nil, err
+	}
+	co := openConn(ctx, conn)
+	defer co.Close()
+	if err := co.WriteMsg(q); err != nil {
+		return nil, fmt.Errorf("sending to %s: %w", m.ID, err)
+	}
+	for {
+		resp, err := co.ReadMsg()
+		if err != nil {
+			return nil, fmt.Errorf("reading from %s: %w", m.ID, ctxErr(ctx, err))
+		}
+		if resp.Id == q.Id && resp.Response {
+			return resp, nil
+		}
+	}
+}
+
+// transfer fetches m's transfer zone over TCP.
+func (r *Resolver) transfer(m *member) (map[string]addrs, uint32, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, transferTimeout)
+	defer cancel()
+	r.mu.Lock()
+	cfg := r.cfg
+	r.mu.Unlock()
+	conn, err := r.dial(ctx, "tcp", m.Member)
+	if err != nil {
+		return nil, 0, err
+	}
+	co := openConn(ctx, conn)
+	defer co.Close()
+	zone := cfg.localZone(m.ID)
+	q := new(dns.Msg)
+	q.SetAxfr(zone)
+	if err := co.WriteMsg(q); err != nil {
+		return nil, 0, fmt.Errorf("asking %s for a transfer: %w", m.ID, err)
+	}
+	tr := newTransferReader(cfg, zone)
+	for !tr.done {
+		resp, err := co.ReadMsg()
+		if err != nil {
+			return nil, 0, fmt.Errorf("transfer from %s: %w", m.ID, ctxErr(ctx, err))
+		}
+		if resp.Id != q.Id {
+			return nil, 0, fmt.Errorf("transfer from %s: answer to another query", m.ID)
+		}
+		if resp.Rcode != dns.RcodeSuccess {
+			return nil, 0, fmt.Errorf("transfer from %s: %s", m.ID, dns.RcodeToString[resp.Rcode])
+		}
+		if err := tr.add(resp.Answer); err != nil {
+			return nil, 0, fmt.Errorf("transfer from %s: %w", m.ID, err)
+		}
+	}
+	return tr.records, tr.serial, nil
+}
+
+// openConn wraps conn for DNS messages; conn's deadline is ctx's, and conn
+// is closed as soon as ctx is done. Closing the result releases both.
+func openConn(ctx context.Context, conn net.Conn) *ctxConn {
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return &ctxConn{Conn: &dns.Conn{Conn: conn}, stop: stop}
+}
+
+// ctxErr returns ctx's error if it is done (the real reason a read on a
+// connection openConn closed failed), err otherwise.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// ctxConn is a dns.Conn tied to a context by openConn.
+type ctxConn struct {
+	*dns.Conn
+	stop func() bool
+}
+
+// Close stops watching the context and closes the connection.
+func (c *ctxConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}

@@ -1,0 +1,94 @@
+package dnsresolver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// maxMemberRecords caps the workload names taken from one member.
+const maxMemberRecords = 1 << 16
+
+// errBadTransfer is returned (wrapped) by transferReader.add for a transfer
+// that breaks the protocol.
+var errBadTransfer = errors.New("bad transfer")
+
+// transferReader collects the records of a member's transfer zone from the
+// answer sections of a transfer's messages: the zone's SOA, then A and AAAA
+// records of <workload>.<zone>, then the SOA again. Records of other names,
+// types or classes and addresses outside the network's ranges are skipped.
+type transferReader struct {
+	cfg     Config
+	zone    string // canonical
+	started bool   // the first SOA was read
+	done    bool   // the closing SOA was read
+	serial  uint32
+	records map[string]addrs
+}
+
+// newTransferReader returns a reader for the transfer zone zone of a member
+// of the network of cfg.
+func newTransferReader(cfg Config, zone string) *transferReader {
+	return &transferReader{cfg: cfg, zone: dns.CanonicalName(zone), records: map[string]addrs{}}
+}
+
+// add takes the records of one message.
+func (t *transferReader) add(rrs []dns.RR) error {
+	for _, rr := range rrs {
+		if t.done {
+			return wrapBad("records after the closing SOA")
+		}
+		h := rr.Header()
+		owner := dns.CanonicalName(h.Name)
+		if soa, ok := rr.(*dns.SOA); ok && owner == t.zone {
+			switch {
+			case !t.started:
+				t.started, t.serial = true, soa.Serial
+			case soa.Serial != t.serial:
+				return wrapBad("serial changed during the transfer")
+			default:
+				t.done = true
+			}
+			continue
+		}
+		if !t.started {
+			return wrapBad("transfer does not start with the SOA of " + t.zone)
+		}
+		name, ok := strings.CutSuffix(owner, "."+t.zone)
+		if !ok || !isLabel(name) || h.Class != dns.ClassINET {
+			continue
+		}
+		var x netip.Addr
+		switch rr := rr.(type) {
+		case *dns.A:
+			x, _ = netip.AddrFromSlice(rr.A)
+			x = x.Unmap()
+			if !x.Is4() {
+				continue
+			}
+		case *dns.AAAA:
+			x, _ = netip.AddrFromSlice(rr.AAAA)
+			if !x.Is6() || x.Is4In6() {
+				continue
+			}
+		default:
+			continue
+		}
+		if !t.cfg.inRange(x) {
+			continue
+		}
+		a, ok := t.records[name]
+		if !ok && len(t.records) >= maxMemberRecords {
+			return wrapBad("too many names")
+		}
+		a.add(x)
+		t.records[name] = a
+	}
+	return nil
+}
+
+// wrapBad returns an error wrapping errBadTransfer.
+func wrapBad(msg string) error { return fmt.Errorf("%s: %w", msg, errBadTransfer) }
