@@ -119,8 +119,27 @@ type NetworkStatus struct {
 	Gateway6   netip.Addr   `json:"gateway6,omitzero"`
 	Workloads  int          `json:"workloads"`
 	Peers      []PeerStatus `json:"peers"`
+	// DNS is what this node's resolver of the network holds.
+	DNS *DNSStatus `json:"dns,omitempty"`
 	// Problems lists what is wrong right now, in words an operator can act on.
 	Problems []string `json:"problems,omitempty"`
+}
+
+// DNSStatus is the state of one node's resolver of a network: its own zone
+// serial and record count, and what it holds of each other member.
+type DNSStatus struct {
+	Serial  uint32      `json:"serial"`
+	Records int         `json:"records"`
+	Members []DNSMember `json:"members"`
+}
+
+// DNSMember is what a resolver holds of another member's records.
+type DNSMember struct {
+	ID       string    `json:"id"`
+	Serial   uint32    `json:"serial"`
+	Records  int       `json:"records"`
+	LastSync time.Time `json:"last_sync,omitzero"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // PeerStatus is one WireGuard peer of a network on this node.

@@ -97,7 +97,11 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := syncProxyNeigh(h, acc); err != nil {
 		return err
 	}
-	return firewall.Apply(ns, d.rules(dev, wls))
+	if err := firewall.Apply(ns, d.rules(dev, wls)); err != nil {
+		return err
+	}
+	d.pushDNS(ctx, n, s, wls)
+	return nil
 }
 
 // configureDevice sets the key and port if they differ and applies the

@@ -84,10 +84,26 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		st.Peers = append(st.Peers, ps)
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Name < st.Peers[j].Name })
+	var problem string
+	if st.DNS, problem = d.dnsStatus(ctx, n); problem != "" {
+		st.Problems = append(st.Problems, problem)
+	}
+	for _, m := range stDNSMembers(st.DNS) {
+		if m.Error != "" {
+			st.Problems = append(st.Problems, fmt.Sprintf("resolver: member %s: %s", m.ID, m.Error))
+		}
+	}
 	for _, w := range wls {
 		if !namespaces.IsNetNS(w.NetNS) {
 			st.Problems = append(st.Problems, fmt.Sprintf("workload %s: namespace %s is gone; detach it to free %s", w.Name, w.NetNS, w.IPv4))
 		}
 	}
 	return st
+}
+
+func stDNSMembers(s *api.DNSStatus) []api.DNSMember {
+	if s == nil {
+		return nil
+	}
+	return s.Members
 }

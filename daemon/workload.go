@@ -88,6 +88,7 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		_ = d.applyFirewall(n, wls)
 		return api.Attachment{}, fmt.Errorf("saving %s: %w", req.Name, err)
 	}
+	d.pushDNS(ctx, n, n.Spec, all)
 	d.log.Info("attached", "network", network, "workload", w.Name, "ipv4", w.IPv4, "netns", w.NetNS)
 	return api.Attachment{
 		IPv4: w.IPv4, IPv6: w.IPv6,
@@ -307,6 +308,9 @@ func (d *Daemon) Detach(ctx context.Context, network, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("saving detach of %s: %w", name, err)
+	}
+	if n.Spec != nil {
+		d.pushDNS(ctx, n, n.Spec, rest)
 	}
 	d.log.Info("detached", "network", network, "workload", name)
 	return nil

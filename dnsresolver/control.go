@@ -35,7 +35,7 @@ type controlError struct {
 // for requests in flight (at most 5 s) and for the serving goroutine; it is
 // safe to call more than once. Who may connect to l is the caller's business
 // (the socket file's mode).
-func ServeControl(l net.Listener, r *Resolver) (stop func()) {
+func ServeControl(l net.Listener, r Controller) (stop func()) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, req *http.Request) {
 		var cfg Config

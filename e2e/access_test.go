@@ -145,6 +145,13 @@ func TestAccess(t *testing.T) {
 		}
 		assert.True(t, pingOK(ws[n2.ID].ns, cfg.Addresses[0].Addr().String()), "workload -> laptop")
 	})
+	t.Run("the laptop resolves workload names through the config's DNS", func(t *testing.T) {
+		for _, n := range l.Nodes {
+			name := "web" + n.ID[len(n.ID)-1:]
+			ok, _ := within(3*time.Second, func() bool { a, _ := dig(t, lp.ns, name); return a == ws[n.ID].ipv4 })
+			assert.True(t, ok, "laptop: dig %s", name)
+		}
+	})
 	t.Run("another network over the same nodes is unreachable", func(t *testing.T) {
 		assert.False(t, pingOK(lp.ns, o2.ipv4))
 	})

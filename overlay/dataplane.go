@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/znet/znet/dnsresolver"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -41,6 +42,7 @@ func RunDataplane(args []string) int {
 	ifname := fs.String("ifname", "", "name of the WireGuard device (required)")
 	mtu := fs.Int("mtu", DefaultMTU, "MTU of the device")
 	verbose := fs.Bool("verbose", false, "log WireGuard's own debug messages")
+	dnsSocket := fs.String("dns-socket", "", "serve the network's resolver, configured through this control `socket`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,6 +57,14 @@ func RunDataplane(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("ifname", *ifname, "pid", os.Getpid())
+	if *dnsSocket != "" {
+		stop, err := serveResolver(log, *dnsSocket)
+		if err != nil {
+			log.Error("resolver control socket", "err", err)
+			return 1
+		}
+		defer stop()
+	}
 	if err := serveDataplane(log, *ifname, *mtu, netns.NsHandle(underlayFd)); err != nil {
 		log.Error("data plane failed", "err", err)
 		return 1
@@ -121,6 +131,28 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsH
 	case <-dev.Wait():
 		return errors.New("device closed")
 	}
+}
+
+// serveResolver listens on the resolver's control socket (mode 0600); the
+// resolver itself starts with the first config znetd pushes. It lives in
+// this process so that names keep answering while znetd is down.
+func serveResolver(log *slog.Logger, path string) (stop func(), err error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	old := unix.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{})
+	stopControl := dnsresolver.ServeControl(l, lazy)
+	return func() {
+		stopControl()
+		lazy.Close()
+		os.Remove(path)
+	}, nil
 }
 
 // linkUp brings ifname up in the process's own namespace.

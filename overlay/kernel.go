@@ -105,6 +105,10 @@ func (b *Kernel) Close() error {
 // PID returns 0: kernel devices have no process.
 func (b *Kernel) PID(Device) int { return 0 }
 
+// DNSSocket implements Backend. The kernel backend has no process that
+// outlives znetd to host the resolver yet, so it runs none.
+func (b *Kernel) DNSSocket(Device) string { return "" }
+
 // Ensure adopts the wireguard link d.IfName in d's namespace if it exists;
 // otherwise it creates it in the underlay (or takes one left there by an
 // interrupted Ensure), moves it into d's namespace, sets its MTU and brings

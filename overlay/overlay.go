@@ -62,6 +62,10 @@ type Backend interface {
 	// PID returns the process id of d's running data plane, or 0 when none
 	// runs or the backend has no processes (kernel).
 	PID(d Device) int
+	// DNSSocket returns the control socket of the network's resolver,
+	// which runs inside d's data plane so that it answers while znetd is
+	// down; "" when the backend runs no resolver.
+	DNSSocket(d Device) string
 }
 
 // ErrNotFound is returned (wrapped) by Show and Configure when the device

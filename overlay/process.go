@@ -22,8 +22,12 @@ func dupFd(fd int) (int, error) {
 
 // dataplaneArgs returns the arguments after the program name that start
 // the data plane of ifname.
-func dataplaneArgs(ifname string, mtu int) []string {
-	return []string{"dataplane", "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
+func dataplaneArgs(ifname string, mtu int, dnsSocket string) []string {
+	args := []string{"dataplane", "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
+	if dnsSocket != "" {
+		args = append(args, "--dns-socket", dnsSocket)
+	}
+	return args
 }
 
 // isDataplaneCmdline reports whether cmdline (NUL-separated, as in

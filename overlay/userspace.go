@@ -130,6 +130,11 @@ func (b *Userspace) pidFile(ifname string) string {
 	return filepath.Join(b.runDir, ifname+".pid")
 }
 
+// DNSSocket implements Backend: the resolver runs in the data plane.
+func (b *Userspace) DNSSocket(d Device) string {
+	return filepath.Join(b.runDir, d.IfName+".dns")
+}
+
 func (b *Userspace) logFile(ifname string) string {
 	return filepath.Join(b.runDir, ifname+".log")
 }
@@ -232,7 +237,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
 	defer underlay.Close()
 
-	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu())...)
+	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), b.DNSSocket(d))...)
 	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Dir = "/" // pin no directory of the daemon
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -319,6 +324,7 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 	// A socket that still answers belongs to a process that is not ours.
 	if _, err := uapiAnswers(ctx, d.IfName); err != nil {
 		errs = append(errs, removeIfExists(socketPath(d.IfName)))
+		errs = append(errs, removeIfExists(b.DNSSocket(d)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("deleting %s: %w", d.IfName, err)

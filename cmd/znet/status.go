@@ -67,6 +67,13 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 	fmt.Fprintf(tw, "  listen port\t%s\n", itoa(st.ListenPort))
 	fmt.Fprintf(tw, "  public key\t%s\n", dash(st.PublicKey))
 	fmt.Fprintf(tw, "  workloads\t%d\n", st.Workloads)
+	if st.DNS != nil {
+		dns := fmt.Sprintf("serial %d, %d records", st.DNS.Serial, st.DNS.Records)
+		for _, m := range st.DNS.Members {
+			dns += fmt.Sprintf("; %s: serial %d, %d records", m.ID, m.Serial, m.Records)
+		}
+		fmt.Fprintf(tw, "  dns\t%s\n", dns)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -170,6 +170,9 @@ func (b *Backend) Delete(ctx context.Context, d overlay.Device) error {
 	return nil
 }
 
+// DNSSocket implements overlay.Backend: the fake runs no resolver.
+func (b *Backend) DNSSocket(overlay.Device) string { return "" }
+
 // PID returns d's pid, 0 when it does not exist.
 func (b *Backend) PID(d overlay.Device) int {
 	b.mu.Lock()
