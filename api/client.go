@@ -59,6 +59,17 @@ func (c *Client) Reserve(ctx context.Context, network string) (Reservation, erro
 	return res, err
 }
 
+// ReservePort implements Service.
+func (c *Client) ReservePort(ctx context.Context, network string, port int) (Reservation, error) {
+	data, err := json.Marshal(ReserveRequest{ListenPort: port})
+	if err != nil {
+		return Reservation{}, err
+	}
+	var res Reservation
+	err = c.do(ctx, http.MethodPost, "/v1/networks/"+url.PathEscape(network)+"/reserve", data, &res)
+	return res, err
+}
+
 // Apply implements Service: it sends s as JSON.
 func (c *Client) Apply(ctx context.Context, s *spec.Spec) (ApplyResult, error) {
 	if s == nil {

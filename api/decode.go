@@ -41,6 +41,29 @@ func decodeAttachRequest(data []byte) (AttachRequest, error) {
 	return req, err
 }
 
+// decodeReserveRequest parses a ReserveRequest strictly.
+func decodeReserveRequest(data []byte) (ReserveRequest, error) {
+	var req ReserveRequest
+	err := decodeObject(data, func(key string, val json.RawMessage) error {
+		if key != "listen_port" {
+			return Invalid(key, "unknown field")
+		}
+		var n json.Number
+		d := json.NewDecoder(bytes.NewReader(val))
+		d.UseNumber()
+		if err := d.Decode(&n); err != nil {
+			return Invalid(key, "must be a number")
+		}
+		port, err := n.Int64()
+		if err != nil || port < 1 || port > 65535 {
+			return Invalid(key, "%s is not a UDP port (1-65535)", n)
+		}
+		req.ListenPort = int(port)
+		return nil
+	})
+	return req, err
+}
+
 // decodeObject calls fn for every member of the single JSON object in data,
 // in document order.
 func decodeObject(data []byte, fn func(key string, val json.RawMessage) error) error {

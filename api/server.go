@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -208,12 +209,27 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Server) reserve(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+func (s *Server) reserve(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	name, err := pathName(r, "name", "name")
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.svc.Reserve(r.Context(), name)
+	body, err := readBody(w, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		res, err := s.svc.Reserve(r.Context(), name)
+		return http.StatusOK, res, err
+	}
+	req, err := decodeReserveRequest(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.ListenPort < 1 || req.ListenPort > 65535 {
+		return 0, nil, Invalid("listen_port", "%d is not a UDP port (1-65535)", req.ListenPort)
+	}
+	res, err := s.svc.ReservePort(r.Context(), name, req.ListenPort)
 	return http.StatusOK, res, err
 }
 

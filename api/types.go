@@ -14,6 +14,10 @@ import (
 type Service interface {
 	// Reserve makes this node's key and UDP port for network (idempotent).
 	Reserve(ctx context.Context, network string) (Reservation, error)
+	// ReservePort is Reserve with a chosen UDP port: it reserves the
+	// network with that port, or moves an existing reservation to it (the
+	// device follows at the next apply, whose spec must carry the new port).
+	ReservePort(ctx context.Context, network string, port int) (Reservation, error)
 	// Apply creates or updates a network from a spec.
 	Apply(ctx context.Context, s *spec.Spec) (ApplyResult, error)
 	// Networks lists the networks this node knows, sorted by name.
@@ -74,6 +78,12 @@ type Reservation struct {
 	NodeID     string `json:"node_id"`
 	PublicKey  string `json:"public_key"`
 	ListenPort int    `json:"listen_port"`
+}
+
+// ReserveRequest is the optional body of a reserve.
+type ReserveRequest struct {
+	// ListenPort asks for this UDP port (0: keep the reserved one, or pick).
+	ListenPort int `json:"listen_port,omitempty"`
 }
 
 // ApplyResult says what an apply did.

@@ -92,6 +92,11 @@ func (d *Daemon) reserveForApply(s *spec.Spec) (*store.Network, error) {
 		if n, err = d.newReservationLocked(tx, s.Name); err != nil {
 			return err
 		}
+		// A spec the new reservation cannot satisfy (its own endpoint
+		// names another port) must not leave the reservation behind.
+		if _, err := d.checkApply(n, s, nil); err != nil {
+			return err
+		}
 		return tx.PutNetwork(n)
 	})
 	return n, err

@@ -160,6 +160,57 @@ func (d *Daemon) Reserve(ctx context.Context, network string) (api.Reservation, 
 	return res, nil
 }
 
+// ReservePort implements api.Service. Moving an applied network's port
+// takes effect at the next apply, whose spec carries the new port (the
+// node's own entry must match its reservation), so every member re-points
+// its peer in the same generation.
+func (d *Daemon) ReservePort(ctx context.Context, network string, port int) (api.Reservation, error) {
+	if err := spec.ValidName(network); err != nil {
+		return api.Reservation{}, api.Invalid("name", "%v", err)
+	}
+	if port < 1 || port > 65535 {
+		return api.Reservation{}, api.Invalid("listen_port", "%d is not a UDP port (1-65535)", port)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var res api.Reservation
+	err := d.store.Update(func(tx *store.Tx) error {
+		all, err := tx.Networks()
+		if err != nil {
+			return err
+		}
+		var n *store.Network
+		for _, other := range all {
+			switch {
+			case other.Name == network:
+				n = other
+			case other.ListenPort == port:
+				return api.Conflict("listen_port", "port %d is used by network %s on this node", port, other.Name)
+			}
+		}
+		if n != nil && n.ListenPort == port {
+			res = api.Reservation{NodeID: d.nodeID, PublicKey: n.PublicKey, ListenPort: port}
+			return nil
+		}
+		if !d.free(port) {
+			return api.Conflict("listen_port", "UDP port %d is in use on this node", port)
+		}
+		if n == nil {
+			if n, err = d.newReservationLocked(tx, network); err != nil {
+				return err
+			}
+		}
+		n.ListenPort = port
+		res = api.Reservation{NodeID: d.nodeID, PublicKey: n.PublicKey, ListenPort: port}
+		return tx.PutNetwork(n)
+	})
+	if err != nil {
+		return api.Reservation{}, err
+	}
+	d.log.Info("reserved", "network", network, "port", port)
+	return res, nil
+}
+
 // newReservationLocked makes a key and picks the lowest port that no other
 // network of this node uses and that is free in the underlay.
 func (d *Daemon) newReservationLocked(tx *store.Tx, network string) (*store.Network, error) {

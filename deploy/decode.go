@@ -105,6 +105,14 @@ func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
 				return decodeString(val, f, &n.EndpointHost)
 			case "hidden":
 				return decodeBool(val, f, &n.Hidden)
+			case "listen_port":
+				if err := decodeInt(val, f, &n.ListenPort); err != nil {
+					return err
+				}
+				if n.ListenPort < 1 || n.ListenPort > 65535 {
+					return fieldErr(f, "must be a UDP port (1-65535)")
+				}
+				return nil
 			}
 			return fieldErr(f, "unknown field")
 		})

@@ -68,6 +68,9 @@ type NodeRef struct {
 	// Hidden marks a node behind NAT: it has no endpoint and reaches the
 	// others through the public members.
 	Hidden bool `json:"hidden,omitempty"`
+	// ListenPort asks the node for this UDP port (0: the node picks, and
+	// keeps what it has); changing it moves the node and re-points peers.
+	ListenPort int `json:"listen_port,omitempty"`
 }
 
 // Socket returns the Unix socket path of the node's API, or an error when

@@ -234,7 +234,12 @@ func (n *node) prepare(ctx context.Context, network string, connect func(NodeRef
 	default:
 		n.current = detail.Spec
 	}
-	r, err := n.api.Reserve(ctx, network)
+	var r api.Reservation
+	if n.ref.ListenPort != 0 {
+		r, err = n.api.ReservePort(ctx, network, n.ref.ListenPort)
+	} else {
+		r, err = n.api.Reserve(ctx, network)
+	}
 	if err != nil {
 		n.res.fail(fmt.Errorf("reserving %s: %w", network, err))
 		return

@@ -24,7 +24,12 @@ type deployNode struct {
 	API          string `json:"api"`
 	EndpointHost string `json:"endpoint_host,omitempty"`
 	Hidden       bool   `json:"hidden,omitempty"`
+	ListenPort   int    `json:"listen_port,omitempty"`
 }
+
+// ports asks given nodes for given UDP ports in deployments made while it
+// is set (node id -> port).
+var ports = map[string]int{}
 
 // deployment writes a deployment file for network over nodes; the ids in
 // hidden are hidden behind NAT.
@@ -36,7 +41,7 @@ func deployment(t *testing.T, network, ipRange string, nodes []lab.Node, hidden 
 		Nodes   []deployNode `json:"nodes"`
 	}{Name: network, IPRange: ipRange}
 	for _, n := range nodes {
-		e := deployNode{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String()}
+		e := deployNode{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String(), ListenPort: ports[n.ID]}
 		for _, h := range hidden {
 			if h == n.ID {
 				e.EndpointHost, e.Hidden = "", true
@@ -104,34 +109,54 @@ func TestMesh(t *testing.T) {
 				if a == b {
 					continue
 				}
-				assert.True(t, pingOK(w[a].ns, w[b].ipv4), "%s -> %s %s", a, b, w[b].ipv4)
-				assert.True(t, pingOK(w[a].ns, w[b].ipv6), "%s -> %s %s", a, b, w[b].ipv6)
+				// Under a loaded machine (make test runs packages side by
+				// side) the first packets of a fresh tunnel were seen lost
+				// for a few seconds; the wait is logged when it happens.
+				for _, dst := range []string{w[b].ipv4, w[b].ipv6} {
+					ok, took := within(10*time.Second, func() bool { return pingOK(w[a].ns, dst) })
+					assert.True(t, ok, "%s -> %s %s", a, b, dst)
+					if took > 2*time.Second {
+						t.Logf("%s -> %s %s answered only after %s", a, b, dst, took)
+					}
+				}
 			}
 		}
 	}
 	t.Run("every workload reaches every other, IPv4 and IPv6", func(t *testing.T) {
 		pingAll(t, n1.ID, n2.ID, n3.ID)
+		if t.Failed() {
+			for _, n := range l.Nodes[:3] {
+				t.Logf("%s at %s:\n%s\n%s", n.ID, time.Now().Format(time.StampMilli), wgShow(t, n, "mesh", "latest-handshakes"), wgShow(t, n, "mesh", "endpoints"))
+			}
+		}
 	})
 
 	t.Run("iperf3 across the mesh", func(t *testing.T) {
-		srv := exec.Command("ip", "netns", "exec", w[n1.ID].ns, "iperf3", "-s", "-1", "-B", w[n1.ID].ipv4)
+		srv := exec.Command("ip", "netns", "exec", w[n1.ID].ns, "iperf3", "-s", "-B", w[n1.ID].ipv4)
 		require.NoError(t, srv.Start())
 		defer func() { srv.Process.Kill(); srv.Wait() }()
-		var out string
-		var err error
-		require.Eventually(t, func() bool {
-			out, err = inNS(w[n2.ID].ns, "iperf3", "-c", w[n1.ID].ipv4, "-t", "2", "-J")
-			return err == nil
-		}, 10*time.Second, 300*time.Millisecond, "iperf3: %v %s", err, out)
-		var res struct {
-			End struct {
-				SumReceived struct {
-					Bytes int64 `json:"bytes"`
-				} `json:"sum_received"`
-			} `json:"end"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(out), &res))
-		assert.Greater(t, res.End.SumReceived.Bytes, int64(1<<20))
+		var (
+			out      string
+			received int64
+		)
+		// The server needs a moment to listen; a run that could not
+		// connect reports no bytes.
+		ok, _ := within(15*time.Second, func() bool {
+			out, _ = inNS(w[n2.ID].ns, "iperf3", "-c", w[n1.ID].ipv4, "-t", "2", "-J")
+			var res struct {
+				End struct {
+					SumReceived struct {
+						Bytes int64 `json:"bytes"`
+					} `json:"sum_received"`
+				} `json:"end"`
+			}
+			if json.Unmarshal([]byte(out), &res) != nil {
+				return false
+			}
+			received = res.End.SumReceived.Bytes
+			return received > 1<<20
+		})
+		assert.True(t, ok, "iperf3 moved %d bytes: %s", received, out)
 	})
 
 	t.Run("a fourth (hidden) node joins without a lost packet or a reset handshake", func(t *testing.T) {
@@ -164,6 +189,17 @@ func TestMesh(t *testing.T) {
 		var again api.NetworkDetail
 		znetJSON(t, n1, &again, "network", "show", "mesh")
 		assert.Equal(t, detail.Spec.Generation, again.Spec.Generation)
+	})
+
+	t.Run("changing a node's port re-points its peers", func(t *testing.T) {
+		ports[n1.ID] = 51999
+		defer delete(ports, n1.ID)
+		deploy(t, l, deployment(t, "mesh", "10.40.0.0/16", l.Nodes, n3.ID, n4.ID))
+		for _, n := range []lab.Node{n2, n3, n4} {
+			assert.Contains(t, wgShow(t, n, "mesh", "endpoints"), n1.Underlay.String()+":51999", "%s still sends to n1's old port", n.ID)
+		}
+		assert.Contains(t, wgShow(t, n1, "mesh", "listen-port"), "51999")
+		pingAll(t, n1.ID, n2.ID, n3.ID, n4.ID)
 	})
 
 	t.Run("a node that leaves is gone everywhere", func(t *testing.T) {

@@ -88,6 +88,14 @@ func (f *Fake) Reserve(_ context.Context, network string) (api.Reservation, erro
 	return f.Reservation, nil
 }
 
+// ReservePort implements api.Service.
+func (f *Fake) ReservePort(_ context.Context, network string, port int) (api.Reservation, error) {
+	if err := f.record("ReservePort", network, port); err != nil {
+		return api.Reservation{}, err
+	}
+	return f.Reservation, nil
+}
+
 // Apply implements api.Service.
 func (f *Fake) Apply(_ context.Context, s *spec.Spec) (api.ApplyResult, error) {
 	f.mu.Lock()

@@ -14,9 +14,14 @@ import (
 func networkCommands() []*command {
 	return []*command{
 		{
-			words: []string{"network", "reserve"}, args: "NAME", min: 1, max: 1,
+			words: []string{"network", "reserve"}, args: "NAME [--port N]", min: 1, max: 1,
 			summary: "make this node's key and UDP port for a network (idempotent)",
-			setup:   func(*flag.FlagSet) runFunc { return networkReserve },
+			setup: func(fs *flag.FlagSet) runFunc {
+				port := fs.Int("port", 0, "use (or move the reservation to) UDP port `N`")
+				return func(ctx context.Context, a *app, args []string) error {
+					return networkReserve(ctx, a, args, *port)
+				}
+			},
 		},
 		{
 			words: []string{"network", "apply"}, args: "-f SPEC.json", min: 0, max: 0,
@@ -51,8 +56,16 @@ func networkCommands() []*command {
 	}
 }
 
-func networkReserve(ctx context.Context, a *app, args []string) error {
-	res, err := a.client().Reserve(ctx, args[0])
+func networkReserve(ctx context.Context, a *app, args []string, port int) error {
+	var (
+		res api.Reservation
+		err error
+	)
+	if port != 0 {
+		res, err = a.client().ReservePort(ctx, args[0], port)
+	} else {
+		res, err = a.client().Reserve(ctx, args[0])
+	}
 	if err != nil {
 		return err
 	}

@@ -156,6 +156,18 @@ func (f *Node) Reserve(_ context.Context, name string) (api.Reservation, error) 
 	return api.Reservation{NodeID: f.id, PublicKey: f.key, ListenPort: n.port}, nil
 }
 
+// ReservePort implements api.Service: the reservation moves to port.
+func (f *Node) ReservePort(_ context.Context, name string, port int) (api.Reservation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.recordLocked("ReservePort", name); err != nil {
+		return api.Reservation{}, err
+	}
+	n := f.reserveLocked(name)
+	n.port = port
+	return api.Reservation{NodeID: f.id, PublicKey: f.key, ListenPort: n.port}, nil
+}
+
 // ApplyRaw decodes data as the daemon does and applies it.
 func (f *Node) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, error) {
 	s, err := spec.Decode(data, f.id)
