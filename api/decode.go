@@ -48,6 +48,10 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 		if key != "listen_port" {
 			return Invalid(key, "unknown field")
 		}
+		// json.Number would also take a string such as "51820".
+		if k := jsonKind(val); k != "a number" {
+			return Invalid(key, "must be a number, not %s", k)
+		}
 		var n json.Number
 		d := json.NewDecoder(bytes.NewReader(val))
 		d.UseNumber()

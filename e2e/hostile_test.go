@@ -213,6 +213,11 @@ func TestHostileInput(t *testing.T) {
 
 		// Paths and methods.
 		{name: "reserve bad name", method: "POST", path: "/v1/networks/Bad_Name/reserve", status: 400, field: "name"},
+		{name: "reserve port 0", method: "POST", path: "/v1/networks/newnet/reserve", body: `{"listen_port":0}`, status: 400, field: "listen_port"},
+		{name: "reserve port 65536", method: "POST", path: "/v1/networks/newnet/reserve", body: `{"listen_port":65536}`, status: 400, field: "listen_port"},
+		{name: "reserve port as string", method: "POST", path: "/v1/networks/newnet/reserve", body: `{"listen_port":"51830"}`, status: 400, field: "listen_port"},
+		{name: "reserve unknown field", method: "POST", path: "/v1/networks/newnet/reserve", body: `{"private_key":"x"}`, status: 400, field: "private_key"},
+		{name: "reserve truncated", method: "POST", path: "/v1/networks/newnet/reserve", body: `{"listen_port":`, status: 400},
 		{name: "reserve name too long", method: "POST", path: "/v1/networks/$LONG/reserve", status: 400, field: "name"},
 		{name: "show unknown network", method: "GET", path: "/v1/networks/nosuch", status: 404, field: "name"},
 		{name: "show bad name", method: "GET", path: "/v1/networks/a..b", status: 400, field: "name"},

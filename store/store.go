@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -262,4 +264,33 @@ func (t *Tx) PutAccess(a *AccessPeer) error {
 // DeleteAccess removes one access peer; removing a missing one is no error.
 func (t *Tx) DeleteAccess(network, name string) error {
 	return t.tx.Bucket(bucketAccess).Delete(workloadKey(network, name))
+}
+
+// Dump renders the whole state for tests and debugging: every bucket, then
+// every key and value in key order, values as stored, each quoted on a line
+// of its own. Two dumps are byte-identical if and only if the states are.
+// It includes the private keys: never log or send it.
+func (s *Store) Dump() ([]byte, error) {
+	var buf bytes.Buffer
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return dumpBucket(&buf, strconv.Quote(string(name)), b)
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dumping the state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// dumpBucket writes b's keys under path, descending into nested buckets.
+func dumpBucket(buf *bytes.Buffer, path string, b *bolt.Bucket) error {
+	fmt.Fprintf(buf, "bucket %s\n", path)
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil { // a nested bucket
+			return dumpBucket(buf, path+"/"+strconv.Quote(string(k)), b.Bucket(k))
+		}
+		fmt.Fprintf(buf, "%s %s = %s\n", path, strconv.Quote(string(k)), strconv.Quote(string(v)))
+		return nil
+	})
 }

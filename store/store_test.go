@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -115,4 +116,34 @@ func TestDeleteNetworkTakesItsWorkloads(t *testing.T) {
 		assert.NoError(t, err)
 		return nil
 	}))
+}
+
+func TestDump(t *testing.T) {
+	s := open(t, t.TempDir())
+	empty, err := s.Dump()
+	require.NoError(t, err)
+	assert.Equal(t, "bucket \"access\"\nbucket \"meta\"\nbucket \"networks\"\nbucket \"workloads\"\n", string(empty))
+
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		require.NoError(t, tx.SetNodeID("n1"))
+		require.NoError(t, tx.PutWorkload(&Workload{Network: "shop", Name: "web"}))
+		return tx.PutWorkload(&Workload{Network: "shop", Name: "db"})
+	}))
+	first, err := s.Dump()
+	require.NoError(t, err)
+	again, err := s.Dump()
+	require.NoError(t, err)
+	assert.Equal(t, first, again, "the same state dumps the same")
+	assert.Contains(t, string(first), "\"meta\" \"node_id\" = \"n1\"\n")
+	assert.Less(t, strings.Index(string(first), `"shop/db"`), strings.Index(string(first), `"shop/web"`), "keys in order")
+
+	// Writing the same value back changes nothing; any other change shows.
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.SetNodeID("n1") }))
+	same, err := s.Dump()
+	require.NoError(t, err)
+	assert.Equal(t, first, same)
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.DeleteWorkload("shop", "db") }))
+	changed, err := s.Dump()
+	require.NoError(t, err)
+	assert.NotEqual(t, first, changed)
 }
