@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/znet/znet/spec"
 )
@@ -19,7 +21,8 @@ import (
 // maxAnswerSize bounds how much of an answer the client reads.
 const maxAnswerSize = 64 << 20
 
-// Client speaks to znetd's API on a Unix socket. It implements Service, so
+// Client speaks to znetd's API on a Unix socket (NewClient) or over https
+// with a bearer token (NewHTTPSClient). It implements Service, so
 // code can use a Client and a daemon interchangeably. A Client is safe for
 // concurrent use and holds no connection between requests, so it needs no
 // closing. Deadlines come from the context of each call.
@@ -27,7 +30,10 @@ const maxAnswerSize = 64 << 20
 // Answers are decoded leniently (unknown fields are ignored), so an older
 // client keeps working with a newer daemon.
 type Client struct {
-	socket string
+	socket string // "" for an https client
+	base   string // the URL requests are made against
+	target string // what the client talks to, for error messages
+	token  string // the bearer token sent on every request, if any
 	hc     *http.Client
 }
 
@@ -36,7 +42,7 @@ var _ Service = (*Client)(nil)
 // NewClient returns a Client for the API socket at socketPath. It does not
 // connect until the first call.
 func NewClient(socketPath string) *Client {
-	c := &Client{socket: socketPath}
+	c := &Client{socket: socketPath, base: "http://znetd", target: socketPath}
 	c.hc = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -49,8 +55,57 @@ func NewClient(socketPath string) *Client {
 	return c
 }
 
-// Socket returns the socket path the client talks to.
+// NewHTTPSClient returns a Client for the remote API at baseURL
+// ("https://host:port"), sending token as a bearer token on every request.
+// tlsCfg says which servers to trust (nil: the system's roots); TLS below
+// MinTLSVersion is refused. Redirects are not followed and no proxy is
+// used. It does not connect until the first call.
+func NewHTTPSClient(baseURL, token string, tlsCfg *tls.Config) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%q is not a URL (want https://host:port)", baseURL)
+	case u.Scheme != "https":
+		return nil, fmt.Errorf("%q: the remote API needs https://host:port", baseURL)
+	case u.Host == "" || u.Port() == "":
+		return nil, fmt.Errorf("%q: want https://host:port", baseURL)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return nil, fmt.Errorf("%q: an API URL has only a host and a port", baseURL)
+	case token == "":
+		return nil, errors.New("the remote API needs a bearer token")
+	}
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	tlsCfg = tlsCfg.Clone()
+	if tlsCfg.MinVersion < MinTLSVersion {
+		tlsCfg.MinVersion = MinTLSVersion
+	}
+	base := "https://" + u.Host
+	c := &Client{base: base, target: base, token: token}
+	c.hc = &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:     tlsCfg,
+			TLSHandshakeTimeout: 10 * time.Second,
+			DisableKeepAlives:   true,
+		},
+		// A redirect would be a misconfigured or hostile server; the
+		// token goes to base only.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c, nil
+}
+
+// Socket returns the socket path the client talks to ("" for an https
+// client).
 func (c *Client) Socket() string { return c.socket }
+
+// Target returns what the client talks to: the socket path or the https
+// base URL.
+func (c *Client) Target() string { return c.target }
 
 // Reserve implements Service.
 func (c *Client) Reserve(ctx context.Context, network string) (Reservation, error) {
@@ -160,7 +215,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://znetd"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return fmt.Errorf("building the request: %w", err)
 	}
@@ -168,6 +223,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return c.transportError(err)
@@ -197,11 +255,11 @@ func (c *Client) transportError(err error) error {
 	}
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("cannot reach znetd at %s (is znetd running?): %w", c.socket, err)
-	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("cannot reach znetd at %s (is znetd running?): %w", c.target, err)
+	case errors.Is(err, syscall.EACCES) && c.socket != "":
 		return fmt.Errorf("no permission to use %s (the API is root only): %w", c.socket, err)
 	}
-	return fmt.Errorf("talking to znetd at %s: %w", c.socket, err)
+	return fmt.Errorf("talking to znetd at %s: %w", c.target, err)
 }
 
 // answerError turns a non-2xx answer into an *Error.

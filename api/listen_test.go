@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +71,20 @@ func TestListenUnixLeavesOtherFilesAlone(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, "keep me", string(b))
+}
+
+func TestListenUnixSocketIsRootOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the socket must be owned by uid 0")
+	}
+	path := filepath.Join(t.TempDir(), "znetd.sock")
+	l, err := api.ListenUnix(path)
+	require.NoError(t, err)
+	defer l.Close()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSocket|0o600, fi.Mode())
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	require.True(t, ok)
+	assert.Equal(t, uint32(0), st.Uid, "owned by root")
 }

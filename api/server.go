@@ -36,6 +36,11 @@ type ServerOptions struct {
 	// Logger receives one Debug record per request (never a body) and the
 	// errors that become a 500. Nil discards everything.
 	Logger *slog.Logger
+	// Token, when not empty, is the bearer token every request must carry
+	// ("Authorization: Bearer TOKEN"); others are answered 401. Set it for
+	// a server on a ListenTCP listener; the Unix socket relies on its
+	// file mode instead.
+	Token string
 }
 
 // Server exposes a Service over HTTP/JSON. Create it with NewServer, start it
@@ -56,8 +61,12 @@ func NewServer(svc Service, opts ServerOptions) *Server {
 	}
 	s := &Server{svc: svc, nodeID: opts.NodeID, log: log}
 	s.mux = s.routes()
+	var h http.Handler = s
+	if opts.Token != "" {
+		h = requireToken(opts.Token, log, s)
+	}
 	s.http = &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -101,6 +101,8 @@ func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
 				return decodeString(val, f, &n.API)
 			case "token_file":
 				return decodeString(val, f, &n.TokenFile)
+			case "ca_file":
+				return decodeString(val, f, &n.CAFile)
 			case "endpoint_host":
 				return decodeString(val, f, &n.EndpointHost)
 			case "hidden":

@@ -56,6 +56,25 @@ func TestDecodeValid(t *testing.T) {
 	assert.Equal(t, d, again)
 }
 
+func TestDecodeHTTPSNode(t *testing.T) {
+	d, err := Decode([]byte(doc(t, `"api": "unix:///run/znet/n2.sock"`,
+		`"api": "https://node2.example:8443", "token_file": "/etc/znet/n2.token", "ca_file": "/etc/znet/ca.pem"`)))
+	require.NoError(t, err)
+	n := d.Nodes[1]
+	assert.Equal(t, NodeRef{ID: "node2", API: "https://node2.example:8443", TokenFile: "/etc/znet/n2.token",
+		CAFile: "/etc/znet/ca.pem", EndpointHost: "fd00::2"}, n)
+	assert.True(t, n.IsHTTPS())
+	assert.False(t, d.Nodes[0].IsHTTPS())
+	_, err = n.Socket()
+	require.Error(t, err, "an https API has no socket")
+
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	again, err := Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, d, again)
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "deploy.json")
@@ -104,7 +123,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad id", doc(t, `"id": "node2"`, `"id": "Node_2"`), "nodes[1].id: "},
 		{"duplicate ids", doc(t, `"id": "node2"`, `"id": "node1"`), `nodes[1].id: "node1" is also nodes[0]'s id`},
 		{"missing api", `{"name": "shop", "ip_range": "10.20.0.0/16", "nodes": [{"id": "a", "hidden": true}]}`, "nodes[0].api: is required"},
-		{"https api", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example:8443"`), "nodes[1].api: https is not supported yet"},
+		{"https api without token_file", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example:8443"`), "nodes[1].token_file: is required for an https API"},
+		{"https api without port", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example", "token_file": "/t"`), `nodes[1].api: "https://node2.example": want https://host:port`},
+		{"https api with port 0", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example:0", "token_file": "/t"`), "the port must be 1-65535"},
+		{"https api with a path", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example:8443/v1", "token_file": "/t"`), "an https API URL has only a host and a port"},
+		{"https api with a user", doc(t, `"unix:///run/znet/n2.sock"`, `"https://me@node2.example:8443", "token_file": "/t"`), "an https API URL has only a host and a port"},
+		{"token_file not a string", doc(t, `"unix:///run/znet/n2.sock"`, `"https://node2.example:8443", "token_file": 1`), "nodes[1].token_file: must be a string"},
+		{"ca_file with a unix api", doc(t, `"hidden": true`, `"hidden": true, "ca_file": "/etc/znet/ca.pem"`), "nodes[2].ca_file: is only for https APIs"},
 		{"http api", doc(t, `"unix:///run/znet/n2.sock"`, `"http://node2.example"`), "nodes[1].api: \"http://node2.example\": want unix:///"},
 		{"relative unix api", doc(t, `"unix:///run/znet/n2.sock"`, `"unix://n2.sock"`), "nodes[1].api: \"unix://n2.sock\": the socket path must be absolute"},
 		{"unix api with a query", doc(t, `"unix:///run/znet/n2.sock"`, `"unix:///run/znet/n2.sock?x=1"`), "a unix API URL has only a path"},
@@ -148,7 +173,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(validDoc))
 	// A single hidden node, the smallest useful deployment.
 	f.Add([]byte(`{"name":"a","ip_range":"10.0.0.0/8","nodes":[{"id":"x","api":"unix:///s","hidden":true}]}`))
-	// An https API and a token file: refused for now.
+	// An https API with a token file and a CA file.
+	f.Add([]byte(`{"name":"a","ip_range":"10.0.0.0/8","nodes":[{"id":"x","api":"https://h:1","token_file":"/t","ca_file":"/c","hidden":true}]}`))
+	// An https API without a port.
 	f.Add([]byte(`{"name":"a","ip_range":"10.0.0.0/8","nodes":[{"id":"x","api":"https://h:1","token_file":"/t","hidden":true}]}`))
 	// Wrong types and repeated keys.
 	f.Add([]byte(`{"name":1,"name":"a","nodes":{}}`))

@@ -58,10 +58,15 @@ type Deployment struct {
 type NodeRef struct {
 	// ID is the node's id, as its znetd was started with (--node-id).
 	ID string `json:"id"`
-	// API is "unix:///path/to/znetd.sock" (or, later, "https://host:port").
+	// API is "unix:///path/to/znetd.sock" or "https://host:port" (znetd's
+	// --listen API).
 	API string `json:"api"`
-	// TokenFile holds the bearer token of an https API.
+	// TokenFile holds the bearer token of an https API (required for one;
+	// the file must be private, mode 0600).
 	TokenFile string `json:"token_file,omitempty"`
+	// CAFile is the PEM file of the CA that signs an https API's
+	// certificate; empty means the system's roots.
+	CAFile string `json:"ca_file,omitempty"`
 	// EndpointHost is the address or name peers send WireGuard packets to;
 	// the port is the one the node reserved.
 	EndpointHost string `json:"endpoint_host,omitempty"`
@@ -76,6 +81,9 @@ type NodeRef struct {
 // Socket returns the Unix socket path of the node's API, or an error when
 // the API is not a unix:/// URL.
 func (n NodeRef) Socket() (string, error) { return parseAPI(n.API) }
+
+// IsHTTPS reports whether the node's API is an https:// URL.
+func (n NodeRef) IsHTTPS() bool { return strings.HasPrefix(n.API, "https:") }
 
 // Endpoint returns the node's WireGuard endpoint for listen port port:
 // "host:port", "[v6]:port", or "" for a hidden node.
@@ -152,10 +160,19 @@ func (d *Deployment) Validate() error {
 	return nil
 }
 
-// checkAPI checks node n's api and token_file fields.
+// checkAPI checks node n's api, token_file and ca_file fields.
 func checkAPI(n NodeRef, f string) error {
 	if n.API == "" {
-		return fieldErr(f+".api", "is required (unix:///path/to/znetd.sock)")
+		return fieldErr(f+".api", "is required (unix:///path/to/znetd.sock or https://host:port)")
+	}
+	if n.IsHTTPS() {
+		if err := checkHTTPSAPI(n.API); err != nil {
+			return fieldErr(f+".api", "%v", err)
+		}
+		if n.TokenFile == "" {
+			return fieldErr(f+".token_file", "is required for an https API")
+		}
+		return nil
 	}
 	if _, err := parseAPI(n.API); err != nil {
 		return fieldErr(f+".api", "%v", err)
@@ -163,24 +180,44 @@ func checkAPI(n NodeRef, f string) error {
 	if n.TokenFile != "" {
 		return fieldErr(f+".token_file", "is only for https APIs")
 	}
+	if n.CAFile != "" {
+		return fieldErr(f+".ca_file", "is only for https APIs")
+	}
 	return nil
 }
 
-// errHTTPS is what an https API gives until znetd serves one.
-var errHTTPS = errors.New("https is not supported yet")
+// checkHTTPSAPI accepts an https://host:port API URL.
+func checkHTTPSAPI(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL (want https://host:port)", s)
+	case u.Host == "" || u.Port() == "":
+		return fmt.Errorf("%q: want https://host:port", s)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("%q: an https API URL has only a host and a port", s)
+	}
+	if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: the port must be 1-65535", s)
+	}
+	return nil
+}
+
+// errNotUnix is what Socket returns for an https API.
+var errNotUnix = errors.New("the API is https, not a Unix socket")
 
 // parseAPI returns the socket path of a unix:///path API URL.
 func parseAPI(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL (want unix:///path/to/znetd.sock)", s)
+		return "", fmt.Errorf("%q is not a URL (want unix:///path/to/znetd.sock or https://host:port)", s)
 	}
 	switch u.Scheme {
 	case "unix":
 	case "https":
-		return "", errHTTPS
+		return "", errNotUnix
 	default:
-		return "", fmt.Errorf("%q: want unix:///path/to/znetd.sock (or https://host:port, later)", s)
+		return "", fmt.Errorf("%q: want unix:///path/to/znetd.sock or https://host:port", s)
 	}
 	if u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return "", fmt.Errorf("%q: the socket path must be absolute (unix:///path/to/znetd.sock)", s)

@@ -12,9 +12,9 @@
 // To find a left-out node again, deploy keeps a small JSON record of each
 // network's node APIs under Options.StateDir.
 //
-// It talks to each node through an API (api.Service plus ApplyRaw); Unix
-// socket APIs only for now: an https API is refused with a clear error,
-// since znetd does not serve one yet. It does not build or check the data
+// It talks to each node through an API (api.Service plus ApplyRaw): a Unix
+// socket, or znetd's https API (--listen) with a bearer token from a
+// private token file and an optional CA file. It does not build or check the data
 // plane itself: it trusts what each node's Status reports. The package
 // deploytest has in-memory fake nodes for tests.
 package deploy

@@ -27,8 +27,25 @@ type API interface {
 var _ API = (*api.Client)(nil)
 
 // Connect is the default Options.Connect: an *api.Client on the node's Unix
-// socket. It does not connect until the first call.
+// socket, or for an https API one that sends the token of ref.TokenFile
+// and trusts ref.CAFile (or the system's roots). It reads those files but
+// does not connect until the first call.
 func Connect(ref NodeRef) (API, error) {
+	if ref.IsHTTPS() {
+		token, err := api.ReadTokenFile(ref.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token_file: %w", err)
+		}
+		cfg, err := api.ClientTLSConfig(ref.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		c, err := api.NewHTTPSClient(ref.API, token, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		return c, nil
+	}
 	socket, err := ref.Socket()
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -340,11 +357,11 @@ func (n *node) remove(ctx context.Context, network string) {
 func nextRecord(d *Deployment, gone []*node) *record {
 	r := &record{Network: d.Name}
 	for _, ref := range d.Nodes {
-		r.Nodes = append(r.Nodes, NodeRef{ID: ref.ID, API: ref.API, TokenFile: ref.TokenFile})
+		r.Nodes = append(r.Nodes, NodeRef{ID: ref.ID, API: ref.API, TokenFile: ref.TokenFile, CAFile: ref.CAFile})
 	}
 	for _, n := range gone {
 		if n.keep {
-			r.Nodes = append(r.Nodes, NodeRef{ID: n.ref.ID, API: n.ref.API, TokenFile: n.ref.TokenFile})
+			r.Nodes = append(r.Nodes, NodeRef{ID: n.ref.ID, API: n.ref.API, TokenFile: n.ref.TokenFile, CAFile: n.ref.CAFile})
 		}
 	}
 	return r

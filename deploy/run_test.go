@@ -396,7 +396,7 @@ func TestRefusedBeforeApplying(t *testing.T) {
 	d.Nodes[0].API = "https://a.example:8443"
 	_, err = deploy.Run(t.Context(), d, g.opts)
 	require.ErrorIs(t, err, deploy.ErrInvalid)
-	assert.EqualError(t, err, "nodes[0].api: https is not supported yet")
+	assert.EqualError(t, err, "nodes[0].token_file: is required for an https API")
 
 	for _, c := range a.Calls()[calls:] {
 		assert.False(t, strings.HasPrefix(c, "Apply"), "applied after all: %s", c)

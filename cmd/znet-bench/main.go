@@ -61,7 +61,8 @@ func run(args []string) error {
 	if rep == nil {
 		return runErr
 	}
-	fmt.Printf("\nznet-bench %s on %s (took %s)\n\n", rep.Date.Format(time.RFC3339), rep.Host, rep.Duration)
+	fmt.Printf("\nznet-bench %s on %s (took %s; load average %s at the start, %s at the end)\n\n",
+		rep.Date.Format(time.RFC3339), rep.Host, rep.Duration, rep.LoadAvg[0], rep.LoadAvg[len(rep.LoadAvg)-1])
 	if err := rep.WriteTable(os.Stdout); err != nil {
 		return err
 	}

@@ -51,13 +51,19 @@ func (c *command) name() string { return strings.Join(c.words, " ") }
 
 // globals are the flags every command takes, before or after its words.
 type globals struct {
-	socket  string
-	json    bool
-	timeout time.Duration
+	socket    string
+	api       string // https://host:port of a remote API, instead of socket
+	tokenFile string // the bearer token for api
+	ca        string // the CA certificates that sign api's certificate
+	json      bool
+	timeout   time.Duration
 }
 
 func (g *globals) bind(fs *flag.FlagSet, socket string) {
 	fs.StringVar(&g.socket, "socket", socket, "znetd's API socket `PATH` (default $ZNET_SOCKET, else "+defaultSocket+")")
+	fs.StringVar(&g.api, "api", "", "znetd's remote API `URL` (https://host:port) instead of --socket")
+	fs.StringVar(&g.tokenFile, "token-file", "", "`FILE` holding the bearer token of --api (mode 0600)")
+	fs.StringVar(&g.ca, "ca", "", "PEM `FILE` of the CA that signs --api's certificate (default: the system's roots)")
 	fs.BoolVar(&g.json, "json", false, "print the API's JSON answers instead of tables")
 	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long to wait for znetd, a Go `DURATION` such as 30s (0: no limit)")
 }
@@ -71,6 +77,7 @@ type app struct {
 	getenv func(string) string
 	now    func() time.Time
 	g      globals
+	remote *api.Client // the --api client, once dispatch made it
 }
 
 func newApp(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -119,7 +126,7 @@ func (a *app) run(args []string) int {
 		}
 		return 2
 	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(a.stderr, "znet: no answer from znetd at %s within %s (raise --timeout?)\n", a.g.socket, a.g.timeout)
+		fmt.Fprintf(a.stderr, "znet: no answer from znetd at %s within %s (raise --timeout?)\n", a.target(), a.g.timeout)
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(a.stderr, "znet: interrupted")
 	default:
@@ -154,6 +161,9 @@ func (a *app) dispatch(args []string) error {
 		return usagef(cmd, "%s: unexpected argument %q", cmd.name(), pos[cmd.max])
 	case a.g.timeout < 0:
 		return usagef(cmd, "--timeout must not be negative")
+	}
+	if err := a.connectRemote(cmd, fs); err != nil {
+		return err
 	}
 	ctx := a.ctx
 	if a.g.timeout > 0 {
@@ -260,8 +270,57 @@ func takesValue(fs *flag.FlagSet, arg string) bool {
 	return !isBool || !b.IsBoolFlag()
 }
 
-// client returns an API client for the --socket path.
-func (a *app) client() *api.Client { return api.NewClient(a.g.socket) }
+// connectRemote checks the --api, --token-file and --ca flags and, with
+// --api, makes the https client that client returns.
+func (a *app) connectRemote(cmd *command, fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if a.g.api == "" {
+		for _, name := range []string{"token-file", "ca"} {
+			if set[name] {
+				return usagef(cmd, "--%s is only for a remote API; add --api https://host:port", name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case set["socket"]:
+		return usagef(cmd, "give --api or --socket, not both")
+	case a.g.tokenFile == "":
+		return usagef(cmd, "--api needs --token-file FILE")
+	}
+	token, err := api.ReadTokenFile(a.g.tokenFile)
+	if err != nil {
+		return fmt.Errorf("--token-file: %w", err)
+	}
+	cfg, err := api.ClientTLSConfig(a.g.ca)
+	if err != nil {
+		return fmt.Errorf("--ca: %w", err)
+	}
+	c, err := api.NewHTTPSClient(a.g.api, token, cfg)
+	if err != nil {
+		return fmt.Errorf("--api: %w", err)
+	}
+	a.remote = c
+	return nil
+}
+
+// client returns an API client for --api when given, else for the
+// --socket path.
+func (a *app) client() *api.Client {
+	if a.remote != nil {
+		return a.remote
+	}
+	return api.NewClient(a.g.socket)
+}
+
+// target names the API the client talks to, for messages.
+func (a *app) target() string {
+	if a.remote != nil {
+		return a.remote.Target()
+	}
+	return a.g.socket
+}
 
 // output prints v as JSON with --json, else runs human.
 func (a *app) output(v any, human func(w io.Writer) error) error {

@@ -129,7 +129,7 @@ func TestDeployFailures(t *testing.T) {
 		}{
 			{"no file", "", []string{"deploy"}, 2, "znet: deploy: -f FILE is required\nusage: znet deploy -f DEPLOYMENT.json"},
 			{"missing file", "", []string{"deploy", "-f", filepath.Join(dir, "nope.json")}, 1, "znet: reading the deployment: open "},
-			{"https", "", []string{"deploy", "-f", https}, 1, "znet: nodes[0].api: https is not supported yet\n"},
+			{"https without a token file", "", []string{"deploy", "-f", https}, 1, "znet: nodes[0].token_file: is required for an https API\n"},
 			{"bad stdin", `{"name": "demo", "nodes": 1}`, []string{"deploy", "-f", "-"}, 1, "znet: nodes: must be an array, not a number\n"},
 		}
 		for _, tt := range tests {

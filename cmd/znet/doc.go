@@ -1,5 +1,7 @@
 // Command znet is the znet CLI. It talks to one node's znetd over the API
-// socket (--socket, $ZNET_SOCKET, default /run/znet/znetd.sock) to reserve,
+// socket (--socket, $ZNET_SOCKET, default /run/znet/znetd.sock), or over
+// its optional remote API (--api https://host:port with --token-file and
+// optionally --ca), to reserve,
 // apply, list, show and delete networks, attach, detach and list workloads,
 // and show the live status of the mesh. Run `znet help`.
 //

@@ -26,7 +26,7 @@ func (a *app) printHelp(words []string) error {
 // writeUsage lists the commands that start with prefix (all for none) and
 // the global flags.
 func writeUsage(w io.Writer, prefix []string) {
-	fmt.Fprintln(w, "usage: znet [--socket PATH] [--json] [--timeout DURATION] COMMAND [ARGS]")
+	fmt.Fprintln(w, "usage: znet [--socket PATH | --api URL --token-file FILE [--ca FILE]] [--json] [--timeout DURATION] COMMAND [ARGS]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	tw := newTable(w)
@@ -55,7 +55,7 @@ func writeCommandUsage(w io.Writer, c *command, short bool) {
 		writeFlags(w, fs)
 	}
 	if short {
-		fmt.Fprintln(w, "\nGlobal flags: --socket PATH, --json, --timeout DURATION (see `znet help`)")
+		fmt.Fprintln(w, "\nGlobal flags: --socket PATH, --api URL, --token-file FILE, --ca FILE, --json, --timeout DURATION (see `znet help`)")
 		return
 	}
 	fmt.Fprintln(w)

@@ -1,15 +1,18 @@
 // Command znetd is the znet node daemon: it keeps this node's networks,
-// serves the API on a Unix socket and runs the data planes. Run as
+// serves the API on a Unix socket (and, with --listen, over TLS with a
+// bearer token on a TCP address) and runs the data planes. Run as
 // `znetd dataplane ...` it is one network's userspace WireGuard data plane
 // (started by znetd itself, never by hand).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -39,6 +42,11 @@ type options struct {
 	socket    string
 	wireguard string
 	logLevel  string
+	// The optional remote API: off unless listen is set.
+	listen    string
+	tlsCert   string
+	tlsKey    string
+	tokenFile string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -50,13 +58,56 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.socket, "socket", "/run/znet/znetd.sock", "the API's Unix socket")
 	fs.StringVar(&o.wireguard, "wireguard", "auto", "WireGuard backend: auto, kernel or userspace")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.listen, "listen", "", "also serve the API over TLS on this TCP `ADDR` (host:port; off by default)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "the PEM certificate `FILE` of the --listen API")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `FILE` of the --listen API")
+	fs.StringVar(&o.tokenFile, "token-file", "", "`FILE` holding the bearer token the --listen API requires (mode 0600 or stricter)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if o.listen == "" {
+		for _, f := range []struct{ name, val string }{{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"token-file", o.tokenFile}} {
+			if f.val != "" {
+				return o, fmt.Errorf("--%s is only for the remote API; add --listen ADDR", f.name)
+			}
+		}
+		return o, nil
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return o, fmt.Errorf("--listen %q: want host:port: %w", o.listen, err)
+	}
+	for _, f := range []struct{ name, val string }{{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"token-file", o.tokenFile}} {
+		if f.val == "" {
+			return o, fmt.Errorf("--listen needs --%s (the remote API always uses TLS and a bearer token)", f.name)
+		}
+	}
 	return o, nil
+}
+
+// remote is what the optional TCP API needs, loaded from the flags' files.
+type remote struct {
+	tls   *tls.Config
+	token string
+}
+
+// loadRemote reads the certificate, key and token of the --listen API; it
+// returns nil when --listen is not set.
+func loadRemote(o options) (*remote, error) {
+	if o.listen == "" {
+		return nil, nil
+	}
+	cfg, err := api.ServerTLSConfig(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	token, err := api.ReadTokenFile(o.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: %w", err)
+	}
+	return &remote{tls: cfg, token: token}, nil
 }
 
 // defaultNodeID turns the host name into a DNS label.
@@ -89,6 +140,11 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", o.nodeID)
 
+	rem, err := loadRemote(o)
+	if err != nil {
+		return err
+	}
+
 	// Listen first: a second znetd started by mistake must stop before it
 	// touches anything. Requests wait in the backlog until recovery is done.
 	l, err := api.ListenUnix(o.socket)
@@ -96,6 +152,13 @@ func run(args []string) error {
 		return err
 	}
 	defer l.Close()
+	var tcpL net.Listener
+	if rem != nil {
+		if tcpL, err = api.ListenTCP(o.listen, rem.tls); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		defer tcpL.Close()
+	}
 	st, err := store.Open(o.stateDir)
 	if err != nil {
 		return err
@@ -123,24 +186,33 @@ func run(args []string) error {
 	}
 	log.Info("recovered state", "took", time.Since(start).Round(time.Millisecond), "backend", backend.Kind())
 
-	srv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	servers := []*api.Server{api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log})}
+	errc := make(chan error, 2)
+	go func() { errc <- servers[0].Serve(l) }()
 	log.Info("serving", "socket", o.socket)
+	if tcpL != nil {
+		tsrv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Token: rem.token})
+		servers = append(servers, tsrv)
+		go func() { errc <- tsrv.Serve(tcpL) }()
+		log.Info("serving the remote API", "addr", tcpL.Addr().String())
+	}
 
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
+		log.Error("serving stopped", "err", serveErr)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down; data planes keep running")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && serveErr == nil {
+			serveErr = err
+		}
 	}
 	os.Remove(o.socket)
-	return nil
+	return serveErr
 }
 
 func closeBackend(b overlay.Backend) {
