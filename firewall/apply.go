@@ -69,13 +69,14 @@ func conn(ns netns.NsHandle) (*nftables.Conn, error) {
 	return c, nil
 }
 
-// receiveBuffer is the netlink receive buffer for a batch: the kernel
-// acknowledges every message of it at once, and with a few dozen workloads
-// the default buffer overflows (ENOBUFS).
+// receiveBuffer is the netlink buffer size for a batch, both ways: the
+// batch is sent in one message, and the kernel acknowledges every part of
+// it at once; with a few dozen workloads the default buffers overflow
+// (EMSGSIZE sending, ENOBUFS receiving).
 const receiveBuffer = 16 << 20
 
-// bigReceiveBuffer raises the socket's receive buffer past rmem_max, which
-// root (CAP_NET_ADMIN) may do.
+// bigReceiveBuffer raises the socket's buffers past rmem_max/wmem_max,
+// which root (CAP_NET_ADMIN) may do.
 func bigReceiveBuffer(c *netlink.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -84,6 +85,11 @@ func bigReceiveBuffer(c *netlink.Conn) error {
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
+		if serr == nil {
+			// The whole batch goes out in one sendmsg, which netlink
+			// refuses (EMSGSIZE) beyond the send buffer.
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, receiveBuffer)
+		}
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Parts are the parts Run knows, in the order it runs them.
+var Parts = []string{"dataplane", "control", "dns"}
+
+// Config says what to measure and with what.
+type Config struct {
+	// Znetd is the znetd binary the labs run.
+	Znetd string
+	// Self is this bench binary, re-executed as the bare wireguard-go
+	// contender (RunBareWG).
+	Self string
+	// Parts are the parts to run (nil means all of Parts).
+	Parts []string
+	// Seconds is how long each iperf3 run lasts.
+	Seconds int
+	// Rounds is how many times each contender is measured.
+	Rounds int
+	// Log gets progress.
+	Log *slog.Logger
+}
+
+// Run measures the parts of cfg and returns the report. A part that fails
+// leaves its rows "not measured" and its error is returned (joined) beside
+// the report; every lab is removed either way.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if len(cfg.Parts) == 0 {
+		cfg.Parts = Parts
+	}
+	for _, p := range cfg.Parts {
+		if !slices.Contains(Parts, p) {
+			return nil, fmt.Errorf("unknown part %q (want one of %v)", p, Parts)
+		}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	host, _ := os.Hostname()
+	start := time.Now()
+	rep := &Report{Date: start.UTC(), Host: host, Parts: cfg.Parts, LoadAvg: []string{loadAvg()}}
+	var errs []error
+	for _, part := range Parts {
+		if !slices.Contains(cfg.Parts, part) {
+			continue
+		}
+		cfg.Log.Info("measuring", "part", part)
+		var rows []Row
+		var err error
+		switch part {
+		case "dataplane":
+			rows, err = dataplane(ctx, cfg, cfg.Log)
+		case "control":
+			rows, err = control(ctx, cfg, cfg.Log)
+		case "dns":
+			rows = dnsRows()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", part, err))
+			rows = []Row{notMeasured(part, "every figure of this part", "", "failed: "+err.Error())}
+		}
+		rep.Rows = append(rep.Rows, rows...)
+	}
+	rep.Duration = time.Since(start).Round(time.Second).String()
+	rep.LoadAvg = append(rep.LoadAvg, loadAvg())
+	return rep, errors.Join(errs...)
+}
+
+// loadAvg returns the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}

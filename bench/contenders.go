@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/znet/znet/lab"
+	"github.com/znet/znet/namespaces"
+)
+
+// contender is one path that traffic is measured over: from namespace cli
+// to addr, served from namespace srv.
+type contender struct {
+	name     string
+	cli, srv string
+	addr     string
+}
+
+// procs are the processes a part started; stop ends them by pid.
+type procs struct {
+	cmds    []*exec.Cmd
+	sockets []string
+}
+
+func (p *procs) add(cmd *exec.Cmd) { p.cmds = append(p.cmds, cmd) }
+
+// stop sends SIGTERM to every process, SIGKILL to those still running
+// after 5 s, and removes their UAPI sockets.
+func (p *procs) stop() {
+	for _, c := range p.cmds {
+		c.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range p.cmds {
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+	for _, s := range p.sockets {
+		os.Remove(s)
+	}
+	p.cmds, p.sockets = nil, nil
+}
+
+// ipIn runs `ip -n ns args...`.
+func ipIn(ns string, args ...string) error {
+	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip -n %s %s: %w: %s", ns, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// inNS runs a command in namespace ns and returns its stdout.
+func inNS(ctx context.Context, ns string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// barePair makes two workload namespaces of l joined by a raw veth
+// (198.18.200.1 and .2), and on top of it a tunnel of the wireguard-go
+// library (10.99.1.0/24, run by self) and one of Debian's wireguard-go
+// binary (10.99.2.0/24). It returns the three contenders.
+func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contender, error) {
+	a, b := l.Prefix()+"ba", l.Prefix()+"bb"
+	for _, ns := range []string{a, b} {
+		if _, err := l.AddWorkloadNS(ns); err != nil {
+			return nil, err
+		}
+	}
+	steps := [][]string{
+		{a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b},
+		{a, "addr", "add", "198.18.200.1/24", "dev", "va"},
+		{b, "addr", "add", "198.18.200.2/24", "dev", "vb"},
+		{a, "link", "set", "va", "up"},
+		{b, "link", "set", "vb", "up"},
+	}
+	for _, s := range steps {
+		if err := ipIn(s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	tag := strings.TrimPrefix(l.Name, "zt") // 6 hex digits: unique interface names
+	lib := func(ns, ifname string) (*exec.Cmd, error) {
+		cmd := exec.Command(self, BareWGCommand, "--ifname", ifname)
+		cmd.Stderr = os.Stderr
+		h, err := namespaces.Open(ns)
+		if err != nil {
+			return nil, err
+		}
+		defer h.Close()
+		return cmd, namespaces.Start(cmd, h)
+	}
+	debian := func(ns, ifname string) (*exec.Cmd, error) {
+		cmd := exec.Command("ip", "netns", "exec", ns, "wireguard-go", "-f", ifname)
+		cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
+		return cmd, cmd.Start()
+	}
+	out := []contender{{name: "raw veth", cli: a, srv: b, addr: "198.18.200.2"}}
+	for i, c := range []struct {
+		name  string
+		start func(ns, ifname string) (*exec.Cmd, error)
+	}{{"bare wireguard-go library", lib}, {"Debian wireguard-go", debian}} {
+		net := fmt.Sprintf("10.99.%d", i+1)
+		port := 51820 + i
+		ifA, ifB := fmt.Sprintf("zb%s%da", tag, i), fmt.Sprintf("zb%s%db", tag, i)
+		for _, d := range []struct{ ns, ifname string }{{a, ifA}, {b, ifB}} {
+			cmd, err := c.start(d.ns, d.ifname)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			p.add(cmd)
+			p.sockets = append(p.sockets, uapiPath(d.ifname))
+			if err := waitFile(ctx, uapiPath(d.ifname)); err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+		if err := wgPair(ctx, l.Dir, a, ifA, net+".1", "198.18.200.1", b, ifB, net+".2", "198.18.200.2", port); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		out = append(out, contender{name: c.name, cli: a, srv: b, addr: net + ".2"})
+	}
+	return out, nil
+}
+
+// wgPair configures two WireGuard devices as each other's only peer and
+// gives them addresses.
+func wgPair(ctx context.Context, dir, nsA, ifA, addrA, underA, nsB, ifB, addrB, underB string, port int) error {
+	privA, pubA, err := wgKeys(ctx)
+	if err != nil {
+		return err
+	}
+	privB, pubB, err := wgKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range []struct{ ns, ifname, addr, priv, peerPub, peerAddr, peerUnder string }{
+		{nsA, ifA, addrA, privA, pubB, addrB, underB},
+		{nsB, ifB, addrB, privB, pubA, addrA, underA},
+	} {
+		conf := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n\n[Peer]\nPublicKey = %s\nAllowedIPs = %s/32\nEndpoint = %s:%d\n",
+			d.priv, port, d.peerPub, d.peerAddr, d.peerUnder, port)
+		file := filepath.Join(dir, d.ifname+".conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			return err
+		}
+		if _, err := inNS(ctx, d.ns, "wg", "setconf", d.ifname, file); err != nil {
+			return err
+		}
+		os.Remove(file)
+		if err := ipIn(d.ns, "addr", "add", d.addr+"/24", "dev", d.ifname); err != nil {
+			return err
+		}
+		if err := ipIn(d.ns, "link", "set", d.ifname, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wgKeys returns a new private key and its public key.
+func wgKeys(ctx context.Context) (priv, pub string, err error) {
+	out, err := exec.CommandContext(ctx, "wg", "genkey").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("wg genkey: %w", err)
+	}
+	priv = strings.TrimSpace(string(out))
+	cmd := exec.CommandContext(ctx, "wg", "pubkey")
+	cmd.Stdin = strings.NewReader(priv + "\n")
+	out, err = cmd.Output()
+	if err != nil {
+		return "", "", fmt.Errorf("wg pubkey: %w", err)
+	}
+	return priv, strings.TrimSpace(string(out)), nil
+}
+
+// waitFile waits up to 10 s for path to exist.
+func waitFile(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New(path + " did not appear")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

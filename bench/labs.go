@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/znet/znet/lab"
+	"github.com/znet/znet/namespaces"
+)
+
+// uniqueName returns a fresh "zt"-prefixed name for a lab of this run.
+func uniqueName() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "zt" + hex.EncodeToString(b)
+}
+
+// upLab builds a lab of n nodes in a new temporary directory. down removes
+// it and checks that nothing of it is left; it must be called even when
+// upLab fails.
+func upLab(ctx context.Context, znetd string, n int) (l *lab.Lab, down func() error, err error) {
+	name := uniqueName()
+	dir, err := os.MkdirTemp("", name+"-")
+	if err != nil {
+		return nil, func() error { return nil }, err
+	}
+	down = func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		errs := []error{lab.Down(dctx, dir)}
+		// A lab that failed before describing itself: remove what it made.
+		for _, p := range []string{name + "-", namespaces.NodePrefix(name)} {
+			left, _ := namespaces.List(p)
+			for _, ns := range left {
+				errs = append(errs, namespaces.Delete(ns))
+			}
+		}
+		os.RemoveAll(dir)
+		errs = append(errs, leftovers(name))
+		return errors.Join(errs...)
+	}
+	l, err = lab.Up(ctx, lab.Config{Name: name, Dir: dir, Nodes: n, Znetd: znetd, Wireguard: "userspace"})
+	if err != nil {
+		return nil, down, fmt.Errorf("lab up: %w", err)
+	}
+	return l, down, nil
+}
+
+// leftovers returns an error naming every namespace and process of the lab
+// name that is still there.
+func leftovers(name string) error {
+	var left []string
+	for _, p := range []string{name, namespaces.NodePrefix(name)} {
+		ns, _ := namespaces.List(p)
+		left = append(left, ns...)
+	}
+	left = append(left, processesMatching(name)...)
+	if len(left) > 0 {
+		return fmt.Errorf("left behind by lab %s: %s", name, strings.Join(left, "; "))
+	}
+	return nil
+}
+
+// processesMatching lists "pid: cmdline" of processes whose command line
+// contains s.
+func processesMatching(s string) []string {
+	var out []string
+	self := fmt.Sprint(os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if e.Name() == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmd := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+		if strings.Contains(cmd, s) {
+			out = append(out, e.Name()+": "+cmd)
+		}
+	}
+	return out
+}
