@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/znet/znet/internal/strictjson"
 )
 
 func (s *Server) addAccess(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -55,9 +57,9 @@ func decodeAccessRequest(data []byte) (AccessRequest, error) {
 	err := decodeObject(data, func(key string, val json.RawMessage) error {
 		switch key {
 		case "name":
-			return decodeString(key, val, &req.Name)
+			return strictjson.String(val, key, Invalid, &req.Name)
 		case "public_key":
-			return decodeString(key, val, &req.PublicKey)
+			return strictjson.String(val, key, Invalid, &req.PublicKey)
 		}
 		return Invalid(key, "unknown field")
 	})

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+
+	"github.com/znet/znet/internal/strictjson"
 )
 
 // decodeAttachRequest parses an AttachRequest strictly: exactly one JSON
@@ -16,14 +18,14 @@ func decodeAttachRequest(data []byte) (AttachRequest, error) {
 	err := decodeObject(data, func(key string, val json.RawMessage) error {
 		switch key {
 		case "name":
-			return decodeString(key, val, &req.Name)
+			return strictjson.String(val, key, Invalid, &req.Name)
 		case "netns":
-			return decodeString(key, val, &req.NetNS)
+			return strictjson.String(val, key, Invalid, &req.NetNS)
 		case "ifname":
-			return decodeString(key, val, &req.IfName)
+			return strictjson.String(val, key, Invalid, &req.IfName)
 		case "ipv4":
 			var text string
-			if err := decodeString(key, val, &text); err != nil {
+			if err := strictjson.String(val, key, Invalid, &text); err != nil {
 				return err
 			}
 			if text == "" {
@@ -49,8 +51,8 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 			return Invalid(key, "unknown field")
 		}
 		// json.Number would also take a string such as "51820".
-		if k := jsonKind(val); k != "a number" {
-			return Invalid(key, "must be a number, not %s", k)
+		if _, err := strictjson.Number(val, key, Invalid); err != nil {
+			return err
 		}
 		var n json.Number
 		d := json.NewDecoder(bytes.NewReader(val))
@@ -115,35 +117,4 @@ func syntaxError(err error) error {
 		return Invalid("", "truncated or empty JSON")
 	}
 	return Invalid("", "malformed JSON: %v", err)
-}
-
-func decodeString(key string, val json.RawMessage, out *string) error {
-	if k := jsonKind(val); k != "a string" {
-		return Invalid(key, "must be a string, not %s", k)
-	}
-	if err := json.Unmarshal(val, out); err != nil {
-		return Invalid(key, "malformed string: %v", err)
-	}
-	return nil
-}
-
-// jsonKind names the JSON type of a syntactically valid value.
-func jsonKind(val json.RawMessage) string {
-	val = bytes.TrimLeft(val, " \t\r\n")
-	if len(val) == 0 {
-		return "nothing"
-	}
-	switch val[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/spec"
 )
 
@@ -17,8 +18,8 @@ import (
 // from this node's subnet, keeps that subnet and the ranges from changing,
 // as workloads do; and that removing it frees them.
 func TestAccessPinsTheSubnet(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n := newTestNode(t)
 	ctx := testCtx(t)
 	n.use("shop")

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay/overlaytest"
@@ -88,8 +89,8 @@ func peerLine(key string, prefixes ...netip.Prefix) string {
 // real userspace backend: create, re-apply, add a member, refuse a stale
 // generation, remove the member.
 func TestApplyLifecycle(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n := newTestNode(t)
 	ctx := testCtx(t)
 	n.use("shop")

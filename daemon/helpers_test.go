@@ -1,21 +1,18 @@
 package daemon
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
@@ -33,50 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// skipUnlessRoot skips tests that create namespaces, links and processes.
-func skipUnlessRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
-// goroutineLeakCheck fails t if, once all later cleanups have run, there are
-// more goroutines than when it was called. Call it first thing in a test.
-func goroutineLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// randHex returns n random bytes as hex.
-func randHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
 // newNodeID returns a node id no other test uses: "zt" and random hex, so
 // every namespace the daemon makes (zn-<node-id>-<network>) is unique on
 // the machine and easy to find for cleanup.
-func newNodeID(t testing.TB) string { return "zt" + randHex(t, 4) }
+func newNodeID(t testing.TB) string { return "zt" + testutil.RandomHex(t, 4) }
 
 // publicKey returns a fresh WireGuard public key (base64).
 func publicKey(t testing.TB) string {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/overlay/overlaytest"
@@ -120,7 +121,7 @@ type testNode struct {
 func newTestNode(t *testing.T) *testNode {
 	t.Helper()
 	n := &testNode{id: newNodeID(t), dir: t.TempDir(), networks: map[string]bool{}}
-	ul := "zt-dm-" + randHex(t, 4) + "-ul"
+	ul := "zt-dm-" + testutil.RandomHex(t, 4) + "-ul"
 	require.NoError(t, namespaces.Create(ul))
 	h, err := namespaces.Open(ul)
 	if err != nil {
@@ -196,7 +197,7 @@ func (n *testNode) dev(network string) overlay.Device {
 // cleanup deletes it.
 func (n *testNode) newWorkloadNS(t *testing.T) string {
 	t.Helper()
-	name := "zt-dm-" + randHex(t, 4)
+	name := "zt-dm-" + testutil.RandomHex(t, 4)
 	n.mu.Lock()
 	n.workloads = append(n.workloads, name)
 	n.mu.Unlock()

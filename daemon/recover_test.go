@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
@@ -45,8 +46,8 @@ func deleteAndWait(t *testing.T, name string) {
 // TestRecover restarts the daemon on a machine that kept running, then
 // simulates a reboot, and checks that Recover brings everything back.
 func TestRecover(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n := newTestNode(t)
 	ctx := testCtx(t)
 	n.use("shop")

@@ -12,12 +12,13 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/store"
 )
 
 func TestNew(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	dir := t.TempDir()
 	st, err := store.Open(dir)
 	require.NoError(t, err)
@@ -44,7 +45,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestReserveIsIdempotent(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	u := newUnit(t, "node1")
 	ctx := context.Background()
 
@@ -84,7 +85,7 @@ func TestReserveIsIdempotent(t *testing.T) {
 }
 
 func TestReservePorts(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	tests := []struct {
 		name     string
 		busy     []int
@@ -116,7 +117,7 @@ func TestReservePorts(t *testing.T) {
 }
 
 func TestReserveNoFreePort(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	busy := []int{}
 	for p := 40000; p <= 40009; p++ {
 		busy = append(busy, p)
@@ -138,7 +139,7 @@ func TestReserveNoFreePort(t *testing.T) {
 }
 
 func TestReserveBadNames(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	u := newUnit(t, "node1")
 	for _, name := range []string{"", "Shop", "-shop", "shop-", "a_b", "a.b", strings.Repeat("a", 33)} {
 		t.Run(name, func(t *testing.T) {
@@ -152,7 +153,7 @@ func TestReserveBadNames(t *testing.T) {
 }
 
 func TestReserveConcurrent(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	u := newUnit(t, "node1")
 	ctx := context.Background()
 	names := []string{"a", "b", "c", "d", "a", "b", "c", "d"}

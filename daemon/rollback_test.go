@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
@@ -16,8 +17,8 @@ import (
 // TestApplyRollback makes the backend fail during applies and checks that
 // the node stays at its last good state, with its workloads plumbed.
 func TestApplyRollback(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n := newTestNode(t)
 	ctx := testCtx(t)
 	n.use("shop")

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -68,7 +69,7 @@ func storedSpec(t *testing.T, u *unit, network string) *spec.Spec {
 // their content or the node's reservation: nothing reaches the backend and
 // nothing is stored.
 func TestApplyRefusedBeforeTheKernel(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	other := publicKey(t)
 	tests := []struct {
 		name    string
@@ -170,7 +171,7 @@ func TestApplyRefusedBeforeTheKernel(t *testing.T) {
 // TestApplyAgainstAppliedState covers the checks against the applied
 // generation, with the applied state written straight into the store.
 func TestApplyAgainstAppliedState(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	peer := publicKey(t)
 	base := func() *spec.Spec {
 		s := oneNodeSpec("shop", "node1", 3)
@@ -221,7 +222,7 @@ func TestApplyAgainstAppliedState(t *testing.T) {
 // TestRequestsRefusedBeforeTheKernel covers the other calls' checks that
 // need no kernel objects.
 func TestRequestsRefusedBeforeTheKernel(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	u := newUnit(t, "node1")
 	ctx := context.Background()
 	seedApplied(t, u, oneNodeSpec("shop", "node1", 1), &store.Workload{

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -58,8 +59,8 @@ func resolvConf(ns string) string { return filepath.Join("/etc/netns", ns, "reso
 
 // TestWorkloads attaches and detaches workloads on the real backend.
 func TestWorkloads(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n := newTestNode(t)
 	ctx := testCtx(t)
 	n.use("shop")
@@ -134,7 +135,7 @@ func TestWorkloads(t *testing.T) {
 			{"ipv4 is the broadcast address", api.AttachRequest{Name: "db", NetNS: namespaces.Path(ws2), IPv4: mustAddr("10.20.1.7")}, http.StatusBadRequest, "ipv4"},
 			{"ipv4 is the network address", api.AttachRequest{Name: "db", NetNS: namespaces.Path(ws2), IPv4: mustAddr("10.20.1.0")}, http.StatusBadRequest, "ipv4"},
 			{"duplicate name", api.AttachRequest{Name: "web", NetNS: namespaces.Path(ws2)}, http.StatusConflict, "name"},
-			{"missing netns", api.AttachRequest{Name: "db", NetNS: namespaces.Path("zt-dm-missing-" + randHex(t, 4))}, http.StatusBadRequest, "netns"},
+			{"missing netns", api.AttachRequest{Name: "db", NetNS: namespaces.Path("zt-dm-missing-" + testutil.RandomHex(t, 4))}, http.StatusBadRequest, "netns"},
 			{"ifname taken in the workload", api.AttachRequest{Name: "db", NetNS: path1, IfName: "znet0"}, http.StatusConflict, "ifname"},
 		}
 		for _, tt := range tests {

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+
+	"github.com/znet/znet/internal/strictjson"
 )
 
 // MaxSize is the largest deployment file, in bytes, that Decode accepts.
@@ -59,10 +61,10 @@ func Decode(data []byte) (*Deployment, error) {
 
 func decodeDeployment(raw json.RawMessage) (*Deployment, error) {
 	var d Deployment
-	err := eachField(raw, "", func(key, f string, val json.RawMessage) error {
+	err := strictjson.Fields(raw, "", fail, func(key, f string, val json.RawMessage) error {
 		switch key {
 		case "name":
-			return decodeString(val, f, &d.Name)
+			return strictjson.String(val, f, fail, &d.Name)
 		case "ip_range":
 			return decodePrefix(val, f, &d.IPRange)
 		case "ipv6_range":
@@ -83,28 +85,25 @@ func decodeDeployment(raw json.RawMessage) (*Deployment, error) {
 }
 
 func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
-	if k := kind(raw); k != "an array" {
-		return fieldErr(f, "must be an array, not %s", k)
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return fieldErr(f, "malformed array: %v", err)
+	items, err := strictjson.Array(raw, f, fail)
+	if err != nil {
+		return err
 	}
 	nodes := make([]NodeRef, len(items))
 	for i, item := range items {
 		n := &nodes[i]
-		err := eachField(item, fmt.Sprintf("%s[%d]", f, i), func(key, f string, val json.RawMessage) error {
+		err := strictjson.Fields(item, fmt.Sprintf("%s[%d]", f, i), fail, func(key, f string, val json.RawMessage) error {
 			switch key {
 			case "id":
-				return decodeString(val, f, &n.ID)
+				return strictjson.String(val, f, fail, &n.ID)
 			case "api":
-				return decodeString(val, f, &n.API)
+				return strictjson.String(val, f, fail, &n.API)
 			case "token_file":
-				return decodeString(val, f, &n.TokenFile)
+				return strictjson.String(val, f, fail, &n.TokenFile)
 			case "ca_file":
-				return decodeString(val, f, &n.CAFile)
+				return strictjson.String(val, f, fail, &n.CAFile)
 			case "endpoint_host":
-				return decodeString(val, f, &n.EndpointHost)
+				return strictjson.String(val, f, fail, &n.EndpointHost)
 			case "hidden":
 				return decodeBool(val, f, &n.Hidden)
 			case "listen_port":
@@ -126,55 +125,9 @@ func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
 	return nil
 }
 
-// eachField calls fn for every member of the JSON object raw, in document
-// order, refusing a key that appears twice. prefix is raw's own path.
-func eachField(raw json.RawMessage, prefix string, fn func(key, path string, val json.RawMessage) error) error {
-	if k := kind(raw); k != "an object" {
-		return fieldErr(prefix, "must be an object, not %s", k)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // '{'
-		return fieldErr(prefix, "malformed object: %v", err)
-	}
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fieldErr(prefix, "malformed object: %v", err)
-		}
-		key, _ := tok.(string) // object keys are always strings
-		path := key
-		if prefix != "" {
-			path = prefix + "." + key
-		}
-		if seen[key] {
-			return fieldErr(path, "field appears more than once")
-		}
-		seen[key] = true
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return fieldErr(path, "malformed value: %v", err)
-		}
-		if err := fn(key, path, val); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func decodeString(raw json.RawMessage, f string, out *string) error {
-	if k := kind(raw); k != "a string" {
-		return fieldErr(f, "must be a string, not %s", k)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fieldErr(f, "malformed string: %v", err)
-	}
-	return nil
-}
-
 func decodePrefix(raw json.RawMessage, f string, out *netip.Prefix) error {
 	var s string
-	if err := decodeString(raw, f, &s); err != nil {
+	if err := strictjson.String(raw, f, fail, &s); err != nil {
 		return err
 	}
 	p, err := netip.ParsePrefix(s)
@@ -186,42 +139,25 @@ func decodePrefix(raw json.RawMessage, f string, out *netip.Prefix) error {
 }
 
 func decodeInt(raw json.RawMessage, f string, out *int) error {
-	if k := kind(raw); k != "a number" {
-		return fieldErr(f, "must be a number, not %s", k)
+	lit, err := strictjson.Number(raw, f, fail)
+	if err != nil {
+		return err
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 32)
+	n, err := strconv.ParseInt(lit, 10, 32)
 	if err != nil || n <= 0 {
-		return fieldErr(f, "must be a positive whole number, not %s", raw)
+		return fieldErr(f, "must be a positive whole number, not %s", lit)
 	}
 	*out = int(n)
 	return nil
 }
 
 func decodeBool(raw json.RawMessage, f string, out *bool) error {
-	if k := kind(raw); k != "a boolean" {
+	if k := strictjson.Kind(raw); k != "a boolean" {
 		return fieldErr(f, "must be true or false, not %s", k)
 	}
 	*out = string(raw) == "true"
 	return nil
 }
 
-// kind names the JSON type of a syntactically valid value.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
+// fail is fieldErr as a strictjson.Fail.
+func fail(field, format string, args ...any) error { return fieldErr(field, format, args...) }

@@ -1,9 +1,6 @@
 package dnsresolver
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +15,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -30,39 +29,13 @@ type testNode struct {
 	gw4, gw6 netip.Addr
 }
 
-// createNS creates namespace name and deletes it in t.Cleanup, pass or
-// fail, waiting until the kernel freed it.
-func createNS(t *testing.T, name string) netns.NsHandle {
-	t.Helper()
-	require.NoError(t, namespaces.Create(name))
-	id, idErr := namespaces.ID(name)
-	h, err := namespaces.Open(name)
-	t.Cleanup(func() {
-		if err == nil {
-			h.Close()
-		}
-		assert.NoError(t, namespaces.Delete(name))
-		if idErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			assert.NoError(t, namespaces.WaitGone(ctx, id), "namespace %s still held", name)
-		}
-	})
-	require.NoError(t, err)
-	require.NoError(t, idErr)
-	return h
-}
-
 // newLab makes two nodes, node1 (10.20.1.1, fd3c:9a1e:77b2:1::1) and node2
 // (10.20.2.1, fd3c:9a1e:77b2:2::1), in fresh namespaces joined by a veth
 // pair, each routing the other's subnets over it. Everything goes in
 // t.Cleanup.
 func newLab(t *testing.T) (n1, n2 *testNode) {
 	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	prefix := "zt-dns-" + hex.EncodeToString(b)
+	prefix := "zt-dns-" + testutil.RandomHex(t, 4)
 	nodes := make([]*testNode, 2)
 	handles := make([]*netlink.Handle, 2)
 	for i := range nodes {
@@ -72,7 +45,7 @@ func newLab(t *testing.T) (n1, n2 *testNode) {
 			gw4: netip.AddrFrom4([4]byte{10, 20, byte(i + 1), 1}),
 			gw6: netip.MustParseAddr(fmt.Sprintf("fd3c:9a1e:77b2:%d::1", i+1)),
 		}
-		n.h = createNS(t, n.ns)
+		n.h = nstest.CreateNS(t, n.ns)
 		h, err := netlink.NewHandleAt(n.h)
 		require.NoError(t, err)
 		t.Cleanup(h.Close)

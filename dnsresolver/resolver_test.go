@@ -12,11 +12,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 func TestResolverLifecycle(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	cfg := n1.config([]Member{n2.member()}, rec("web", 1, 5))
 	r, err := NewWithOptions(cfg, nil, Options{Do: n1.do})
@@ -54,8 +56,8 @@ func TestResolverLifecycle(t *testing.T) {
 }
 
 func TestResolverGatewayMoves(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	cfg := n1.config([]Member{n2.member()}, rec("web", 1, 5))
 	cfg.Gateway4 = netip.MustParseAddr("10.20.1.201")
@@ -89,8 +91,8 @@ func TestResolverGatewayMoves(t *testing.T) {
 }
 
 func TestControlSocket(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	cfg := n1.config([]Member{n2.member()}, rec("web", 1, 5))
 	r := n1.start(t, cfg)

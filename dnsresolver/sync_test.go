@@ -10,6 +10,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 // second is the promise: a change on one node answers on every node within
@@ -17,8 +19,8 @@ import (
 const second = time.Second
 
 func TestSyncAddRemove(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	web, api := rec("web", 1, 5), rec("api", 2, 7)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, web))
@@ -83,8 +85,8 @@ func TestSyncAddRemove(t *testing.T) {
 }
 
 func TestSyncMemberRemoved(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	r2 := n2.start(t, n2.config([]Member{n1.member()}))
@@ -102,8 +104,8 @@ func TestSyncMemberRemoved(t *testing.T) {
 }
 
 func TestSyncMemberDown(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	r2 := n2.start(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)))
@@ -140,8 +142,8 @@ func TestSyncMemberDown(t *testing.T) {
 }
 
 func TestSyncRestart(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	n2.start(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)))
@@ -160,8 +162,8 @@ func TestSyncRestart(t *testing.T) {
 }
 
 func TestSyncPolling(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	n2.start(t, n2.config([]Member{n1.member()}))
@@ -175,8 +177,8 @@ func TestSyncPolling(t *testing.T) {
 }
 
 func TestSyncIPv6Only(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	v6only := func(n *testNode, members []Member, local ...Record) Config {
 		cfg := n.config(members, local...)

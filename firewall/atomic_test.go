@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 // pingStats matches ping's summary line.
@@ -21,7 +23,7 @@ var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 // and over, while a and b ping each other every 10 ms: not one echo may be
 // lost, because each Apply swaps the tables in one transaction.
 func TestApplyKeepsTraffic(t *testing.T) {
-	skipUnlessRoot(t)
+	testutil.SkipUnlessRoot(t)
 	l := newLab(t)
 	base := l.rules()
 	mustApply(t, l.net, base)

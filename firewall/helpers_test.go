@@ -1,8 +1,6 @@
 package firewall
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -18,16 +16,9 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 )
-
-// skipUnlessRoot skips tests that create namespaces and links.
-func skipUnlessRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
 
 // mustApply applies r in n; it skips the test when the kernel lacks
 // nftables or one of the families or expressions the rules use.
@@ -40,15 +31,6 @@ func mustApply(t *testing.T, n *testNS, r Rules) {
 		}
 	}
 	require.NoError(t, err)
-}
-
-// randomSuffix returns 8 random hex digits.
-func randomSuffix(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
 }
 
 // testNS is a throwaway namespace with a handle and a netlink handle in it.
@@ -181,7 +163,7 @@ var (
 // newLab builds the lab in namespaces named zt-fw-<random>-*.
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	prefix := "zt-fw-" + randomSuffix(t) + "-"
+	prefix := "zt-fw-" + testutil.RandomHex(t, 4) + "-"
 	l := &lab{
 		net: newNS(t, prefix+"net"), a: newNS(t, prefix+"a"), b: newNS(t, prefix+"b"),
 		x: newNS(t, prefix+"x"), remote: newNS(t, prefix+"r"),

@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -95,7 +96,7 @@ func (n *testNS) neighbour(t *testing.T, ifname string, ip netip.Addr) net.Hardw
 // another workload's traffic to it: an ARP sender IP or a neighbour
 // advertisement target that is not the workload's own is dropped.
 func TestNeighbourSpoofing(t *testing.T) {
-	skipUnlessRoot(t)
+	testutil.SkipUnlessRoot(t)
 	l := newLab(t)
 	aMAC := l.a.link(t, "eth0").Attrs().HardwareAddr
 	bMAC := l.b.link(t, "eth0").Attrs().HardwareAddr

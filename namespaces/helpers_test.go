@@ -3,57 +3,22 @@ package namespaces
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/internal/testutil"
 )
-
-// skipUnlessRoot skips tests that create namespaces.
-func skipUnlessRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
-// goroutineLeakCheck fails t if, once all later cleanups have run, there are
-// more goroutines than when it was called. Call it first thing in a test.
-func goroutineLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // newName returns a namespace name no other test uses.
 func newName(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return "zt-ns-" + hex.EncodeToString(b)
+	return "zt-ns-" + testutil.RandomHex(t, 4)
 }
 
 // createNS creates a namespace for t and deletes it in t.Cleanup, pass or

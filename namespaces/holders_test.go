@@ -11,11 +11,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 func TestID(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	name, id := createNS(t)
 
 	byPath, err := ID(Path(name))
@@ -59,8 +61,8 @@ func waitGone(id uint64, timeout time.Duration) (time.Duration, error) {
 }
 
 func TestWaitGone(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 
 	t.Run("unused", func(t *testing.T) {
 		name, id := createNS(t)

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 func TestNames(t *testing.T) {
@@ -47,8 +49,8 @@ func TestInvalidNames(t *testing.T) {
 }
 
 func TestCreate(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	name, id := createNS(t)
 
 	t.Run("exists", func(t *testing.T) {
@@ -71,8 +73,8 @@ func TestCreate(t *testing.T) {
 }
 
 func TestCreateReusesLeftoverFile(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	require.NoError(t, os.MkdirAll(Dir, 0o755))
 	name := newName(t)
 	// What an interrupted Create leaves behind: the empty mount point.
@@ -88,8 +90,8 @@ func TestCreateReusesLeftoverFile(t *testing.T) {
 }
 
 func TestCreateConcurrent(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	name := newName(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
@@ -107,8 +109,8 @@ func TestCreateConcurrent(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	name, id := createNS(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
@@ -155,8 +157,8 @@ func TestOpen(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	name, id := createNS(t)
 
 	require.NoError(t, Delete(name))
@@ -176,8 +178,8 @@ func TestDelete(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	prefix := newName(t) + "-"
 	for _, suffix := range []string{"b", "a", "c"} {
 		name := prefix + suffix

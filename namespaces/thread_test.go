@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netns"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 // openNS opens name for t and closes it in t.Cleanup.
@@ -26,8 +28,8 @@ func openNS(t *testing.T, name string) netns.NsHandle {
 }
 
 func TestDo(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	own := ownNS(t)
 	name, id := createNS(t)
 	h := openNS(t, name)
@@ -100,8 +102,8 @@ func TestDo(t *testing.T) {
 }
 
 func TestDoConcurrent(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	own := ownNS(t)
 	var handles []netns.NsHandle
 	var links []string
@@ -138,8 +140,8 @@ func TestDoConcurrent(t *testing.T) {
 }
 
 func TestStart(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	own := ownNS(t)
 	name, id := createNS(t)
 	h := openNS(t, name)

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/conn"
 
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -20,10 +22,10 @@ import (
 // namespace while the calling process stays where it is, and that packets
 // sent there arrive.
 func TestUnderlayBind(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
-	name := "zt-ov-" + randomSuffix(t) + "-u"
-	ul := createNS(t, name)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	name := "zt-ov-" + testutil.RandomHex(t, 4) + "-u"
+	ul := nstest.CreateNS(t, name)
 	h, err := netlink.NewHandleAt(ul)
 	require.NoError(t, err)
 	lo, err := h.LinkByName("lo")
@@ -94,9 +96,9 @@ func namespaceLink(t *testing.T) string {
 // namespace (inside a throwaway namespace, so nothing could leak): it must
 // exit with 1 before creating anything.
 func TestDataplaneRefusesBadUnderlay(t *testing.T) {
-	skipUnlessRoot(t)
-	name := "zt-ov-" + randomSuffix(t) + "-n"
-	ns := createNS(t, name)
+	testutil.SkipUnlessRoot(t)
+	name := "zt-ov-" + testutil.RandomHex(t, 4) + "-n"
+	ns := nstest.CreateNS(t, name)
 	devnull, err := os.Open(os.DevNull)
 	require.NoError(t, err)
 	defer devnull.Close()

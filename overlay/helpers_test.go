@@ -3,14 +3,11 @@ package overlay
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -35,69 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(RunDataplane(os.Args[1:]))
 	}
 	os.Exit(m.Run())
-}
-
-// skipUnlessRoot skips tests that create namespaces and processes.
-func skipUnlessRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
-// goroutineLeakCheck fails t if, once all later cleanups have run, there are
-// more goroutines than when it was called. Call it first thing in a test.
-func goroutineLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// randomSuffix returns 8 random hex digits.
-func randomSuffix(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
-// createNS creates namespace name and deletes it in t.Cleanup, pass or
-// fail, waiting until the kernel freed it.
-func createNS(t *testing.T, name string) netns.NsHandle {
-	t.Helper()
-	require.NoError(t, namespaces.Create(name))
-	id, idErr := namespaces.ID(name)
-	h, err := namespaces.Open(name)
-	t.Cleanup(func() {
-		if err == nil {
-			h.Close()
-		}
-		assert.NoError(t, namespaces.Delete(name))
-		if idErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			assert.NoError(t, namespaces.WaitGone(ctx, id), "namespace %s still held", name)
-		}
-	})
-	require.NoError(t, err)
-	require.NoError(t, idErr)
-	return h
 }
 
 // side is one simulated node: an underlay namespace on the test veth and
@@ -117,7 +53,7 @@ type side struct {
 // (198.18.0.1/24 and 198.18.0.2/24). Everything is removed in t.Cleanup.
 func newTestNet(t *testing.T) (a, b *side) {
 	t.Helper()
-	prefix := "zt-ov-" + randomSuffix(t)
+	prefix := "zt-ov-" + testutil.RandomHex(t, 4)
 	mk := func(i int) *side {
 		s := &side{
 			underlay: prefix + "-u" + string(rune('0'+i)),
@@ -126,8 +62,8 @@ func newTestNet(t *testing.T) (a, b *side) {
 			overlay:  netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}), 24),
 			port:     40000 + i,
 		}
-		s.ul = createNS(t, s.underlay)
-		createNS(t, s.network)
+		s.ul = nstest.CreateNS(t, s.underlay)
+		nstest.CreateNS(t, s.network)
 		s.dev = Device{IfName: IfName(prefix, s.network), NetNS: namespaces.Path(s.network), MTU: 1420}
 		key, err := wgtypes.GeneratePrivateKey()
 		require.NoError(t, err)

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 // skipUnlessKernelWireGuard skips when the kernel cannot make WireGuard
@@ -25,8 +27,8 @@ func skipUnlessKernelWireGuard(t *testing.T) {
 // TestNewChoosesByProbe checks that auto follows the probe and that kernel
 // is refused where the probe fails.
 func TestNewChoosesByProbe(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	own := namespaceLink(t)
 	probe := ProbeKernel()
 	assert.Equal(t, own, namespaceLink(t), "probe leaves no thread behind")
@@ -69,9 +71,9 @@ func newTestKernel(t *testing.T, underlay netns.NsHandle) *Kernel {
 // TestKernel joins two kernel devices across two underlays and checks
 // adoption and removal.
 func TestKernel(t *testing.T) {
-	skipUnlessRoot(t)
+	testutil.SkipUnlessRoot(t)
 	skipUnlessKernelWireGuard(t)
-	goroutineLeakCheck(t)
+	testutil.GoroutineLeakCheck(t)
 	a, b := newTestNet(t)
 	ka, kb := newTestKernel(t, a.ul), newTestKernel(t, b.ul)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -38,8 +40,8 @@ func step(t *testing.T, name string, fn func(t *testing.T)) {
 // TestUserspace runs two data planes joined across two underlays and walks
 // them through adoption, restart and removal.
 func TestUserspace(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
 	a, b := newTestNet(t)
 	runA, runB := t.TempDir(), t.TempDir()
 	var logsA, logsB logBuffer
@@ -215,11 +217,11 @@ func TestUserspace(t *testing.T) {
 // TestUserspaceErrors covers bad input, a missing namespace and a data
 // plane that cannot start.
 func TestUserspaceErrors(t *testing.T) {
-	skipUnlessRoot(t)
-	goroutineLeakCheck(t)
-	name := "zt-ov-" + randomSuffix(t)
-	ul := createNS(t, name+"-u")
-	createNS(t, name+"-n")
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	name := "zt-ov-" + testutil.RandomHex(t, 4)
+	ul := nstest.CreateNS(t, name+"-u")
+	nstest.CreateNS(t, name+"-n")
 	runDir := t.TempDir()
 	var logs logBuffer
 	b := newTestUserspace(t, ul, runDir, &logs)

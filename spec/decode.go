@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+
+	"github.com/znet/znet/internal/strictjson"
 )
 
 // wireSpec is the document as it arrives, prefixes still as text so that a
@@ -69,8 +71,8 @@ func splitDocument(data []byte) (json.RawMessage, error) {
 	if rest := bytes.Trim(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return nil, fieldErr("", "trailing data after the JSON object at byte %d", len(data)-len(rest))
 	}
-	if kind(raw) != "an object" {
-		return nil, fieldErr("", "must be a JSON object, not %s", kind(raw))
+	if strictjson.Kind(raw) != "an object" {
+		return nil, fieldErr("", "must be a JSON object, not %s", strictjson.Kind(raw))
 	}
 	return raw, nil
 }
@@ -91,12 +93,12 @@ func syntaxErr(err error) *FieldError {
 
 func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 	var w wireSpec
-	err := eachField(raw, "", func(key, path string, val json.RawMessage) error {
+	err := strictjson.Fields(raw, "", fail, func(key, path string, val json.RawMessage) error {
 		switch key {
 		case "name":
-			return decodeString(val, path, &w.Name)
+			return strictjson.String(val, path, fail, &w.Name)
 		case "generation":
-			n, err := decodeNumber(val, path)
+			n, err := strictjson.Number(val, path, fail)
 			if err != nil {
 				return err
 			}
@@ -105,11 +107,11 @@ func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 			}
 			return nil
 		case "ip_range":
-			return decodeString(val, path, &w.IPRange)
+			return strictjson.String(val, path, fail, &w.IPRange)
 		case "ipv6_range":
-			return decodeString(val, path, &w.IPv6Range)
+			return strictjson.String(val, path, fail, &w.IPv6Range)
 		case "mtu":
-			n, err := decodeNumber(val, path)
+			n, err := strictjson.Number(val, path, fail)
 			if err != nil {
 				return err
 			}
@@ -131,30 +133,24 @@ func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 }
 
 func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
-	if k := kind(raw); k != "an array" {
-		return fieldErr(path, "must be an array, not %s", k)
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return fieldErr(path, "malformed array: %s", err.Error())
+	items, err := strictjson.Array(raw, path, fail)
+	if err != nil {
+		return err
 	}
 	nodes := make([]wireNode, len(items))
 	for i, item := range items {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if k := kind(item); k != "an object" {
-			return fieldErr(p, "must be an object, not %s", k)
-		}
 		n := &nodes[i]
-		err := eachField(item, p, func(key, path string, val json.RawMessage) error {
+		err := strictjson.Fields(item, p, fail, func(key, path string, val json.RawMessage) error {
 			switch key {
 			case "id":
-				return decodeString(val, path, &n.ID)
+				return strictjson.String(val, path, fail, &n.ID)
 			case "subnet":
-				return decodeString(val, path, &n.Subnet)
+				return strictjson.String(val, path, fail, &n.Subnet)
 			case "public_key":
-				return decodeString(val, path, &n.PublicKey)
+				return strictjson.String(val, path, fail, &n.PublicKey)
 			case "endpoint":
-				return decodeString(val, path, &n.Endpoint)
+				return strictjson.String(val, path, fail, &n.Endpoint)
 			}
 			return fieldErr(path, "unknown field")
 		})
@@ -164,82 +160,6 @@ func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
 	}
 	*out = nodes
 	return nil
-}
-
-// eachField calls fn for every member of the JSON object raw, in document
-// order, refusing a key that appears twice.
-func eachField(raw json.RawMessage, prefix string, fn func(key, path string, val json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // '{'
-		return fieldErr(prefix, "malformed object: %s", err.Error())
-	}
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fieldErr(prefix, "malformed object: %s", err.Error())
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return fieldErr(prefix, "malformed object: key %v is not a string", tok)
-		}
-		path := key
-		if prefix != "" {
-			path = prefix + "." + key
-		}
-		if seen[key] {
-			return fieldErr(path, "field appears more than once")
-		}
-		seen[key] = true
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return fieldErr(path, "malformed value: %s", err.Error())
-		}
-		if err := fn(key, path, val); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func decodeString(raw json.RawMessage, path string, out *string) error {
-	if k := kind(raw); k != "a string" {
-		return fieldErr(path, "must be a string, not %s", k)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fieldErr(path, "malformed string: %s", err.Error())
-	}
-	return nil
-}
-
-// decodeNumber returns the literal text of a JSON number.
-func decodeNumber(raw json.RawMessage, path string) (string, error) {
-	if k := kind(raw); k != "a number" {
-		return "", fieldErr(path, "must be a number, not %s", k)
-	}
-	return string(raw), nil
-}
-
-// kind names the JSON type of a syntactically valid value.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }
 
 // toSpec parses the prefixes, naming the field of the first bad one.
@@ -276,3 +196,6 @@ func parsePrefix(text, path string) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+// fail is fieldErr as a strictjson.Fail.
+func fail(field, format string, args ...any) error { return fieldErr(field, format, args...) }

@@ -1,0 +1,111 @@
+package strictjson
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Fail makes the error for the field at path (empty for the document
+// itself), its message given as for fmt.Sprintf. Callers pass their own
+// constructor, such as api.Invalid.
+type Fail func(path, format string, args ...any) error
+
+// Kind names the JSON type of a syntactically valid value: "an object",
+// "an array", "a string", "a boolean", "null", "a number", or "nothing" for
+// an empty one.
+func Kind(raw json.RawMessage) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// Fields calls fn for every member of the JSON object raw, in document
+// order, with the member's key and its path (prefix.key, or key when prefix
+// is empty); prefix is raw's own path. It refuses a value that is not an
+// object, a malformed one and a key that appears twice, and stops at the
+// first error fn returns.
+func Fields(raw json.RawMessage, prefix string, fail Fail, fn func(key, path string, val json.RawMessage) error) error {
+	if k := Kind(raw); k != "an object" {
+		return fail(prefix, "must be an object, not %s", k)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '{'
+		return fail(prefix, "malformed object: %v", err)
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail(prefix, "malformed object: %v", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return fail(prefix, "malformed object: key %v is not a string", tok)
+		}
+		path := key
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		if seen[key] {
+			return fail(path, "field appears more than once")
+		}
+		seen[key] = true
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return fail(path, "malformed value: %v", err)
+		}
+		if err := fn(key, path, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// String decodes the JSON string raw, the value of the field at path, into
+// out; any other JSON type is refused.
+func String(raw json.RawMessage, path string, fail Fail, out *string) error {
+	if k := Kind(raw); k != "a string" {
+		return fail(path, "must be a string, not %s", k)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fail(path, "malformed string: %v", err)
+	}
+	return nil
+}
+
+// Number returns the literal text of the JSON number raw, the value of the
+// field at path, for the caller to parse into the type and range it wants;
+// any other JSON type, a string of digits too, is refused.
+func Number(raw json.RawMessage, path string, fail Fail) (string, error) {
+	if k := Kind(raw); k != "a number" {
+		return "", fail(path, "must be a number, not %s", k)
+	}
+	return string(raw), nil
+}
+
+// Array returns the elements of the JSON array raw, the value of the field
+// at path, undecoded; any other JSON type is refused.
+func Array(raw json.RawMessage, path string, fail Fail) ([]json.RawMessage, error) {
+	if k := Kind(raw); k != "an array" {
+		return nil, fail(path, "must be an array, not %s", k)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fail(path, "malformed array: %v", err)
+	}
+	return items, nil
+}
