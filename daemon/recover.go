@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/store"
@@ -86,6 +88,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 			continue
 		}
+		d.removeStrayPorts(n.Name, wls[n.Name])
 		d.repairWorkloads(ctx, n, wls[n.Name])
 	}
 	if err := d.removeOrphans(ctx, known); err != nil {
@@ -116,4 +119,27 @@ func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeStrayPorts deletes the workload veths in network's namespace that
+// belong to no workload of the state: an attach that crashed after it
+// plumbed the veth but before it committed. Deleting the bridge end takes
+// the end in the workload's namespace with it.
+func (d *Daemon) removeStrayPorts(network string, wls []*store.Workload) {
+	known := map[string]bool{}
+	for _, w := range wls {
+		known[w.HostIf] = true
+	}
+	_ = d.withHandle(network, func(h *netlink.Handle) {
+		links, _ := retryDump(h.LinkList)
+		for _, l := range links {
+			if _, ok := l.(*netlink.Veth); !ok || !strings.HasPrefix(l.Attrs().Name, "vw") || known[l.Attrs().Name] {
+				continue
+			}
+			d.log.Warn("removing stray workload veth", "network", network, "link", l.Attrs().Name)
+			if err := h.LinkDel(l); err != nil {
+				d.log.Warn("removing stray workload veth", "network", network, "link", l.Attrs().Name, "err", err)
+			}
+		}
+	})
 }

@@ -243,19 +243,11 @@ func subnetBits(p netip.Prefix, s ipam.Subnets) int {
 // resolv.conf written for it. Errors are ignored: the objects may be gone.
 func (d *Daemon) unplumb(n *store.Network, w *store.Workload) {
 	removeResolvConf(w)
-	ns, err := namespaces.Open(d.nsName(n.Name))
-	if err != nil {
-		return
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return
-	}
-	defer h.Close()
-	if link, err := h.LinkByName(w.HostIf); err == nil {
-		_ = h.LinkDel(link)
-	}
+	_ = d.withHandle(n.Name, func(h *netlink.Handle) {
+		if link, err := h.LinkByName(w.HostIf); err == nil {
+			_ = h.LinkDel(link)
+		}
+	})
 }
 
 func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
@@ -360,17 +352,8 @@ func (d *Daemon) repairWorkloads(ctx context.Context, n *store.Network, wls []*s
 // hostLinks returns the names of the links in network's namespace.
 func (d *Daemon) hostLinks(network string) map[string]bool {
 	out := map[string]bool{}
-	ns, err := namespaces.Open(d.nsName(network))
-	if err != nil {
-		return out
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return out
-	}
-	defer h.Close()
-	links, _ := retryDump(h.LinkList)
+	var links []netlink.Link
+	_ = d.withHandle(network, func(h *netlink.Handle) { links, _ = retryDump(h.LinkList) })
 	for _, l := range links {
 		out[l.Attrs().Name] = true
 	}
@@ -442,5 +425,23 @@ func refuseOwnNamespace(path string) error {
 			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
 		}
 	}
+	return nil
+}
+
+// withHandle runs fn with a netlink handle in network's namespace on this
+// node. It returns an error, and does not run fn, when the namespace cannot
+// be opened.
+func (d *Daemon) withHandle(network string, fn func(h *netlink.Handle)) error {
+	ns, err := namespaces.Open(d.nsName(network))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", d.nsName(network), err)
+	}
+	defer h.Close()
+	fn(h)
 	return nil
 }

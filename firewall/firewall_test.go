@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+
+	"github.com/znet/znet/internal/testutil"
 )
 
 // A check is one probe of the lab and whether it must get through.
@@ -116,7 +119,7 @@ func isolationChecks(sinkB, sinkR func(*lab) *udpSink) []check {
 }
 
 func TestIsolation(t *testing.T) {
-	skipUnlessRoot(t)
+	testutil.SkipUnlessRoot(t)
 	l := newLab(t)
 	l.net.listenTCP(t, 53)
 	l.net.udpEchoServer(t, netip.AddrPortFrom(gw4, 53))
@@ -183,8 +186,8 @@ func wantChains(r Rules) []string {
 }
 
 func TestApplyAndRemoveTwice(t *testing.T) {
-	skipUnlessRoot(t)
-	n := newNS(t, "zt-fw-"+randomSuffix(t))
+	testutil.SkipUnlessRoot(t)
+	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
 	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{
 		{IfName: "veth-a", IPv4: a4, IPv6: a6},
 		{IfName: "veth-b", IPv4: b4},
@@ -227,11 +230,11 @@ func TestApplyAndRemoveTwice(t *testing.T) {
 // TestKernelReadsRules checks, through nft's own decoding of what the
 // kernel holds, that the expressions mean what Render says.
 func TestKernelReadsRules(t *testing.T) {
-	skipUnlessRoot(t)
+	testutil.SkipUnlessRoot(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed (apt-get install nftables)")
 	}
-	n := newNS(t, "zt-fw-"+randomSuffix(t))
+	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
 	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{{IfName: "veth-a", IPv4: a4, IPv6: a6}}}
 	mustApply(t, n, r)
 	out, err := exec.Command("ip", "netns", "exec", n.name, "nft", "list", "ruleset").CombinedOutput()
@@ -277,4 +280,22 @@ func TestKernelReadsRules(t *testing.T) {
 	assert.Contains(t, listing, "icmpv6 type nd-neighbor-advert "+
 		"@th,64,128 != 0xfd000020000100000000000000000002 "+
 		"@th,64,128 & 0xffc00000000000000000000000000000 != 0xfe800000000000000000000000000000 drop")
+}
+
+// TestApplyManyPorts applies the rules of a network with 500 workloads: the
+// whole batch goes out in one netlink message, which once overflowed the
+// socket's buffers at 59 workloads (EMSGSIZE) and at a dozen (ENOBUFS).
+func TestApplyManyPorts(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
+	r := Rules{Bridge: "znbr", Overlay: "zn0"}
+	base := netip.MustParseAddr("10.20.0.2")
+	base6 := netip.MustParseAddr("fd00:20::2")
+	for i := range 500 {
+		r.Ports = append(r.Ports, Port{IfName: fmt.Sprintf("vw%08d", i), IPv4: base, IPv6: base6})
+		base, base6 = base.Next(), base6.Next()
+	}
+	mustApply(t, n, r)
+	mustApply(t, n, r) // and replaced as a whole again
+	assert.Len(t, kernelChains(t, n), len(wantChains(r)))
 }
