@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
-DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools
+DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd
 GOLANGCI_VERSION := v2.7.2
 
 .PHONY: all build deps test unit e2e lint fmt vet demo demo-down bench fuzz clean

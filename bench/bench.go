@@ -62,8 +62,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rows, err = dataplane(ctx, cfg, cfg.Log)
 		case "control":
 			rows, err = control(ctx, cfg, cfg.Log)
+			if err == nil {
+				rows = append(rows, churnRows(ctx, cfg)...)
+				rows = append(rows, deployRows(ctx, cfg)...)
+			}
 		case "dns":
-			rows = dnsRows()
+			rows, err = dnsPart(ctx, cfg, cfg.Log)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", part, err))

@@ -99,8 +99,6 @@ func control(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 		{Part: "control", Figure: fmt.Sprintf("proportional memory (Pss) per idle network (%d networks)", idleNets), Value: pssPerNet, Unit: "MiB",
 			Goal: "≤ 10 MiB", Verdict: verdict(pssPerNet <= 10),
 			Note: "Pss of the same processes: shared pages split between them"},
-		notMeasured("control", "add+remove one peer on a 1,000-peer network p50", "≤ 5 ms", "no time in this run"),
-		notMeasured("control", "znet deploy of 20 nodes until every handshake", "≤ 3 s", "no time in this run"),
 	}, nil
 }
 
@@ -141,15 +139,4 @@ func procField(path, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in %s", field, path)
-}
-
-// dnsRows are the DNS figures, which this bench does not take yet.
-func dnsRows() []Row {
-	why := "not built: no dnsperf/NSD comparison yet"
-	return []Row{
-		notMeasured("dns", "resolver qps with no loss, 1,000 names", "≥ 80,000 qps", why),
-		notMeasured("dns", "resolver ÷ NSD qps", "≥ 0.8×", why),
-		notMeasured("dns", "latency p99 at 10,000 qps", "≤ 1 ms", why),
-		notMeasured("dns", "new name propagated to 20 nodes", "", why),
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,17 +23,8 @@ import (
 // attaches one workload on each; it returns the znet contender.
 func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 	d := &deploy.Deployment{Name: "bench", IPRange: netip.MustParsePrefix("10.40.0.0/16")}
-	for _, n := range l.Nodes[:2] {
-		d.Nodes = append(d.Nodes, deploy.NodeRef{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String()})
-	}
-	dctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	res, err := deploy.Run(dctx, d, deploy.Options{StateDir: filepath.Join(l.Dir, "deploy"), PollInterval: 100 * time.Millisecond})
-	if err != nil {
-		return contender{}, fmt.Errorf("deploy: %w", err)
-	}
-	if err := res.Err(); err != nil {
-		return contender{}, fmt.Errorf("deploy: %w", err)
+	if err := deployOver(ctx, l, l.Nodes[:2], d); err != nil {
+		return contender{}, err
 	}
 	var c contender
 	c.name = "znet"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/znet/znet/deploy"
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
 )
@@ -88,4 +89,22 @@ func processesMatching(s string) []string {
 		}
 	}
 	return out
+}
+
+// deployOver deploys d over nodes of l (all public, reached through their
+// sockets) and waits for every handshake.
+func deployOver(ctx context.Context, l *lab.Lab, nodes []lab.Node, d *deploy.Deployment) error {
+	for _, n := range nodes {
+		d.Nodes = append(d.Nodes, deploy.NodeRef{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String()})
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := deploy.Run(dctx, d, deploy.Options{StateDir: filepath.Join(l.Dir, "deploy"), PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,305 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/deploy"
+	"github.com/znet/znet/dnsresolver"
+	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/lab"
+)
+
+const (
+	dnsNodes   = 5    // nodes of the DNS lab (propagation goes to all of them)
+	dnsNames   = 1000 // workload names the resolver and NSD serve
+	dnsNetwork = "dns"
+	dnsSeconds = 10 // each unpaced dnsperf run
+	latSeconds = 5  // each paced dnsperf run
+	latQPS     = 10000
+	nsdAddr    = "198.18.201.2"
+	nsdClient  = "198.18.201.1"
+)
+
+// dnsWorkload is a workload of the DNS lab: its namespace and the resolver
+// it asks (its node's gateway).
+type dnsWorkload struct {
+	ns       string
+	resolver netip.Addr
+}
+
+// dnsPart measures the resolver of node 1 of a 5-node lab against NSD, and
+// how fast a new name reaches every node.
+func dnsPart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
+	l, down, err := upLab(ctx, cfg.Znetd, dnsNodes)
+	var p procs
+	defer func() {
+		p.stop()
+		if derr := down(); derr != nil {
+			log.Error("removing the DNS lab", "err", derr)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := dnsLab(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	var prop []float64
+	for r := range cfg.Rounds {
+		ms, err := propagate(ctx, l, ws, r)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("dns", "propagation-ms", ms)
+		prop = append(prop, ms)
+	}
+	queries, zone, err := pushNames(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	if err := startNSD(ctx, l, ws[0].ns, zone, &p); err != nil {
+		return nil, fmt.Errorf("nsd: %w", err)
+	}
+	qfile := filepath.Join(l.Dir, "queries.txt")
+	if err := os.WriteFile(qfile, []byte(queries), 0o644); err != nil {
+		return nil, err
+	}
+	targets := []struct{ name, addr string }{{"znet resolver", ws[0].resolver.String()}, {"NSD", nsdAddr}}
+	qps := map[string][]float64{}
+	lost := map[string]int{}
+	p50 := map[string][]float64{}
+	p99 := map[string][]float64{}
+	for r := range cfg.Rounds {
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			res, err := dnsperf(ctx, ws[0].ns, t.addr, qfile, dnsSeconds, 0)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+			qps[t.name] = append(qps[t.name], res.qps)
+			lost[t.name] += res.lost
+			lat, err := dnsperf(ctx, ws[0].ns, t.addr, qfile, latSeconds, latQPS)
+			if err != nil {
+				return nil, fmt.Errorf("%s paced: %w", t.name, err)
+			}
+			p50[t.name] = append(p50[t.name], lat.p50)
+			p99[t.name] = append(p99[t.name], lat.p99)
+			log.Info("dns", "round", r+1, "target", t.name, "qps", int(res.qps), "lost", res.lost,
+				"p50-ms", lat.p50, "p99-ms", lat.p99, "paced-lost", lat.lost)
+		}
+	}
+	return dnsRows(cfg, qps, lost, p50, p99, prop), nil
+}
+
+func dnsRows(cfg Config, qps map[string][]float64, lost map[string]int, p50, p99 map[string][]float64, prop []float64) []Row {
+	zq, nq := median(qps["znet resolver"]), median(qps["NSD"])
+	how := fmt.Sprintf("dnsperf -l %d unpaced (-c 2 -q 100), A queries over %d names, from a workload; median of %d rounds, alternating; %d queries lost in all",
+		dnsSeconds, dnsNames, cfg.Rounds, lost["znet resolver"])
+	push := "names pushed to the resolver through its control socket (dnsresolver.Push), not attached"
+	ratio := zq / nq
+	lat := fmt.Sprintf("dnsperf -Q %d -l %d, percentiles of the per-query latencies (-v), median of %d rounds", latQPS, latSeconds, cfg.Rounds)
+	return []Row{
+		{Part: "dns", Figure: fmt.Sprintf("resolver qps, %d names", dnsNames), Value: zq, Unit: "qps", Goal: "≥ 80,000 qps",
+			Verdict: verdictOf(zq, zq >= 80000 && lost["znet resolver"] == 0), Note: how + "; " + push},
+		{Part: "dns", Figure: "NSD qps, same zone", Value: nq, Unit: "qps",
+			Note: fmt.Sprintf("nsd -d, server-count 2, on a veth next to the workload; %d queries lost in all", lost["NSD"])},
+		{Part: "dns", Figure: "resolver ÷ NSD qps", Value: ratio, Unit: "×", Goal: "≥ 0.8×", Verdict: verdictOf(ratio, ratio >= 0.8)},
+		{Part: "dns", Figure: fmt.Sprintf("resolver latency p50 at %d qps", latQPS), Value: median(p50["znet resolver"]), Unit: "ms", Note: lat},
+		{Part: "dns", Figure: fmt.Sprintf("resolver latency p99 at %d qps", latQPS), Value: median(p99["znet resolver"]), Unit: "ms",
+			Goal: "≤ 1 ms", Verdict: verdictOf(median(p99["znet resolver"]), median(p99["znet resolver"]) <= 1), Note: lat},
+		{Part: "dns", Figure: fmt.Sprintf("NSD latency p50 at %d qps", latQPS), Value: median(p50["NSD"]), Unit: "ms", Note: lat},
+		{Part: "dns", Figure: fmt.Sprintf("NSD latency p99 at %d qps", latQPS), Value: median(p99["NSD"]), Unit: "ms", Note: lat},
+		{Part: "dns", Figure: fmt.Sprintf("new name propagated to %d nodes", dnsNodes), Value: median(prop), Unit: "ms",
+			Note: fmt.Sprintf("%d-node lab, not 20; from the attach call on node 1 until dig answers on every other node's workload; median of %d", dnsNodes, len(prop))},
+	}
+}
+
+// dnsLab deploys network "dns" over every node of l and attaches workload
+// w<i> on node i.
+func dnsLab(ctx context.Context, l *lab.Lab) ([]dnsWorkload, error) {
+	d := &deploy.Deployment{Name: dnsNetwork, IPRange: netip.MustParsePrefix("10.41.0.0/16")}
+	if err := deployOver(ctx, l, l.Nodes, d); err != nil {
+		return nil, err
+	}
+	var ws []dnsWorkload
+	for i, n := range l.Nodes {
+		ns := l.WorkloadNS(i + 1)
+		path, err := l.AddWorkloadNS(ns)
+		if err != nil {
+			return nil, err
+		}
+		a, err := n.Client().Attach(ctx, dnsNetwork, api.AttachRequest{Name: fmt.Sprintf("w%d", i+1), NetNS: path})
+		if err != nil {
+			return nil, fmt.Errorf("attach on %s: %w", n.ID, err)
+		}
+		ws = append(ws, dnsWorkload{ns: ns, resolver: a.Gateway})
+	}
+	return ws, nil
+}
+
+// propagate attaches a new workload on node 1 and returns the milliseconds
+// from the attach call until every other node's workload resolves its name.
+func propagate(ctx context.Context, l *lab.Lab, ws []dnsWorkload, round int) (float64, error) {
+	ns := l.WorkloadNS(100 + round)
+	path, err := l.AddWorkloadNS(ns)
+	if err != nil {
+		return 0, err
+	}
+	name := fmt.Sprintf("new%d", round)
+	fqdn := name + "." + dnsNetwork + ".internal"
+	start := time.Now()
+	a, err := l.Nodes[0].Client().Attach(ctx, dnsNetwork, api.AttachRequest{Name: name, NetNS: path})
+	if err != nil {
+		return 0, fmt.Errorf("attach %s: %w", name, err)
+	}
+	want := a.IPv4.String()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ws))
+	for i, w := range ws[1:] {
+		wg.Go(func() {
+			for {
+				out, _ := inNS(pctx, w.ns, "dig", "+short", "+time=1", "+tries=1", "@"+w.resolver.String(), fqdn, "A")
+				if strings.TrimSpace(out) == want {
+					return
+				}
+				if pctx.Err() != nil {
+					errs[i] = fmt.Errorf("%s not resolved in %s after 30 s", fqdn, w.ns)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(took.Microseconds()) / 1000, nil
+}
+
+// pushNames hands node 1's resolver the config znetd would give it with
+// dnsNames workloads, and returns a dnsperf query file and an NSD zone
+// file of the same names.
+func pushNames(ctx context.Context, l *lab.Lab) (queries, zone string, err error) {
+	n := l.Nodes[0]
+	det, err := n.Client().Network(ctx, dnsNetwork)
+	if err != nil {
+		return "", "", err
+	}
+	s, st := det.Spec, det.Status
+	cfg := dnsresolver.Config{Network: s.Name, NodeID: n.ID, Gateway4: st.Gateway, Gateway6: st.Gateway6,
+		IPRange: s.IPRange, IPv6Range: s.IPv6Range}
+	for _, node := range s.Nodes {
+		if node.ID == n.ID {
+			continue
+		}
+		sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, node.Subnet)
+		if err != nil {
+			return "", "", err
+		}
+		cfg.Members = append(cfg.Members, dnsresolver.Member{ID: node.ID, Gateway4: sub.Gateway4, Gateway6: sub.Gateway6})
+	}
+	var q, z strings.Builder
+	origin := s.Name + ".internal."
+	fmt.Fprintf(&z, "$ORIGIN %s\n$TTL 1\n@ IN SOA ns hostmaster 1 3600 600 86400 1\n@ IN NS ns\nns IN A %s\n", origin, nsdAddr)
+	for i := range dnsNames {
+		name := fmt.Sprintf("app%d", i)
+		ip := netip.AddrFrom4([4]byte{10, 41, byte(200 + i/250), byte(1 + i%250)})
+		cfg.Local = append(cfg.Local, dnsresolver.Record{Name: name, IPv4: ip})
+		fmt.Fprintf(&q, "%s.%s A\n", name, origin)
+		fmt.Fprintf(&z, "%s IN A %s\n", name, ip)
+	}
+	sock := filepath.Join(n.StateDir, "run", st.Interface+".dns")
+	if err := dnsresolver.Push(ctx, sock, cfg); err != nil {
+		return "", "", err
+	}
+	return q.String(), z.String(), nil
+}
+
+// startNSD serves zone with NSD in a namespace of its own joined to the
+// workload namespace ws by a veth (nsdClient ↔ nsdAddr), and waits until
+// it answers.
+func startNSD(ctx context.Context, l *lab.Lab, ws, zone string, p *procs) error {
+	ns := l.Prefix() + "nsd"
+	if _, err := l.AddWorkloadNS(ns); err != nil {
+		return err
+	}
+	for _, s := range [][]string{
+		{ws, "link", "add", "vnsd", "type", "veth", "peer", "name", "vnsd", "netns", ns},
+		{ws, "addr", "add", nsdClient + "/24", "dev", "vnsd"},
+		{ns, "addr", "add", nsdAddr + "/24", "dev", "vnsd"},
+		{ws, "link", "set", "vnsd", "up"},
+		{ns, "link", "set", "vnsd", "up"},
+	} {
+		if err := ipIn(s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(l.Dir, "nsd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	zoneName := dnsNetwork + ".internal"
+	conf := fmt.Sprintf(`server:
+  ip-address: %s
+  port: 53
+  server-count: 2
+  username: ""
+  chroot: ""
+  zonesdir: %q
+  database: ""
+  pidfile: %q
+  xfrdfile: %q
+  xfrdir: %q
+  zonelistfile: %q
+  logfile: %q
+  verbosity: 0
+remote-control:
+  control-enable: no
+zone:
+  name: %q
+  zonefile: %q
+`, nsdAddr, dir, filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "xfrd.state"), dir,
+		filepath.Join(dir, "zone.list"), filepath.Join(dir, "nsd.log"), zoneName, zoneName+".zone")
+	if err := os.WriteFile(filepath.Join(dir, zoneName+".zone"), []byte(zone), 0o644); err != nil {
+		return err
+	}
+	confPath := filepath.Join(dir, "nsd.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "nsd", "-d", "-c", confPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.add(cmd)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := inNS(ctx, ws, "dig", "+short", "+time=1", "+tries=1", "@"+nsdAddr, "app0."+zoneName, "A")
+		if strings.TrimSpace(out) == "10.41.200.1" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "nsd.log"))
+			return fmt.Errorf("NSD does not answer: %s", strings.TrimSpace(string(log)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
