@@ -56,6 +56,9 @@ type Daemon struct {
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
 	mu sync.Mutex
+
+	// later holds the pending keepalive raises of staggered peers.
+	later staggered
 }
 
 var _ api.Service = (*Daemon)(nil)

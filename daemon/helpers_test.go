@@ -94,6 +94,7 @@ func newUnit(t *testing.T, id string, busy ...int) *unit {
 		PortFree: func(p int) bool { return !taken[p] },
 	})
 	require.NoError(t, err)
+	t.Cleanup(d.Close)
 	return &unit{d: d, store: st, backend: b, dir: dir}
 }
 

@@ -125,8 +125,12 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	if cfg.PrivateKey == nil && cfg.ListenPort == nil && len(cfg.Peers) == 0 {
 		return nil
 	}
+	raise := peers.Stagger(&cfg, key.PublicKey())
 	if err := d.backend.Configure(ctx, dev, cfg); err != nil {
 		return fmt.Errorf("configuring %s: %w", dev.IfName, err)
+	}
+	if len(raise) > 0 {
+		d.later.after(peers.StaggerDelay, func() { d.raiseKeepalives(dev, raise) })
 	}
 	return nil
 }

@@ -162,6 +162,9 @@ func (n *testNode) start(t *testing.T) {
 // namespaces running, as a killed znetd does.
 func (n *testNode) stop(t *testing.T) {
 	t.Helper()
+	if n.d != nil {
+		n.d.Close()
+	}
 	if n.real != nil {
 		assert.NoError(t, n.real.(interface{ Close() error }).Close())
 		n.real = nil

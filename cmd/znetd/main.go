@@ -176,6 +176,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer d.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
