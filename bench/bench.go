@@ -12,7 +12,7 @@ import (
 )
 
 // Parts are the parts Run knows, in the order it runs them.
-var Parts = []string{"dataplane", "control", "dns"}
+var Parts = []string{"dataplane", "control", "churn", "deploy", "dns"}
 
 // Config says what to measure and with what.
 type Config struct {
@@ -62,10 +62,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rows, err = dataplane(ctx, cfg, cfg.Log)
 		case "control":
 			rows, err = control(ctx, cfg, cfg.Log)
-			if err == nil {
-				rows = append(rows, churnRows(ctx, cfg)...)
-				rows = append(rows, deployRows(ctx, cfg)...)
-			}
+		case "churn":
+			rows = churnRows(ctx, cfg)
+		case "deploy":
+			rows = deployRows(ctx, cfg)
 		case "dns":
 			rows, err = dnsPart(ctx, cfg, cfg.Log)
 		}

@@ -76,7 +76,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if _, err := d.backend.Ensure(ctx, dev); err != nil {
 		return fmt.Errorf("wireguard device: %w", err)
 	}
-	if err := d.configureDevice(ctx, dev, n, desired); err != nil {
+	if err := d.configureDevice(ctx, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
 		return err
 	}
 	wg, err := h.LinkByName(dev.IfName)
@@ -106,7 +106,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 
 // configureDevice sets the key and port if they differ and applies the
 // peer difference; a device that already matches is not touched at all.
-func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *store.Network, desired []peers.Peer) error {
+func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
 	key, err := wgtypes.ParseKey(n.PrivateKey)
 	if err != nil {
 		return fmt.Errorf("stored key of %s: %w", n.Name, err)
@@ -125,7 +125,7 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	if cfg.PrivateKey == nil && cfg.ListenPort == nil && len(cfg.Peers) == 0 {
 		return nil
 	}
-	raise := peers.Stagger(&cfg, key.PublicKey())
+	raise := peers.Stagger(&cfg, wait)
 	if err := d.backend.Configure(ctx, dev, cfg); err != nil {
 		return fmt.Errorf("configuring %s: %w", dev.IfName, err)
 	}

@@ -20,6 +20,13 @@ const (
 	// notifyTries is how many times a NOTIFY is sent before the member's
 	// own polling is left to catch up.
 	notifyTries = 5
+	// quietStart is how long this node holds back its first packet to a
+	// new member whose id sorts below its own. It must match the daemon's
+	// WireGuard stagger (peers.StaggerDelay): of two members only the one
+	// whose id sorts lower starts the tunnel at once; a DNS packet from the
+	// other would make it start one too, and two handshakes that cross
+	// leave the tunnel down for WireGuard's 5 s retry.
+	quietStart = 2 * time.Second
 )
 
 // member is the sync state of one member: two goroutines (pullLoop and
@@ -30,6 +37,8 @@ type member struct {
 	cancel context.CancelFunc
 	pull   chan struct{} // a NOTIFY came: transfer now
 	push   chan struct{} // this node's records changed: send NOTIFY
+	// quiet: hold back the first packet to this member for quietStart.
+	quiet bool
 
 	// Guarded by Resolver.mu.
 	records  map[string]addrs // name -> addresses, never modified in place
@@ -49,6 +58,7 @@ func (r *Resolver) startMemberLocked(m Member, prev *member) {
 		cancel: cancel,
 		pull:   make(chan struct{}, 1),
 		push:   make(chan struct{}, 1),
+		quiet:  prev == nil && m.ID < r.cfg.NodeID,
 	}
 	if prev != nil {
 		mm.records, mm.serial, mm.synced = prev.records, prev.serial, prev.synced
@@ -77,7 +87,10 @@ func (r *Resolver) pullLoop(m *member) {
 	defer r.wg.Done()
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
-	force := false
+	force, ok := m.waitQuiet(m.pull)
+	if !ok {
+		return
+	}
 	for {
 		r.sync(m, force)
 		select {
@@ -140,6 +153,9 @@ func (r *Resolver) recordSync(m *member, records map[string]addrs, serial uint32
 // started or just learnt of this node) and after every change.
 func (r *Resolver) notifyLoop(m *member) {
 	defer r.wg.Done()
+	if _, ok := m.waitQuiet(nil); !ok {
+		return
+	}
 	for {
 		if !r.announce(m) {
 			select {
@@ -317,4 +333,23 @@ type ctxConn struct {
 func (c *ctxConn) Close() error {
 	c.stop()
 	return c.Conn.Close()
+}
+
+// waitQuiet waits out m's quiet start, if it has one. A signal on wake (a
+// NOTIFY from m: its tunnel is up) ends the wait early and is reported as
+// woke. ok is false when m left meanwhile.
+func (m *member) waitQuiet(wake <-chan struct{}) (woke, ok bool) {
+	if !m.quiet {
+		return false, true
+	}
+	t := time.NewTimer(quietStart)
+	defer t.Stop()
+	select {
+	case <-m.ctx.Done():
+		return false, false
+	case <-wake:
+		return true, true
+	case <-t.C:
+		return false, true
+	}
 }

@@ -18,6 +18,11 @@ import (
 // a second.
 const second = time.Second
 
+// firstSync bounds node2's first copy of node1's records after both start:
+// node2's id sorts higher, so it holds back its first transfer for
+// quietStart unless node1's NOTIFY comes first.
+const firstSync = quietStart + second
+
 func TestSyncAddRemove(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	testutil.GoroutineLeakCheck(t)
@@ -27,7 +32,7 @@ func TestSyncAddRemove(t *testing.T) {
 	r2 := n2.start(t, n2.config([]Member{n1.member()}, api))
 
 	t.Run("initial sync", func(t *testing.T) {
-		n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+		n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 		n1.waitFor(t, second, "api.shop.internal.", dns.TypeAAAA, "AAAA fd3c:9a1e:77b2:2::7")
 	})
 	t.Run("added", func(t *testing.T) {
@@ -90,7 +95,7 @@ func TestSyncMemberRemoved(t *testing.T) {
 	n1, n2 := newLab(t)
 	n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	r2 := n2.start(t, n2.config([]Member{n1.member()}))
-	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 
 	require.NoError(t, r2.Update(n2.config(nil)))
 	// At once, not within a second.
@@ -99,8 +104,10 @@ func TestSyncMemberRemoved(t *testing.T) {
 	assert.Equal(t, []string{"NXDOMAIN"}, n2.lookup(t, "node1.node.shop.internal.", dns.TypeA))
 	assert.NotContains(t, r2.Stats().Members, "node1")
 
+	// node1 knows nothing new, so it sends no NOTIFY; node2, whose id
+	// sorts higher, holds back its first transfer for quietStart.
 	require.NoError(t, r2.Update(n2.config([]Member{n1.member()})))
-	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 }
 
 func TestSyncMemberDown(t *testing.T) {
@@ -109,7 +116,7 @@ func TestSyncMemberDown(t *testing.T) {
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	r2 := n2.start(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)))
-	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 
 	// node1 goes away: its resolver stops and packets to it vanish, so
 	// node2's polls time out instead of failing fast.
@@ -147,7 +154,7 @@ func TestSyncRestart(t *testing.T) {
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	n2.start(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)))
-	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 	old := r1.Stats().Serial
 
 	// node1's network process restarts with other workloads.
@@ -167,7 +174,7 @@ func TestSyncPolling(t *testing.T) {
 	n1, n2 := newLab(t)
 	r1 := n1.start(t, n1.config([]Member{n2.member()}, rec("web", 1, 5)))
 	n2.start(t, n2.config([]Member{n1.member()}))
-	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 
 	// Lost NOTIFYs: node2 still finds the change by polling the serial.
 	r1.dropNotify.Store(true)
@@ -197,4 +204,22 @@ func TestSyncIPv6Only(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(m()) == 1 }, second, 5*time.Millisecond)
 	assert.Equal(t, []string{"AAAA fd3c:9a1e:77b2:1::5"}, m())
+}
+
+// TestSyncQuietStart checks that a node sends nothing to a new member
+// whose id sorts below its own for quietStart (that member starts the
+// WireGuard link; see peers.StaggerDelay), unless the member's NOTIFY
+// shows the link is up.
+func TestSyncQuietStart(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	// node1 learns of node2 only once its NOTIFYs are dropped.
+	r1 := n1.start(t, n1.config(nil, rec("web", 1, 5)))
+	r1.dropNotify.Store(true)
+	require.NoError(t, r1.Update(n1.config([]Member{n2.member()}, rec("web", 1, 5))))
+	start := time.Now()
+	n2.start(t, n2.config([]Member{n1.member()}))
+	took := n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	assert.GreaterOrEqual(t, time.Since(start), quietStart, "node2 fetched node1's records after %s", took)
 }

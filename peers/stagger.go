@@ -1,43 +1,63 @@
 package peers
 
 import (
-	"bytes"
 	"time"
 
+	"github.com/znet/znet/spec"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-// StaggerDelay is how long the node whose public key sorts higher waits
-// before it lets a newly added peer's keepalive start a handshake. It is
-// far longer than a handshake round trip on a busy node, and far shorter
-// than WireGuard's 5 s retry.
-const StaggerDelay = time.Second
+// StaggerDelay is how long a public member waits before it lets a newly
+// added public peer whose id sorts below its own start a handshake from
+// its side. It is far longer than a handshake round trip on a busy node,
+// longer than a parallel deploy takes to configure most nodes, and shorter
+// than WireGuard's 5 s retry. The DNS resolver holds back its first packet
+// to such a member for as long (dnsresolver's quietStart).
+const StaggerDelay = 2 * time.Second
 
-// Stagger keeps the two ends of a new link from opening it at the same
-// moment. When a peer is added with a persistent keepalive, the device
-// sends a handshake initiation at once. If both ends are configured at
+// Waiting returns the public keys of the members of s that node self lets
+// start the handshake: when self is public, every public member whose id
+// sorts below self's. A hidden member is never waited for (only it can
+// reach the other side), and a hidden self waits for nobody.
+//
+// When a peer is added with a persistent keepalive, the device sends a
+// handshake initiation at once. If both ends of a link are configured at
 // nearly the same time (as a deploy does), their initiations cross: each
 // side drops its own half-done handshake to answer the other's, neither
 // answer is accepted, and the link stays down until the 5 s retry. The
 // same 5 s is lost when an initiation reaches a node that does not know
-// the sender yet.
-//
-// So of two members, only the one whose public key sorts lower initiates
-// when the peer is added. Stagger removes the keepalive from cfg's peer
-// additions whose key sorts below self and returns, for those peers, the
-// UpdateOnly configuration that sets it, for the caller to apply after
-// StaggerDelay. By then either the other side's initiation has completed
-// the handshake (the keepalive then only sends a keepalive), or it was lost
-// because this node was not configured yet, and this node's initiation
-// reaches a side that knows it. UpdateOnly keeps a peer removed meanwhile
-// removed. Updates and removals are left alone: their peer's session is
-// already running.
-func Stagger(cfg *wgtypes.Config, self wgtypes.Key) []wgtypes.PeerConfig {
+// the sender yet. So of two public members only the one whose id sorts
+// lower starts at once (see Stagger).
+func Waiting(s *spec.Spec, self string) map[wgtypes.Key]bool {
+	me, ok := s.Node(self)
+	if !ok || me.Endpoint == "" {
+		return nil
+	}
+	out := map[wgtypes.Key]bool{}
+	for _, n := range s.Nodes {
+		if n.ID >= self || n.Endpoint == "" {
+			continue
+		}
+		if key, err := wgtypes.ParseKey(n.PublicKey); err == nil {
+			out[key] = true
+		}
+	}
+	return out
+}
+
+// Stagger removes the keepalive from cfg's additions of the peers in wait
+// and returns, for those peers, the UpdateOnly configuration that sets it,
+// for the caller to apply after StaggerDelay. By then either the other
+// side's initiation has completed the handshake (the keepalive then only
+// sends a keepalive), or it was lost because this node was not configured
+// yet, and this node's initiation reaches a side that knows it. UpdateOnly
+// keeps a peer removed meanwhile removed. Updates and removals are left
+// alone: their peer's session is already running.
+func Stagger(cfg *wgtypes.Config, wait map[wgtypes.Key]bool) []wgtypes.PeerConfig {
 	var later []wgtypes.PeerConfig
 	for i := range cfg.Peers {
 		pc := &cfg.Peers[i]
-		if pc.UpdateOnly || pc.Remove || pc.Endpoint == nil || pc.PersistentKeepaliveInterval == nil ||
-			*pc.PersistentKeepaliveInterval == 0 || bytes.Compare(self[:], pc.PublicKey[:]) < 0 {
+		if !wait[pc.PublicKey] || pc.UpdateOnly || pc.Remove || pc.PersistentKeepaliveInterval == nil || *pc.PersistentKeepaliveInterval == 0 {
 			continue
 		}
 		keepalive := *pc.PersistentKeepaliveInterval
