@@ -11,8 +11,10 @@ GOLANGCI_VERSION := v2.7.2
 
 all: build
 
+# CGO_ENABLED=0: only net would use cgo (for its resolver); without it every
+# data-plane process maps no libc and saves ~1.5 MiB of resident memory.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/znetd ./cmd/znet
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/znetd ./cmd/znetd-dataplane ./cmd/znet
 
 # deps installs the Debian packages the tests and the demo use.
 deps:

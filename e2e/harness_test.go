@@ -32,7 +32,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/znet/znet/cmd/znetd", "github.com/znet/znet/cmd/znet")
+	// Built as make build does: znetd runs znetd-dataplane from its side.
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/znet/znet/cmd/znetd",
+		"github.com/znet/znet/cmd/znetd-dataplane", "github.com/znet/znet/cmd/znet")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Println("e2e: building binaries:", err)

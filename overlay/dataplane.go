@@ -95,7 +95,12 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsH
 	if err != nil {
 		return fmt.Errorf("opening UAPI socket: %w", err)
 	}
-	uapi, err := ipc.UAPIListen(ifname, uapiFile)
+	// Not ipc.UAPIListen: it watches the socket's directory with an inotify
+	// instance of its own, and Linux gives root only 128 of those
+	// (fs.inotify.max_user_instances), so a node could not run much more
+	// than 120 networks. A data plane whose socket was removed is found by
+	// Ensure (it does not answer) and replaced.
+	uapi, err := net.FileListener(uapiFile)
 	uapiFile.Close()
 	if err != nil {
 		return fmt.Errorf("listening on UAPI socket: %w", err)
@@ -124,9 +129,6 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsH
 		log.Info("stopping", "signal", sig.String())
 		return nil
 	case err := <-errs:
-		if errors.Is(err, net.ErrClosed) {
-			return errors.New("UAPI socket removed")
-		}
 		return fmt.Errorf("UAPI listener: %w", err)
 	case <-dev.Wait():
 		return errors.New("device closed")

@@ -94,8 +94,9 @@ type Options struct {
 	// RunDir holds pid files and data-plane logs, e.g. <state-dir>/run.
 	// Required for userspace.
 	RunDir string
-	// Exe is the binary run as data plane; default os.Executable(). It
-	// must dispatch `<exe> dataplane ...` to RunDataplane.
+	// Exe is the binary run as data plane; default DataplaneBinary next to
+	// os.Executable() if it is there, else os.Executable() itself. It must
+	// dispatch `<exe> dataplane ...` to RunDataplane.
 	Exe string
 	// Env is added to the data plane's environment (after os.Environ()).
 	Env []string

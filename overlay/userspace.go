@@ -75,8 +75,8 @@ func newUserspace(opts Options) (*Userspace, error) {
 	exe := opts.Exe
 	if exe == "" {
 		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding data-plane binary: %w", err)
+		if exe, err = dataplaneExe(); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {

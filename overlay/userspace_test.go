@@ -70,6 +70,7 @@ func TestUserspace(t *testing.T) {
 		}{{a, pidA, ba, runA}, {b, pidB, bb, runB}} {
 			require.Positive(t, x.pid)
 			assert.Equal(t, x.pid, x.b.PID(x.s.dev))
+			assert.Zero(t, inotifyInstances(t, x.pid), "root may have only 128 inotify instances: one per network would cap a node near 120 networks")
 			got, err := readPidFile(x.dir + "/" + x.s.dev.IfName + ".pid")
 			require.NoError(t, err)
 			assert.Equal(t, x.pid, got)
@@ -285,4 +286,19 @@ func TestUserspaceErrors(t *testing.T) {
 		require.NoError(t, b.Delete(ctx, good))
 		assert.NoFileExists(t, socketPath(good.IfName))
 	})
+}
+
+// inotifyInstances counts the inotify instances process pid holds.
+func inotifyInstances(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(dir + "/" + fd.Name()); err == nil && target == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
 }

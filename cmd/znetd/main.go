@@ -2,7 +2,8 @@
 // serves the API on a Unix socket (and, with --listen, over TLS with a
 // bearer token on a TCP address) and runs the data planes. Run as
 // `znetd dataplane ...` it is one network's userspace WireGuard data plane
-// (started by znetd itself, never by hand).
+// (started by znetd itself, never by hand); znetd prefers the smaller
+// znetd-dataplane program for that when it lies next to znetd.
 package main
 
 import (
