@@ -36,7 +36,10 @@
 // Every record has a TTL of 1 s, and so have negative answers, so that a
 // caching client never keeps a detached name much longer than the resolvers.
 // Answers too big for UDP (512 bytes, or the client's EDNS0 size up to
-// 4096) are truncated with TC and complete over TCP.
+// 4096) are truncated with TC and complete over TCP. Plain UDP queries are
+// answered by the goroutine that reads the socket, from answers packed once
+// per view of the records (fastpath.go); everything else goes through
+// miekg/dns's server to ServeDNS, and both give the same bytes.
 //
 // The package leaves out recursion and forwarding (there is no upstream),
 // DNSSEC, TSIG (the mesh authenticates members), IXFR (a node's zone is small

@@ -65,7 +65,11 @@ func (r *Resolver) listen(addrs []netip.AddrPort) (map[netip.AddrPort]servers, e
 	}
 	out := make(map[netip.AddrPort]servers, len(addrs))
 	for i, a := range addrs {
-		out[a] = servers{r.newServer(&dns.Server{PacketConn: pcs[i]}), r.newServer(&dns.Server{Listener: ls[i]})}
+		udp := r.newServer(&dns.Server{
+			PacketConn:     newFastConn(r, pcs[i].(*net.UDPConn)),
+			DecorateReader: func(rd dns.Reader) dns.Reader { return fastReader{rd} },
+		})
+		out[a] = servers{udp, r.newServer(&dns.Server{Listener: ls[i]})}
 	}
 	return out, nil
 }
