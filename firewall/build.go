@@ -76,14 +76,23 @@ func inetTable(r Rules) table {
 		priority: 0, policy: nftables.ChainPolicyDrop,
 		rules: []match{
 			rule(ctState(expr.CtStateBitINVALID, "invalid"), drop),
-			// Bridged between workloads; seen here only with br_netfilter.
-			rule(iifname(r.Bridge), oifname(r.Bridge), accept),
-			rule(iifname(r.Bridge), oifname(r.Overlay), accept),
-			rule(iifname(r.Overlay), oifname(r.Bridge), accept),
-			// Relaying between members that cannot reach each other.
-			rule(iifname(r.Overlay), oifname(r.Overlay), accept),
+			rule(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established", "related"), accept),
 		},
 	}
+	// Access peers are clients: nothing opens a connection to one, neither
+	// a workload nor another access peer (on this node or, relayed, on
+	// another). Their own connections are answered by the rule above.
+	for _, a := range r.AccessPeers {
+		forward.rules = append(forward.rules, rule(oifname(r.Overlay), daddr(a), drop))
+	}
+	forward.rules = append(forward.rules,
+		// Bridged between workloads; seen here only with br_netfilter.
+		rule(iifname(r.Bridge), oifname(r.Bridge), accept),
+		rule(iifname(r.Bridge), oifname(r.Overlay), accept),
+		rule(iifname(r.Overlay), oifname(r.Bridge), accept),
+		// Relaying between members that cannot reach each other.
+		rule(iifname(r.Overlay), oifname(r.Overlay), accept),
+	)
 	output := chain{
 		name: "output", hook: nftables.ChainHookOutput, hookName: "output",
 		priority: 0, policy: nftables.ChainPolicyAccept,

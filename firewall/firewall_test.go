@@ -299,3 +299,39 @@ func TestApplyManyPorts(t *testing.T) {
 	mustApply(t, n, r) // and replaced as a whole again
 	assert.Len(t, kernelChains(t, n), len(wantChains(r)))
 }
+
+// TestAccessPeersAreClients treats the remote end of the overlay as an
+// access peer: it still reaches workloads and the gateway, and gets the
+// answers, but nothing behind the node opens a connection to it.
+func TestAccessPeersAreClients(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	l := newLab(t)
+	l.net.listenTCP(t, 53)
+	l.b.listenTCP(t, 80)
+	l.remote.listenTCP(t, 22)
+	checks := []struct {
+		name  string
+		probe func(*testing.T) bool
+		want  bool
+	}{
+		{"access peer pings a v4", func(t *testing.T) bool { return l.remote.ping(t, netip.Addr{}, a4) }, true},
+		{"access peer pings a v6", func(t *testing.T) bool { return l.remote.ping(t, netip.Addr{}, a6) }, true},
+		{"access peer opens tcp to b", func(t *testing.T) bool { return l.remote.tcpOpen(t, netip.AddrPortFrom(b4, 80)) }, true},
+		{"access peer asks the gateway's dns over tcp", func(t *testing.T) bool { return l.remote.tcpOpen(t, netip.AddrPortFrom(gw4, 53)) }, true},
+		{"a pings the access peer v4", func(t *testing.T) bool { return l.a.ping(t, netip.Addr{}, remote4) }, false},
+		{"a pings the access peer v6", func(t *testing.T) bool { return l.a.ping(t, netip.Addr{}, remote6) }, false},
+		{"b opens tcp to the access peer", func(t *testing.T) bool { return l.b.tcpOpen(t, netip.AddrPortFrom(remote4, 22)) }, false},
+	}
+	// Without access peers every probe passes, so a blocked one below is
+	// blocked by the access peer rules.
+	mustApply(t, l.net, l.rules())
+	for _, c := range checks {
+		t.Run("as a member/"+c.name, func(t *testing.T) { assert.True(t, c.probe(t)) })
+	}
+	r := l.rules()
+	r.AccessPeers = []netip.Addr{remote4, remote6}
+	mustApply(t, l.net, r)
+	for _, c := range checks {
+		t.Run("as an access peer/"+c.name, func(t *testing.T) { assert.Equal(t, c.want, c.probe(t)) })
+	}
+}

@@ -69,6 +69,24 @@ func l4proto(proto byte, name string) match {
 	return metaEq(expr.MetaKeyL4PROTO, []byte{proto}, "meta l4proto "+name)
 }
 
+// nfproto matches packets of one IP family in an inet table (ipv4 or ipv6),
+// which must come before matching an address of that family.
+func nfproto(family byte, name string) match {
+	return metaEq(expr.MetaKeyNFPROTO, []byte{family}, "meta nfproto "+name)
+}
+
+// daddr matches IPv4 or IPv6 packets (inet family) sent to a.
+func daddr(a netip.Addr) match {
+	if a.Is4() {
+		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
+		d := field("ip daddr", expr.PayloadBaseNetworkHeader, 16, single(a), false)
+		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
+	}
+	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
+	d := field("ip6 daddr", expr.PayloadBaseNetworkHeader, 24, single(a), false)
+	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
+}
+
 // ctState matches packets whose conntrack state is any of bits; names are
 // the states' names in the same order.
 func ctState(bits uint32, names ...string) match {

@@ -32,6 +32,7 @@ const inetGolden = `table inet znet {
 	chain forward {
 		type filter hook forward priority 0; policy drop;
 		ct state invalid drop
+		ct state established,related accept
 		iifname "br0" oifname "br0" accept
 		iifname "br0" oifname "wg0" accept
 		iifname "wg0" oifname "br0" accept
@@ -115,6 +116,19 @@ func TestRender(t *testing.T) {
 			assert.Equal(t, tt.want, Render(tt.rules))
 		})
 	}
+}
+
+func TestRenderAccessPeers(t *testing.T) {
+	r := Rules{Bridge: "br0", Overlay: "wg0", AccessPeers: []netip.Addr{
+		netip.MustParseAddr("fd00:20:1::9"), netip.MustParseAddr("::ffff:10.20.1.9"), netip.MustParseAddr("10.20.1.9"),
+	}}
+	want := `		ct state invalid drop
+		ct state established,related accept
+		oifname "wg0" meta nfproto ipv4 ip daddr 10.20.1.9 drop
+		oifname "wg0" meta nfproto ipv6 ip6 daddr fd00:20:1::9 drop
+		iifname "br0" oifname "br0" accept
+`
+	assert.Contains(t, Render(r), want, "sorted, unmapped, once each, before any accept by interface")
 }
 
 func TestRenderIsStable(t *testing.T) {

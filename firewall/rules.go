@@ -35,6 +35,9 @@ type Rules struct {
 	Bridge  string // the workloads' bridge
 	Overlay string // the WireGuard device
 	Ports   []Port
+	// AccessPeers are the addresses of this node's access peers: nothing
+	// may open a connection to them; their own connections are answered.
+	AccessPeers []netip.Addr
 }
 
 // normalized returns a copy of r with addresses unmapped and ports sorted
@@ -46,6 +49,11 @@ func (r Rules) normalized() Rules {
 		out.Ports[i] = Port{IfName: p.IfName, IPv4: p.IPv4.Unmap(), IPv6: p.IPv6}
 	}
 	slices.SortFunc(out.Ports, func(a, b Port) int { return cmp.Compare(a.IfName, b.IfName) })
+	for _, a := range r.AccessPeers {
+		out.AccessPeers = append(out.AccessPeers, a.Unmap())
+	}
+	slices.SortFunc(out.AccessPeers, netip.Addr.Compare)
+	out.AccessPeers = slices.Compact(out.AccessPeers)
 	return out
 }
 
@@ -78,6 +86,11 @@ func (r Rules) validate() error {
 		}
 		if p.IPv6.Zone() != "" {
 			return fmt.Errorf("port %s: IPv6 address %s has a zone: %w", p.IfName, p.IPv6, ErrInvalid)
+		}
+	}
+	for _, a := range r.AccessPeers {
+		if !a.IsValid() || a.Zone() != "" {
+			return fmt.Errorf("access peer address %q is not an address without zone: %w", a, ErrInvalid)
 		}
 	}
 	return nil
