@@ -45,6 +45,9 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
+	if !changed {
+		d.realized.forget(s.Name) // a repair: look at everything
+	}
 	acc, err := d.access(s.Name)
 	if err != nil {
 		return api.ApplyResult{}, err

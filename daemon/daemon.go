@@ -57,6 +57,9 @@ type Daemon struct {
 	// each mutation sees the result of the one before.
 	mu sync.Mutex
 
+	// realized is what realize last put into the kernel, per network.
+	realized realized
+
 	// later holds the pending keepalive raises of staggered peers.
 	later staggered
 }

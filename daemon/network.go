@@ -91,13 +91,13 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := h.LinkSetUp(wg); err != nil {
 		return fmt.Errorf("%s up: %w", dev.IfName, err)
 	}
-	if err := syncRoutes(h, wg, peers.Routes(desired)); err != nil {
+	if err := d.syncRoutesOf(ns, n.Name, h, wg, linkUp(wg), peers.Routes(desired)); err != nil {
 		return err
 	}
 	if err := syncProxyNeigh(h, acc); err != nil {
 		return err
 	}
-	if err := firewall.Apply(ns, d.rules(dev, wls)); err != nil {
+	if err := d.applyFirewallOf(ns, n.Name, d.rules(dev, wls, acc)); err != nil {
 		return err
 	}
 	d.pushDNS(ctx, n, s, wls)
@@ -153,11 +153,19 @@ func accessPeers(acc []*store.AccessPeer) []peers.Peer {
 	return out
 }
 
-// rules returns the firewall of a network with workloads wls.
-func (d *Daemon) rules(dev overlay.Device, wls []*store.Workload) firewall.Rules {
+// rules returns the firewall of a network with workloads wls and access
+// peers acc on this node.
+func (d *Daemon) rules(dev overlay.Device, wls []*store.Workload, acc []*store.AccessPeer) firewall.Rules {
 	r := firewall.Rules{Bridge: bridgeName, Overlay: dev.IfName}
 	for _, w := range wls {
 		r.Ports = append(r.Ports, firewall.Port{IfName: w.HostIf, IPv4: w.IPv4, IPv6: w.IPv6})
+	}
+	for _, a := range acc {
+		for _, addr := range []netip.Addr{a.IPv4, a.IPv6} {
+			if addr.IsValid() {
+				r.AccessPeers = append(r.AccessPeers, addr)
+			}
+		}
 	}
 	return r
 }

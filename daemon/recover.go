@@ -34,6 +34,7 @@ func (d *Daemon) DeleteNetwork(ctx context.Context, name string, force bool) err
 		return api.Conflict("name", "network %s still has %d workloads (%s); detach them or use --force",
 			name, len(wls), strings.Join(names, ", "))
 	}
+	d.realized.forget(name)
 	if err := d.teardown(ctx, name, wls); err != nil {
 		return fmt.Errorf("deleting %s: %w", name, err)
 	}

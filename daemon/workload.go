@@ -250,13 +250,19 @@ func (d *Daemon) unplumb(n *store.Network, w *store.Workload) {
 	})
 }
 
+// applyFirewall rebuilds the firewall of network n for workloads wls (and
+// its access peers, as stored).
 func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
+	acc, err := d.access(n.Name)
+	if err != nil {
+		return err
+	}
 	ns, err := namespaces.Open(d.nsName(n.Name))
 	if err != nil {
 		return err
 	}
 	defer ns.Close()
-	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls))
+	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls, acc))
 }
 
 // Detach implements api.Service.

@@ -143,7 +143,22 @@ func TestAccess(t *testing.T) {
 			assert.True(t, eventuallyPing(lp.ns, ws[n.ID].ipv4), "laptop -> %s %s", n.ID, ws[n.ID].ipv4)
 			assert.True(t, eventuallyPing(lp.ns, ws[n.ID].ipv6), "laptop -> %s %s", n.ID, ws[n.ID].ipv6)
 		}
-		assert.True(t, pingOK(ws[n2.ID].ns, cfg.Addresses[0].Addr().String()), "workload -> laptop")
+	})
+	t.Run("access peers are clients: nobody opens a connection to one", func(t *testing.T) {
+		// A second person joins through another node.
+		lp2 := newLaptop(t, l, "198.18.0.199")
+		conf2 := znet(t, n2, "access", "add", "shop", "dave")
+		cfg2, err := access.Parse(conf2)
+		require.NoError(t, err)
+		lp2.up(t, conf2)
+		defer lp2.down(t)
+		alice, dave := cfg.Addresses[0].Addr().String(), cfg2.Addresses[0].Addr().String()
+		require.True(t, eventuallyPing(lp2.ns, ws[n1.ID].ipv4), "dave -> a workload on node 1 (the tunnel is up)")
+		require.True(t, eventuallyPing(lp.ns, ws[n2.ID].ipv4), "alice -> a workload on node 2 (the tunnel is up)")
+		assert.False(t, pingOK(lp2.ns, alice), "dave -> alice, across nodes")
+		assert.False(t, pingOK(lp.ns, dave), "alice -> dave, across nodes")
+		assert.False(t, pingOK(ws[n2.ID].ns, alice), "a workload -> alice")
+		assert.False(t, pingOK(ws[n1.ID].ns, alice), "a workload on alice's node -> alice")
 	})
 	t.Run("the laptop resolves workload names through the config's DNS", func(t *testing.T) {
 		for _, n := range l.Nodes {

@@ -80,12 +80,28 @@ func updateConfig(d Peer, c *wgtypes.Peer) (wgtypes.PeerConfig, bool) {
 		pc.PersistentKeepaliveInterval = &keepalive
 		changed = true
 	}
-	if !slices.Equal(d.AllowedIPs, devicePrefixes(c.AllowedIPs)) {
+	if !sameAllowedIPs(d.AllowedIPs, c.AllowedIPs) {
 		pc.ReplaceAllowedIPs = true
 		pc.AllowedIPs = ipNets(d.AllowedIPs)
 		changed = true
 	}
 	return pc, changed
+}
+
+// sameAllowedIPs reports whether the device's allowed IPs ns are the
+// canonical set want. A device that lists them in want's order is told
+// without allocating (a diff of a thousand peers does this for each).
+func sameAllowedIPs(want []netip.Prefix, ns []net.IPNet) bool {
+	if len(want) == len(ns) {
+		i := 0
+		for i < len(ns) && devicePrefix(ns[i]) == want[i] {
+			i++
+		}
+		if i == len(ns) {
+			return true
+		}
+	}
+	return slices.Equal(want, devicePrefixes(ns))
 }
 
 // deviceEndpoint converts an endpoint read from a device, IPv4 addresses in

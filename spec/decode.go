@@ -177,7 +177,12 @@ func (w *wireSpec) toSpec() (*Spec, error) {
 	}
 	for i, n := range w.Nodes {
 		s.Nodes[i] = Node{ID: n.ID, PublicKey: n.PublicKey, Endpoint: n.Endpoint}
-		if s.Nodes[i].Subnet, err = parsePrefix(n.Subnet, fmt.Sprintf("nodes[%d].subnet", i)); err != nil {
+		if n.Subnet == "" {
+			continue
+		}
+		// The path is made only for an error: a thousand members are common.
+		if s.Nodes[i].Subnet, err = netip.ParsePrefix(n.Subnet); err != nil {
+			_, err = parsePrefix(n.Subnet, fmt.Sprintf("nodes[%d].subnet", i))
 			return nil, err
 		}
 	}

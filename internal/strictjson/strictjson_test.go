@@ -159,3 +159,27 @@ func TestArray(t *testing.T) {
 		})
 	}
 }
+
+// FuzzString checks that String decodes every JSON string as
+// encoding/json does, whether it takes the plain path or not.
+func FuzzString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", "\"a\tb\"", `""`, `"10.20.0.0/16"`} {
+		f.Add(s)
+	}
+	fail := func(field, format string, args ...any) error { return fmt.Errorf(field+": "+format, args...) }
+	f.Fuzz(func(t *testing.T, raw string) {
+		var want string
+		wantErr := json.Unmarshal([]byte(raw), &want)
+		if Kind(json.RawMessage(raw)) != "a string" {
+			return
+		}
+		var got string
+		err := String(json.RawMessage(raw), "f", fail, &got)
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
+}

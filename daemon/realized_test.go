@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"github.com/znet/znet/peers"
+	"net/netip"
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
+)
+
+// TestReapplyRepairsWhatRealizeRemembers checks that the routes and the
+// firewall realize skips when it remembers them in place are rebuilt when
+// something else changed them: the firewall removed (the nftables
+// generation moves), the WireGuard link taken down (its routes go), a
+// route deleted by hand (an apply that changes nothing forgets what it
+// remembers: it is how an operator repairs a network).
+func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t)
+	n.use("shop")
+	ctx := testCtx(t)
+	self := member(t, n.id, "10.20.1.0/24")
+	self.PublicKey = ""
+	other := member(t, "node2", "10.20.2.0/24")
+	other.Endpoint = "198.18.0.2:40000"
+	ns := n.nsName("shop")
+	wg := n.dev("shop").IfName
+	s := specOf("shop", 1, self, other)
+	_, err := n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	sub := subnetsFor(t, s, other)
+	routes := []string{sub.V4.String() + " dev " + wg, sub.V6.String() + " dev " + wg}
+	require.Equal(t, routes, sortedStrings(view(t, ns).routeStrings(wg)))
+	require.Equal(t, []string{"bridge znet", "inet znet"}, view(t, ns).tables)
+
+	tests := []struct {
+		name    string
+		breakIt func(t *testing.T)
+	}{
+		{"firewall removed", func(t *testing.T) {
+			h, err := namespaces.Open(ns)
+			require.NoError(t, err)
+			defer h.Close()
+			require.NoError(t, firewall.Remove(h))
+			require.Empty(t, view(t, ns).tables)
+		}},
+		{"link down", func(t *testing.T) {
+			h, err := namespaces.Open(ns)
+			require.NoError(t, err)
+			defer h.Close()
+			nl, err := netlink.NewHandleAt(h)
+			require.NoError(t, err)
+			defer nl.Close()
+			link, err := nl.LinkByName(wg)
+			require.NoError(t, err)
+			require.NoError(t, nl.LinkSetDown(link))
+			require.Empty(t, view(t, ns).routeStrings(wg))
+		}},
+		{"a route deleted by hand", func(t *testing.T) {
+			out, err := exec.Command("ip", "-n", ns, "route", "del", sub.V4.String(), "dev", wg).CombinedOutput()
+			require.NoError(t, err, string(out))
+			require.Len(t, view(t, ns).routeStrings(wg), 1)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.breakIt(t)
+			_, err := n.d.Apply(ctx, s) // the same generation: a repair
+			require.NoError(t, err)
+			v := view(t, ns)
+			assert.Equal(t, routes, sortedStrings(v.routeStrings(wg)))
+			assert.Equal(t, []string{"bridge znet", "inet znet"}, v.tables)
+		})
+	}
+}
+
+func TestDiffSorted(t *testing.T) {
+	p := mustPrefix
+	tests := []struct {
+		name             string
+		have, want       []netip.Prefix
+		wantAdd, wantDel []netip.Prefix
+	}{
+		{"nothing", nil, nil, nil, nil},
+		{"add all", nil, []netip.Prefix{p("10.0.1.0/24"), p("fd00::/64")}, []netip.Prefix{p("10.0.1.0/24"), p("fd00::/64")}, nil},
+		{"remove all", []netip.Prefix{p("10.0.1.0/24")}, nil, nil, []netip.Prefix{p("10.0.1.0/24")}},
+		{"one of each", []netip.Prefix{p("10.0.1.0/24"), p("10.0.2.0/24"), p("fd00::/64")},
+			[]netip.Prefix{p("10.0.1.0/24"), p("10.0.3.0/24"), p("fd00::/64")},
+			[]netip.Prefix{p("10.0.3.0/24")}, []netip.Prefix{p("10.0.2.0/24")}},
+		{"unsorted input", []netip.Prefix{p("10.0.2.0/24"), p("10.0.1.0/24")},
+			[]netip.Prefix{p("10.0.1.0/24"), p("10.0.1.0/24"), p("10.0.3.5/24")},
+			[]netip.Prefix{p("10.0.3.0/24")}, []netip.Prefix{p("10.0.2.0/24")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			add, del := diffSorted(tt.have, tt.want)
+			assert.Equal(t, tt.wantAdd, add, "add")
+			assert.Equal(t, tt.wantDel, del, "del")
+			radd, rdel := peers.RouteDiff(tt.have, tt.want)
+			assert.Equal(t, radd, add, "add as peers.RouteDiff")
+			assert.Equal(t, rdel, del, "del as peers.RouteDiff")
+		})
+	}
+}
