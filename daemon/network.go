@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/firewall"
@@ -182,6 +183,21 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	for _, w := range wls {
 		removeResolvConf(w)
 	}
+	// Every veth here is a workload's port. Deleting one end removes both
+	// at once; left to the namespace's deletion, the ends in the workloads'
+	// namespaces would linger until the kernel's asynchronous cleanup gets
+	// to them, after delete has returned.
+	_ = d.withHandle(network, func(h *netlink.Handle) {
+		links, _ := retryDump(h.LinkList)
+		for _, l := range links {
+			if _, ok := l.(*netlink.Veth); ok {
+				// Gone meanwhile (its workload's namespace went) is fine.
+				if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+					errs = append(errs, fmt.Errorf("removing workload port %s: %w", l.Attrs().Name, err))
+				}
+			}
+		}
+	})
 	name := d.nsName(network)
 	id, idErr := namespaces.ID(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
