@@ -17,11 +17,11 @@ import (
 	"github.com/znet/znet/namespaces"
 )
 
-// Sizes of TestConcurrentClients. The issue asks for 60 s; 20 s keeps
-// make test fast and still makes a few hundred calls.
+// Sizes of TestConcurrentClients, as issue 7 asks: 32 clients for 60 s
+// (about 40 s more of make test than 20 s would take).
 const (
 	concClients   = 32
-	concDuration  = 20 * time.Second
+	concDuration  = 60 * time.Second
 	concNetworks  = 4
 	concWorkloads = 6
 )
