@@ -27,7 +27,7 @@ func socketPath(ifname string) string {
 	return filepath.Join(SocketDir, ifname+".sock")
 }
 
-// uapiAnswers asks the UAPI socket of ifname for its state ("get=1") and
+// uapiAnswers sends the UAPI socket of ifname an empty set ("set=1") and
 // returns the pid of the process serving it (from SO_PEERCRED) if it
 // answers with errno=0 within uapiTimeout (or ctx).
 func uapiAnswers(ctx context.Context, ifname string) (int, error) {
@@ -48,7 +48,10 @@ func uapiAnswers(ctx context.Context, ifname string) (int, error) {
 			return 0, fmt.Errorf("asking %s: %w", ifname, err)
 		}
 	}
-	if _, err := c.Write([]byte("get=1\n\n")); err != nil {
+	// An empty set: the device answers errno=0 after taking its
+	// configuration lock, without dumping every peer as get=1 would (3 ms
+	// at a thousand peers, at every apply).
+	if _, err := c.Write([]byte("set=1\n\n")); err != nil {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)
 	}
 	sc := bufio.NewScanner(c)
