@@ -35,22 +35,22 @@ func QR(w io.Writer, text string) error {
 	dark := q.Bitmap() // includes the quiet zone
 	bw := bufio.NewWriter(w)
 	for y := 0; y < len(dark); y += 2 {
-		bw.WriteString(qrColours)
+		_, _ = bw.WriteString(qrColours)
 		for x := range dark[y] {
 			upper := !dark[y][x]
 			lower := y+1 >= len(dark) || !dark[y+1][x] // below the last row: light
 			switch {
 			case upper && lower:
-				bw.WriteString(qrBoth)
+				_, _ = bw.WriteString(qrBoth)
 			case upper:
-				bw.WriteString(qrUpper)
+				_, _ = bw.WriteString(qrUpper)
 			case lower:
-				bw.WriteString(qrLower)
+				_, _ = bw.WriteString(qrLower)
 			default:
-				bw.WriteString(qrNone)
+				_, _ = bw.WriteString(qrNone)
 			}
 		}
-		bw.WriteString(qrReset + "\n")
+		_, _ = bw.WriteString(qrReset + "\n")
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing the QR code: %w", err)

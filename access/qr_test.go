@@ -160,7 +160,7 @@ func writePNG(file string, rows [][]bool) error {
 		return err
 	}
 	if err := png.Encode(f, img); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()

@@ -230,7 +230,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if err != nil {
 		return c.transportError(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
 	if err != nil {
 		return fmt.Errorf("reading znetd's answer to %s %s: %w", method, path, err)

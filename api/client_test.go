@@ -120,7 +120,7 @@ func TestClientDeadline(t *testing.T) {
 	dir := t.TempDir()
 	l, err := net.Listen("unix", filepath.Join(dir, "mute.sock"))
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err = api.NewClient(filepath.Join(dir, "mute.sock")).Networks(ctx)

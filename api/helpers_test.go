@@ -55,7 +55,7 @@ func rawDo(t *testing.T, socket, method, path string, body []byte) rawAnswer {
 	require.NoError(t, err)
 	resp, err := hc.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	a := rawAnswer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), allow: resp.Header.Values("Allow"), body: b}

@@ -52,7 +52,7 @@ func TestListenUnixReplacesAStaleSocket(t *testing.T) {
 
 	l, err := api.ListenUnix(path)
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	srv := api.NewServer(&apitest.Fake{}, api.ServerOptions{NodeID: apitest.NodeID})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
@@ -80,7 +80,7 @@ func TestListenUnixSocketIsRootOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "znetd.sock")
 	l, err := api.ListenUnix(path)
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSocket|0o600, fi.Mode())

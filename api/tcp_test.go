@@ -49,7 +49,7 @@ func tlsDo(t *testing.T, srv *apitest.TLSServer, method, path, auth string, body
 	}
 	resp, err := hc.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	a := rawAnswer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), allow: resp.Header.Values("WWW-Authenticate"), body: b}
@@ -119,7 +119,7 @@ func TestTCPRefusesPlainHTTP(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := hc.Do(req)
 	if err == nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "a plaintext request is answered 400 by the TLS server")
 	}
 	assert.Empty(t, fake.Calls(), "a plaintext request never reaches the service")
@@ -130,13 +130,13 @@ func TestTCPRefusesOldTLS(t *testing.T) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	conn, err := tls.DialWithDialer(d, "tcp", srv.Addr, &tls.Config{RootCAs: srv.Cert.Pool, MaxVersion: tls.VersionTLS11})
 	if err == nil {
-		conn.Close()
+		_ = conn.Close()
 	}
 	require.Error(t, err)
 
 	conn, err = tls.DialWithDialer(d, "tcp", srv.Addr, &tls.Config{RootCAs: srv.Cert.Pool, MinVersion: tls.VersionTLS13})
 	require.NoError(t, err, "TLS 1.3 works")
-	conn.Close()
+	_ = conn.Close()
 }
 
 func TestListenTCPNeedsACertificate(t *testing.T) {
@@ -318,7 +318,7 @@ func TestTCPDropsStalledClients(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			conn := tt.dial(t)
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			start := time.Now()
 			require.NoError(t, conn.SetReadDeadline(start.Add(limit)))
 			_, err := io.Copy(io.Discard, conn)

@@ -35,20 +35,20 @@ func (p *procs) add(cmd *exec.Cmd) { p.cmds = append(p.cmds, cmd) }
 // after 5 s, and removes their UAPI sockets.
 func (p *procs) stop() {
 	for _, c := range p.cmds {
-		c.Process.Signal(syscall.SIGTERM)
+		_ = c.Process.Signal(syscall.SIGTERM)
 	}
 	for _, c := range p.cmds {
 		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
+		go func() { _ = c.Wait(); close(done) }() // a signalled process exits non-zero
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			c.Process.Kill()
+			_ = c.Process.Kill()
 			<-done
 		}
 	}
 	for _, s := range p.sockets {
-		os.Remove(s)
+		_ = os.Remove(s)
 	}
 	p.cmds, p.sockets = nil, nil
 }
@@ -105,7 +105,7 @@ func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contend
 		if err != nil {
 			return nil, err
 		}
-		defer h.Close()
+		defer func() { _ = h.Close() }()
 		return cmd, namespaces.Start(cmd, h)
 	}
 	debian := func(ns, ifname string) (*exec.Cmd, error) {
@@ -164,7 +164,7 @@ func wgPair(ctx context.Context, dir, nsA, ifA, addrA, underA, nsB, ifB, addrB, 
 		if _, err := inNS(ctx, d.ns, "wg", "setconf", d.ifname, file); err != nil {
 			return err
 		}
-		os.Remove(file)
+		_ = os.Remove(file)
 		if err := ipIn(d.ns, "addr", "add", d.addr+"/24", "dev", d.ifname); err != nil {
 			return err
 		}

@@ -140,7 +140,7 @@ func iperf(ctx context.Context, c contender, secs int) (float64, error) {
 	if err := srv.Start(); err != nil {
 		return 0, err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		out, err := inNS(ctx, c.cli, "iperf3", "-c", c.addr, "-t", strconv.Itoa(secs), "-J")
@@ -153,8 +153,8 @@ func iperf(ctx context.Context, c contender, secs int) (float64, error) {
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			srv.Process.Kill()
-			srv.Wait()
+			_ = srv.Process.Kill()
+			_ = srv.Wait()
 			return 0, fmt.Errorf("%w (server: %s)", err, strings.TrimSpace(srvOut.String()))
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -19,7 +19,7 @@ import (
 // uniqueName returns a fresh "zt"-prefixed name for a lab of this run.
 func uniqueName() string {
 	b := make([]byte, 3)
-	rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
 	return "zt" + hex.EncodeToString(b)
 }
 
@@ -43,7 +43,7 @@ func upLab(ctx context.Context, znetd string, n int) (l *lab.Lab, down func() er
 				errs = append(errs, namespaces.Delete(ns))
 			}
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		errs = append(errs, leftovers(name))
 		return errors.Join(errs...)
 	}

@@ -102,7 +102,7 @@ func peerChurn(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 // subnet number 16+i of 10.64.0.0/12.
 func fakeMember(i int) spec.Node {
 	k := make([]byte, 32)
-	rand.Read(k)
+	_, _ = rand.Read(k) // crypto/rand.Read never returns an error (it crashes the program instead)
 	j := 16 + i
 	return spec.Node{ID: fmt.Sprintf("fake%d", i), PublicKey: base64.StdEncoding.EncodeToString(k),
 		Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(64 + j/256), byte(j % 256), 0}), 24)}

@@ -79,27 +79,27 @@ func verdictOf(v float64, ok bool) string {
 // WriteTable prints the report as an aligned table.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PART\tFIGURE\tVALUE\tGOAL\tVERDICT\tNOTE")
+	_, _ = fmt.Fprintln(tw, "PART\tFIGURE\tVALUE\tGOAL\tVERDICT\tNOTE")
 	for _, row := range r.Rows {
 		val := "—"
 		if !math.IsNaN(row.Value) {
 			val = formatValue(row.Value) + " " + row.Unit
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Part, row.Figure, strings.TrimSpace(val), dash(row.Goal), dash(row.Verdict), row.Note)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Part, row.Figure, strings.TrimSpace(val), dash(row.Goal), dash(row.Verdict), row.Note)
 	}
 	return tw.Flush()
 }
 
 // WriteMarkdown prints the report as a Markdown table.
 func (r *Report) WriteMarkdown(w io.Writer) {
-	fmt.Fprintln(w, "| Part | Figure | Value | Goal | Verdict |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	_, _ = fmt.Fprintln(w, "| Part | Figure | Value | Goal | Verdict |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, row := range r.Rows {
 		val := "—"
 		if !math.IsNaN(row.Value) {
 			val = formatValue(row.Value) + " " + row.Unit
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", row.Part, row.Figure, strings.TrimSpace(val), dash(row.Goal), dash(row.Verdict))
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", row.Part, row.Figure, strings.TrimSpace(val), dash(row.Goal), dash(row.Verdict))
 	}
 }
 

@@ -57,12 +57,12 @@ func serveBareWG(ifname string, mtu int) error {
 		return fmt.Errorf("opening UAPI socket: %w", err)
 	}
 	uapi, err := ipc.UAPIListen(ifname, f)
-	f.Close()
+	_ = f.Close()
 	if err != nil {
 		return fmt.Errorf("listening on UAPI socket: %w", err)
 	}
-	defer os.Remove(uapiPath(ifname))
-	defer uapi.Close()
+	defer func() { _ = os.Remove(uapiPath(ifname)) }()
+	defer func() { _ = uapi.Close() }()
 	errs := make(chan error, 1)
 	go func() {
 		for {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -59,15 +60,15 @@ func newBenchNode(b *testing.B) *benchNode {
 	b.Cleanup(func() { _ = namespaces.Delete(ul) })
 	h, err := namespaces.Open(ul)
 	require.NoError(b, err)
-	b.Cleanup(func() { h.Close() })
+	b.Cleanup(func() { _ = h.Close() })
 	st, err := store.Open(dir)
 	require.NoError(b, err)
-	b.Cleanup(func() { st.Close() })
+	b.Cleanup(func() { assert.NoError(b, st.Close()) })
 	be, err := overlay.New("userspace", overlay.Options{
 		Underlay: h, RunDir: filepath.Join(dir, "run"), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"},
 	})
 	require.NoError(b, err)
-	b.Cleanup(func() { be.(interface{ Close() error }).Close() })
+	b.Cleanup(func() { assert.NoError(b, be.(interface{ Close() error }).Close()) })
 	d, err := New(Config{NodeID: id, Store: st, Backend: be, PortMin: 40000, PortMax: 40099,
 		PortFree: func(int) bool { return true }})
 	require.NoError(b, err)
@@ -89,8 +90,12 @@ func newBenchNode(b *testing.B) *benchNode {
 	l, err := api.ListenUnix(sock)
 	require.NoError(b, err)
 	srv := api.NewServer(d, api.ServerOptions{NodeID: id})
-	go srv.Serve(l)
-	b.Cleanup(func() { srv.Shutdown(context.Background()) })
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	b.Cleanup(func() {
+		assert.NoError(b, srv.Shutdown(context.Background()))
+		assert.NoError(b, <-served)
+	})
 	return &benchNode{d: d, client: api.NewClient(sock)}
 }
 
@@ -185,7 +190,7 @@ func BenchmarkChurnPhases(b *testing.B) {
 	require.NoError(b, err)
 	nsh, err := namespaces.Open(n.d.nsName(name))
 	require.NoError(b, err)
-	defer nsh.Close()
+	defer func() { _ = nsh.Close() }()
 	h, err := netlink.NewHandleAt(nsh)
 	require.NoError(b, err)
 	defer h.Close()

@@ -131,7 +131,7 @@ func udpPortFree(port int) bool {
 	if err != nil {
 		return false
 	}
-	c.Close()
+	_ = c.Close()
 	return true
 }
 

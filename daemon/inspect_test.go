@@ -59,7 +59,7 @@ func view(t *testing.T, path string) nsView {
 	t.Helper()
 	ns, err := namespaces.Open(path)
 	require.NoError(t, err)
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	require.NoError(t, err)
 	defer h.Close()

@@ -53,7 +53,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", name, err)

@@ -125,7 +125,7 @@ func newTestNode(t *testing.T) *testNode {
 	require.NoError(t, namespaces.Create(ul))
 	h, err := namespaces.Open(ul)
 	if err != nil {
-		namespaces.Delete(ul)
+		_ = namespaces.Delete(ul)
 		require.NoError(t, err)
 	}
 	n.underlay = h
@@ -240,7 +240,7 @@ func (n *testNode) cleanup(t *testing.T, underlay string) {
 		sock := filepath.Join("/var/run/wireguard", overlay.IfName(n.id, network)+".sock")
 		if _, err := os.Stat(sock); err == nil {
 			t.Errorf("socket %s left behind", sock)
-			os.Remove(sock)
+			_ = os.Remove(sock)
 		}
 	}
 	for _, name := range n.workloads {
@@ -248,11 +248,11 @@ func (n *testNode) cleanup(t *testing.T, underlay string) {
 		dir := filepath.Join("/etc/netns", name)
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("%s left behind", dir)
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		}
 	}
 	id, idErr := namespaces.ID(underlay)
-	n.underlay.Close()
+	_ = n.underlay.Close()
 	assert.NoError(t, namespaces.Delete(underlay))
 	if idErr == nil {
 		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

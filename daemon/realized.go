@@ -90,7 +90,7 @@ func netnsCookie(ns netns.NsHandle) (uint64, error) {
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 		cookie = v
 		return err
@@ -187,7 +187,7 @@ func nftGeneration(ns netns.NsHandle) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("nftables in namespace: %w", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	req := netlink.Message{
 		Header: netlink.Header{
 			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),

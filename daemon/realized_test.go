@@ -47,14 +47,14 @@ func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
 		{"firewall removed", func(t *testing.T) {
 			h, err := namespaces.Open(ns)
 			require.NoError(t, err)
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			require.NoError(t, firewall.Remove(h))
 			require.Empty(t, view(t, ns).tables)
 		}},
 		{"link down", func(t *testing.T) {
 			h, err := namespaces.Open(ns)
 			require.NoError(t, err)
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			nl, err := netlink.NewHandleAt(h)
 			require.NoError(t, err)
 			defer nl.Close()

@@ -24,7 +24,7 @@ func killAndWait(t *testing.T, pid int) {
 	t.Helper()
 	fd, err := unix.PidfdOpen(pid, 0)
 	require.NoError(t, err)
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	require.NoError(t, unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0))
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 5000)

@@ -22,7 +22,7 @@ func TestNew(t *testing.T) {
 	dir := t.TempDir()
 	st, err := store.Open(dir)
 	require.NoError(t, err)
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	b := overlaytest.New("")
 
 	_, err = New(Config{NodeID: "Node_1", Store: st, Backend: b})

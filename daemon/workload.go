@@ -138,12 +138,12 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 	if err != nil {
 		return err
 	}
-	defer netNS.Close()
+	defer func() { _ = netNS.Close() }()
 	wlNS, err := namespaces.Open(w.NetNS)
 	if err != nil {
 		return api.Invalid("netns", "%v", err)
 	}
-	defer wlNS.Close()
+	defer func() { _ = wlNS.Close() }()
 	h, err := netlink.NewHandleAt(netNS)
 	if err != nil {
 		return err
@@ -261,7 +261,7 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls, acc))
 }
 
@@ -410,8 +410,8 @@ func removeResolvConf(w *store.Workload) {
 	if err != nil || !strings.Contains(string(b), "for workload "+w.Name+" of network "+w.Network+"\n") {
 		return
 	}
-	os.Remove(w.ResolvConf)
-	os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
+	_ = os.Remove(w.ResolvConf)
+	_ = os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
 }
 
 // refuseOwnNamespace refuses to attach a workload whose namespace is the
@@ -442,7 +442,7 @@ func (d *Daemon) withHandle(network string, fn func(h *netlink.Handle)) error {
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", d.nsName(network), err)

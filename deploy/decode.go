@@ -22,7 +22,7 @@ func Load(path string) (*Deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployment: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployment: %w", err)

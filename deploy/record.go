@@ -59,11 +59,11 @@ func saveRecord(dir string, r *record) error {
 	}
 	_, werr := f.Write(append(b, '\n'))
 	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("saving the deploy record: %w", err)
 	}
 	if err := os.Rename(f.Name(), recordPath(dir, r.Network)); err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("saving the deploy record: %w", err)
 	}
 	return nil

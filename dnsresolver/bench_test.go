@@ -86,7 +86,7 @@ func BenchmarkServeUDP(b *testing.B) {
 			conns[i] = c
 			return err
 		}))
-		b.Cleanup(func() { conns[i].Close() })
+		b.Cleanup(func() { _ = conns[i].Close() })
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, clients)

@@ -75,7 +75,7 @@ func ServeControl(l net.Listener, r Controller) (stop func()) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if srv.Shutdown(ctx) != nil {
-				srv.Close()
+				_ = srv.Close()
 			}
 			wg.Wait()
 		})
@@ -106,7 +106,7 @@ func Push(ctx context.Context, socketPath string, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("pushing config to %s: %w", socketPath, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
@@ -124,7 +124,7 @@ func Query(ctx context.Context, socketPath string) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("querying resolver at %s: %w", socketPath, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return Stats{}, fmt.Errorf("querying resolver at %s: %w", socketPath, readControlError(resp))
 	}

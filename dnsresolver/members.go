@@ -251,7 +251,7 @@ func (r *Resolver) exchange(m *member, q *dns.Msg, timeout time.Duration) (*dns.
 		return nil, err
 	}
 	co := openConn(ctx, conn)
-	defer co.Close()
+	defer func() { _ = co.Close() }()
 	if err := co.WriteMsg(q); err != nil {
 		return nil, fmt.Errorf("sending to %s: %w", m.ID, err)
 	}
@@ -278,7 +278,7 @@ func (r *Resolver) transfer(m *member) (map[string]addrs, uint32, error) {
 		return nil, 0, err
 	}
 	co := openConn(ctx, conn)
-	defer co.Close()
+	defer func() { _ = co.Close() }()
 	zone := cfg.localZone(m.ID)
 	q := new(dns.Msg)
 	q.SetAxfr(zone)
@@ -310,7 +310,7 @@ func openConn(ctx context.Context, conn net.Conn) *ctxConn {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	return &ctxConn{Conn: &dns.Conn{Conn: conn}, stop: stop}
 }
 

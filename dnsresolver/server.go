@@ -56,10 +56,10 @@ func (r *Resolver) listen(addrs []netip.AddrPort) (map[netip.AddrPort]servers, e
 	})
 	if err != nil {
 		for _, pc := range pcs {
-			pc.Close()
+			_ = pc.Close()
 		}
 		for _, l := range ls {
-			l.Close()
+			_ = l.Close()
 		}
 		return nil, err
 	}

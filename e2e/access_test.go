@@ -36,17 +36,17 @@ func newLaptop(t *testing.T, l *lab.Lab, addr string) *laptop {
 	t.Cleanup(func() {
 		// Deleting the namespace takes the TUN device with it, and
 		// wireguard-go exits when its device goes.
-		inNS(lp.ns, "wg-quick", "down", lp.confPath())
-		namespaces.Delete(lp.ns)
-		os.RemoveAll(filepath.Join("/etc/netns", lp.ns))
-		os.Remove("/var/run/wireguard/" + lp.ifname + ".sock")
+		_, _ = inNS(lp.ns, "wg-quick", "down", lp.confPath()) // the config may not be up
+		assert.NoError(t, namespaces.Delete(lp.ns))
+		assert.NoError(t, os.RemoveAll(filepath.Join("/etc/netns", lp.ns)))
+		_ = os.Remove("/var/run/wireguard/" + lp.ifname + ".sock") // gone with its device, usually
 	})
 	inet, err := namespaces.Open(l.Internet)
 	require.NoError(t, err)
-	defer inet.Close()
+	defer func() { _ = inet.Close() }()
 	ns, err := namespaces.Open(lp.ns)
 	require.NoError(t, err)
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	require.NoError(t, err)
 	defer h.Close()
@@ -106,7 +106,7 @@ func (lp *laptop) up(t *testing.T, conf string) {
 	require.NoError(t, os.MkdirAll(filepath.Join("/etc/netns", lp.ns), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join("/etc/netns", lp.ns, "resolv.conf"), []byte(resolv), 0o644))
 	require.NoError(t, os.WriteFile(lp.confPath(), []byte(strings.Join(kept, "\n")), 0o600))
-	t.Cleanup(func() { os.Remove(lp.confPath()) })
+	t.Cleanup(func() { _ = os.Remove(lp.confPath()) })
 	cmd := exec.Command("ip", "netns", "exec", lp.ns, "wg-quick", "up", lp.confPath())
 	cmd.Env = append(os.Environ(), "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1")
 	out, err := cmd.CombinedOutput()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
@@ -59,7 +60,7 @@ func BenchmarkWorkloadAttach(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		ns := fmt.Sprintf("ztb%s-%d", randName(), i)
 		require.NoError(b, exec.Command("ip", "netns", "add", ns).Run())
-		b.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		b.Cleanup(func() { assert.NoError(b, exec.Command("ip", "netns", "del", ns).Run()) })
 		start := time.Now()
 		_, err := c.Attach(ctx, "bench", api.AttachRequest{Name: fmt.Sprintf("w%d", i), NetNS: "/run/netns/" + ns})
 		took = append(took, time.Since(start))

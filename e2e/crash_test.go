@@ -66,7 +66,7 @@ func linksIn(t *testing.T, ns string) map[string][]netip.Addr {
 	t.Helper()
 	h, err := namespaces.Open(ns)
 	require.NoError(t, err)
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	nh, err := netlink.NewHandleAt(h)
 	require.NoError(t, err)
 	defer nh.Close()
@@ -200,7 +200,7 @@ func killZnetd(t *testing.T, l *lab.Lab, node lab.Node) {
 	closed, _ := within(10*time.Second, func() bool {
 		conn, err := net.Dial("unix", node.Socket)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 			return false
 		}
 		return true
@@ -253,10 +253,10 @@ func TestCrashAnywhere(t *testing.T) {
 		// a port on the network's bridge whose peer is in the workload.
 		netNS, err := namespaces.Open(namespaces.Name(node.ID, "mut"))
 		require.NoError(t, err)
-		defer netNS.Close()
+		defer func() { _ = netNS.Close() }()
 		wl, err := namespaces.Open(pool[0])
 		require.NoError(t, err)
-		defer wl.Close()
+		defer func() { _ = wl.Close() }()
 		h, err := netlink.NewHandleAt(netNS)
 		require.NoError(t, err)
 		defer h.Close()

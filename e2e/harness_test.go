@@ -43,14 +43,14 @@ func TestMain(m *testing.M) {
 	}
 	bin = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
 // randName returns a short random suffix for names this test run makes.
 func randName() string {
 	b := make([]byte, 3)
-	rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
 	return hex.EncodeToString(b)
 }
 
@@ -143,8 +143,8 @@ func workloadNS(t testing.TB, name string) string {
 	out, err := exec.Command("ip", "netns", "add", full).CombinedOutput()
 	require.NoError(t, err, string(out))
 	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", full).Run()
-		os.RemoveAll(filepath.Join("/etc/netns", full))
+		_ = exec.Command("ip", "netns", "del", full).Run() // the test may have deleted it
+		_ = os.RemoveAll(filepath.Join("/etc/netns", full))
 	})
 	return full
 }

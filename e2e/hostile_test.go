@@ -308,7 +308,7 @@ func TestHostileInput(t *testing.T) {
 			require.NoError(t, err)
 			resp, err := hc.Do(req)
 			require.NoError(t, err)
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			b, err := io.ReadAll(resp.Body)
 			require.NoError(t, err)
 			assert.Equal(t, c.status, resp.StatusCode, "%s", b)

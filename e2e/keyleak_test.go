@@ -83,7 +83,7 @@ func TestPrivateKeyNeverLeaves(t *testing.T) {
 		resp, err := hc.Get("http://znetd" + path)
 		require.NoError(t, err)
 		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, b)
 		outputs = append(outputs, path+"\n"+string(b))
@@ -91,7 +91,7 @@ func TestPrivateKeyNeverLeaves(t *testing.T) {
 	resp, err := hc.Post("http://znetd/v1/networks/shop/reserve", "application/json", nil)
 	require.NoError(t, err)
 	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	require.NoError(t, err)
 	outputs = append(outputs, "reserve\n"+string(b))
 

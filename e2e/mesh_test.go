@@ -158,7 +158,7 @@ func TestMesh(t *testing.T) {
 	t.Run("iperf3 across the mesh", func(t *testing.T) {
 		srv := exec.Command("ip", "netns", "exec", w[n1.ID].ns, "iperf3", "-s", "-B", w[n1.ID].ipv4)
 		require.NoError(t, srv.Start())
-		defer func() { srv.Process.Kill(); srv.Wait() }()
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 		var (
 			out      string
 			received int64

@@ -77,7 +77,8 @@ func TestOneNode(t *testing.T) {
 			require.NoError(t, err, out)
 			_, err = inNS(red1.ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", spoof, red2.ipv4)
 			assert.Error(t, err, "ping from spoofed %s", spoof)
-			inNS(red1.ns, "ip", "addr", "del", spoof+"/32", "dev", "znet0")
+			out, err = inNS(red1.ns, "ip", "addr", "del", spoof+"/32", "dev", "znet0")
+			assert.NoError(t, err, out)
 		}
 		assert.True(t, pingOK(red1.ns, red2.ipv4), "the real address still works")
 	})
@@ -116,7 +117,7 @@ func TestOneNode(t *testing.T) {
 		pids := dataplanePIDs(t, node)
 		require.NoError(t, l.KillNode(node, syscall.SIGKILL))
 		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		left, err := namespaces.List(namespaces.NodePrefix(node.ID))
 		require.NoError(t, err)

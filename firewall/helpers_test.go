@@ -51,7 +51,7 @@ func newNS(t *testing.T, name string) *testNS {
 			n.h.Close()
 		}
 		if n.ns.IsOpen() {
-			n.ns.Close()
+			_ = n.ns.Close()
 		}
 		if err := namespaces.Delete(name); err != nil {
 			t.Errorf("deleting %s: %v", name, err)
@@ -261,7 +261,7 @@ func (n *testNS) udpEcho(t *testing.T, src netip.Addr, dst netip.AddrPort) bool 
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		if _, err := c.Write([]byte("probe")); err != nil {
 			return nil // e.g. no neighbour: not reachable
 		}
@@ -288,7 +288,7 @@ func (n *testNS) listenTCP(t *testing.T, port int) {
 		return err
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 }
 
 // udpEchoServer echoes datagrams on addr in n until the test ends. It is
@@ -316,7 +316,7 @@ func (n *testNS) udpEchoServer(t *testing.T, addr netip.AddrPort) {
 		}
 	}()
 	t.Cleanup(func() {
-		pc.Close()
+		_ = pc.Close()
 		wg.Wait()
 	})
 }
@@ -355,7 +355,7 @@ func (n *testNS) newUDPSink(t *testing.T, port int) *udpSink {
 		}
 	}()
 	t.Cleanup(func() {
-		pc.Close()
+		_ = pc.Close()
 		wg.Wait()
 	})
 	return s
@@ -377,7 +377,7 @@ func (n *testNS) sendUDP(t *testing.T, src netip.Addr, dst netip.AddrPort) {
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		for range 3 {
 			_, _ = c.Write([]byte("oneway"))
 		}

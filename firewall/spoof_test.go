@@ -28,7 +28,7 @@ func (n *testNS) sendFrame(t *testing.T, ifname string, proto uint16, frame []by
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		sa := &unix.SockaddrLinklayer{Ifindex: index, Protocol: htons(proto), Halen: 6}
 		copy(sa.Addr[:], frame[:6])
 		return unix.Sendto(fd, frame, 0, sa)
@@ -62,7 +62,7 @@ func (n *testNS) sendNA(t *testing.T, src, dst, target netip.Addr, mac net.Hardw
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		// Neighbour discovery is only believed with hop limit 255.
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255); err != nil {
 			return err

@@ -188,7 +188,9 @@ func ensureInternet(name string) error {
 	}
 	return withHandle(name, func(h *netlink.Handle) error {
 		if lo, err := h.LinkByName("lo"); err == nil {
-			h.LinkSetUp(lo)
+			if err := h.LinkSetUp(lo); err != nil {
+				return fmt.Errorf("setting lo up: %w", err)
+			}
 		}
 		br, err := h.LinkByName(bridgeName)
 		if err != nil {
@@ -215,10 +217,12 @@ func ensureNodeNet(internet string, n Node, i int) error {
 	if err != nil {
 		return err
 	}
-	defer inetNS.Close()
+	defer func() { _ = inetNS.Close() }()
 	return withHandle(n.NetNS, func(h *netlink.Handle) error {
 		if lo, err := h.LinkByName("lo"); err == nil {
-			h.LinkSetUp(lo)
+			if err := h.LinkSetUp(lo); err != nil {
+				return fmt.Errorf("setting lo up: %w", err)
+			}
 		}
 		link, err := h.LinkByName(inner)
 		if err != nil {
@@ -259,7 +263,7 @@ func withHandle(ns string, fn func(*netlink.Handle) error) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	nh, err := netlink.NewHandleAt(h)
 	if err != nil {
 		return err

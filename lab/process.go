@@ -27,7 +27,7 @@ func (l *Lab) StartNode(ctx context.Context, n Node) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	cmd := exec.Command(l.Znetd,
 		"--node-id", n.ID, "--state-dir", n.StateDir, "--socket", n.Socket,
 		"--wireguard", l.Wireguard, "--log-level", "debug")
@@ -39,7 +39,7 @@ func (l *Lab) StartNode(ctx context.Context, n Node) error {
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	if err := namespaces.Start(cmd, ns); err != nil {
 		return err
 	}
@@ -64,12 +64,12 @@ func (l *Lab) KillNode(n Node, sig syscall.Signal) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for isZnetd(pid, n.Socket) {
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			deadline = time.Now().Add(5 * time.Second)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	os.Remove(n.PIDFile)
+	_ = os.Remove(n.PIDFile)
 	return nil
 }
 
@@ -151,12 +151,12 @@ func killDataplanes(n Node) error {
 		if err != nil || !isDataplane(pid) {
 			continue
 		}
-		syscall.Kill(pid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
 		for i := 0; i < 500 && isDataplane(pid); i++ {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if isDataplane(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	return nil

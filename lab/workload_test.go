@@ -26,20 +26,22 @@ func skipUnlessRoot(t *testing.T) {
 func TestWorkloadNamespaces(t *testing.T) {
 	skipUnlessRoot(t)
 	b := make([]byte, 3)
-	rand.Read(b)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
 	name := "zt-lab" + hex.EncodeToString(b)
 	dir := t.TempDir()
 	l := &Lab{Name: name, Dir: dir, Internet: name + "-inet"}
 	require.NoError(t, l.save())
 	t.Cleanup(func() {
+		// Down removes them when the test gets that far; this is for when it does not.
 		for _, ns := range []string{l.WorkloadNS(1), l.WorkloadNS(2)} {
-			namespaces.Delete(ns)
-			os.RemoveAll(filepath.Join(etcNetNS, ns))
+			_ = namespaces.Delete(ns)
+			_ = os.RemoveAll(filepath.Join(etcNetNS, ns))
 		}
 	})
 
 	assert.Equal(t, name+"-w1", l.WorkloadNS(1))
-	_, err := l.AddWorkloadNS("zt-other-w1")
+	_, err = l.AddWorkloadNS("zt-other-w1")
 	require.Error(t, err, "a name outside the lab's prefix")
 
 	for i := 1; i <= 2; i++ {

@@ -24,7 +24,7 @@ func ID(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(h), &st); err != nil {
 		return 0, fmt.Errorf("reading namespace %s: %w", resolve(path), err)
@@ -166,6 +166,6 @@ func readNames(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return f.Readdirnames(-1)
 }

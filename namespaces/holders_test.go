@@ -35,7 +35,7 @@ func startSleeper(t *testing.T, name string) *exec.Cmd {
 	t.Helper()
 	h, err := Open(name)
 	require.NoError(t, err)
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	cmd := exec.Command("sleep", "30")
 	require.NoError(t, Start(cmd, h))
 	t.Cleanup(func() {
@@ -105,7 +105,7 @@ func TestWaitGone(t *testing.T) {
 		name, id := createNS(t)
 		h, err := Open(name)
 		require.NoError(t, err)
-		defer h.Close()
+		defer func() { _ = h.Close() }()
 		require.NoError(t, Delete(name))
 
 		pids, err := Holders(id)

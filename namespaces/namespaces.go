@@ -45,7 +45,7 @@ func IsNetNS(path string) bool {
 	if err != nil {
 		return false
 	}
-	h.Close()
+	_ = h.Close()
 	return true
 }
 
@@ -86,7 +86,7 @@ func openNetNS(path string) (netns.NsHandle, error) {
 	}
 	// Check again on the fd: the path may have changed since Statfs.
 	if err := checkNetNS(fd); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return netns.None(), err
 	}
 	return netns.NsHandle(fd), nil
@@ -122,7 +122,7 @@ func DoPath(path string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	return Do(h, fn)
 }
 
@@ -176,7 +176,7 @@ func Create(name string) error {
 		return fmt.Errorf("creating %s: %w", path, err)
 	}
 	if f != nil {
-		f.Close()
+		_ = f.Close()
 	}
 	err = onFreshThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -188,7 +188,7 @@ func Create(name string) error {
 		return nil
 	})
 	if err != nil {
-		os.Remove(path)
+		_ = os.Remove(path)
 		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
 	return nil

@@ -146,7 +146,7 @@ func TestOpen(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			var st unix.Stat_t
 			require.NoError(t, unix.Fstat(int(h), &st))
 			if tt.path != "/proc/self/ns/net" {

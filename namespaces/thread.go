@@ -66,7 +66,7 @@ func onFreshThread(fn func() error) error {
 			returned = true
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		defer func() {
 			if err := netns.Set(orig); err != nil {
 				// Stay locked: the thread dies with this goroutine.

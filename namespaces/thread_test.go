@@ -23,7 +23,7 @@ func openNS(t *testing.T, name string) netns.NsHandle {
 	t.Helper()
 	h, err := Open(name)
 	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
+	t.Cleanup(func() { _ = h.Close() })
 	return h
 }
 

@@ -25,7 +25,7 @@ func (b *Userspace) terminate(ctx context.Context, pid int, ifname string) error
 	if err != nil || fd < 0 {
 		return err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("stopping data plane %d: %w", pid, err)
 	}
@@ -58,7 +58,7 @@ func (b *Userspace) openDataplane(pid int, ifname string) (int, error) {
 	}
 	// Checked after opening: the fd now pins this very process.
 	if !b.ours(pid, ifname) {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return -1, nil
 	}
 	return fd, nil
@@ -107,7 +107,7 @@ func waitLinkGone(ctx context.Context, d Device) error {
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", d.NetNS, err)
@@ -139,7 +139,7 @@ func (b *Userspace) waitGone(ctx context.Context, pid int, ifname string) bool {
 	if err != nil || fd < 0 {
 		return err == nil
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	return b.waitExit(ctx, fd, pid)
 }
 

@@ -101,12 +101,12 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsH
 	// than 120 networks. A data plane whose socket was removed is found by
 	// Ensure (it does not answer) and replaced.
 	uapi, err := net.FileListener(uapiFile)
-	uapiFile.Close()
+	_ = uapiFile.Close()
 	if err != nil {
 		return fmt.Errorf("listening on UAPI socket: %w", err)
 	}
-	defer os.Remove(socketPath(ifname))
-	defer uapi.Close()
+	defer func() { _ = os.Remove(socketPath(ifname)) }()
+	defer func() { _ = uapi.Close() }()
 	errs := make(chan error, 1)
 	go func() {
 		for {
@@ -152,8 +152,8 @@ func serveResolver(log *slog.Logger, path string) (stop func(), err error) {
 	stopControl := dnsresolver.ServeControl(l, lazy)
 	return func() {
 		stopControl()
-		lazy.Close()
-		os.Remove(path)
+		_ = lazy.Close()
+		_ = os.Remove(path)
 	}, nil
 }
 
@@ -196,7 +196,7 @@ func (b *underlayBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	})
 	if err != nil {
 		if openErr == nil && fns != nil {
-			b.Bind.Close()
+			_ = b.Close()
 		}
 		return nil, 0, fmt.Errorf("opening sockets in underlay: %w", err)
 	}

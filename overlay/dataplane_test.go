@@ -37,7 +37,7 @@ func TestUnderlayBind(t *testing.T) {
 	b := &underlayBind{Bind: conn.NewDefaultBind(), underlay: ul}
 	fns, port, err := b.Open(0)
 	require.NoError(t, err)
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	require.NotEmpty(t, fns)
 	require.NotZero(t, port)
 	assert.Equal(t, own, namespaceLink(t), "no thread left in the underlay")
@@ -53,7 +53,7 @@ func TestUnderlayBind(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		_, err = c.Write(payload)
 		return err
 	}))
@@ -101,7 +101,7 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	ns := nstest.CreateNS(t, name)
 	devnull, err := os.Open(os.DevNull)
 	require.NoError(t, err)
-	defer devnull.Close()
+	defer func() { _ = devnull.Close() }()
 	var stderr bytes.Buffer
 	cmd := exec.Command(os.Args[0], dataplaneArgs("zt0bad", 1420, "")...)
 	cmd.Env = append(os.Environ(), dataplaneEnv+"=1")
@@ -113,7 +113,7 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	select {
 	case err = <-done:
 	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-done
 		t.Fatal("data plane did not exit")
 	}

@@ -119,7 +119,7 @@ func (s *side) addOverlayAddr(t *testing.T) {
 	t.Helper()
 	ns, err := namespaces.Open(s.network)
 	require.NoError(t, err)
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	require.NoError(t, err)
 	defer h.Close()
@@ -179,7 +179,7 @@ func killDataplanes(t *testing.T, b *Userspace, devs ...Device) {
 			cancel()
 		}
 		// A SIGKILLed data plane leaves its socket file behind.
-		os.Remove(socketPath(d.IfName))
+		_ = os.Remove(socketPath(d.IfName))
 	}
 }
 

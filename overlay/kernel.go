@@ -49,7 +49,7 @@ func ProbeKernel() error {
 	if err != nil {
 		return fmt.Errorf("probing kernel WireGuard: %w", err)
 	}
-	defer ns.Close() // the namespace and the link vanish with the last handle
+	defer func() { _ = ns.Close() }() // the namespace and the link vanish with the last handle
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("probing kernel WireGuard: %w", err)
@@ -73,7 +73,7 @@ func throwawayNetNS() (netns.NsHandle, error) {
 	if err != nil {
 		return netns.None(), err
 	}
-	defer cur.Close()
+	defer func() { _ = cur.Close() }()
 	ns := netns.None()
 	err = namespaces.Do(cur, func() error {
 		// Moves only this locked thread; Do moves it back afterwards.
@@ -86,7 +86,7 @@ func throwawayNetNS() (netns.NsHandle, error) {
 	})
 	if err != nil {
 		if ns.IsOpen() {
-			ns.Close()
+			_ = ns.Close()
 		}
 		return netns.None(), err
 	}
@@ -122,7 +122,7 @@ func (b *Kernel) Ensure(ctx context.Context, d Device) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return 0, fmt.Errorf("ensuring %s: netlink in %s: %w", d.IfName, d.NetNS, err)
@@ -190,7 +190,7 @@ func (b *Kernel) Delete(ctx context.Context, d Device) error {
 	var errs []error
 	if ns, err := namespaces.Open(d.NetNS); err == nil {
 		errs = append(errs, deleteWireguardLink(ns, d.IfName))
-		ns.Close()
+		_ = ns.Close()
 	}
 	errs = append(errs, deleteWireguardLink(b.underlay, d.IfName))
 	if err := errors.Join(errs...); err != nil {
@@ -259,7 +259,7 @@ func (b *Kernel) withClient(d Device, doing string, fn func(*wgctrl.Client) erro
 		}
 		return fmt.Errorf("%s %s: %w", doing, d.IfName, err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	var c *wgctrl.Client
 	if err := namespaces.Do(ns, func() error {
 		var err error
@@ -267,11 +267,11 @@ func (b *Kernel) withClient(d Device, doing string, fn func(*wgctrl.Client) erro
 		return err
 	}); err != nil {
 		if c != nil {
-			c.Close()
+			_ = c.Close()
 		}
 		return fmt.Errorf("%s %s: opening wgctrl: %w", doing, d.IfName, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if err := fn(c); err != nil {
 		return wgctrlErr(doing, d.IfName, err)
 	}

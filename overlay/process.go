@@ -148,11 +148,11 @@ func writePidFile(path string, pid int) error {
 	_, werr := tmp.WriteString(strconv.Itoa(pid) + "\n")
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("writing pid file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("writing pid file: %w", err)
 	}
 	return nil
@@ -172,7 +172,7 @@ func tail(path string, n int64) string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	st, err := f.Stat()
 	if err != nil {
 		return ""

@@ -38,7 +38,7 @@ func uapiAnswers(ctx context.Context, ifname string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	pid, err := peerPid(c)
 	if err != nil {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)

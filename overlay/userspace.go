@@ -88,7 +88,7 @@ func newUserspace(opts Options) (*Userspace, error) {
 	}
 	underlay, err := underlayHandle(opts.Underlay)
 	if err != nil {
-		wg.Close()
+		_ = wg.Close()
 		return nil, err
 	}
 	b := &Userspace{
@@ -224,18 +224,18 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("opening data-plane log: %w", err)
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	ns, err := namespaces.Open(d.NetNS)
 	if err != nil {
 		return 0, err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	ufd, err := dupFd(int(b.underlay))
 	if err != nil {
 		return 0, fmt.Errorf("duplicating underlay handle: %w", err)
 	}
 	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
-	defer underlay.Close()
+	defer func() { _ = underlay.Close() }()
 
 	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), b.DNSSocket(d))...)
 	cmd.Env = append(os.Environ(), b.env...)
@@ -259,7 +259,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	b.mu.Unlock()
 	// The reaper waits for the child by pid, so that Close need not wait
 	// for data planes to exit.
-	cmd.Process.Release()
+	_ = cmd.Process.Release()
 	b.log.Info("started data plane", "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
 
 	if err := writePidFile(b.pidFile(d.IfName), pid); err != nil {
@@ -271,7 +271,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 			err = fmt.Errorf("%w; log: %s", err, t)
 		}
 		kerr := b.terminate(context.WithoutCancel(ctx), pid, d.IfName)
-		removeIfExists(b.pidFile(d.IfName))
+		_ = removeIfExists(b.pidFile(d.IfName))
 		return 0, errors.Join(err, kerr)
 	}
 	return pid, nil

@@ -122,7 +122,7 @@ func TestUserspace(t *testing.T) {
 		var logs logBuffer
 		b2, err := newUserspace(testOptions(a.ul, runA, logs.logger()))
 		require.NoError(t, err)
-		defer b2.Close()
+		defer func() { _ = b2.Close() }()
 		pid, err := b2.Ensure(ctx, a.dev)
 		require.NoError(t, err)
 		assert.Equal(t, pidA, pid)
@@ -265,7 +265,7 @@ func TestUserspaceErrors(t *testing.T) {
 	t.Run("a data plane that fails to start", func(t *testing.T) {
 		bad, err := newUserspace(Options{Underlay: ul, RunDir: runDir, Exe: "/bin/false"})
 		require.NoError(t, err)
-		defer bad.Close()
+		defer func() { _ = bad.Close() }()
 		_, err = bad.Ensure(ctx, good)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "exited during start")

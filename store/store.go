@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/spec"
@@ -72,7 +73,7 @@ func Open(dir string) (*Store, error) {
 	path := filepath.Join(dir, "state.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening %s: another znetd holds it", path)
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -86,7 +87,7 @@ func Open(dir string) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("initialising %s: %w", path, err)
 	}
 	return &Store{db: db}, nil

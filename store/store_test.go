@@ -19,7 +19,7 @@ func open(t *testing.T, dir string) *Store {
 	t.Helper()
 	s, err := Open(dir)
 	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	return s
 }
 

@@ -23,7 +23,7 @@ func Serve(t testing.TB, svc api.Service) string {
 	if err != nil {
 		t.Fatalf("making a socket directory: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	path := filepath.Join(dir, "api.sock")
 	l, err := api.ListenUnix(path)
 	if err != nil {

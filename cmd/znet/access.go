@@ -94,7 +94,7 @@ func accessAdd(ctx context.Context, a *app, network, name, publicKey, endpoint s
 		}
 	}
 	if privateKey != "" {
-		fmt.Fprintf(a.stderr, "znet: access peer %s added to %s as %s; the private key in this config is stored nowhere else\n",
+		_, _ = fmt.Fprintf(a.stderr, "znet: access peer %s added to %s as %s; the private key in this config is stored nowhere else\n",
 			name, network, joinValid(grant.IPv4, grant.IPv6))
 	}
 	return nil
@@ -121,9 +121,9 @@ func accessList(ctx context.Context, a *app, args []string) error {
 	}
 	return a.output(list, func(w io.Writer) error {
 		tw := newTable(w)
-		fmt.Fprintln(tw, "NAME\tIPV4\tIPV6\tPUBLIC KEY")
+		_, _ = fmt.Fprintln(tw, "NAME\tIPV4\tIPV6\tPUBLIC KEY")
 		for _, p := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, addrText(p.IPv4), addrText(p.IPv6), p.PublicKey)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, addrText(p.IPv4), addrText(p.IPv6), p.PublicKey)
 		}
 		return tw.Flush()
 	})

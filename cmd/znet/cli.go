@@ -113,12 +113,12 @@ func (a *app) run(args []string) int {
 		return 0
 	case errors.As(err, &help):
 		if err := a.printHelp(help.words); err != nil {
-			fmt.Fprintf(a.stderr, "znet: %v\n", err)
+			_, _ = fmt.Fprintf(a.stderr, "znet: %v\n", err)
 			return 2
 		}
 		return 0
 	case errors.As(err, &usage):
-		fmt.Fprintf(a.stderr, "znet: %s\n", usage.msg)
+		_, _ = fmt.Fprintf(a.stderr, "znet: %s\n", usage.msg)
 		if usage.cmd != nil {
 			writeCommandUsage(a.stderr, usage.cmd, true)
 		} else {
@@ -126,11 +126,11 @@ func (a *app) run(args []string) int {
 		}
 		return 2
 	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(a.stderr, "znet: no answer from znetd at %s within %s (raise --timeout?)\n", a.target(), a.g.timeout)
+		_, _ = fmt.Fprintf(a.stderr, "znet: no answer from znetd at %s within %s (raise --timeout?)\n", a.target(), a.g.timeout)
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(a.stderr, "znet: interrupted")
+		_, _ = fmt.Fprintln(a.stderr, "znet: interrupted")
 	default:
-		fmt.Fprintf(a.stderr, "znet: %v\n", err)
+		_, _ = fmt.Fprintf(a.stderr, "znet: %v\n", err)
 	}
 	return 1
 }

@@ -217,7 +217,7 @@ func TestErrors(t *testing.T) {
 	mute := filepath.Join(t.TempDir(), "mute.sock")
 	l, err := net.Listen("unix", mute)
 	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 
 	tests := []struct {
 		name       string

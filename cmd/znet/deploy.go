@@ -61,7 +61,7 @@ func (a *app) deploy(ctx context.Context, d *deploy.Deployment, opts deploy.Opti
 	}
 	failed := res.Failed()
 	for _, n := range failed {
-		fmt.Fprintf(a.stderr, "znet: node %s: %v\n", n.ID, n.Err)
+		_, _ = fmt.Fprintf(a.stderr, "znet: node %s: %v\n", n.ID, n.Err)
 	}
 	if err != nil {
 		return err
@@ -76,19 +76,19 @@ func (a *app) deploy(ctx context.Context, d *deploy.Deployment, opts deploy.Opti
 // its peers.
 func writeDeploy(w io.Writer, res *deploy.Result, now time.Time) error {
 	if res.Spec != nil {
-		fmt.Fprintf(w, "network %s  generation %d  %s  %s\n", res.Network, res.Generation,
+		_, _ = fmt.Fprintf(w, "network %s  generation %d  %s  %s\n", res.Network, res.Generation,
 			prefixText(res.Spec.IPRange), prefixText(res.Spec.IPv6Range))
 	} else {
-		fmt.Fprintf(w, "network %s: nothing applied (no node was ready)\n", res.Network)
+		_, _ = fmt.Fprintf(w, "network %s: nothing applied (no node was ready)\n", res.Network)
 	}
 	for _, n := range res.Nodes {
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
 		switch {
 		case n.Removed && n.Err == nil:
-			fmt.Fprintf(w, "node %s  removed from the network\n", n.ID)
+			_, _ = fmt.Fprintf(w, "node %s  removed from the network\n", n.ID)
 			continue
 		case n.Removed:
-			fmt.Fprintf(w, "node %s  left out of the file  FAILED: %v\n", n.ID, n.Err)
+			_, _ = fmt.Fprintf(w, "node %s  left out of the file  FAILED: %v\n", n.ID, n.Err)
 			continue
 		}
 		gen := "-"
@@ -97,21 +97,21 @@ func writeDeploy(w io.Writer, res *deploy.Result, now time.Time) error {
 			gen = fmt.Sprint(st.Generation)
 			subnet = joinValid(n.Subnet, st.Subnet6)
 		}
-		fmt.Fprintf(w, "node %s  generation %s  subnet %s\n", n.ID, gen, subnet)
+		_, _ = fmt.Fprintf(w, "node %s  generation %s  subnet %s\n", n.ID, gen, subnet)
 		if n.Err != nil {
-			fmt.Fprintf(w, "  FAILED: %v\n", n.Err)
+			_, _ = fmt.Fprintf(w, "  FAILED: %v\n", n.Err)
 		}
 		if n.Status == nil {
 			continue
 		}
 		if len(n.Status.Peers) == 0 {
-			fmt.Fprintln(w, "  no peers")
+			_, _ = fmt.Fprintln(w, "  no peers")
 			continue
 		}
 		tw := newTable(w)
-		fmt.Fprintln(tw, "  PEER\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX")
+		_, _ = fmt.Fprintln(tw, "  PEER\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX")
 		for _, p := range n.Status.Peers {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), dash(p.Endpoint), joinValid(p.AllowedIPs...),
+			_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), dash(p.Endpoint), joinValid(p.AllowedIPs...),
 				ageText(now, p.LastHandshake), bytesText(p.RxBytes), bytesText(p.TxBytes))
 		}
 		if err := tw.Flush(); err != nil {

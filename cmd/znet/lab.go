@@ -111,7 +111,7 @@ func labUp(ctx context.Context, a *app, c labUpConfig) error {
 	}
 	if failed := res.Failed(); len(failed) > 0 {
 		for _, n := range failed {
-			fmt.Fprintf(a.stderr, "znet: node %s: %v\n", n.ID, n.Err)
+			_, _ = fmt.Fprintf(a.stderr, "znet: node %s: %v\n", n.ID, n.Err)
 		}
 		return fmt.Errorf("lab up: %s failed on %d of %d nodes; see the znetd logs in %s/<node>/znetd.log", demoNetwork, len(failed), len(res.Nodes), l.Dir)
 	}
@@ -205,40 +205,40 @@ func attachWorkloads(ctx context.Context, l *lab.Lab) ([]labWorkload, error) {
 // writeLabUp prints what the lab is and the commands to try on it.
 func writeLabUp(w io.Writer, r labUpResult) error {
 	l, res := r.Lab, r.Deploy
-	fmt.Fprintf(w, "lab in %s: %d nodes; network %s %s generation %d\n\n", l.Dir, len(l.Nodes), res.Network, demoRange, res.Generation)
+	_, _ = fmt.Fprintf(w, "lab in %s: %d nodes; network %s %s generation %d\n\n", l.Dir, len(l.Nodes), res.Network, demoRange, res.Generation)
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NODE\tUNDERLAY\tENDPOINT\tSUBNET\tWORKLOAD\tNAMESPACE\tIPV4\tIPV6")
+	_, _ = fmt.Fprintln(tw, "NODE\tUNDERLAY\tENDPOINT\tSUBNET\tWORKLOAD\tNAMESPACE\tIPV4\tIPV6")
 	for i, n := range l.Nodes {
 		ep := "hidden"
 		if m, ok := res.Spec.Node(n.ID); ok && m.Endpoint != "" {
 			ep = m.Endpoint
 		}
 		wl := r.Workloads[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Underlay, ep, prefixText(res.Nodes[i].Subnet),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Underlay, ep, prefixText(res.Nodes[i].Subnet),
 			wl.Name, wl.NetNS, addrText(wl.IPv4), addrText(wl.IPv6))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nTry:")
+	_, _ = fmt.Fprintln(w, "\nTry:")
 	tw = newTable(w)
 	wls := r.Workloads
 	if len(wls) > 1 {
 		a, b := wls[0], wls[1]
-		fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# %s (%s) -> %s (%s)\n", a.NetNS, addrText(b.IPv4), a.Name, a.Node, b.Name, b.Node)
-		fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# the same over IPv6\n", a.NetNS, addrText(b.IPv6))
+		_, _ = fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# %s (%s) -> %s (%s)\n", a.NetNS, addrText(b.IPv4), a.Name, a.Node, b.Name, b.Node)
+		_, _ = fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# the same over IPv6\n", a.NetNS, addrText(b.IPv6))
 	}
 	if len(wls) > 2 {
 		h, b := wls[len(wls)-1], wls[1]
-		fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# from the hidden node %s, through the mesh\n", h.NetNS, addrText(b.IPv4), h.Node)
+		_, _ = fmt.Fprintf(tw, "  ip netns exec %s ping -c 3 %s\t# from the hidden node %s, through the mesh\n", h.NetNS, addrText(b.IPv4), h.Node)
 	}
 	if st := res.Nodes[0].Status; st != nil {
-		fmt.Fprintf(tw, "  ip netns exec %s wg show %s\t# %s's WireGuard device\n", st.Namespace, st.Interface, l.Nodes[0].ID)
+		_, _ = fmt.Fprintf(tw, "  ip netns exec %s wg show %s\t# %s's WireGuard device\n", st.Namespace, st.Interface, l.Nodes[0].ID)
 	}
 	self := selfName()
-	fmt.Fprintf(tw, "  %s --socket %s status %s\t# %s's view of the mesh\n", self, l.Nodes[0].Socket, demoNetwork, l.Nodes[0].ID)
-	fmt.Fprintf(tw, "  %s lab status --dir %s\t# every node\n", self, l.Dir)
-	fmt.Fprintf(tw, "  %s lab down --dir %s\t# remove it all\n", self, l.Dir)
+	_, _ = fmt.Fprintf(tw, "  %s --socket %s status %s\t# %s's view of the mesh\n", self, l.Nodes[0].Socket, demoNetwork, l.Nodes[0].ID)
+	_, _ = fmt.Fprintf(tw, "  %s lab status --dir %s\t# every node\n", self, l.Dir)
+	_, _ = fmt.Fprintf(tw, "  %s lab down --dir %s\t# remove it all\n", self, l.Dir)
 	return tw.Flush()
 }
 
@@ -302,15 +302,15 @@ func labStatus(ctx context.Context, a *app, dir string) error {
 		nodes = append(nodes, ns)
 	}
 	return a.output(nodes, func(w io.Writer) error {
-		fmt.Fprintf(w, "lab in %s: %d nodes, namespaces %s*\n\n", l.Dir, len(l.Nodes), l.Prefix())
+		_, _ = fmt.Fprintf(w, "lab in %s: %d nodes, namespaces %s*\n\n", l.Dir, len(l.Nodes), l.Prefix())
 		tw := newTable(w)
-		fmt.Fprintln(tw, "NODE\tUNDERLAY\tNAMESPACE\tPID\tZNETD")
+		_, _ = fmt.Fprintln(tw, "NODE\tUNDERLAY\tNAMESPACE\tPID\tZNETD")
 		for _, n := range nodes {
 			state := "down"
 			if n.Up {
 				state = "up"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID, addrText(n.Underlay), n.NetNS, itoa(n.PID), state)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID, addrText(n.Underlay), n.NetNS, itoa(n.PID), state)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -320,17 +320,17 @@ func labStatus(ctx context.Context, a *app, dir string) error {
 			if !n.Up {
 				continue
 			}
-			fmt.Fprintf(w, "\n== %s\n", n.ID)
+			_, _ = fmt.Fprintf(w, "\n== %s\n", n.ID)
 			if n.Error != "" {
-				fmt.Fprintf(w, "status: %s\n", n.Error)
+				_, _ = fmt.Fprintf(w, "status: %s\n", n.Error)
 				continue
 			}
 			if len(n.Networks) == 0 {
-				fmt.Fprintln(w, "no networks")
+				_, _ = fmt.Fprintln(w, "no networks")
 			}
 			for i, st := range n.Networks {
 				if i > 0 {
-					fmt.Fprintln(w)
+					_, _ = fmt.Fprintln(w)
 				}
 				if err := writeStatus(w, st, now); err != nil {
 					return err

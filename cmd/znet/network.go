@@ -71,10 +71,10 @@ func networkReserve(ctx context.Context, a *app, args []string, port int) error 
 	}
 	return a.output(res, func(w io.Writer) error {
 		tw := newTable(w)
-		fmt.Fprintf(tw, "network\t%s\n", args[0])
-		fmt.Fprintf(tw, "node\t%s\n", res.NodeID)
-		fmt.Fprintf(tw, "public key\t%s\n", res.PublicKey)
-		fmt.Fprintf(tw, "listen port\t%d\n", res.ListenPort)
+		_, _ = fmt.Fprintf(tw, "network\t%s\n", args[0])
+		_, _ = fmt.Fprintf(tw, "node\t%s\n", res.NodeID)
+		_, _ = fmt.Fprintf(tw, "public key\t%s\n", res.PublicKey)
+		_, _ = fmt.Fprintf(tw, "listen port\t%d\n", res.ListenPort)
 		return tw.Flush()
 	})
 }
@@ -111,7 +111,7 @@ func (a *app) readSpec(file string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the spec: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		r, name = f, file
 	}
 	data, err := io.ReadAll(io.LimitReader(r, api.MaxBodySize+1))
@@ -131,9 +131,9 @@ func networkList(ctx context.Context, a *app, _ []string) error {
 	}
 	return a.output(list, func(w io.Writer) error {
 		tw := newTable(w)
-		fmt.Fprintln(tw, "NAME\tGENERATION\tSTATE\tIP RANGE\tSUBNET\tNODES\tWORKLOADS")
+		_, _ = fmt.Fprintln(tw, "NAME\tGENERATION\tSTATE\tIP RANGE\tSUBNET\tNODES\tWORKLOADS")
 		for _, n := range list {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\n", n.Name, n.Generation, n.State,
+			_, _ = fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\n", n.Name, n.Generation, n.State,
 				prefixText(n.IPRange), prefixText(n.Subnet), n.Nodes, n.Workloads)
 		}
 		return tw.Flush()
@@ -149,7 +149,7 @@ func networkShow(ctx context.Context, a *app, args []string) error {
 		if err := writeSpec(w, args[0], d); err != nil {
 			return err
 		}
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
 		return writeStatus(w, d.Status, a.now())
 	})
 }
@@ -161,19 +161,19 @@ func writeSpec(w io.Writer, name string, d api.NetworkDetail) error {
 		_, err := fmt.Fprintf(w, "spec %s: none applied yet (reserved only)\n", name)
 		return err
 	}
-	fmt.Fprintf(w, "spec %s  generation %d\n", s.Name, s.Generation)
+	_, _ = fmt.Fprintf(w, "spec %s  generation %d\n", s.Name, s.Generation)
 	tw := newTable(w)
-	fmt.Fprintf(tw, "  ip range\t%s\n", prefixText(s.IPRange))
-	fmt.Fprintf(tw, "  ipv6 range\t%s\n", prefixText(s.IPv6Range))
-	fmt.Fprintf(tw, "  mtu\t%d\n", s.MTU)
+	_, _ = fmt.Fprintf(tw, "  ip range\t%s\n", prefixText(s.IPRange))
+	_, _ = fmt.Fprintf(tw, "  ipv6 range\t%s\n", prefixText(s.IPv6Range))
+	_, _ = fmt.Fprintf(tw, "  mtu\t%d\n", s.MTU)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	tw = newTable(w)
-	fmt.Fprintln(tw, "  NODE\tSUBNET\tENDPOINT\tPUBLIC KEY")
+	_, _ = fmt.Fprintln(tw, "  NODE\tSUBNET\tENDPOINT\tPUBLIC KEY")
 	for _, n := range s.Nodes {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.ID, prefixText(n.Subnet), dash(n.Endpoint), dash(n.PublicKey))
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.ID, prefixText(n.Subnet), dash(n.Endpoint), dash(n.PublicKey))
 	}
 	return tw.Flush()
 }

@@ -40,7 +40,7 @@ func status(ctx context.Context, a *app, args []string) error {
 		now := a.now()
 		for i, st := range list {
 			if i > 0 {
-				fmt.Fprintln(w)
+				_, _ = fmt.Fprintln(w)
 			}
 			if err := writeStatus(w, st, now); err != nil {
 				return err
@@ -53,38 +53,38 @@ func status(ctx context.Context, a *app, args []string) error {
 // writeStatus prints one network's live state: its device, addresses,
 // peers and problems.
 func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
-	fmt.Fprintf(w, "network %s  generation %d  node %s\n", st.Name, st.Generation, dash(st.NodeID))
+	_, _ = fmt.Fprintf(w, "network %s  generation %d  node %s\n", st.Name, st.Generation, dash(st.NodeID))
 	backend := dash(st.Backend)
 	if st.PID != 0 {
 		backend += fmt.Sprintf(", data-plane pid %d", st.PID)
 	}
 	tw := newTable(w)
-	fmt.Fprintf(tw, "  interface\t%s\n", dash(st.Interface))
-	fmt.Fprintf(tw, "  backend\t%s\n", backend)
-	fmt.Fprintf(tw, "  namespace\t%s\n", dash(st.Namespace))
-	fmt.Fprintf(tw, "  subnet\t%s\n", joinValid(st.Subnet, st.Subnet6))
-	fmt.Fprintf(tw, "  gateway\t%s\n", joinValid(st.Gateway, st.Gateway6))
-	fmt.Fprintf(tw, "  listen port\t%s\n", itoa(st.ListenPort))
-	fmt.Fprintf(tw, "  public key\t%s\n", dash(st.PublicKey))
-	fmt.Fprintf(tw, "  workloads\t%d\n", st.Workloads)
+	_, _ = fmt.Fprintf(tw, "  interface\t%s\n", dash(st.Interface))
+	_, _ = fmt.Fprintf(tw, "  backend\t%s\n", backend)
+	_, _ = fmt.Fprintf(tw, "  namespace\t%s\n", dash(st.Namespace))
+	_, _ = fmt.Fprintf(tw, "  subnet\t%s\n", joinValid(st.Subnet, st.Subnet6))
+	_, _ = fmt.Fprintf(tw, "  gateway\t%s\n", joinValid(st.Gateway, st.Gateway6))
+	_, _ = fmt.Fprintf(tw, "  listen port\t%s\n", itoa(st.ListenPort))
+	_, _ = fmt.Fprintf(tw, "  public key\t%s\n", dash(st.PublicKey))
+	_, _ = fmt.Fprintf(tw, "  workloads\t%d\n", st.Workloads)
 	if st.DNS != nil {
 		dns := fmt.Sprintf("serial %d, %d records", st.DNS.Serial, st.DNS.Records)
 		for _, m := range st.DNS.Members {
 			dns += fmt.Sprintf("; %s: serial %d, %d records", m.ID, m.Serial, m.Records)
 		}
-		fmt.Fprintf(tw, "  dns\t%s\n", dns)
+		_, _ = fmt.Fprintf(tw, "  dns\t%s\n", dns)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	if len(st.Peers) == 0 {
-		fmt.Fprintln(w, "  no peers")
+		_, _ = fmt.Fprintln(w, "  no peers")
 	} else {
 		tw = newTable(w)
-		fmt.Fprintln(tw, "  PEER\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX")
+		_, _ = fmt.Fprintln(tw, "  PEER\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX")
 		for _, p := range st.Peers {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Endpoint), joinValid(p.AllowedIPs...),
+			_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Endpoint), joinValid(p.AllowedIPs...),
 				ageText(now, p.LastHandshake), bytesText(p.RxBytes), bytesText(p.TxBytes))
 		}
 		if err := tw.Flush(); err != nil {
@@ -92,9 +92,9 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 		}
 	}
 	if len(st.Problems) > 0 {
-		fmt.Fprintln(w, "\n  problems:")
+		_, _ = fmt.Fprintln(w, "\n  problems:")
 		for _, p := range st.Problems {
-			fmt.Fprintf(w, "    - %s\n", p)
+			_, _ = fmt.Fprintf(w, "    - %s\n", p)
 		}
 	}
 	return nil

@@ -26,39 +26,39 @@ func (a *app) printHelp(words []string) error {
 // writeUsage lists the commands that start with prefix (all for none) and
 // the global flags.
 func writeUsage(w io.Writer, prefix []string) {
-	fmt.Fprintln(w, "usage: znet [--socket PATH | --api URL --token-file FILE [--ca FILE]] [--json] [--timeout DURATION] COMMAND [ARGS]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
+	_, _ = fmt.Fprintln(w, "usage: znet [--socket PATH | --api URL --token-file FILE [--ca FILE]] [--json] [--timeout DURATION] COMMAND [ARGS]")
+	_, _ = fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w, "Commands:")
 	tw := newTable(w)
 	for _, c := range commands() {
 		if len(c.words) >= len(prefix) && slices.Equal(c.words[:len(prefix)], prefix) {
-			fmt.Fprintf(tw, "  znet %s\t%s\n", strings.TrimSpace(c.name()+" "+c.args), c.summary)
+			_, _ = fmt.Fprintf(tw, "  znet %s\t%s\n", strings.TrimSpace(c.name()+" "+c.args), c.summary)
 		}
 	}
-	tw.Flush()
-	fmt.Fprintln(w)
+	_ = tw.Flush()
+	_, _ = fmt.Fprintln(w)
 	writeGlobalFlags(w)
-	fmt.Fprintln(w, "\nRun `znet help COMMAND` for a command's flags.")
+	_, _ = fmt.Fprintln(w, "\nRun `znet help COMMAND` for a command's flags.")
 }
 
 // writeCommandUsage prints one command's usage; short leaves out the
 // explanation of the global flags (for usage errors).
 func writeCommandUsage(w io.Writer, c *command, short bool) {
-	fmt.Fprintf(w, "usage: znet %s\n", strings.TrimSpace(c.name()+" "+c.args))
+	_, _ = fmt.Fprintf(w, "usage: znet %s\n", strings.TrimSpace(c.name()+" "+c.args))
 	fs := flag.NewFlagSet(c.name(), flag.ContinueOnError)
 	c.setup(fs)
 	if !short {
-		fmt.Fprintf(w, "\n%s.\n", c.summary)
+		_, _ = fmt.Fprintf(w, "\n%s.\n", c.summary)
 	}
 	if hasFlags(fs) {
-		fmt.Fprintln(w, "\nFlags:")
+		_, _ = fmt.Fprintln(w, "\nFlags:")
 		writeFlags(w, fs)
 	}
 	if short {
-		fmt.Fprintln(w, "\nGlobal flags: --socket PATH, --api URL, --token-file FILE, --ca FILE, --json, --timeout DURATION (see `znet help`)")
+		_, _ = fmt.Fprintln(w, "\nGlobal flags: --socket PATH, --api URL, --token-file FILE, --ca FILE, --json, --timeout DURATION (see `znet help`)")
 		return
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	writeGlobalFlags(w)
 }
 
@@ -66,7 +66,7 @@ func writeGlobalFlags(w io.Writer) {
 	var g globals
 	fs := flag.NewFlagSet("znet", flag.ContinueOnError)
 	g.bind(fs, defaultSocket)
-	fmt.Fprintln(w, "Global flags (before or after the command):")
+	_, _ = fmt.Fprintln(w, "Global flags (before or after the command):")
 	writeFlags(w, fs)
 }
 
@@ -88,7 +88,7 @@ func writeFlags(w io.Writer, fs *flag.FlagSet) {
 		if typ != "" && typ != "value" {
 			name += " " + typ
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", name, usage)
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\n", name, usage)
 	})
-	tw.Flush()
+	_ = tw.Flush()
 }

@@ -56,12 +56,12 @@ func workloadAttach(ctx context.Context, a *app, network string, req api.AttachR
 	}
 	return a.output(att, func(w io.Writer) error {
 		tw := newTable(w)
-		fmt.Fprintf(tw, "workload\t%s in %s\n", req.Name, network)
-		fmt.Fprintf(tw, "interface\t%s\n", dash(att.Interface))
-		fmt.Fprintf(tw, "ipv4\t%s\n", addrText(att.IPv4))
-		fmt.Fprintf(tw, "ipv6\t%s\n", addrText(att.IPv6))
-		fmt.Fprintf(tw, "gateway\t%s\n", joinValid(att.Gateway, att.Gateway6))
-		fmt.Fprintf(tw, "dns\t%s\n", joinValid(att.DNS...))
+		_, _ = fmt.Fprintf(tw, "workload\t%s in %s\n", req.Name, network)
+		_, _ = fmt.Fprintf(tw, "interface\t%s\n", dash(att.Interface))
+		_, _ = fmt.Fprintf(tw, "ipv4\t%s\n", addrText(att.IPv4))
+		_, _ = fmt.Fprintf(tw, "ipv6\t%s\n", addrText(att.IPv6))
+		_, _ = fmt.Fprintf(tw, "gateway\t%s\n", joinValid(att.Gateway, att.Gateway6))
+		_, _ = fmt.Fprintf(tw, "dns\t%s\n", joinValid(att.DNS...))
 		return tw.Flush()
 	})
 }
@@ -87,9 +87,9 @@ func workloadList(ctx context.Context, a *app, args []string) error {
 	}
 	return a.output(list, func(w io.Writer) error {
 		tw := newTable(w)
-		fmt.Fprintln(tw, "NAME\tIPV4\tIPV6\tINTERFACE\tSTATE\tNETNS")
+		_, _ = fmt.Fprintln(tw, "NAME\tIPV4\tIPV6\tINTERFACE\tSTATE\tNETNS")
 		for _, wl := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wl.Name, addrText(wl.IPv4), addrText(wl.IPv6),
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wl.Name, addrText(wl.IPv4), addrText(wl.IPv6),
 				dash(wl.Interface), wl.State, wl.NetNS)
 		}
 		return tw.Flush()

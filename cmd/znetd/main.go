@@ -152,19 +152,19 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	var tcpL net.Listener
 	if rem != nil {
 		if tcpL, err = api.ListenTCP(o.listen, rem.tls); err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
-		defer tcpL.Close()
+		defer func() { _ = tcpL.Close() }()
 	}
 	st, err := store.Open(o.stateDir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	backend, err := overlay.New(o.wireguard, overlay.Options{
 		RunDir: filepath.Join(o.stateDir, "run"),
 		Logger: log,
@@ -213,12 +213,12 @@ func run(args []string) error {
 			serveErr = err
 		}
 	}
-	os.Remove(o.socket)
+	_ = os.Remove(o.socket)
 	return serveErr
 }
 
 func closeBackend(b overlay.Backend) {
 	if c, ok := b.(interface{ Close() error }); ok {
-		c.Close()
+		_ = c.Close()
 	}
 }

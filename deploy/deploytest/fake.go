@@ -173,7 +173,7 @@ func (f *Node) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, erro
 	s, err := spec.Decode(data, f.id)
 	if err != nil {
 		f.mu.Lock()
-		f.recordLocked("ApplyRaw")
+		_ = f.recordLocked("ApplyRaw") // the decode error wins over one set for ApplyRaw
 		f.mu.Unlock()
 		return api.ApplyResult{}, err
 	}

@@ -22,7 +22,7 @@ func CreateNS(t testing.TB, name string) netns.NsHandle {
 	h, err := namespaces.Open(name)
 	t.Cleanup(func() {
 		if err == nil {
-			h.Close()
+			_ = h.Close()
 		}
 		assert.NoError(t, namespaces.Delete(name))
 		if idErr == nil {
