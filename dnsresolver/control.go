@@ -8,158 +8,176 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 )
 
-// The control protocol: HTTP/1.1 with JSON bodies over a Unix socket.
+// The control protocol: one request per connection over a Unix socket. The
+// client writes one JSON request and shuts its side down; the server
+// answers with one JSON response and closes.
 //
-//	PUT /config  body: a Config   -> 204, or {"error": "..."} with 400
-//	                                 (invalid config), 503 (closed), 500
-//	GET /stats                    -> 200 and a Stats
+//	{"op": "config", "config": {...}} -> {} or {"error": "...", "kind": "invalid"|"closed"}
+//	{"op": "stats"}                   -> {"stats": {...}}
+//
+// It is not HTTP on purpose: net/http is the largest package a data-plane
+// process would link only for this, and there is one data plane per
+// network, so its program text counts once per network in resident memory.
 const (
-	configPath = "/config"
-	statsPath  = "/stats"
-	// maxConfigSize caps a Config's JSON.
+	// maxConfigSize caps a request's JSON.
 	maxConfigSize = 16 << 20
+	// controlTimeout bounds one request on the server side.
+	controlTimeout = 5 * time.Second
 )
 
-// controlError is the body of a failed control request.
-type controlError struct {
-	Error string `json:"error"`
+// controlRequest is what a client sends.
+type controlRequest struct {
+	Op     string  `json:"op"`
+	Config *Config `json:"config,omitempty"`
+}
+
+// controlResponse is what the server answers.
+type controlResponse struct {
+	Stats *Stats `json:"stats,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Kind says which sentinel Error stands for: "invalid" for
+	// ErrInvalidConfig, "closed" for ErrClosed, "" for none.
+	Kind string `json:"kind,omitempty"`
 }
 
 // ServeControl serves the control protocol on l for r (Push sends a Config
 // to Update, Query reads Stats) until stop is called. stop closes l, waits
-// for requests in flight (at most 5 s) and for the serving goroutine; it is
-// safe to call more than once. Who may connect to l is the caller's business
-// (the socket file's mode).
+// for requests in flight (each bounded by controlTimeout) and for the
+// serving goroutine; it is safe to call more than once. Who may connect to
+// l is the caller's business (the socket file's mode).
 func ServeControl(l net.Listener, r Controller) (stop func()) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, req *http.Request) {
-		var cfg Config
-		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxConfigSize))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			writeControlError(w, http.StatusBadRequest, fmt.Errorf("decoding config: %w", err))
-			return
-		}
-		if err := r.Update(cfg); err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, ErrInvalidConfig):
-				code = http.StatusBadRequest
-			case errors.Is(err, ErrClosed):
-				code = http.StatusServiceUnavailable
-			}
-			writeControlError(w, code, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("GET "+statsPath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(r.Stats())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = srv.Serve(l) // returns http.ErrServerClosed after stop
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serveControlConn(c, r)
+			}()
+		}
 	}()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if srv.Shutdown(ctx) != nil {
-				_ = srv.Close()
-			}
+			_ = l.Close()
 			wg.Wait()
 		})
 	}
 }
 
-// writeControlError writes err as a control error with status code.
-func writeControlError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(controlError{Error: err.Error()})
+// serveControlConn answers the one request on c.
+func serveControlConn(c net.Conn, r Controller) {
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(controlTimeout))
+	var resp controlResponse
+	var req controlRequest
+	dec := json.NewDecoder(io.LimitReader(c, maxConfigSize))
+	dec.DisallowUnknownFields()
+	switch err := dec.Decode(&req); {
+	case err != nil:
+		resp = controlResponse{Error: fmt.Sprintf("decoding request: %v", err), Kind: "invalid"}
+	case req.Op == "config" && req.Config != nil:
+		if err := r.Update(*req.Config); err != nil {
+			resp.Error = err.Error()
+			switch {
+			case errors.Is(err, ErrInvalidConfig):
+				resp.Kind = "invalid"
+			case errors.Is(err, ErrClosed):
+				resp.Kind = "closed"
+			}
+		}
+	case req.Op == "stats":
+		s := r.Stats()
+		resp.Stats = &s
+	default:
+		resp = controlResponse{Error: fmt.Sprintf("unknown request %q", req.Op), Kind: "invalid"}
+	}
+	_ = json.NewEncoder(c).Encode(resp)
 }
 
 // Push sends cfg to the resolver behind the control socket at socketPath.
 // A Config the resolver rejects gives an error wrapping ErrInvalidConfig,
 // a closed resolver one wrapping ErrClosed.
 func Push(ctx context.Context, socketPath string, cfg Config) error {
-	body, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("pushing config: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://resolver"+configPath, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("pushing config: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := controlClient(socketPath).Do(req)
-	if err != nil {
+	if _, err := control(ctx, socketPath, controlRequest{Op: "config", Config: &cfg}); err != nil {
 		return fmt.Errorf("pushing config to %s: %w", socketPath, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	return fmt.Errorf("pushing config to %s: %w", socketPath, readControlError(resp))
+	return nil
 }
 
 // Query reads the Stats of the resolver behind the control socket at
 // socketPath.
 func Query(ctx context.Context, socketPath string) (Stats, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://resolver"+statsPath, nil)
-	if err != nil {
-		return Stats{}, fmt.Errorf("querying resolver: %w", err)
-	}
-	resp, err := controlClient(socketPath).Do(req)
+	resp, err := control(ctx, socketPath, controlRequest{Op: "stats"})
 	if err != nil {
 		return Stats{}, fmt.Errorf("querying resolver at %s: %w", socketPath, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return Stats{}, fmt.Errorf("querying resolver at %s: %w", socketPath, readControlError(resp))
+	if resp.Stats == nil {
+		return Stats{}, fmt.Errorf("querying resolver at %s: answer without stats", socketPath)
 	}
-	var s Stats
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxConfigSize)).Decode(&s); err != nil {
-		return Stats{}, fmt.Errorf("decoding stats from %s: %w", socketPath, err)
-	}
-	return s, nil
+	return *resp.Stats, nil
 }
 
-// controlClient returns an HTTP client that reaches the Unix socket at path
-// and keeps no idle connection (nor goroutine) behind.
-func controlClient(path string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		DisableKeepAlives: true,
-	}}
-}
-
-// readControlError turns a failed control answer into an error that wraps
-// the sentinel its status stands for.
-func readControlError(resp *http.Response) error {
-	var ce controlError
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ce)
-	if ce.Error == "" {
-		ce.Error = resp.Status
+// control sends req over a new connection to socketPath and returns the
+// answer; a failed one as an error wrapping the sentinel its kind stands
+// for.
+func control(ctx context.Context, socketPath string, req controlRequest) (*controlResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
 	}
-	switch resp.StatusCode {
-	case http.StatusBadRequest:
-		return fmt.Errorf("%s: %w", ce.Error, ErrInvalidConfig)
-	case http.StatusServiceUnavailable:
-		return fmt.Errorf("%s: %w", ce.Error, ErrClosed)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return nil, err
 	}
-	return errors.New(ce.Error)
+	defer func() { _ = c.Close() }()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := c.SetDeadline(dl); err != nil {
+			return nil, err
+		}
+	}
+	// A cancelled ctx without a deadline still ends the exchange.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := c.Write(body); err != nil {
+		return nil, err
+	}
+	if err := c.(*net.UnixConn).CloseWrite(); err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(c, maxConfigSize))
+	if err != nil {
+		return nil, err
+	}
+	if bytes.HasPrefix(raw, []byte("HTTP/")) {
+		return nil, errors.New("the resolver speaks an older control protocol (HTTP); restart the network's data plane")
+	}
+	var resp controlResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, fmt.Errorf("decoding answer: %w", err)
+	}
+	switch {
+	case resp.Error == "":
+		return &resp, nil
+	case resp.Kind == "invalid":
+		return nil, fmt.Errorf("%s: %w", resp.Error, ErrInvalidConfig)
+	case resp.Kind == "closed":
+		return nil, fmt.Errorf("%s: %w", resp.Error, ErrClosed)
+	}
+	return nil, errors.New(resp.Error)
 }

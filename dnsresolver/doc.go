@@ -30,8 +30,9 @@
 //
 // The control socket (ServeControl, Push, Query) is how znetd, which may
 // restart at any time, hands a Config to the long-lived process that runs
-// the Resolver and reads its Stats: HTTP with JSON bodies over a Unix
-// socket.
+// the Resolver and reads its Stats: one JSON request and one JSON answer per
+// connection over a Unix socket (not HTTP, to keep net/http out of every
+// data-plane process).
 //
 // Every record has a TTL of 1 s, and so have negative answers, so that a
 // caching client never keeps a detached name much longer than the resolvers.

@@ -2,6 +2,7 @@ package dnsresolver
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -119,6 +120,21 @@ func TestControlSocket(t *testing.T) {
 			s, err := Query(ctx, sock)
 			return err == nil && s.Members["node2"].Err != ""
 		}, 5*time.Second, 10*time.Millisecond, "node2 runs no resolver")
+	})
+	t.Run("a request that is not one", func(t *testing.T) {
+		c, err := net.Dial("unix", sock)
+		require.NoError(t, err)
+		defer func() { _ = c.Close() }()
+		_, err = c.Write([]byte(`{"op":"config","config":{},"extra":1}`))
+		require.NoError(t, err)
+		require.NoError(t, c.(*net.UnixConn).CloseWrite())
+		answer, err := io.ReadAll(c)
+		require.NoError(t, err)
+		assert.Contains(t, string(answer), `"kind":"invalid"`)
+		assert.Contains(t, string(answer), "extra")
+		s, err := Query(ctx, sock)
+		require.NoError(t, err)
+		assert.Equal(t, 2, s.Records, "nothing changed")
 	})
 	t.Run("invalid config", func(t *testing.T) {
 		bad := cfg
