@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +53,10 @@ func (l *Lab) StartNode(ctx context.Context, n Node) error {
 	return waitSocket(ctx, n, pid)
 }
 
-// KillNode sends sig to node n's znetd and waits until it is gone.
+// KillNode sends sig to node n's znetd and waits until it is gone and its
+// API socket refuses connections: a dying process stops looking like
+// znetd before the kernel has closed all its files, and a znetd started in
+// between would find the socket still answering.
 func (l *Lab) KillNode(n Node, sig syscall.Signal) error {
 	pid := n.PID()
 	if pid == 0 {
@@ -69,8 +73,24 @@ func (l *Lab) KillNode(n Node, sig syscall.Signal) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	for deadline := time.Now().Add(10 * time.Second); socketAnswers(n.Socket); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: the socket of its killed znetd (pid %d) still answers", n.ID, pid)
+		}
+	}
 	_ = os.Remove(n.PIDFile)
 	return nil
+}
+
+// socketAnswers reports whether something accepts connections on the Unix
+// socket at path.
+func socketAnswers(path string) bool {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // Down removes everything the lab in dir made: every network on every node
