@@ -60,7 +60,7 @@ func (d *Daemon) pushDNS(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 		defer cancel()
-		err = dnsresolver.Push(ctx, sock, cfg)
+		err = pushResolver(ctx, sock, cfg)
 	}
 	if err != nil {
 		d.log.Warn("updating the resolver", "network", n.Name, "err", err)
@@ -75,7 +75,7 @@ func (d *Daemon) dnsStatus(ctx context.Context, n *store.Network) (*api.DNSStatu
 	}
 	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 	defer cancel()
-	st, err := dnsresolver.Query(ctx, sock)
+	st, err := queryResolver(ctx, sock)
 	if err != nil {
 		return nil, fmt.Sprintf("resolver: %v", err)
 	}

@@ -31,6 +31,12 @@ import (
 // to be where the last rebuild left it, so any other change of the ruleset
 // (a workload's attach, an operator's nft) forces a rebuild. Anything else
 // falls back to the full sync, which is what a record's absence means.
+//
+// What the records cannot see: routes deleted by hand, or lost to a link
+// taken down and up again by hand between two applies, and an nft change
+// made in the instant between a rebuild and the read of its generation.
+// An apply that changes nothing forgets the records (Apply), so re-applying
+// the same spec repairs all of these, as does a restart of znetd.
 type realized struct {
 	mu   sync.Mutex
 	nets map[string]*realizedNet // network name -> what is in the kernel

@@ -13,9 +13,10 @@ import (
 // staggered runs the delayed keepalive raises of peers.Stagger and stops
 // the pending ones when the daemon closes.
 type staggered struct {
-	mu     sync.Mutex
-	closed bool
-	timers map[*time.Timer]bool
+	mu      sync.Mutex
+	closed  bool
+	timers  map[*time.Timer]bool
+	running sync.WaitGroup // raises that fired and have not returned
 }
 
 // after runs fn after delay unless the daemon is closed first.
@@ -31,33 +32,42 @@ func (s *staggered) after(delay time.Duration, fn func()) {
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
 		s.mu.Lock()
-		live := s.timers[t]
+		live := s.timers[t] && !s.closed
 		delete(s.timers, t)
+		if live {
+			s.running.Add(1)
+		}
 		s.mu.Unlock()
 		if live {
+			defer s.running.Done()
 			fn()
 		}
 	})
 	s.timers[t] = true
 }
 
-// stop cancels every pending raise and refuses new ones.
+// stop cancels every pending raise, refuses new ones, and waits for those
+// already running, so that none touches a backend closed after it.
 func (s *staggered) stop() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
 	for t := range s.timers {
 		t.Stop()
 	}
 	s.timers = nil
+	s.mu.Unlock()
+	s.running.Wait()
 }
 
 // raiseKeepalives gives the staggered peers of dev their keepalive, which
 // starts this side's handshake if the other side's has not completed one.
-// It does not take d.mu: the configuration is UpdateOnly and sets only the
-// keepalive every peer with an endpoint has anyway, so it cannot undo a
-// change made meanwhile nor bring back a removed peer. A device deleted
-// meanwhile is no error.
+// It does not take d.mu, so that it never waits behind a long apply: the
+// configuration is UpdateOnly (a peer removed meanwhile stays removed) and
+// sets only the keepalive. Two cases it gets wrong until the next apply,
+// both harmless: a realize within the delay already set the keepalive (the
+// stagger is then lost for that peer), or the peer became hidden meanwhile
+// and keeps a keepalive towards the endpoint it was learned at. A device
+// deleted meanwhile is no error.
 func (d *Daemon) raiseKeepalives(dev overlay.Device, raise []wgtypes.PeerConfig) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -29,6 +29,13 @@ const (
 	controlTimeout = 5 * time.Second
 )
 
+// ErrHTTPControl is returned (wrapped) by Push and Query when the control
+// socket answers in HTTP: a data plane started by an older znetd, which
+// spoke HTTP with JSON bodies (PUT /config, GET /stats). Data planes
+// outlive znetd upgrades, so the caller may speak that instead (the daemon
+// does; this package does not, to keep net/http out of data planes).
+var ErrHTTPControl = errors.New("the resolver speaks the older HTTP control protocol")
+
 // controlRequest is what a client sends.
 type controlRequest struct {
 	Op     string  `json:"op"`
@@ -82,7 +89,7 @@ func ServeControl(l net.Listener, r Controller) (stop func()) {
 // serveControlConn answers the one request on c.
 func serveControlConn(c net.Conn, r Controller) {
 	defer func() { _ = c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(controlTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(controlTimeout))
 	var resp controlResponse
 	var req controlRequest
 	dec := json.NewDecoder(io.LimitReader(c, maxConfigSize))
@@ -106,6 +113,8 @@ func serveControlConn(c net.Conn, r Controller) {
 	default:
 		resp = controlResponse{Error: fmt.Sprintf("unknown request %q", req.Op), Kind: "invalid"}
 	}
+	// A fresh deadline: a slow Update must not leave its answer unsent.
+	_ = c.SetWriteDeadline(time.Now().Add(controlTimeout))
 	_ = json.NewEncoder(c).Encode(resp)
 }
 
@@ -165,7 +174,7 @@ func control(ctx context.Context, socketPath string, req controlRequest) (*contr
 		return nil, err
 	}
 	if bytes.HasPrefix(raw, []byte("HTTP/")) {
-		return nil, errors.New("the resolver speaks an older control protocol (HTTP); restart the network's data plane")
+		return nil, ErrHTTPControl
 	}
 	var resp controlResponse
 	if err := json.Unmarshal(raw, &resp); err != nil {

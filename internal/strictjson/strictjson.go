@@ -73,6 +73,10 @@ func Fields(raw json.RawMessage, prefix string, fail Fail, fn func(key, path str
 			return err
 		}
 	}
+	// More is false at the end of the input too: insist on the brace.
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return fail(prefix, "malformed object: not closed")
+	}
 	return nil
 }
 

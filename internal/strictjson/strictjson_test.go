@@ -183,3 +183,11 @@ func FuzzString(f *testing.F) {
 		require.Equal(t, want, got)
 	})
 }
+
+func TestFieldsRefusesAnUnclosedObject(t *testing.T) {
+	fail := func(field, format string, args ...any) error { return &testErr{field, fmt.Sprintf(format, args...)} }
+	err := Fields(json.RawMessage(`{"a":1`), "spec", fail, func(string, string, json.RawMessage) error { return nil })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not closed")
+	require.NoError(t, Fields(json.RawMessage(`{"a":1}`), "spec", fail, func(string, string, json.RawMessage) error { return nil }))
+}

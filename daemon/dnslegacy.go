@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/znet/znet/dnsresolver"
+)
+
+// Data planes outlive znetd, also across an upgrade, and the ones started
+// before the resolver's control protocol became one JSON request per
+// connection speak HTTP (PUT /config, GET /stats, JSON bodies, errors as
+// {"error": ...} with 400 for an invalid config and 503 for a closed
+// resolver). The daemon speaks it to them, so that their DNS keeps
+// following the state until they are replaced; the dnsresolver package
+// does not, because every data plane links it and net/http would cost each
+// about 1.9 MiB of resident memory.
+
+// pushResolver is dnsresolver.Push, falling back to the HTTP protocol.
+func pushResolver(ctx context.Context, sock string, cfg dnsresolver.Config) error {
+	err := dnsresolver.Push(ctx, sock, cfg)
+	if !errors.Is(err, dnsresolver.ErrHTTPControl) {
+		return err
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("pushing config: %w", err)
+	}
+	resp, err := httpControl(ctx, sock, http.MethodPut, "/config", body)
+	if err != nil {
+		return fmt.Errorf("pushing config to %s (HTTP): %w", sock, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return fmt.Errorf("pushing config to %s (HTTP): %w", sock, httpControlError(resp))
+}
+
+// queryResolver is dnsresolver.Query, falling back to the HTTP protocol.
+func queryResolver(ctx context.Context, sock string) (dnsresolver.Stats, error) {
+	st, err := dnsresolver.Query(ctx, sock)
+	if !errors.Is(err, dnsresolver.ErrHTTPControl) {
+		return st, err
+	}
+	resp, err := httpControl(ctx, sock, http.MethodGet, "/stats", nil)
+	if err != nil {
+		return st, fmt.Errorf("querying resolver at %s (HTTP): %w", sock, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("querying resolver at %s (HTTP): %w", sock, httpControlError(resp))
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
+		return st, fmt.Errorf("decoding stats from %s (HTTP): %w", sock, err)
+	}
+	return st, nil
+}
+
+// httpControl makes one HTTP request to the Unix socket sock.
+func httpControl(ctx context.Context, sock, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://resolver"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}}
+	return client.Do(req)
+}
+
+// httpControlError turns a failed HTTP answer into an error wrapping the
+// sentinel its status stands for.
+func httpControlError(resp *http.Response) error {
+	var ce struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ce)
+	if ce.Error == "" {
+		ce.Error = resp.Status
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		return fmt.Errorf("%s: %w", ce.Error, dnsresolver.ErrInvalidConfig)
+	case http.StatusServiceUnavailable:
+		return fmt.Errorf("%s: %w", ce.Error, dnsresolver.ErrClosed)
+	}
+	return errors.New(ce.Error)
+}
