@@ -99,6 +99,30 @@ func newBenchNode(b *testing.B) *benchNode {
 	return &benchNode{d: d, client: api.NewClient(sock)}
 }
 
+// newChurnNetwork applies, on a new bench node, network "churn" with this
+// node, one public peer and churnMembers key-only members; it returns the
+// node and the applied spec.
+func newChurnNetwork(b *testing.B) (*benchNode, *spec.Spec) {
+	n := newBenchNode(b)
+	ctx := context.Background()
+	res, err := n.client.Reserve(ctx, "churn")
+	require.NoError(b, err)
+	s := &spec.Spec{
+		Name: "churn", Generation: 1, IPRange: netip.MustParsePrefix("10.64.0.0/12"),
+		Nodes: []spec.Node{
+			{ID: n.d.nodeID, Subnet: netip.MustParsePrefix("10.64.1.0/24"), PublicKey: res.PublicKey,
+				Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)},
+			{ID: "real", Subnet: netip.MustParsePrefix("10.64.2.0/24"), PublicKey: publicKey(b), Endpoint: "198.18.0.2:40000"},
+		},
+	}
+	for i := range churnMembers {
+		s.Nodes = append(s.Nodes, churnMember(b, i))
+	}
+	_, err = n.client.Apply(ctx, s)
+	require.NoError(b, err)
+	return n, s
+}
+
 // BenchmarkChurn times adding one member to, and removing it from, a
 // network of this node, one public peer and churnMembers key-only members:
 // each op is one apply of the whole spec with the generation bumped.
@@ -108,25 +132,9 @@ func newBenchNode(b *testing.B) *benchNode {
 //	sudo go test ./daemon/ -run '^$' -bench Churn -benchtime 20x
 func BenchmarkChurn(b *testing.B) {
 	testutil.SkipUnlessRoot(b)
-	n := newBenchNode(b)
+	n, base := newChurnNetwork(b)
 	ctx := context.Background()
-	const name = "churn"
-	res, err := n.client.Reserve(ctx, name)
-	require.NoError(b, err)
-	base := &spec.Spec{
-		Name: name, Generation: 1, IPRange: netip.MustParsePrefix("10.64.0.0/12"),
-		Nodes: []spec.Node{
-			{ID: n.d.nodeID, Subnet: netip.MustParsePrefix("10.64.1.0/24"), PublicKey: res.PublicKey,
-				Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)},
-			{ID: "real", Subnet: netip.MustParsePrefix("10.64.2.0/24"), PublicKey: publicKey(b), Endpoint: "198.18.0.2:40000"},
-		},
-	}
-	for i := range churnMembers {
-		base.Nodes = append(base.Nodes, churnMember(b, i))
-	}
 	extra := churnMember(b, churnMembers)
-	_, err = n.client.Apply(ctx, base)
-	require.NoError(b, err)
 
 	apply := map[string]func(*spec.Spec) error{
 		"api":    func(s *spec.Spec) error { _, err := n.client.Apply(ctx, s); return err },
@@ -163,24 +171,9 @@ func median(ds []time.Duration) float64 {
 // network runs, to tell which dominates.
 func BenchmarkChurnPhases(b *testing.B) {
 	testutil.SkipUnlessRoot(b)
-	n := newBenchNode(b)
+	n, s := newChurnNetwork(b)
 	ctx := context.Background()
-	const name = "churn"
-	res, err := n.client.Reserve(ctx, name)
-	require.NoError(b, err)
-	s := &spec.Spec{
-		Name: name, Generation: 1, IPRange: netip.MustParsePrefix("10.64.0.0/12"),
-		Nodes: []spec.Node{
-			{ID: n.d.nodeID, Subnet: netip.MustParsePrefix("10.64.1.0/24"), PublicKey: res.PublicKey,
-				Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)},
-			{ID: "real", Subnet: netip.MustParsePrefix("10.64.2.0/24"), PublicKey: publicKey(b), Endpoint: "198.18.0.2:40000"},
-		},
-	}
-	for i := range churnMembers {
-		s.Nodes = append(s.Nodes, churnMember(b, i))
-	}
-	_, err = n.client.Apply(ctx, s)
-	require.NoError(b, err)
+	name := s.Name
 	nw, wls, err := n.d.loadNetwork(name)
 	require.NoError(b, err)
 	doc, err := json.Marshal(s)

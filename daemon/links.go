@@ -179,10 +179,18 @@ func syncRoutes(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error
 		if !wanted[p] {
 			continue
 		}
-		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(p), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
-		if err := h.RouteReplace(r); err != nil {
-			return fmt.Errorf("adding route %s: %w", p, err)
+		if err := addRoute(h, link.Attrs().Index, p); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// addRoute routes p through link idx (replacing a route there was).
+func addRoute(h *netlink.Handle, idx int, p netip.Prefix) error {
+	r := &netlink.Route{LinkIndex: idx, Dst: ipNet(p), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
+	if err := h.RouteReplace(r); err != nil {
+		return fmt.Errorf("adding route %s: %w", p, err)
 	}
 	return nil
 }

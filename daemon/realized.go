@@ -137,7 +137,7 @@ func (d *Daemon) syncRoutesOf(ns netns.NsHandle, network string, h *vnl.Handle, 
 // changeRoutes turns the routes through link idx from have into want,
 // both sorted sets as peers.Routes returns them.
 func changeRoutes(h *vnl.Handle, idx int, have, want []netip.Prefix) error {
-	add, del := diffSorted(have, want)
+	add, del := peers.RouteDiff(have, want)
 	for _, p := range del {
 		// The scope must be the route's own: IPv4 matches it on delete.
 		r := &vnl.Route{LinkIndex: idx, Dst: ipNet(p), Scope: vnl.SCOPE_LINK, Table: unix.RT_TABLE_MAIN}
@@ -146,9 +146,8 @@ func changeRoutes(h *vnl.Handle, idx int, have, want []netip.Prefix) error {
 		}
 	}
 	for _, p := range add {
-		r := &vnl.Route{LinkIndex: idx, Dst: ipNet(p), Scope: vnl.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
-		if err := h.RouteReplace(r); err != nil {
-			return fmt.Errorf("adding route %s: %w", p, err)
+		if err := addRoute(h, idx, p); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -225,37 +224,3 @@ func nftGeneration(ns netns.NsHandle) (uint32, error) {
 
 // linkUp reports whether link was administratively up when it was read.
 func linkUp(link vnl.Link) bool { return link.Attrs().Flags&net.FlagUp != 0 }
-
-// diffSorted is peers.RouteDiff for sets already sorted and canonical, in
-// one merge instead of two sorts; it checks that they are.
-func diffSorted(have, want []netip.Prefix) (add, del []netip.Prefix) {
-	if !isSortedSet(have) || !isSortedSet(want) {
-		return peers.RouteDiff(have, want)
-	}
-	i, j := 0, 0
-	for i < len(have) && j < len(want) {
-		switch c := have[i].Compare(want[j]); {
-		case c < 0:
-			del = append(del, have[i])
-			i++
-		case c > 0:
-			add = append(add, want[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
-	return append(add, want[j:]...), append(del, have[i:]...)
-}
-
-// isSortedSet reports whether ps is sorted, without duplicates, and every
-// prefix valid and masked.
-func isSortedSet(ps []netip.Prefix) bool {
-	for k, p := range ps {
-		if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || (k > 0 && ps[k-1].Compare(p) >= 0) {
-			return false
-		}
-	}
-	return true
-}

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"github.com/znet/znet/peers"
-	"net/netip"
 	"os/exec"
 	"testing"
 
@@ -77,35 +75,6 @@ func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
 			v := view(t, ns)
 			assert.Equal(t, routes, sortedStrings(v.routeStrings(wg)))
 			assert.Equal(t, []string{"bridge znet", "inet znet"}, v.tables)
-		})
-	}
-}
-
-func TestDiffSorted(t *testing.T) {
-	p := mustPrefix
-	tests := []struct {
-		name             string
-		have, want       []netip.Prefix
-		wantAdd, wantDel []netip.Prefix
-	}{
-		{"nothing", nil, nil, nil, nil},
-		{"add all", nil, []netip.Prefix{p("10.0.1.0/24"), p("fd00::/64")}, []netip.Prefix{p("10.0.1.0/24"), p("fd00::/64")}, nil},
-		{"remove all", []netip.Prefix{p("10.0.1.0/24")}, nil, nil, []netip.Prefix{p("10.0.1.0/24")}},
-		{"one of each", []netip.Prefix{p("10.0.1.0/24"), p("10.0.2.0/24"), p("fd00::/64")},
-			[]netip.Prefix{p("10.0.1.0/24"), p("10.0.3.0/24"), p("fd00::/64")},
-			[]netip.Prefix{p("10.0.3.0/24")}, []netip.Prefix{p("10.0.2.0/24")}},
-		{"unsorted input", []netip.Prefix{p("10.0.2.0/24"), p("10.0.1.0/24")},
-			[]netip.Prefix{p("10.0.1.0/24"), p("10.0.1.0/24"), p("10.0.3.5/24")},
-			[]netip.Prefix{p("10.0.3.0/24")}, []netip.Prefix{p("10.0.2.0/24")}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			add, del := diffSorted(tt.have, tt.want)
-			assert.Equal(t, tt.wantAdd, add, "add")
-			assert.Equal(t, tt.wantDel, del, "del")
-			radd, rdel := peers.RouteDiff(tt.have, tt.want)
-			assert.Equal(t, radd, add, "add as peers.RouteDiff")
-			assert.Equal(t, rdel, del, "del as peers.RouteDiff")
 		})
 	}
 }

@@ -177,14 +177,7 @@ func TestUDPCacheIsBounded(t *testing.T) {
 // ServeDNS would, on a miss and on a hit, whatever the name's case.
 func FuzzUDPFastPath(f *testing.F) {
 	seed := func(name string, qtype uint16, edit func(m *dns.Msg)) {
-		m := new(dns.Msg)
-		m.SetQuestion(name, qtype)
-		if edit != nil {
-			edit(m)
-		}
-		b, err := m.Pack()
-		require.NoError(f, err)
-		f.Add(b, false)
+		f.Add(packQuery(f, name, qtype, edit), false)
 	}
 	seed("web.shop.internal.", dns.TypeA, nil)
 	seed("WEB.shop.internal.", dns.TypeAAAA, func(m *dns.Msg) { m.SetEdns0(1232, true) })

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/stretchr/testify/require"
 )
 
 // FuzzServeDNS hands random messages to the handler, over UDP and TCP, from
@@ -14,13 +13,7 @@ import (
 // answer fits the client's size.
 func FuzzServeDNS(f *testing.F) {
 	seed := func(name string, qtype uint16, edit func(m *dns.Msg)) {
-		m := new(dns.Msg)
-		m.SetQuestion(name, qtype)
-		if edit != nil {
-			edit(m)
-		}
-		b, err := m.Pack()
-		require.NoError(f, err)
+		b := packQuery(f, name, qtype, edit)
 		f.Add(b, false, false)
 		f.Add(b, true, true)
 	}

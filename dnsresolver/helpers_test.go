@@ -187,3 +187,16 @@ func wireName(t testing.TB, name string) string {
 	require.NoError(t, q.Unpack(b))
 	return q.Question[0].Name
 }
+
+// packQuery packs a query for name and qtype, changed by edit if not nil.
+func packQuery(t testing.TB, name string, qtype uint16, edit func(m *dns.Msg)) []byte {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if edit != nil {
+		edit(m)
+	}
+	b, err := m.Pack()
+	require.NoError(t, err)
+	return b
+}

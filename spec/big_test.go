@@ -3,6 +3,7 @@ package spec_test
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -46,6 +47,17 @@ func TestDecodeLargestDocument(t *testing.T) {
 	s, err := spec.Decode(data, "")
 	require.NoError(t, err)
 	require.Len(t, s.Nodes, n)
+}
+
+// BenchmarkDecode decodes (and validates) a spec of a thousand members, the
+// first step of every apply on such a network.
+func BenchmarkDecode(b *testing.B) {
+	doc, err := json.Marshal(bigSpec(1000))
+	require.NoError(b, err)
+	for b.Loop() {
+		_, err := spec.Decode(doc, "")
+		require.NoError(b, err)
+	}
 }
 
 // BenchmarkValidate shows how Validate scales with the number of members
