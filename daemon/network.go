@@ -199,7 +199,7 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 		}
 	})
 	name := d.nsName(network)
-	id, idErr := namespaces.ID(namespaces.Path(name))
+	id, idErr := namespaces.Identify(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
 		errs = append(errs, err)
 	}

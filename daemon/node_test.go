@@ -251,7 +251,7 @@ func (n *testNode) cleanup(t *testing.T, underlay string) {
 			_ = os.RemoveAll(dir)
 		}
 	}
-	id, idErr := namespaces.ID(underlay)
+	id, idErr := namespaces.Identify(underlay)
 	_ = n.underlay.Close()
 	assert.NoError(t, namespaces.Delete(underlay))
 	if idErr == nil {

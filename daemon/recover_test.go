@@ -35,7 +35,7 @@ func killAndWait(t *testing.T, pid int) {
 // deleteAndWait deletes namespace name and waits until the kernel freed it.
 func deleteAndWait(t *testing.T, name string) {
 	t.Helper()
-	id, err := namespaces.ID(name)
+	id, err := namespaces.Identify(name)
 	require.NoError(t, err)
 	require.NoError(t, namespaces.Delete(name))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -203,7 +203,7 @@ func TestWorkloads(t *testing.T) {
 		a, err := n.d.Attach(ctx, "blog", api.AttachRequest{Name: "lost", NetNS: path})
 		require.NoError(t, err)
 		require.FileExists(t, resolvConf(ws))
-		id, err := namespaces.ID(path)
+		id, err := namespaces.Identify(path)
 		require.NoError(t, err)
 		require.NoError(t, namespaces.Delete(ws))
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -123,7 +123,7 @@ func TestOneNode(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, left, 2)
 		for _, name := range left {
-			id, err := namespaces.ID(namespaces.Path(name))
+			id, err := namespaces.Identify(namespaces.Path(name))
 			require.NoError(t, err)
 			require.NoError(t, namespaces.Delete(name))
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

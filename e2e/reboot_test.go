@@ -65,7 +65,7 @@ func TestReboot(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, left, rebootNetworks)
 	for _, name := range left {
-		id, err := namespaces.ID(namespaces.Path(name))
+		id, err := namespaces.Identify(namespaces.Path(name))
 		require.NoError(t, err)
 		require.NoError(t, namespaces.Delete(name))
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)

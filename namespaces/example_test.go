@@ -17,7 +17,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	id, err := namespaces.ID(name)
+	id, err := namespaces.Identify(name)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -36,7 +36,7 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := namespaces.WaitGone(ctx, id); err != nil {
-		pids, _ := namespaces.Holders(id)
+		pids, _ := namespaces.Holders(id.Ino)
 		fmt.Println(err, pids)
 	}
 }

@@ -23,11 +23,11 @@ func newName(t *testing.T) string {
 
 // createNS creates a namespace for t and deletes it in t.Cleanup, pass or
 // fail, then checks that it is gone.
-func createNS(t *testing.T) (name string, id uint64) {
+func createNS(t *testing.T) (name string, id Ident) {
 	t.Helper()
 	name = newName(t)
 	require.NoError(t, Create(name))
-	id, err := ID(name)
+	id, err := Identify(name)
 	if err != nil {
 		_ = Delete(name)
 		require.NoError(t, err)
@@ -37,7 +37,7 @@ func createNS(t *testing.T) (name string, id uint64) {
 }
 
 // deleteAndWait deletes name and waits until namespace id is gone.
-func deleteAndWait(t *testing.T, name string, id uint64) {
+func deleteAndWait(t *testing.T, name string, id Ident) {
 	t.Helper()
 	assert.NoError(t, Delete(name))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +34,56 @@ func ID(path string) (uint64, error) {
 	return st.Ino, nil
 }
 
+// Ident tells one namespace from every other for as long as the machine
+// runs. Ino is what ID returns; the kernel hands it to a new namespace once
+// this one is gone, and a busy machine (another package's tests, another
+// znetd) makes one at once. Cookie is the kernel's netns cookie
+// (SO_NETNS_COOKIE, Linux 5.14), which is never reused; 0 when the kernel
+// does not tell, and then only Ino is compared.
+type Ident struct {
+	Ino    uint64
+	Cookie uint64
+}
+
+// Identify returns the Ident of the namespace at path (a name in Dir or an
+// nsfs path). Take it before Delete and pass it to WaitGone.
+func Identify(path string) (Ident, error) {
+	h, err := Open(path)
+	if err != nil {
+		return Ident{}, err
+	}
+	defer func() { _ = h.Close() }()
+	id, err := identOf(h)
+	if err != nil {
+		return Ident{}, fmt.Errorf("reading namespace %s: %w", resolve(path), err)
+	}
+	return id, nil
+}
+
+// identOf returns the Ident of the namespace h refers to. The cookie is read
+// from a socket made inside it (a socket belongs to the namespace of the
+// thread that makes it); a kernel without SO_NETNS_COOKIE gives 0.
+func identOf(h netns.NsHandle) (Ident, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		return Ident{}, err
+	}
+	id := Ident{Ino: st.Ino}
+	err := Do(h, func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = unix.Close(fd) }()
+		id.Cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		if errors.Is(err, unix.ENOPROTOOPT) {
+			return nil // too old a kernel: Ino alone
+		}
+		return err
+	})
+	return id, err
+}
+
 // WaitGone waits until no process task (/proc/*/task/*/ns/net) and no open
 // file descriptor (/proc/*/fd/*, whether it reads "net:[ID]" or is a handle
 // opened through a bind mount) refers to the namespace id any more, or ctx
@@ -40,51 +92,113 @@ func ID(path string) (uint64, error) {
 // every few milliseconds and then every 100ms. When ctx ends first the error
 // wraps ctx.Err() and names the pids that still hold the namespace.
 //
+// A namespace found with id.Ino but another cookie is a new one that got the
+// number after ours was freed: ours is gone then, whoever holds the new one.
+//
 // What /proc does not show is not waited for: sockets made in the namespace
 // but held by a process outside it, bind mounts in other mount namespaces,
 // processes of other pid namespaces, and references the kernel keeps for
 // itself. A caller that holds a handle of the namespace itself waits until
-// ctx ends. Once the namespace is gone the kernel may give id to a new one,
-// so wait soon after Delete.
-func WaitGone(ctx context.Context, id uint64) error {
+// ctx ends.
+func WaitGone(ctx context.Context, id Ident) error {
 	delay := 2 * time.Millisecond
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	for {
-		held, err := scanHolders(id, true)
+		held, err := stillHeld(id)
 		if err != nil {
-			return fmt.Errorf("waiting for namespace net:[%d]: %w", id, err)
+			return fmt.Errorf("waiting for namespace net:[%d]: %w", id.Ino, err)
 		}
-		if len(held) == 0 {
+		if !held {
 			return nil
 		}
 		timer.Reset(delay)
 		select {
 		case <-ctx.Done():
-			pids, _ := scanHolders(id, false)
-			return fmt.Errorf("waiting for namespace net:[%d], held by pids %v: %w", id, pids, ctx.Err())
+			pids, _ := holdersOf(id)
+			return fmt.Errorf("waiting for namespace net:[%d], held by pids %v: %w", id.Ino, pids, ctx.Err())
 		case <-timer.C:
 		}
 		delay = min(2*delay, 100*time.Millisecond)
 	}
 }
 
-// Holders returns the pids of processes that are in, or hold an fd of,
-// namespace id, sorted (for error messages and leak checks). The calling
-// process is among them while one of its threads is in the namespace or it
-// holds a handle. Processes that vanish or cannot be read during the scan
-// are left out; it needs root to see every process.
-func Holders(id uint64) ([]int, error) {
-	pids, err := scanHolders(id, false)
+// stillHeld reports whether some process holds the namespace id. It scans
+// for the first holder of id.Ino and checks that holder's cookie: a
+// namespace with the same number and another cookie means ours was freed.
+// A holder that goes away before it is checked counts as held, for the
+// next poll to look again.
+func stillHeld(id Ident) (bool, error) {
+	found, err := scan(id.Ino, true)
+	if err != nil || len(found) == 0 {
+		return false, err
+	}
+	if id.Cookie == 0 {
+		return true, nil
+	}
+	same, err := isSame(found[0].path, id)
+	return same || err != nil, nil
+}
+
+// holdersOf returns the pids that hold the namespace id, for error
+// messages; holders whose namespace cannot be read any more are kept.
+func holdersOf(id Ident) ([]int, error) {
+	found, err := scan(id.Ino, false)
 	if err != nil {
-		return nil, fmt.Errorf("finding holders of namespace net:[%d]: %w", id, err)
+		return nil, err
+	}
+	var pids []int
+	for _, h := range found {
+		if same, err := isSame(h.path, id); same || err != nil || id.Cookie == 0 {
+			pids = append(pids, h.pid)
+		}
 	}
 	return pids, nil
 }
 
-// scanHolders returns the pids in procDir that hold namespace id, sorted;
-// with first it stops at the first one found.
-func scanHolders(id uint64, first bool) ([]int, error) {
+// isSame reports whether the namespace at path (a /proc ns link or fd) is
+// the namespace id.
+func isSame(path string, id Ident) (bool, error) {
+	h, err := openNetNS(path)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = h.Close() }()
+	got, err := identOf(h)
+	if err != nil {
+		return false, err
+	}
+	return got == id, nil
+}
+
+// Holders returns the pids of processes that are in, or hold an fd of,
+// namespace id, sorted (for error messages and leak checks). The calling
+// process is among them while one of its threads is in the namespace or it
+// holds a handle. Processes that vanish or cannot be read during the scan
+// are left out; it needs root to see every process. Once the namespace is
+// gone, id may be another namespace's (see Ident).
+func Holders(id uint64) ([]int, error) {
+	found, err := scan(id, false)
+	if err != nil {
+		return nil, fmt.Errorf("finding holders of namespace net:[%d]: %w", id, err)
+	}
+	var pids []int
+	for _, h := range found {
+		pids = append(pids, h.pid)
+	}
+	return pids, nil
+}
+
+// holder is a process that holds a namespace, and the /proc path (a task's
+// ns link or an fd) through which it does.
+type holder struct {
+	pid  int
+	path string
+}
+
+// scan returns the processes in procDir that hold namespace id, by pid,
+// one path each; with first it stops at the first one found.
+func scan(id uint64, first bool) ([]holder, error) {
 	// Every namespace lives on the one nsfs superblock; its device tells an
 	// nsfs inode from a file elsewhere with the same inode number.
 	var own unix.Stat_t
@@ -96,21 +210,21 @@ func scanHolders(id uint64, first bool) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pids []int
+	var found []holder
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil {
 			continue // not a process
 		}
-		if ns.heldBy(procDir + "/" + name) {
-			pids = append(pids, pid)
+		if path := ns.heldBy(procDir + "/" + name); path != "" {
+			found = append(found, holder{pid: pid, path: path})
 			if first {
 				break
 			}
 		}
 	}
-	slices.Sort(pids)
-	return pids, nil
+	slices.SortFunc(found, func(a, b holder) int { return a.pid - b.pid })
+	return found, nil
 }
 
 // nsFile identifies one namespace in /proc.
@@ -119,22 +233,23 @@ type nsFile struct {
 	link     string // as /proc/PID/ns/net reads: "net:[ino]"
 }
 
-// heldBy reports whether a thread of the process at dir is in the namespace,
-// or the process has an fd of it open.
-func (ns nsFile) heldBy(dir string) bool {
+// heldBy returns the path of a thread of the process at dir that is in the
+// namespace, or of an fd of it the process has open; "" for none.
+func (ns nsFile) heldBy(dir string) string {
 	tasks, _ := readNames(dir + "/task")
 	for _, tid := range tasks {
-		if l, _ := os.Readlink(dir + "/task/" + tid + "/ns/net"); l == ns.link {
-			return true
+		path := dir + "/task/" + tid + "/ns/net"
+		if l, _ := os.Readlink(path); l == ns.link {
+			return path
 		}
 	}
 	fds, _ := readNames(dir + "/fd")
 	for _, fd := range fds {
-		if ns.isFD(dir + "/fd/" + fd) {
-			return true
+		if path := dir + "/fd/" + fd; ns.isFD(path) {
+			return path
 		}
 	}
-	return false
+	return ""
 }
 
 // isFD reports whether the fd at path (/proc/PID/fd/N) is the namespace. An

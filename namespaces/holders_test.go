@@ -22,7 +22,7 @@ func TestID(t *testing.T) {
 
 	byPath, err := ID(Path(name))
 	require.NoError(t, err)
-	assert.Equal(t, id, byPath, "by name and by path")
+	assert.Equal(t, id.Ino, byPath, "by name and by path")
 
 	own, err := ID("/proc/self/ns/net")
 	require.NoError(t, err)
@@ -52,7 +52,7 @@ func startSleeper(t *testing.T, name string) *exec.Cmd {
 const quick = 3 * time.Second
 
 // waitGone runs WaitGone with timeout and returns its error and how long it took.
-func waitGone(id uint64, timeout time.Duration) (time.Duration, error) {
+func waitGone(id Ident, timeout time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -66,7 +66,7 @@ func TestWaitGone(t *testing.T) {
 
 	t.Run("unused", func(t *testing.T) {
 		name, id := createNS(t)
-		pids, err := Holders(id)
+		pids, err := Holders(id.Ino)
 		require.NoError(t, err)
 		assert.Empty(t, pids, "a bind mount is no process")
 		require.NoError(t, Delete(name))
@@ -81,7 +81,7 @@ func TestWaitGone(t *testing.T) {
 		pid := cmd.Process.Pid
 		require.NoError(t, Delete(name))
 
-		pids, err := Holders(id)
+		pids, err := Holders(id.Ino)
 		require.NoError(t, err)
 		assert.Equal(t, []int{pid}, pids)
 
@@ -96,7 +96,7 @@ func TestWaitGone(t *testing.T) {
 		took, err = waitGone(id, 20*time.Second)
 		require.NoError(t, err)
 		assert.Less(t, took, quick)
-		pids, err = Holders(id)
+		pids, err = Holders(id.Ino)
 		require.NoError(t, err)
 		assert.Empty(t, pids)
 	})
@@ -108,7 +108,7 @@ func TestWaitGone(t *testing.T) {
 		defer func() { _ = h.Close() }()
 		require.NoError(t, Delete(name))
 
-		pids, err := Holders(id)
+		pids, err := Holders(id.Ino)
 		require.NoError(t, err)
 		assert.Equal(t, []int{os.Getpid()}, pids)
 		_, err = waitGone(id, 100*time.Millisecond)
@@ -135,7 +135,7 @@ func TestWaitGone(t *testing.T) {
 		<-entered
 		require.NoError(t, h.Close(), "only the thread holds it now")
 
-		pids, err := Holders(id)
+		pids, err := Holders(id.Ino)
 		assert.NoError(t, err)
 		assert.Equal(t, []int{os.Getpid()}, pids)
 		_, err = waitGone(id, 100*time.Millisecond)
@@ -145,6 +145,31 @@ func TestWaitGone(t *testing.T) {
 		require.NoError(t, <-done)
 		_, err = waitGone(id, 5*time.Second)
 		require.NoError(t, err)
+	})
+
+	// The kernel gives a freed namespace's number to the next new one, and
+	// other packages' tests make namespaces all the time: a namespace that
+	// has our number but not our cookie means ours is gone.
+	t.Run("its number taken by a new namespace", func(t *testing.T) {
+		name, other := createNS(t)
+		startSleeper(t, name)
+		ours := Ident{Ino: other.Ino, Cookie: other.Cookie + 1}
+		took, err := waitGone(ours, 20*time.Second)
+		require.NoError(t, err)
+		assert.Less(t, took, quick)
+		_, err = waitGone(other, 100*time.Millisecond)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "the new one is still held")
+	})
+
+	t.Run("identified for good", func(t *testing.T) {
+		name, id := createNS(t)
+		assert.NotZero(t, id.Cookie, "the kernel here has SO_NETNS_COOKIE")
+		again, err := Identify("/proc/self/ns/net")
+		require.NoError(t, err)
+		assert.NotEqual(t, id, again, "our own namespace is another")
+		byPath, err := Identify(Path(name))
+		require.NoError(t, err)
+		assert.Equal(t, id, byPath)
 	})
 
 	t.Run("cancelled", func(t *testing.T) {

@@ -59,13 +59,13 @@ func TestCreate(t *testing.T) {
 		assert.Contains(t, ipNetnsList(t), name, "iproute2 sees it")
 	})
 	t.Run("not our own", func(t *testing.T) {
-		own, err := ID("/proc/self/ns/net")
+		own, err := Identify("/proc/self/ns/net")
 		require.NoError(t, err)
 		assert.NotEqual(t, own, id)
 	})
 	t.Run("idempotent", func(t *testing.T) {
 		require.NoError(t, Create(name))
-		again, err := ID(name)
+		again, err := Identify(name)
 		require.NoError(t, err)
 		assert.Equal(t, id, again, "the same namespace, not a new one")
 		assert.Equal(t, 1, mountsAt(t, Path(name)))
@@ -84,7 +84,7 @@ func TestCreateReusesLeftoverFile(t *testing.T) {
 
 	require.NoError(t, Create(name))
 	assert.True(t, Exists(name))
-	id, err := ID(name)
+	id, err := Identify(name)
 	require.NoError(t, err)
 	t.Cleanup(func() { deleteAndWait(t, name, id) })
 }
@@ -99,7 +99,7 @@ func TestCreateConcurrent(t *testing.T) {
 		wg.Go(func() { errs[i] = Create(name) })
 	}
 	wg.Wait()
-	id, err := ID(name)
+	id, err := Identify(name)
 	require.NoError(t, err)
 	t.Cleanup(func() { deleteAndWait(t, name, id) })
 	for i, err := range errs {
@@ -150,7 +150,7 @@ func TestOpen(t *testing.T) {
 			var st unix.Stat_t
 			require.NoError(t, unix.Fstat(int(h), &st))
 			if tt.path != "/proc/self/ns/net" {
-				assert.Equal(t, id, st.Ino)
+				assert.Equal(t, id.Ino, st.Ino)
 			}
 		})
 	}
@@ -171,7 +171,7 @@ func TestDelete(t *testing.T) {
 
 	// Create after Delete makes a fresh namespace under the old name.
 	require.NoError(t, Create(name))
-	fresh, err := ID(name)
+	fresh, err := Identify(name)
 	require.NoError(t, err)
 	t.Cleanup(func() { deleteAndWait(t, name, fresh) })
 	assert.NotEqual(t, id, fresh)
@@ -184,7 +184,7 @@ func TestList(t *testing.T) {
 	for _, suffix := range []string{"b", "a", "c"} {
 		name := prefix + suffix
 		require.NoError(t, Create(name))
-		id, err := ID(name)
+		id, err := Identify(name)
 		require.NoError(t, err)
 		t.Cleanup(func() { deleteAndWait(t, name, id) })
 	}

@@ -33,7 +33,7 @@ func TestDo(t *testing.T) {
 	own := ownNS(t)
 	name, id := createNS(t)
 	h := openNS(t, name)
-	inside := fmt.Sprintf("net:[%d]", id)
+	inside := fmt.Sprintf("net:[%d]", id.Ino)
 	errFn := errors.New("fn failed")
 
 	tests := []struct {
@@ -110,7 +110,7 @@ func TestDoConcurrent(t *testing.T) {
 	for range 3 {
 		name, id := createNS(t)
 		handles = append(handles, openNS(t, name))
-		links = append(links, fmt.Sprintf("net:[%d]", id))
+		links = append(links, fmt.Sprintf("net:[%d]", id.Ino))
 	}
 
 	const n = 200
@@ -152,7 +152,7 @@ func TestStart(t *testing.T) {
 		cmd.Stdout = &out
 		require.NoError(t, Start(cmd, h))
 		require.NoError(t, cmd.Wait())
-		assert.Equal(t, fmt.Sprintf("net:[%d]", id), strings.TrimSpace(out.String()))
+		assert.Equal(t, fmt.Sprintf("net:[%d]", id.Ino), strings.TrimSpace(out.String()))
 		assert.Empty(t, strayThreads(t, own))
 		assert.Equal(t, own, ownNS(t))
 	})

@@ -18,7 +18,7 @@ import (
 func CreateNS(t testing.TB, name string) netns.NsHandle {
 	t.Helper()
 	require.NoError(t, namespaces.Create(name))
-	id, idErr := namespaces.ID(name)
+	id, idErr := namespaces.Identify(name)
 	h, err := namespaces.Open(name)
 	t.Cleanup(func() {
 		if err == nil {
