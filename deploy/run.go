@@ -68,13 +68,7 @@ type Options struct {
 	Resolver peers.Resolver
 	// PollInterval is how often Status is asked while waiting (default 1s).
 	PollInterval time.Duration
-	// Now is the clock handshakes are judged by (default time.Now).
-	Now func() time.Time
 }
-
-// HandshakeFresh is how recent a handshake must be for Run to count a
-// peer as connected.
-const HandshakeFresh = 3 * time.Minute
 
 func (o *Options) setDefaults() {
 	if o.Connect == nil {
@@ -85,9 +79,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 }
 
@@ -150,6 +141,9 @@ type node struct {
 	ref     NodeRef
 	api     API
 	current *spec.Spec // applied before this run; nil for none
+	// before is the node's peers before this run's apply, by public key:
+	// waiting counts only handshakes newer than these.
+	before  map[string]api.PeerStatus
 	reserve api.Reservation
 	ready   bool // reserved: takes part in this generation
 	keep    bool // a left-out node to remember for the next run
@@ -159,9 +153,10 @@ type node struct {
 // Run deploys d: it reserves on every node, plans the subnets, applies the
 // next generation to every node in parallel, deletes the network on nodes
 // left out of d, saves the record and, unless opts.NoWait, waits (as long
-// as ctx allows) until every node has a handshake younger than
-// HandshakeFresh with every peer it should have (peers.Desired, leaving out
-// peers that failed).
+// as ctx allows) until every node has heard from every peer it should have
+// (peers.Desired, leaving out peers that failed) since the apply: a
+// handshake newer than the node reported before it, or a packet (see
+// waitMesh).
 //
 // Problems with one node are in its NodeResult (see Result.Err) and do not
 // stop the others. Run returns an error, and no Result, when d is invalid or
@@ -250,6 +245,10 @@ func (n *node) prepare(ctx context.Context, network string, connect func(NodeRef
 		return
 	default:
 		n.current = detail.Spec
+		n.before = map[string]api.PeerStatus{}
+		for _, p := range detail.Status.Peers {
+			n.before[p.PublicKey] = p
+		}
 	}
 	var r api.Reservation
 	if n.ref.ListenPort != 0 {

@@ -429,21 +429,47 @@ func TestWait(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "generation 1\n"+
 			"a 10.30.0.0/24 applied status(gen 1, 2 peers)\n"+
-			"b 10.30.1.0/24 applied status(gen 1, 2 peers) error: waiting for the mesh: no handshake in the last 3m0s with a, h\n"+
+			"b 10.30.1.0/24 applied status(gen 1, 2 peers) error: waiting for the mesh: no new handshake or packet from a, h since generation 1 was applied\n"+
 			"h 10.30.2.0/24 applied status(gen 1, 2 peers)\n", resultText(res))
 		assert.False(t, errors.Is(res.Err(), context.DeadlineExceeded), "the error must not read as an API timeout")
 	})
-	t.Run("an old handshake does not count", func(t *testing.T) {
+	t.Run("a link cut before the redeploy fails, naming the pair", func(t *testing.T) {
 		g := newGrid(t)
-		g.add("a", 1)
-		g.add("b", 2)
-		g.opts.Now = func() time.Time { return time.Now().Add(deploy.HandshakeFresh + time.Second) }
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		a, b := g.add("a", 1), g.add("b", 2)
+		g.add("c", 3)
+		require.NoError(t, g.run(t, g.deployment("a", "b", "c")).Err())
+		// The link a-b goes down: both keep the handshake they had, seconds
+		// old, and hear nothing more from each other.
+		a.HandshakeAfter(0, "b")
+		b.HandshakeAfter(0, "a")
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
-		res, err := deploy.Run(ctx, g.deployment("a", "b"), g.opts)
+		res, err := deploy.Run(ctx, g.deployment("a", "b", "c"), g.opts)
 		require.NoError(t, err)
-		assert.Len(t, res.Failed(), 2)
-		assert.Contains(t, res.Err().Error(), "node a: waiting for the mesh: no handshake in the last 3m0s with b")
+		assert.Equal(t, "generation 2\n"+
+			"a 10.30.0.0/24 applied status(gen 2, 2 peers) error: waiting for the mesh: no new handshake or packet from b since generation 2 was applied\n"+
+			"b 10.30.1.0/24 applied status(gen 2, 2 peers) error: waiting for the mesh: no new handshake or packet from a since generation 2 was applied\n"+
+			"c 10.30.2.0/24 applied status(gen 2, 2 peers)\n", resultText(res))
+		for _, p := range res.Nodes[0].Status.Peers {
+			assert.False(t, p.LastHandshake.IsZero(), "a still reports its old handshake with %s", p.Name)
+		}
+
+		// Healed: the next deploy succeeds.
+		a.HandshakeAfter(0)
+		b.HandshakeAfter(0)
+		require.NoError(t, g.run(t, g.deployment("a", "b", "c")).Err())
+	})
+	t.Run("bytes received after the apply count, whatever the clocks", func(t *testing.T) {
+		g := newGrid(t)
+		a, b := g.add("a", 1), g.add("b", 2)
+		// The nodes' clocks stand still, years apart from the deployer's:
+		// no handshake is ever newer than the last, only bytes arrive.
+		a.SetClock(func() time.Time { return time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC) })
+		b.SetClock(func() time.Time { return time.Date(2049, 1, 1, 0, 0, 0, 0, time.UTC) })
+		require.NoError(t, g.run(t, g.deployment("a", "b")).Err())
+		before := count(a.Calls(), "Status(demo)")
+		require.NoError(t, g.run(t, g.deployment("a", "b")).Err())
+		assert.Equal(t, 2, count(a.Calls(), "Status(demo)")-before, "a baseline, then more bytes")
 	})
 	t.Run("a status that keeps failing is named", func(t *testing.T) {
 		g := newGrid(t)

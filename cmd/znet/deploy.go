@@ -30,7 +30,7 @@ func deployCommands() []*command {
 					if err != nil {
 						return err
 					}
-					return a.deploy(ctx, d, deploy.Options{StateDir: *stateDir, NoWait: *noWait, Now: a.now})
+					return a.deploy(ctx, d, deploy.Options{StateDir: *stateDir, NoWait: *noWait})
 				}
 			},
 		},

@@ -112,7 +112,7 @@ func TestDeployFailures(t *testing.T) {
 		nodes[1].HandshakeAfter(1 << 20)
 		r := cli(t, "", "deploy", "-f", file, "--state-dir", t.TempDir(), "--timeout", "300ms")
 		assert.Equal(t, 1, r.code)
-		assert.Contains(t, r.stderr, "znet: node node2: waiting for the mesh: no handshake in the last 3m0s with node1, node3\n")
+		assert.Contains(t, r.stderr, "znet: node node2: waiting for the mesh: no new handshake or packet from node1, node3 since generation 1 was applied\n")
 		assert.NotContains(t, r.stderr, "no answer from znetd")
 	})
 	t.Run("bad command lines and files", func(t *testing.T) {

@@ -105,7 +105,7 @@ func labUp(ctx context.Context, a *app, c labUpConfig) error {
 	if err != nil {
 		return labErr("building the lab", err)
 	}
-	res, err := deploy.Run(ctx, demoDeployment(l), deploy.Options{StateDir: filepath.Join(l.Dir, "deploy"), Now: a.now})
+	res, err := deploy.Run(ctx, demoDeployment(l), deploy.Options{StateDir: filepath.Join(l.Dir, "deploy")})
 	if err != nil {
 		return labErr("deploying "+demoNetwork, err)
 	}

@@ -3,6 +3,11 @@
 // the daemon's rules for keys, ports and generations), deletes and reports
 // status, whose peers show a handshake once it has been polled often
 // enough. It has no data plane and no workloads.
+//
+// Each poll of Status is a moment in which every live link of the node
+// makes a handshake (stamped with the node's clock) and receives 1000
+// bytes; a silent link (HandshakeAfter) keeps what it had, as a link cut
+// by an outage does.
 package deploytest
 
 import (
@@ -47,6 +52,14 @@ type Node struct {
 type network struct {
 	port int
 	spec *spec.Spec
+	// links is what the node has heard from each peer, by public key.
+	links map[string]*link
+}
+
+// link is the state of one peer of a network on the node.
+type link struct {
+	handshake time.Time
+	rx        int64
 }
 
 // NewNode returns a node with id whose key for every network is
@@ -71,7 +84,7 @@ func (f *Node) SetClock(now func() time.Time) {
 
 // HandshakeAfter makes peers show a handshake only from the n-th Status
 // call on (counted from now), except for the peers named in silent, which
-// never do.
+// never do again: they keep the handshake and bytes they had.
 func (f *Node) HandshakeAfter(n int, silent ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -288,8 +301,9 @@ func (f *Node) DeleteNetwork(_ context.Context, name string, force bool) error {
 	return nil
 }
 
-// Status implements api.Service: every peer the spec gives this node,
-// with a handshake at the node's clock once it has been polled enough.
+// Status implements api.Service: every peer the spec gives this node;
+// once the node has been polled enough, every live link handshakes at the
+// node's clock and receives 1000 bytes.
 func (f *Node) Status(_ context.Context, name string) ([]api.NetworkStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -327,13 +341,24 @@ func (f *Node) statusLocked(name string, n *network, handshakes bool) api.Networ
 		st.Problems = []string{err.Error()}
 		return st
 	}
+	if n.links == nil {
+		n.links = map[string]*link{}
+	}
 	for _, p := range desired {
-		ps := api.PeerStatus{Name: p.Name, PublicKey: p.PublicKey.String(), AllowedIPs: p.AllowedIPs, RxBytes: 1000, TxBytes: 2000}
-		if p.Endpoint.IsValid() {
-			ps.Endpoint = p.Endpoint.String()
+		key := p.PublicKey.String()
+		l := n.links[key]
+		if l == nil {
+			l = &link{}
+			n.links[key] = l
 		}
 		if handshakes && !f.silent[p.Name] {
-			ps.LastHandshake = f.now()
+			l.handshake = f.now()
+			l.rx += 1000
+		}
+		ps := api.PeerStatus{Name: p.Name, PublicKey: key, AllowedIPs: p.AllowedIPs,
+			LastHandshake: l.handshake, RxBytes: l.rx, TxBytes: 2 * l.rx}
+		if p.Endpoint.IsValid() {
+			ps.Endpoint = p.Endpoint.String()
 		}
 		st.Peers = append(st.Peers, ps)
 	}
