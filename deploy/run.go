@@ -68,6 +68,10 @@ type Options struct {
 	Resolver peers.Resolver
 	// PollInterval is how often Status is asked while waiting (default 1s).
 	PollInterval time.Duration
+	// Forget are ids of nodes left out of the file that are gone for good:
+	// they are dropped from the spec and the record without being
+	// contacted, so the network stays on them if they ever come back.
+	Forget []string
 }
 
 func (o *Options) setDefaults() {
@@ -97,8 +101,12 @@ type Result struct {
 type NodeResult struct {
 	ID string `json:"id"`
 	// Removed is set for a node left out of the file: the network is gone
-	// from the spec, and was deleted on the node unless Err says otherwise.
+	// from the spec, and was deleted on the node unless Err says otherwise
+	// or Forgotten is set.
 	Removed bool `json:"removed,omitempty"`
+	// Forgotten is set for a removed node named in Options.Forget: it was
+	// not contacted, and the record no longer holds it.
+	Forgotten bool `json:"forgotten,omitempty"`
 	// Subnet is the node's subnet in the spec.
 	Subnet netip.Prefix `json:"subnet,omitzero"`
 	// Applied says the node took the spec; Changed that it was new to it.
@@ -167,6 +175,9 @@ func Run(ctx context.Context, d *Deployment, opts Options) (*Result, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkForget(d, opts.Forget); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
 	rec, err := loadRecord(opts.StateDir, d.Name)
 	if err != nil {
@@ -196,6 +207,9 @@ func Run(ctx context.Context, d *Deployment, opts Options) (*Result, error) {
 		if newest != nil {
 			gen = newest.Generation + 1
 		}
+		if err := checkForgetKnown(d.Name, opts.Forget, newest, rec); err != nil {
+			return nil, err
+		}
 		s, err := buildSpec(d, gen, newest, ready)
 		if err != nil {
 			return nil, err
@@ -204,7 +218,7 @@ func Run(ctx context.Context, d *Deployment, opts Options) (*Result, error) {
 		if err := applyAll(ctx, s, members); err != nil {
 			return nil, err
 		}
-		gone = leftOut(d, newest, rec, opts.Connect)
+		gone = leftOut(d, newest, rec, opts)
 		parallel(gone, func(n *node) { n.remove(ctx, d.Name) })
 		if opts.NoWait {
 			parallel(members, func(n *node) { n.pollStatus(ctx, d.Name) })
@@ -286,8 +300,9 @@ func applyAll(ctx context.Context, s *spec.Spec, members []*node) error {
 
 // leftOut returns the nodes that were members (of newest, or of the
 // record) but are not in d, each with its API from the record when known.
-// A node whose API is now one of d's nodes' is forgotten, never touched.
-func leftOut(d *Deployment, newest *spec.Spec, rec *record, connect func(NodeRef) (API, error)) []*node {
+// A node whose API is now one of d's nodes' is forgotten, never touched;
+// so is a node in opts.Forget, which is reported as Forgotten.
+func leftOut(d *Deployment, newest *spec.Spec, rec *record, opts Options) []*node {
 	inFile := map[string]bool{}
 	apis := map[string]bool{}
 	for _, ref := range d.Nodes {
@@ -311,6 +326,8 @@ func leftOut(d *Deployment, newest *spec.Spec, rec *record, connect func(NodeRef
 		n := &node{ref: NodeRef{ID: id}, res: NodeResult{ID: id, Removed: true}}
 		ref, known := rec.find(id)
 		switch {
+		case slices.Contains(opts.Forget, id):
+			n.res.Forgotten = true
 		case !known:
 			n.res.fail(errors.New("left out of the file, but its API is not in the deploy record; delete the network on it by hand"))
 		case apis[ref.API]:
@@ -318,8 +335,8 @@ func leftOut(d *Deployment, newest *spec.Spec, rec *record, connect func(NodeRef
 		default:
 			n.ref = ref
 			var err error
-			if n.api, err = connect(ref); err != nil {
-				n.res.fail(fmt.Errorf("connecting: %w", err))
+			if n.api, err = opts.Connect(ref); err != nil {
+				n.res.fail(forgetHint(id, fmt.Errorf("connecting: %w", err)))
 				n.keep = true
 			}
 		}
@@ -339,7 +356,7 @@ func (n *node) remove(ctx context.Context, network string) {
 		return // gone already
 	case err != nil:
 		n.keep = true
-		n.res.fail(fmt.Errorf("deleting %s (left out of the file): %w", network, err))
+		n.res.fail(forgetHint(n.ref.ID, fmt.Errorf("deleting %s (left out of the file): %w", network, err)))
 		return
 	case detail.Status.NodeID != "" && detail.Status.NodeID != n.ref.ID:
 		n.res.fail(fmt.Errorf("the znetd at %s is now node %q, not %q; leaving its %s alone", n.ref.API, detail.Status.NodeID, n.ref.ID, network))
@@ -347,7 +364,7 @@ func (n *node) remove(ctx context.Context, network string) {
 	}
 	if err := n.api.DeleteNetwork(ctx, network, true); err != nil && !errors.Is(err, api.ErrNotFound) {
 		n.keep = true
-		n.res.fail(fmt.Errorf("deleting %s (left out of the file): %w", network, err))
+		n.res.fail(forgetHint(n.ref.ID, fmt.Errorf("deleting %s (left out of the file): %w", network, err)))
 	}
 }
 

@@ -233,7 +233,7 @@ func TestLeftOutNode(t *testing.T) {
 		assert.Equal(t, "generation 2\n"+
 			"a 10.30.0.0/24 applied status(gen 2, 1 peers)\n"+
 			"c 10.30.2.0/24 applied status(gen 2, 1 peers)\n"+
-			"b removed error: deleting demo (left out of the file): connection refused\n", resultText(res))
+			"b removed error: deleting demo (left out of the file): connection refused; if node b is gone for good, deploy again with --forget b\n", resultText(res))
 		assert.True(t, b.Has("demo"))
 		_, inSpec := g.nodes[apiOf("a")].Spec("demo").Node("b")
 		assert.False(t, inSpec, "a still peers with b")
@@ -293,6 +293,61 @@ func TestLeftOutNode(t *testing.T) {
 		assert.True(t, other.Has("demo"))
 		assert.True(t, b.Has("demo"))
 	})
+}
+
+// TestForget covers a left-out node that is gone for good: every deploy
+// fails naming it until the operator forgets it; then it is dropped from
+// the record without being contacted.
+func TestForget(t *testing.T) {
+	g := newGrid(t)
+	a := g.add("a", 1)
+	b := g.add("b", 2)
+	g.run(t, g.deployment("a", "b"))
+	b.SetErr("Network", errors.New("dial unix /fake/b.sock: connect: no such file or directory")) // the machine is gone
+
+	for range 2 {
+		res := g.run(t, g.deployment("a"))
+		assert.Contains(t, resultText(res), "b removed error: deleting demo (left out of the file): dial unix /fake/b.sock: "+
+			"connect: no such file or directory; if node b is gone for good, deploy again with --forget b\n")
+		require.Error(t, res.Err())
+	}
+	bCalls := len(b.Calls())
+
+	t.Run("refused before anything is applied", func(t *testing.T) {
+		calls := len(a.Calls())
+		for _, tt := range []struct{ forget, want string }{
+			{"B!", `forget: "B!": `},
+			{"a", "forget: a is in the deployment file; take it out of the file to remove it"},
+			{"x", "forget: x is not a member of demo and not in its deploy record: nothing to forget"},
+		} {
+			opts := g.opts
+			opts.Forget = []string{tt.forget}
+			_, err := deploy.Run(t.Context(), g.deployment("a"), opts)
+			require.ErrorIs(t, err, deploy.ErrInvalid, tt.forget)
+			assert.Contains(t, err.Error(), tt.want)
+		}
+		for _, c := range a.Calls()[calls:] {
+			assert.False(t, strings.HasPrefix(c, "Apply"), "applied after all: %s", c)
+		}
+	})
+
+	g.opts.Forget = []string{"b"}
+	res := g.run(t, g.deployment("a"))
+	require.NoError(t, res.Err())
+	require.Len(t, res.Nodes, 2)
+	assert.Equal(t, deploy.NodeResult{ID: "b", Removed: true, Forgotten: true}, res.Nodes[1])
+	record, err := os.ReadFile(filepath.Join(g.opts.StateDir, "demo.json"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(record), `"b"`)
+	assert.Equal(t, uint64(4), a.Spec("demo").Generation)
+
+	// Forgotten for good: the next deploys do not look for b.
+	g.opts.Forget = nil
+	res = g.run(t, g.deployment("a"))
+	require.NoError(t, res.Err())
+	assert.Equal(t, "generation 5\na 10.30.0.0/24 applied status(gen 5, 0 peers)\n", resultText(res))
+	assert.Len(t, b.Calls(), bCalls, "b was contacted after it was forgotten")
+	assert.True(t, b.Has("demo"), "a forgotten node keeps what it has")
 }
 
 func TestFailingNode(t *testing.T) {

@@ -16,12 +16,17 @@ const defaultDeployDir = "/var/lib/znet/deploy"
 func deployCommands() []*command {
 	return []*command{
 		{
-			words: []string{"deploy"}, args: "-f DEPLOYMENT.json [--state-dir DIR] [--no-wait]", min: 0, max: 0,
+			words: []string{"deploy"}, args: "-f DEPLOYMENT.json [--state-dir DIR] [--no-wait] [--forget NODE]...", min: 0, max: 0,
 			summary: "reserve on every node, plan subnets, apply everywhere and wait for the mesh (--timeout bounds the wait)",
 			setup: func(fs *flag.FlagSet) runFunc {
 				file := fs.String("f", "", "read the deployment from `FILE` (- for stdin)")
 				stateDir := fs.String("state-dir", defaultDeployDir, "where deploy remembers each network's node APIs, `DIR` (default "+defaultDeployDir+")")
 				noWait := fs.Bool("no-wait", false, "do not wait for the handshakes; show each node's status at once")
+				var forget []string
+				fs.Func("forget", "drop `NODE`, left out of the file and gone for good, from the record without contacting it (repeatable)", func(id string) error {
+					forget = append(forget, id)
+					return nil
+				})
 				return func(ctx context.Context, a *app, _ []string) error {
 					if *file == "" {
 						return usagef(lookup([]string{"deploy"}), "deploy: -f FILE is required")
@@ -30,7 +35,7 @@ func deployCommands() []*command {
 					if err != nil {
 						return err
 					}
-					return a.deploy(ctx, d, deploy.Options{StateDir: *stateDir, NoWait: *noWait})
+					return a.deploy(ctx, d, deploy.Options{StateDir: *stateDir, NoWait: *noWait, Forget: forget})
 				}
 			},
 		},
@@ -84,6 +89,9 @@ func writeDeploy(w io.Writer, res *deploy.Result, now time.Time) error {
 	for _, n := range res.Nodes {
 		_, _ = fmt.Fprintln(w)
 		switch {
+		case n.Forgotten:
+			_, _ = fmt.Fprintf(w, "node %s  forgotten: not contacted; the network stays on it if it comes back\n", n.ID)
+			continue
 		case n.Removed && n.Err == nil:
 			_, _ = fmt.Fprintf(w, "node %s  removed from the network\n", n.ID)
 			continue

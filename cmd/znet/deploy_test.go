@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -95,6 +97,45 @@ func TestDeployJSON(t *testing.T) {
 		require.NotNil(t, n.Status, n.ID)
 		assert.Len(t, n.Status.Peers, 2, n.ID)
 	}
+}
+
+// TestDeployForget: a left-out node that is gone makes deploy fail with a
+// hint; --forget NODE then drops it without contacting it.
+func TestDeployForget(t *testing.T) {
+	nodes, file := deployGrid(t)
+	state := t.TempDir()
+	r := cli(t, "", "deploy", "-f", file, "--state-dir", state)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	var d map[string]any
+	doc, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, jsonDecode(string(doc), &d))
+	d["nodes"] = d["nodes"].([]any)[:2]
+	without := filepath.Join(t.TempDir(), "without3.json")
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(without, b, 0o600))
+	nodes[2].SetErr("Network", errors.New("connection refused"))
+
+	r = cli(t, "", "deploy", "-f", without, "--state-dir", state)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "znet: node node3: deleting demo (left out of the file): connection refused; "+
+		"if node node3 is gone for good, deploy again with --forget node3\n")
+
+	calls := len(nodes[2].Calls())
+	r = cli(t, "", "deploy", "-f", without, "--state-dir", state, "--forget", "node3")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "node node3  forgotten: not contacted; the network stays on it if it comes back\n")
+	assert.Len(t, nodes[2].Calls(), calls, "node3 was contacted")
+
+	r = cli(t, "", "deploy", "-f", without, "--state-dir", state)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, "node3  ")
+
+	r = cli(t, "", "deploy", "-f", without, "--state-dir", state, "--forget", "node1")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "znet: forget: node1 is in the deployment file; take it out of the file to remove it\n", r.stderr)
 }
 
 func TestDeployFailures(t *testing.T) {
