@@ -2,9 +2,9 @@
 // does: it reads a deployment file (Decode), asks every node to reserve its
 // place, plans the nodes' subnets (members keep theirs, new members get the
 // lowest free one), builds the next generation of the spec, applies it to
-// every node in parallel, deletes the network on nodes that were left out,
-// and waits until every node has a recent handshake with every peer it
-// should have (Run).
+// every node in parallel, deletes the network on nodes that were left out
+// (or forgets those gone for good, Options.Forget), and waits until every
+// node has heard from every peer it should have since the apply (Run).
 //
 // Private keys never leave the nodes: deploy only sees the public keys the
 // nodes reserved. A node that fails is reported with its error and the

@@ -281,21 +281,42 @@ func (n *node) prepare(ctx context.Context, network string, connect func(NodeRef
 	n.reserve, n.ready = r, true
 }
 
-// applyAll sends s to every member in parallel.
+// applyAll sends s to every member: the public members in parallel, then,
+// once they all answered, the hidden ones in parallel. A hidden member
+// starts its handshakes the moment it is configured, and an initiation
+// that reaches a node not configured yet is lost until WireGuard's 5 s
+// retry (11 of 20 deploys of a 3-node lab took 5 s that way); the public
+// members never start a link to a hidden one. Between public members the
+// daemon's stagger decides who starts (peers.Waiting).
 func applyAll(ctx context.Context, s *spec.Spec, members []*node) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encoding the spec: %w", err)
 	}
-	parallel(members, func(n *node) {
+	var public, hidden []*node
+	for _, n := range members {
+		if m, _ := s.Node(n.ref.ID); m.Endpoint == "" {
+			hidden = append(hidden, n)
+		} else {
+			public = append(public, n)
+		}
+	}
+	applyEach(ctx, s.Generation, data, public)
+	applyEach(ctx, s.Generation, data, hidden)
+	return nil
+}
+
+// applyEach sends the spec data of generation gen to every node in
+// parallel.
+func applyEach(ctx context.Context, gen uint64, data []byte, nodes []*node) {
+	parallel(nodes, func(n *node) {
 		r, err := n.api.ApplyRaw(ctx, data)
 		if err != nil {
-			n.res.fail(fmt.Errorf("applying generation %d: %w", s.Generation, err))
+			n.res.fail(fmt.Errorf("applying generation %d: %w", gen, err))
 			return
 		}
 		n.res.Applied, n.res.Changed = true, r.Changed
 	})
-	return nil
 }
 
 // leftOut returns the nodes that were members (of newest, or of the

@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,6 +202,57 @@ func TestPlanning(t *testing.T) {
 	assert.False(t, b.Has("demo"), "the network is still on the removed node")
 	assert.Contains(t, b.Calls(), "DeleteNetwork(demo, true)")
 	assert.Equal(t, uint64(3), g.nodes[apiOf("a")].Spec("demo").Generation)
+}
+
+// applyLog is the order in which nodes' applies start and end, shared by
+// every node of a grid.
+type applyLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// loggedAPI notes when an apply starts and when it returns.
+type loggedAPI struct {
+	deploy.API
+	id  string
+	log *applyLog
+}
+
+func (a loggedAPI) note(what string) {
+	a.log.mu.Lock()
+	defer a.log.mu.Unlock()
+	a.log.lines = append(a.log.lines, what+" "+a.id)
+}
+
+func (a loggedAPI) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, error) {
+	a.note("start")
+	time.Sleep(5 * time.Millisecond) // long enough for a parallel apply to start meanwhile
+	defer a.note("end")
+	return a.API.ApplyRaw(ctx, data)
+}
+
+// TestHiddenAppliedLast: a hidden node starts its handshakes as soon as it
+// is configured, so it is configured only after every public node answered
+// (an initiation to a node that does not know it yet waits 5 s for
+// WireGuard's retry).
+func TestHiddenAppliedLast(t *testing.T) {
+	g := newGrid(t)
+	log := &applyLog{}
+	connect := g.opts.Connect
+	g.opts.Connect = func(ref deploy.NodeRef) (deploy.API, error) {
+		a, err := connect(ref)
+		return loggedAPI{API: a, id: ref.ID, log: log}, err
+	}
+	for i, id := range []string{"ha", "b", "hc", "d"} {
+		g.add(id, byte(i+1))
+	}
+	require.NoError(t, g.run(t, g.deployment("ha", "b", "hc", "d")).Err())
+	require.Len(t, log.lines, 8)
+	first, last := log.lines[:4], log.lines[4:]
+	slices.Sort(first)
+	slices.Sort(last)
+	assert.Equal(t, []string{"end b", "end d", "start b", "start d"}, first, "the public nodes, in parallel: %v", log.lines)
+	assert.Equal(t, []string{"end ha", "end hc", "start ha", "start hc"}, last, "then the hidden ones: %v", log.lines)
 }
 
 func TestGenerationFollowsTheNewest(t *testing.T) {
