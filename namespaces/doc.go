@@ -13,7 +13,9 @@
 // Delete only removes the name; the kernel frees the namespace when the last
 // process, thread or fd holding it is gone. ID, Holders and WaitGone find
 // those holders through /proc, for error messages, leak checks and a delete
-// that waits until the namespace is gone.
+// that waits until the namespace is gone. The kernel reuses a freed
+// namespace's number (ID) at once, so WaitGone takes an Ident (Identify),
+// which adds the never-reused netns cookie.
 //
 // Names that znetd makes carry the node id verbatim (Name), so several daemons
 // on one machine never collide and an operator can tell whose a namespace is.
