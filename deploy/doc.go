@@ -2,7 +2,7 @@
 // does: it reads a deployment file (Decode), asks every node to reserve its
 // place, plans the nodes' subnets (members keep theirs, new members get the
 // lowest free one), builds the next generation of the spec, applies it to
-// every node in parallel, deletes the network on nodes that were left out
+// every node (public ones in parallel, then hidden ones), deletes the network on nodes that were left out
 // (or forgets those gone for good, Options.Forget), and waits until every
 // node has heard from every peer it should have since the apply (Run).
 //

@@ -159,7 +159,8 @@ type node struct {
 }
 
 // Run deploys d: it reserves on every node, plans the subnets, applies the
-// next generation to every node in parallel, deletes the network on nodes
+// next generation to every node (the public ones in parallel, then the
+// hidden ones; see applyAll), deletes the network on nodes
 // left out of d, saves the record and, unless opts.NoWait, waits (as long
 // as ctx allows) until every node has heard from every peer it should have
 // (peers.Desired, leaving out peers that failed) since the apply: a
