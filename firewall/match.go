@@ -198,8 +198,9 @@ func ndTargetNot(p netip.Prefix) match {
 const tcpFlagSYN = 0x02
 
 // clampMSS lowers the MSS option of TCP SYNs (and SYN-ACKs) to what the
-// route the packet takes carries: its MTU less the IP and TCP headers.
-// The kernel only ever lowers it. It is a statement, not a verdict: the
+// path carries: the kernel's "rt mtu" is the smaller MTU of the route to
+// the packet's destination and the route back to its source, less the IP
+// and TCP headers, and it only ever lowers the option. It is a statement, not a verdict: the
 // packet goes on to the next rule.
 func clampMSS() match {
 	return match{text: "tcp flags syn tcp option maxseg size set rt mtu", exprs: []expr.Any{
