@@ -77,6 +77,7 @@ func (d *Daemon) underlayPaths(desired []peers.Peer) ([]underlayPath, error) {
 	}
 	defer h.Close()
 	seen := map[netip.Addr]bool{}
+	links := linkMTUs{}
 	var paths []underlayPath
 	for _, p := range desired {
 		addr := p.Endpoint.Addr().Unmap()
@@ -84,7 +85,7 @@ func (d *Daemon) underlayPaths(desired []peers.Peer) ([]underlayPath, error) {
 			continue
 		}
 		seen[addr] = true
-		mtu, err := routeMTU(h, addr)
+		mtu, err := routeMTU(h, addr, links)
 		if err != nil {
 			return nil, fmt.Errorf("route to %s (peer %s): %w", addr, p.Name, err)
 		}
@@ -110,7 +111,7 @@ func (d *Daemon) underlayHandle() (*netlink.Handle, error) {
 
 // routeMTU returns the MTU of the route to dst: the route's own MTU (a
 // route metric, or a path MTU the kernel learned) or its device's.
-func routeMTU(h *netlink.Handle, dst netip.Addr) (int, error) {
+func routeMTU(h *netlink.Handle, dst netip.Addr, links linkMTUs) (int, error) {
 	routes, err := h.RouteGet(dst.AsSlice())
 	if err != nil {
 		return 0, err
@@ -118,18 +119,27 @@ func routeMTU(h *netlink.Handle, dst netip.Addr) (int, error) {
 	if len(routes) == 0 {
 		return 0, unix.ENETUNREACH
 	}
-	return mtuOf(h, routes[0])
+	return mtuOf(h, routes[0], links)
 }
 
+// linkMTUs remembers devices' MTUs by index during one derivation: a
+// network of a thousand members has a thousand routes over one or two
+// devices.
+type linkMTUs map[int]int
+
 // mtuOf returns r's MTU, or its device's when the route sets none.
-func mtuOf(h *netlink.Handle, r netlink.Route) (int, error) {
+func mtuOf(h *netlink.Handle, r netlink.Route, links linkMTUs) (int, error) {
 	if r.MTU > 0 {
 		return r.MTU, nil
+	}
+	if mtu, ok := links[r.LinkIndex]; ok {
+		return mtu, nil
 	}
 	link, err := h.LinkByIndex(r.LinkIndex)
 	if err != nil {
 		return 0, fmt.Errorf("device of the route: %w", err)
 	}
+	links[r.LinkIndex] = link.Attrs().MTU
 	return link.Attrs().MTU, nil
 }
 
@@ -150,7 +160,7 @@ func defaultPaths(h *netlink.Handle) ([]underlayPath, error) {
 			if ones, _ := maskOf(r); ones != 0 {
 				continue
 			}
-			mtu, err := mtuOf(h, r)
+			mtu, err := mtuOf(h, r, linkMTUs{})
 			if err != nil {
 				return nil, err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -48,7 +49,7 @@ func TestDerivedMTU(t *testing.T) {
 // underlayLink gives node n's underlay a link ul0 with mtu and addrs, and
 // the routes given (on that link). It is a veth whose other end stays
 // there too (without addresses): the kernel may have no dummy links.
-func (n *testNode) underlayLink(t *testing.T, mtu int, addrs []string, routes ...*netlink.Route) {
+func (n *testNode) underlayLink(t testing.TB, mtu int, addrs []string, routes ...*netlink.Route) {
 	t.Helper()
 	h, err := netlink.NewHandleAt(n.underlay)
 	require.NoError(t, err)
@@ -187,4 +188,29 @@ func TestStatusReportsTooBig(t *testing.T) {
 	u.backend.SetSendDrops("zn0", overlay.SendDrops{TooBig: 42, LastTooBig: now.Add(-time.Hour)})
 	assert.Empty(t, u.d.mtuStatus(&st, dev, now), "an old count is history")
 	assert.Equal(t, uint64(42), st.TooBigDrops, "but still shown")
+}
+
+// BenchmarkUnderlayPaths measures the derivation for a network of a
+// thousand members with endpoints, which every apply pays.
+func BenchmarkUnderlayPaths(b *testing.B) {
+	testutil.SkipUnlessRoot(b)
+	ul := "zt-dm-" + testutil.RandomHex(b, 4) + "-ul"
+	require.NoError(b, namespaces.Create(ul))
+	b.Cleanup(func() { _ = namespaces.Delete(ul) })
+	h, err := namespaces.Open(ul)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = h.Close() })
+	n := &testNode{underlay: h}
+	n.underlayLink(b, 1380, []string{"198.18.0.1/16"})
+	d := &Daemon{underlay: h}
+	desired := make([]peers.Peer, 1000)
+	for i := range desired {
+		desired[i] = peers.Peer{Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(2 + i%250)}), 51820)}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		paths, err := d.underlayPaths(desired)
+		require.NoError(b, err)
+		require.Len(b, paths, 1000)
+	}
 }
