@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/znet/znet/api"
 	"github.com/znet/znet/lab"
 )
 
@@ -64,14 +63,6 @@ func transfer(t *testing.T, ns, srvNS, addr, size string, timeout time.Duration)
 	return err
 }
 
-func mtuStatus(t *testing.T, node lab.Node, network string) api.NetworkStatus {
-	t.Helper()
-	var st []api.NetworkStatus
-	znetJSON(t, node, &st, "status", network)
-	require.Len(t, st, 1)
-	return st[0]
-}
-
 // TestUnderlayMTU covers issue 11 item 4 on a lab whose internet carries
 // only 1380 bytes: the overlay MTU derived from it lets TCP through at full
 // size, an MTU too big for the underlay shows in status as EMSGSIZE drops,
@@ -91,7 +82,7 @@ func TestUnderlayMTU(t *testing.T) {
 
 	t.Run("derived from the underlay: 1380 less 60", func(t *testing.T) {
 		for _, n := range l.Nodes {
-			st := mtuStatus(t, n, network)
+			st := networkStatus(t, n, network)
 			assert.Equal(t, 1320, st.MTU, n.ID)
 			assert.Zero(t, st.TooBigDrops, n.ID)
 		}
@@ -99,7 +90,7 @@ func TestUnderlayMTU(t *testing.T) {
 		require.NoError(t, transfer(t, w1.ns, w2.ns, w2.ipv4, "20M", 90*time.Second), "20 MB over TCP")
 		require.NoError(t, transfer(t, w2.ns, w1.ns, w1.ipv6, "20M", 90*time.Second), "20 MB over TCP, IPv6, the other way")
 		for _, n := range l.Nodes {
-			assert.Zero(t, mtuStatus(t, n, network).TooBigDrops, "nothing refused on %s", n.ID)
+			assert.Zero(t, networkStatus(t, n, network).TooBigDrops, "nothing refused on %s", n.ID)
 		}
 	})
 
@@ -108,7 +99,7 @@ func TestUnderlayMTU(t *testing.T) {
 		assert.Equal(t, []int{1420, 1420}, workloadMTUs(t), "the workloads followed")
 		// It may crawl or fail; what matters is what status says.
 		_ = transfer(t, w1.ns, w2.ns, w2.ipv4, "2M", 15*time.Second)
-		st := mtuStatus(t, n1, network)
+		st := networkStatus(t, n1, network)
 		assert.Equal(t, 1420, st.MTU)
 		assert.Positive(t, st.TooBigDrops, "EMSGSIZE drops counted")
 		assert.Contains(t, strings.Join(st.Problems, "\n"), "EMSGSIZE")
