@@ -128,7 +128,15 @@ type NetworkStatus struct {
 	Gateway    netip.Addr   `json:"gateway,omitzero"`
 	Gateway6   netip.Addr   `json:"gateway6,omitzero"`
 	Workloads  int          `json:"workloads"`
-	Peers      []PeerStatus `json:"peers"`
+	// MTU is the network's MTU on this node (its WireGuard device's): the
+	// spec's, or derived from this node's underlay.
+	MTU int `json:"mtu,omitempty"`
+	// TooBigDrops counts the packets the data plane could not send because
+	// the underlay refused them as too big (EMSGSIZE), since the network's
+	// data plane first started here; LastTooBigDrop is when the last was.
+	TooBigDrops    uint64       `json:"too_big_drops,omitempty"`
+	LastTooBigDrop time.Time    `json:"last_too_big_drop,omitzero"`
+	Peers          []PeerStatus `json:"peers"`
 	// DNS is what this node's resolver of the network holds.
 	DNS *DNSStatus `json:"dns,omitempty"`
 	// Problems lists what is wrong right now, in words an operator can act on.

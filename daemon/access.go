@@ -80,6 +80,12 @@ func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRe
 		return api.AccessGrant{}, fmt.Errorf("saving access %s: %w", req.Name, err)
 	}
 	d.log.Info("access added", "network", network, "peer", req.Name, "ipv4", addr)
+	// The network's MTU on this node, which the device may have derived;
+	// unknown, the config leaves it to wg-quick (MTU 0 writes no line).
+	mtu, err := d.linkMTU(network)
+	if err != nil {
+		mtu = n.Spec.MTU
+	}
 	return api.AccessGrant{
 		AccessPeer:    accessView(a),
 		Network:       network,
@@ -88,7 +94,7 @@ func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRe
 		IPRange:       n.Spec.IPRange,
 		IPv6Range:     n.Spec.IPv6Range,
 		DNS:           subnets.Gateway4,
-		MTU:           n.Spec.MTU,
+		MTU:           mtu,
 	}, nil
 }
 

@@ -143,9 +143,6 @@ func (d *Daemon) checkApply(n *store.Network, s *spec.Spec, wls []*store.Workloa
 		if s.IPRange != old.IPRange || s.IPv6Range != old.IPv6Range {
 			return false, api.Conflict("ip_range", "cannot change ranges while %d workloads are attached", len(wls))
 		}
-		if s.MTU != old.MTU {
-			return false, api.Conflict("mtu", "cannot change while %d workloads are attached", len(wls))
-		}
 	}
 	return true, nil
 }

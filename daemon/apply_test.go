@@ -142,7 +142,7 @@ func TestApplyLifecycle(t *testing.T) {
 		require.NotNil(t, det.Spec)
 		me, _ := det.Spec.Node(n.id)
 		assert.Equal(t, res.PublicKey, me.PublicKey, "the stored spec carries the reserved key")
-		assert.Equal(t, 1420, det.Spec.MTU, "defaults are filled in")
+		assert.Zero(t, det.Spec.MTU, "no mtu: each node derives its own")
 	})
 
 	step(t, "the same spec again changes nothing", func(t *testing.T) {

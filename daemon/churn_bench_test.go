@@ -70,7 +70,7 @@ func newBenchNode(b *testing.B) *benchNode {
 	require.NoError(b, err)
 	b.Cleanup(func() { assert.NoError(b, be.(interface{ Close() error }).Close()) })
 	d, err := New(Config{NodeID: id, Store: st, Backend: be, PortMin: 40000, PortMax: 40099,
-		PortFree: func(int) bool { return true }})
+		PortFree: func(int) bool { return true }, Underlay: h})
 	require.NoError(b, err)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

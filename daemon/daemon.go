@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
@@ -40,6 +41,10 @@ type Config struct {
 	// PortFree reports whether a UDP port is free in the underlay; default:
 	// try to bind it.
 	PortFree func(port int) bool
+	// Underlay is the namespace whose routes an overlay MTU is derived
+	// from (where the WireGuard sockets are); default: the daemon's own.
+	// The caller keeps it open while the daemon runs.
+	Underlay netns.NsHandle
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -52,6 +57,8 @@ type Daemon struct {
 	portMin int
 	portMax int
 	free    func(int) bool
+	// underlay is Config.Underlay (0: the daemon's own namespace).
+	underlay netns.NsHandle
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -81,6 +88,8 @@ func New(cfg Config) (*Daemon, error) {
 		portMin: cfg.PortMin,
 		portMax: cfg.PortMax,
 		free:    cfg.PortFree,
+
+		underlay: cfg.Underlay,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -33,8 +33,8 @@ func (d *Daemon) device(network string, mtu int) overlay.Device {
 
 // realize makes the kernel objects of network n (applied with spec s) match
 // it: namespace, bridge, WireGuard device with its key, port and peers,
-// routes and firewall. Workloads' veths are left alone except that the
-// firewall admits exactly wls. It is idempotent and changes only what
+// routes and firewall. Workloads' veths are left alone except that they
+// follow the network's MTU and the firewall admits exactly wls. It is idempotent and changes only what
 // differs, so healthy tunnels never blink.
 func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer) error {
 	subnets, err := d.subnetsOf(s)
@@ -70,10 +70,11 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	}
 	gw4 := netip.PrefixFrom(subnets.Gateway4, subnets.V4.Bits())
 	gw6 := netip.PrefixFrom(subnets.Gateway6, subnets.V6.Bits())
-	if _, err := ensureBridge(h, gw4, gw6, s.MTU); err != nil {
+	mtu := d.overlayMTU(s, desired)
+	if _, err := ensureBridge(h, gw4, gw6, mtu); err != nil {
 		return err
 	}
-	dev := d.device(n.Name, s.MTU)
+	dev := d.device(n.Name, mtu)
 	if _, err := d.backend.Ensure(ctx, dev); err != nil {
 		return fmt.Errorf("wireguard device: %w", err)
 	}
@@ -84,14 +85,15 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err != nil {
 		return fmt.Errorf("finding %s: %w", dev.IfName, err)
 	}
-	if wg.Attrs().MTU != s.MTU {
-		if err := h.LinkSetMTU(wg, s.MTU); err != nil {
+	if wg.Attrs().MTU != mtu {
+		if err := h.LinkSetMTU(wg, mtu); err != nil {
 			return fmt.Errorf("setting %s mtu: %w", dev.IfName, err)
 		}
 	}
 	if err := h.LinkSetUp(wg); err != nil {
 		return fmt.Errorf("%s up: %w", dev.IfName, err)
 	}
+	d.followMTU(h, n.Name, wls, mtu)
 	if err := d.syncRoutesOf(ns, n.Name, h, wg, linkUp(wg), peers.Routes(desired)); err != nil {
 		return err
 	}

@@ -154,6 +154,7 @@ func (n *testNode) start(t *testing.T) {
 		NodeID: n.id, Store: st, Backend: n.backend,
 		PortMin: 40000, PortMax: 40099,
 		PortFree: func(int) bool { return true }, // the underlay is ours alone
+		Underlay: n.underlay,
 	})
 	require.NoError(t, err)
 }

@@ -44,6 +44,9 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		return st
 	}
 	st.PID = d.backend.PID(d.device(n.Name, n.Spec.MTU))
+	if problem := d.mtuStatus(&st, d.device(n.Name, n.Spec.MTU), time.Now()); problem != "" {
+		st.Problems = append(st.Problems, problem)
+	}
 	dev, err := d.backend.Show(ctx, d.device(n.Name, n.Spec.MTU))
 	if err != nil {
 		st.Problems = append(st.Problems, fmt.Sprintf("wireguard device: %v", err))

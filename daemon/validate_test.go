@@ -199,10 +199,6 @@ func TestApplyAgainstAppliedState(t *testing.T) {
 			s.Generation = 4
 			s.IPRange = mustPrefix("10.20.0.0/15")
 		}, http.StatusConflict, "ip_range"},
-		{"mtu change with workloads", []*store.Workload{web}, func(s *spec.Spec) {
-			s.Generation = 4
-			s.MTU = 1380
-		}, http.StatusConflict, "mtu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -170,10 +170,12 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 		// A leftover of an attach that crashed before it was saved.
 		_ = h.LinkDel(old)
 	}
+	// The bridge has the MTU realize chose for the network on this node.
+	mtu := br.Attrs().MTU
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: w.HostIf, MTU: n.Spec.MTU, MasterIndex: br.Attrs().Index},
+		LinkAttrs:     netlink.LinkAttrs{Name: w.HostIf, MTU: mtu, MasterIndex: br.Attrs().Index},
 		PeerName:      w.IfName,
-		PeerMTU:       uint32(n.Spec.MTU),
+		PeerMTU:       uint32(mtu),
 		PeerNamespace: netlink.NsFd(wlNS),
 	}
 	if err := h.LinkAdd(veth); err != nil {

@@ -45,7 +45,8 @@ type Deployment struct {
 	IPRange netip.Prefix `json:"ip_range"`
 	// IPv6Range is the network's ULA /48; zero means derived from the name.
 	IPv6Range netip.Prefix `json:"ipv6_range,omitzero"`
-	// MTU is the overlay MTU; zero means spec.DefaultMTU.
+	// MTU is the overlay MTU; zero lets each node derive its own from its
+	// underlay.
 	MTU int `json:"mtu,omitempty"`
 	// SubnetBits is the length of a new member's subnet; zero means
 	// ipam.DefaultSubnetBits of the range.

@@ -76,7 +76,7 @@ func TestBuildSpec(t *testing.T) {
 		{
 			name: "new network: lowest subnets in file order, members sorted by id",
 			d:    planDeployment("c", "b", "ha"), ready: reservations("c", "b", "ha"),
-			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 1420\n" +
+			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 0\n" +
 				"b 10.30.1.0/24 198.18.0.2:40002\n" +
 				"c 10.30.0.0/24 198.18.0.1:40001\n" +
 				"ha 10.30.2.0/24 -\n",
@@ -84,7 +84,7 @@ func TestBuildSpec(t *testing.T) {
 		{
 			name: "members keep their subnets, a left-out member's stays taken",
 			d:    planDeployment("c", "b", "new"), newest: newest, ready: reservations("c", "b", "new"),
-			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 1420\n" +
+			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 0\n" +
 				"b 10.30.0.0/24 198.18.0.2:40002\n" +
 				"c 10.30.1.0/24 198.18.0.1:40001\n" +
 				"new 10.30.3.0/24 198.18.0.3:40003\n",
@@ -92,14 +92,14 @@ func TestBuildSpec(t *testing.T) {
 		{
 			name: "a member that did not answer keeps its old entry",
 			d:    planDeployment("b", "c"), newest: newest, ready: reservations("b"),
-			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 1420\n" +
+			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 0\n" +
 				"b 10.30.0.0/24 198.18.0.1:40001\n" +
 				"c 10.30.1.0/24 198.18.0.8:1\n",
 		},
 		{
 			name: "a new node that did not answer is left out",
 			d:    planDeployment("b", "new"), newest: newest, ready: reservations("b"),
-			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 1420\n" +
+			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 0\n" +
 				"b 10.30.0.0/24 198.18.0.1:40001\n",
 		},
 		{
@@ -109,7 +109,7 @@ func TestBuildSpec(t *testing.T) {
 				d.SubnetBits = 26
 				return d
 			}(), newest: newest, ready: reservations("b", "x", "y"),
-			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 1420\n" +
+			want: "demo generation 1 10.30.0.0/16 " + ula.String() + " mtu 0\n" +
 				"b 10.30.0.0/24 198.18.0.1:40001\n" +
 				"x 10.30.3.0/26 198.18.0.2:40002\n" +
 				"y 10.30.3.64/26 198.18.0.3:40003\n",

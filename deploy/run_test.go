@@ -138,7 +138,7 @@ func TestFirstDeploy(t *testing.T) {
 		assert.True(t, got.Equal(res.Spec), "%s has another spec", n.ID())
 	}
 	assert.Equal(t, spec.DeriveULA("demo"), res.Spec.IPv6Range)
-	assert.Equal(t, spec.DefaultMTU, res.Spec.MTU)
+	assert.Zero(t, res.Spec.MTU, "left for each node to derive from its underlay")
 
 	// The same deployment again converges: a new generation, same plan.
 	res = g.run(t, g.deployment("h3", "node2", "node1"))

@@ -58,10 +58,18 @@ func randName() string {
 // checking that nothing of it is left.
 func newLab(t testing.TB, n int) *lab.Lab {
 	t.Helper()
+	return newLabWith(t, lab.Config{Nodes: n})
+}
+
+// newLabWith is newLab for the lab c describes; the name, directory,
+// binary and backend are the test's.
+func newLabWith(t testing.TB, c lab.Config) *lab.Lab {
+	t.Helper()
 	name := "zt" + randName()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Config{Name: name, Dir: t.TempDir(), Nodes: n, Znetd: filepath.Join(bin, "znetd"), Wireguard: "auto"})
+	c.Name, c.Dir, c.Znetd, c.Wireguard = name, t.TempDir(), filepath.Join(bin, "znetd"), "auto"
+	l, err := lab.Up(ctx, c)
 	t.Cleanup(func() {
 		if t.Failed() && l != nil {
 			for _, node := range l.Nodes {

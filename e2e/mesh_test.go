@@ -36,11 +36,19 @@ var ports = map[string]int{}
 // hidden are hidden behind NAT.
 func deployment(t *testing.T, network, ipRange string, nodes []lab.Node, hidden ...string) string {
 	t.Helper()
+	return deploymentMTU(t, network, ipRange, 0, nodes, hidden...)
+}
+
+// deploymentMTU is deployment with an overlay MTU (0: none, each node
+// derives its own).
+func deploymentMTU(t *testing.T, network, ipRange string, mtu int, nodes []lab.Node, hidden ...string) string {
+	t.Helper()
 	d := struct {
 		Name    string       `json:"name"`
 		IPRange string       `json:"ip_range"`
+		MTU     int          `json:"mtu,omitempty"`
 		Nodes   []deployNode `json:"nodes"`
-	}{Name: network, IPRange: ipRange}
+	}{Name: network, IPRange: ipRange, MTU: mtu}
 	for _, n := range nodes {
 		e := deployNode{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String(), ListenPort: ports[n.ID]}
 		for _, h := range hidden {

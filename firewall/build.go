@@ -75,6 +75,10 @@ func inetTable(r Rules) table {
 		name: "forward", hook: nftables.ChainHookForward, hookName: "forward",
 		priority: 0, policy: nftables.ChainPolicyDrop,
 		rules: []match{
+			// First, before the SYN-ACK is accepted as established: both
+			// directions then agree on a segment that fits the smaller
+			// of the two nodes' overlay MTUs (nodes derive their own).
+			rule(clampMSS()),
 			rule(ctState(expr.CtStateBitINVALID, "invalid"), drop),
 			rule(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established", "related"), accept),
 		},

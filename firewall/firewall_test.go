@@ -255,6 +255,7 @@ func TestKernelReadsRules(t *testing.T) {
 		`iifname "br0" udp dport 53 accept`,
 		`iifname "wg0" tcp dport 53 accept`,
 		`type filter hook forward priority filter; policy drop;`,
+		`tcp flags syn tcp option maxseg size set rt mtu`,
 		`iifname "br0" oifname "br0" accept`,
 		`iifname "br0" oifname "wg0" accept`,
 		`iifname "wg0" oifname "br0" accept`,

@@ -194,6 +194,29 @@ func ndTargetNot(p netip.Prefix) match {
 	return field("icmpv6 target", expr.PayloadBaseTransportHeader, 8, p, true)
 }
 
+// tcpFlagSYN is the SYN bit of the TCP flags byte (transport offset 13).
+const tcpFlagSYN = 0x02
+
+// clampMSS lowers the MSS option of TCP SYNs (and SYN-ACKs) to what the
+// path carries: the kernel's "rt mtu" is the smaller MTU of the route to
+// the packet's destination and the route back to its source, less the IP
+// and TCP headers, and it only ever lowers the option. It is a statement, not a verdict: the
+// packet goes on to the next rule.
+func clampMSS() match {
+	return match{text: "tcp flags syn tcp option maxseg size set rt mtu", exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 1, Mask: []byte{tcpFlagSYN}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: []byte{0}},
+		&expr.Rt{Register: reg, Key: expr.RtTCPMSS},
+		&expr.Byteorder{SourceRegister: reg, DestRegister: reg, Op: expr.ByteorderHton, Len: 2, Size: 2},
+		// Option kind 2 (maximum segment size), its 2-byte value at
+		// offset 2 of the option.
+		&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: reg},
+	}}
+}
+
 // verdict returns the expression and text of a terminal verdict.
 func verdict(kind expr.VerdictKind, chain string) match {
 	v := &expr.Verdict{Kind: kind, Chain: chain}

@@ -33,6 +33,10 @@ type Config struct {
 	Znetd string
 	// Wireguard is passed to znetd --wireguard (default "auto").
 	Wireguard string
+	// UnderlayMTU is the MTU of the simulated internet: the internet
+	// bridge and both ends of every node's veth into it (0: the kernel's
+	// default, 1500). A smaller one plays a cloud VPC (1460) or a tunnel.
+	UnderlayMTU int
 }
 
 // Node is one simulated node.
@@ -58,6 +62,8 @@ type Lab struct {
 	// Workloads are the names of the workload namespaces made for the lab
 	// (AddWorkloadNS); Down removes them.
 	Workloads []string `json:"workloads,omitempty"`
+	// UnderlayMTU is Config.UnderlayMTU (0: the kernel's default).
+	UnderlayMTU int `json:"underlay_mtu,omitempty"`
 }
 
 const (
@@ -65,6 +71,13 @@ const (
 	maxNodes    = 200
 	descFile    = "lab.json"
 	underlayNet = "198.18.0.0/24"
+)
+
+// Bounds of Config.UnderlayMTU: IPv4's minimum datagram size (so a test can
+// make the overlay's 1280 floor matter) to jumbo frames.
+const (
+	minUnderlayMTU = 576
+	maxUnderlayMTU = 9000
 )
 
 // UnderlayPrefix is the lab's underlay subnet inside its own internet
@@ -94,11 +107,14 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 	if c.Wireguard == "" {
 		c.Wireguard = "auto"
 	}
+	if c.UnderlayMTU != 0 && (c.UnderlayMTU < minUnderlayMTU || c.UnderlayMTU > maxUnderlayMTU) {
+		return nil, fmt.Errorf("underlay mtu: %d is not in %d..%d", c.UnderlayMTU, minUnderlayMTU, maxUnderlayMTU)
+	}
 	dir, err := filepath.Abs(c.Dir)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard}
+	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard, UnderlayMTU: c.UnderlayMTU}
 	if old, err := Load(dir); err == nil {
 		if len(old.Nodes) > c.Nodes {
 			return nil, fmt.Errorf("nodes: the lab in %s has %d nodes; take it down first to shrink it", dir, len(old.Nodes))
@@ -106,12 +122,15 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 		if old.Name != c.Name {
 			return nil, fmt.Errorf("name: the lab in %s is named %q; take it down first to rename it", dir, old.Name)
 		}
+		if old.UnderlayMTU != c.UnderlayMTU {
+			return nil, fmt.Errorf("underlay mtu: the lab in %s has %d; take it down first to change it", dir, old.UnderlayMTU)
+		}
 		l.Workloads = old.Workloads
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := ensureInternet(l.Internet); err != nil {
+	if err := ensureInternet(l.Internet, c.UnderlayMTU); err != nil {
 		return nil, err
 	}
 	for i := 1; i <= c.Nodes; i++ {
@@ -128,7 +147,7 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := ensureNodeNet(l.Internet, n, i); err != nil {
+		if err := ensureNodeNet(l.Internet, n, i, c.UnderlayMTU); err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.ID, err)
 		}
 		l.Nodes = append(l.Nodes, n)
@@ -182,7 +201,7 @@ func (l *Lab) Node(id string) (Node, bool) {
 // Client returns an API client for node n.
 func (n Node) Client() *api.Client { return api.NewClient(n.Socket) }
 
-func ensureInternet(name string) error {
+func ensureInternet(name string, mtu int) error {
 	if err := namespaces.Create(name); err != nil {
 		return err
 	}
@@ -201,13 +220,16 @@ func ensureInternet(name string) error {
 				return err
 			}
 		}
+		if err := setMTU(h, br, mtu); err != nil {
+			return err
+		}
 		return h.LinkSetUp(br)
 	})
 }
 
 // ensureNodeNet makes node n's namespace and its veth into the internet
-// bridge, with its underlay address.
-func ensureNodeNet(internet string, n Node, i int) error {
+// bridge, with its underlay address and MTU (0: leave it).
+func ensureNodeNet(internet string, n Node, i int, mtu int) error {
 	if err := namespaces.Create(n.NetNS); err != nil {
 		return err
 	}
@@ -234,6 +256,9 @@ func ensureNodeNet(internet string, n Node, i int) error {
 				return err
 			}
 		}
+		if err := setMTU(h, link, mtu); err != nil {
+			return err
+		}
 		addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Underlay.AsSlice(), Mask: net.CIDRMask(UnderlayPrefix.Bits(), 32)}}
 		if err := h.AddrReplace(link, addr); err != nil {
 			return fmt.Errorf("underlay address: %w", err)
@@ -250,12 +275,26 @@ func ensureNodeNet(internet string, n Node, i int) error {
 			if err != nil {
 				return err
 			}
+			if err := setMTU(ih, port, mtu); err != nil {
+				return err
+			}
 			if err := ih.LinkSetMaster(port, br); err != nil {
 				return err
 			}
 			return ih.LinkSetUp(port)
 		})
 	})
+}
+
+// setMTU sets link's MTU to mtu unless mtu is 0 or the link has it.
+func setMTU(h *netlink.Handle, link netlink.Link, mtu int) error {
+	if mtu == 0 || link.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := h.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("setting %s mtu %d: %w", link.Attrs().Name, mtu, err)
+	}
+	return nil
 }
 
 func withHandle(ns string, fn func(*netlink.Handle) error) error {

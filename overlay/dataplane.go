@@ -43,6 +43,7 @@ func RunDataplane(args []string) int {
 	mtu := fs.Int("mtu", DefaultMTU, "MTU of the device")
 	verbose := fs.Bool("verbose", false, "log WireGuard's own debug messages")
 	dnsSocket := fs.String("dns-socket", "", "serve the network's resolver, configured through this control `socket`")
+	dropsFile := fs.String("drops-file", "", "count the packets the underlay refuses in this `file` (see SendDrops)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -65,7 +66,7 @@ func RunDataplane(args []string) int {
 		}
 		defer stop()
 	}
-	if err := serveDataplane(log, *ifname, *mtu, netns.NsHandle(underlayFd)); err != nil {
+	if err := serveDataplane(log, *ifname, *mtu, *dropsFile, netns.NsHandle(underlayFd)); err != nil {
 		log.Error("data plane failed", "err", err)
 		return 1
 	}
@@ -73,8 +74,9 @@ func RunDataplane(args []string) int {
 }
 
 // serveDataplane runs the device ifname until a signal arrives or the
-// device or its UAPI listener fails.
-func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsHandle) error {
+// device or its UAPI listener fails. With dropsFile set, it counts there
+// the packets the underlay refuses.
+func serveDataplane(log *slog.Logger, ifname string, mtu int, dropsFile string, underlay netns.NsHandle) error {
 	if !namespaces.IsNetNS(fmt.Sprintf("/proc/self/fd/%d", underlay)) {
 		return fmt.Errorf("fd %d: %w", underlay, namespaces.ErrNotNetNS)
 	}
@@ -87,7 +89,16 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, underlay netns.NsH
 	if err != nil {
 		return fmt.Errorf("creating tun %s: %w", ifname, err)
 	}
-	bind := &underlayBind{Bind: conn.NewDefaultBind(), underlay: underlay}
+	var bind conn.Bind = &underlayBind{Bind: conn.NewDefaultBind(), underlay: underlay}
+	if dropsFile != "" {
+		drops, err := openDropCounter(dropsFile)
+		if err != nil {
+			_ = tdev.Close()
+			return fmt.Errorf("drops file: %w", err)
+		}
+		defer func() { _ = drops.close() }() // after dev.Close, deferred below
+		bind = &countingBind{Bind: bind, drops: drops}
+	}
 	dev := device.NewDevice(tdev, bind, wgLogger(log))
 	defer dev.Close() // closes tdev and the bind too
 

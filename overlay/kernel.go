@@ -109,6 +109,11 @@ func (b *Kernel) PID(Device) int { return 0 }
 // outlives znetd to host the resolver yet, so it runs none.
 func (b *Kernel) DNSSocket(Device) string { return "" }
 
+// SendDrops implements Backend: kernel WireGuard fragments an outer packet
+// that is too big for the underlay instead of dropping it, and counts
+// nothing of its own.
+func (b *Kernel) SendDrops(Device) (SendDrops, error) { return SendDrops{}, nil }
+
 // Ensure adopts the wireguard link d.IfName in d's namespace if it exists;
 // otherwise it creates it in the underlay (or takes one left there by an
 // interrupted Ensure), moves it into d's namespace, sets its MTU and brings

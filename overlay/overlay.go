@@ -66,6 +66,10 @@ type Backend interface {
 	// which runs inside d's data plane so that it answers while znetd is
 	// down; "" when the backend runs no resolver.
 	DNSSocket(d Device) string
+	// SendDrops returns what d could not send on the underlay, without
+	// waiting for d's data plane; zero for a backend whose device never
+	// drops for size (the kernel fragments its outer packets).
+	SendDrops(d Device) (SendDrops, error)
 }
 
 // ErrNotFound is returned (wrapped) by Show and Configure when the device

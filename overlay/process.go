@@ -22,10 +22,13 @@ func dupFd(fd int) (int, error) {
 
 // dataplaneArgs returns the arguments after the program name that start
 // the data plane of ifname.
-func dataplaneArgs(ifname string, mtu int, dnsSocket string) []string {
+func dataplaneArgs(ifname string, mtu int, dnsSocket, dropsFile string) []string {
 	args := []string{"dataplane", "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
 	if dnsSocket != "" {
 		args = append(args, "--dns-socket", dnsSocket)
+	}
+	if dropsFile != "" {
+		args = append(args, "--drops-file", dropsFile)
 	}
 	return args
 }

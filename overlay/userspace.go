@@ -237,7 +237,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
 	defer func() { _ = underlay.Close() }()
 
-	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), b.DNSSocket(d))...)
+	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), b.DNSSocket(d), b.dropsFile(d.IfName))...)
 	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Dir = "/" // pin no directory of the daemon
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -304,7 +304,8 @@ func (b *Userspace) waitReady(ctx context.Context, pid int, c *child) error {
 }
 
 // Delete stops d's data plane (SIGTERM, SIGKILL after a grace period),
-// waits until it is gone and removes its pid file, log and socket.
+// waits until it is gone and removes its pid file, log, drops file and
+// sockets.
 func (b *Userspace) Delete(ctx context.Context, d Device) error {
 	if err := checkIfName(d.IfName); err != nil {
 		return err
@@ -320,7 +321,8 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 		b.log.Info("stopped data plane", "ifname", d.IfName, "pid", pid)
 	}
 	var errs []error
-	errs = append(errs, removeIfExists(b.pidFile(d.IfName)), removeIfExists(b.logFile(d.IfName)))
+	errs = append(errs, removeIfExists(b.pidFile(d.IfName)), removeIfExists(b.logFile(d.IfName)),
+		removeIfExists(b.dropsFile(d.IfName)))
 	// A socket that still answers belongs to a process that is not ours.
 	if _, err := uapiAnswers(ctx, d.IfName); err != nil {
 		errs = append(errs, removeIfExists(socketPath(d.IfName)))

@@ -217,7 +217,7 @@ func TestDecodeGood(t *testing.T) {
 				delete(d, "mtu")
 			},
 			check: func(t *testing.T, s *spec.Spec) {
-				assert.Equal(t, spec.DefaultMTU, s.MTU)
+				assert.Zero(t, s.MTU, "left for each node to derive")
 				assert.Equal(t, spec.DeriveULA("shop"), s.IPv6Range)
 			},
 		},
@@ -228,7 +228,7 @@ func TestDecodeGood(t *testing.T) {
 				d["mtu"] = 0
 			},
 			check: func(t *testing.T, s *spec.Spec) {
-				assert.Equal(t, spec.DefaultMTU, s.MTU)
+				assert.Zero(t, s.MTU)
 				assert.Equal(t, spec.DeriveULA("shop"), s.IPv6Range)
 			},
 		},

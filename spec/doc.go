@@ -6,7 +6,8 @@
 // wrong JSON types, trailing data, oversized documents) and every problem it
 // or Validate finds is a *FieldError naming the JSON path of the field, so an
 // API can answer {"error": ..., "field": ...}. SetDefaults fills in the
-// optional mtu and ipv6_range; ParseEndpoint and ValidName are shared with the
+// optional ipv6_range; a missing mtu stays zero, for each node to derive
+// from its own underlay. ParseEndpoint and ValidName are shared with the
 // other packages that read endpoints and names.
 //
 // It knows nothing about the node that applies the spec: checks that need the

@@ -10,8 +10,10 @@ import (
 	"strings"
 )
 
-// DefaultMTU is the overlay MTU used when a spec does not set one: a 1500-byte
-// underlay minus the 80 bytes WireGuard over IPv6 needs.
+// DefaultMTU is the overlay MTU of a 1500-byte underlay minus the 80 bytes
+// WireGuard over IPv6 needs. A spec without an MTU does not get it: each
+// node derives its own from its underlay (see the daemon); it is what a node
+// falls back to when its underlay tells it nothing.
 const DefaultMTU = 1420
 
 // Spec is one generation of a network's specification.
@@ -20,8 +22,10 @@ type Spec struct {
 	Generation uint64       `json:"generation"`
 	IPRange    netip.Prefix `json:"ip_range"`
 	IPv6Range  netip.Prefix `json:"ipv6_range"`
-	MTU        int          `json:"mtu"`
-	Nodes      []Node       `json:"nodes"`
+	// MTU is the overlay MTU every node uses; 0 (left out) lets each node
+	// derive its own from its underlay.
+	MTU   int    `json:"mtu,omitempty"`
+	Nodes []Node `json:"nodes"`
 }
 
 // Node is one member of a network.
@@ -44,12 +48,10 @@ func (s *Spec) Node(id string) (Node, bool) {
 	return Node{}, false
 }
 
-// SetDefaults fills in the optional fields: a zero MTU becomes DefaultMTU and
-// a zero IPv6Range becomes DeriveULA(Name).
+// SetDefaults fills in the optional fields that every node must agree on: a
+// zero IPv6Range becomes DeriveULA(Name). A zero MTU stays zero: it means
+// "derived by each node from its underlay", which no spec can know.
 func (s *Spec) SetDefaults() {
-	if s.MTU == 0 {
-		s.MTU = DefaultMTU
-	}
 	if !s.IPv6Range.IsValid() {
 		s.IPv6Range = DeriveULA(s.Name)
 	}

@@ -105,7 +105,7 @@ func TestNode(t *testing.T) {
 func TestSetDefaults(t *testing.T) {
 	s := &spec.Spec{Name: "shop"}
 	s.SetDefaults()
-	assert.Equal(t, spec.DefaultMTU, s.MTU)
+	assert.Zero(t, s.MTU, "a missing MTU is left for each node to derive")
 	assert.Equal(t, spec.DeriveULA("shop"), s.IPv6Range)
 
 	set := &spec.Spec{Name: "shop", MTU: 1300, IPv6Range: netip.MustParsePrefix("fd01::/48")}
@@ -117,10 +117,9 @@ func TestSetDefaults(t *testing.T) {
 func TestValidateWithoutDefaults(t *testing.T) {
 	s := decodeGood(t)
 	s.MTU = 0
-	var fe *spec.FieldError
-	require.ErrorAs(t, s.Validate(""), &fe)
-	assert.Equal(t, "mtu", fe.Field)
+	require.NoError(t, s.Validate(""), "a zero MTU is derived by each node")
 
+	var fe *spec.FieldError
 	s = decodeGood(t)
 	s.IPv6Range = netip.Prefix{}
 	require.ErrorAs(t, s.Validate(""), &fe)
@@ -161,7 +160,8 @@ func TestEqual(t *testing.T) {
 		equal  bool
 	}{
 		{name: "unchanged", change: func(*spec.Spec) {}, equal: true},
-		{name: "default MTU left zero", change: func(s *spec.Spec) { s.MTU = 0 }, equal: true},
+		// An explicit MTU and one each node derives are different specs.
+		{name: "MTU left to the nodes", change: func(s *spec.Spec) { s.MTU = 0 }, equal: false},
 		{name: "default range left zero", change: func(s *spec.Spec) {
 			s.IPv6Range = netip.Prefix{}
 		}, equal: false}, // the example's range is not the derived one

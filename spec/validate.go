@@ -34,8 +34,9 @@ var ulaRange = netip.MustParsePrefix("fc00::/7")
 // *FieldError (which matches ErrInvalid). self is the id of the node that will
 // apply the spec, or "" for none: only that node's entry may omit public_key.
 //
-// Validate does not fill in defaults: a zero MTU or IPv6Range is an error, so
-// call SetDefaults first on a spec that was not built by Decode.
+// Validate does not fill in defaults: a zero IPv6Range is an error, so call
+// SetDefaults first on a spec that was not built by Decode. A zero MTU is
+// valid: each node derives its own.
 func (s *Spec) Validate(self string) error {
 	if err := ValidName(s.Name); err != nil {
 		return fieldErr("name", "%v", err)
@@ -49,7 +50,7 @@ func (s *Spec) Validate(self string) error {
 	if err := checkIPv6Range(s.IPv6Range); err != nil {
 		return err
 	}
-	if s.MTU < MinMTU || s.MTU > MaxMTU {
+	if s.MTU != 0 && (s.MTU < MinMTU || s.MTU > MaxMTU) {
 		return fieldErr("mtu", "%d is out of range (%d..%d)", s.MTU, MinMTU, MaxMTU)
 	}
 	if len(s.Nodes) == 0 {

@@ -29,7 +29,7 @@ const (
 func labCommands() []*command {
 	return []*command{
 		{
-			words: []string{"lab", "up"}, args: "[--nodes N] [--dir DIR] [--wireguard MODE] [--znetd PATH] [--name NAME]", min: 0, max: 0,
+			words: []string{"lab", "up"}, args: "[--nodes N] [--dir DIR] [--wireguard MODE] [--znetd PATH] [--name NAME] [--underlay-mtu N]", min: 0, max: 0,
 			summary: "build a simulated grid on this machine, deploy network demo over it and attach a workload per node",
 			setup: func(fs *flag.FlagSet) runFunc {
 				var c labUpConfig
@@ -38,6 +38,7 @@ func labCommands() []*command {
 				fs.StringVar(&c.wireguard, "wireguard", "auto", "the nodes' WireGuard backend, `MODE` auto, kernel or userspace (default auto)")
 				fs.StringVar(&c.znetd, "znetd", "", "the znetd binary, `PATH` (default: znetd next to this znet)")
 				fs.StringVar(&c.name, "name", "", "`NAME` that prefixes node ids and namespaces (default: the lab's, else none: node1... and lab-*)")
+				fs.IntVar(&c.underlayMTU, "underlay-mtu", 0, "the simulated internet's MTU, `N` (default: the lab's, else 1500); 1460 plays a cloud VPC")
 				return func(ctx context.Context, a *app, _ []string) error { return labUp(ctx, a, c) }
 			},
 		},
@@ -61,7 +62,7 @@ func labCommands() []*command {
 }
 
 type labUpConfig struct {
-	nodes                       int
+	nodes, underlayMTU          int
 	dir, wireguard, znetd, name string
 }
 
@@ -97,11 +98,14 @@ func labUp(ctx context.Context, a *app, c labUpConfig) error {
 		if c.nodes == 0 {
 			c.nodes = len(old.Nodes)
 		}
+		if c.underlayMTU == 0 {
+			c.underlayMTU = old.UnderlayMTU
+		}
 	}
 	if c.nodes == 0 {
 		c.nodes = defaultLabNodes
 	}
-	l, err := lab.Up(ctx, lab.Config{Name: c.name, Dir: dir, Nodes: c.nodes, Znetd: znetd, Wireguard: c.wireguard})
+	l, err := lab.Up(ctx, lab.Config{Name: c.name, Dir: dir, Nodes: c.nodes, Znetd: znetd, Wireguard: c.wireguard, UnderlayMTU: c.underlayMTU})
 	if err != nil {
 		return labErr("building the lab", err)
 	}

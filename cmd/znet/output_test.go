@@ -51,7 +51,7 @@ func sampleStatus() api.NetworkStatus {
 		Subnet:  netip.MustParsePrefix("10.20.1.0/24"),
 		Subnet6: netip.MustParsePrefix("fd3c:9a1e:77b2:1::/64"),
 		Gateway: netip.MustParseAddr("10.20.1.1"), Gateway6: netip.MustParseAddr("fd3c:9a1e:77b2:1::1"),
-		Workloads: 2,
+		Workloads: 2, MTU: 1320, TooBigDrops: 17, LastTooBigDrop: testNow.Add(-90 * time.Second),
 		Peers: []api.PeerStatus{
 			{
 				Name: "node2", PublicKey: apitest.Key(2), Endpoint: "198.18.0.2:40007",
@@ -79,6 +79,8 @@ func TestStatusTable(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, `network shop  generation 3  node node1
   interface    zs-shop
+  mtu          1320
+  too big      17 packets refused by the underlay (EMSGSIZE), the last 1m30s ago
   backend      userspace, data-plane pid 4242
   namespace    zn-node1-shop
   subnet       10.20.1.0/24, fd3c:9a1e:77b2:1::/64
@@ -96,6 +98,7 @@ func TestStatusTable(t *testing.T) {
 
 network zoo  generation 1  node node1
   interface    zs-zoo
+  mtu          -
   backend      kernel
   namespace    zn-node1-zoo
   subnet       10.9.0.0/24

@@ -60,6 +60,11 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 	}
 	tw := newTable(w)
 	_, _ = fmt.Fprintf(tw, "  interface\t%s\n", dash(st.Interface))
+	_, _ = fmt.Fprintf(tw, "  mtu\t%s\n", itoa(st.MTU))
+	if st.TooBigDrops > 0 {
+		_, _ = fmt.Fprintf(tw, "  too big\t%d packets refused by the underlay (EMSGSIZE), the last %s\n",
+			st.TooBigDrops, ageText(now, st.LastTooBigDrop))
+	}
 	_, _ = fmt.Fprintf(tw, "  backend\t%s\n", backend)
 	_, _ = fmt.Fprintf(tw, "  namespace\t%s\n", dash(st.Namespace))
 	_, _ = fmt.Fprintf(tw, "  subnet\t%s\n", joinValid(st.Subnet, st.Subnet6))

@@ -41,6 +41,7 @@ type Backend struct {
 	calls   []Call
 	fail    map[string][]error // op -> errors for the next calls
 	nextPID int
+	drops   map[string]overlay.SendDrops // by ifname
 }
 
 type device struct {
@@ -172,6 +173,23 @@ func (b *Backend) Delete(ctx context.Context, d overlay.Device) error {
 
 // DNSSocket implements overlay.Backend: the fake runs no resolver.
 func (b *Backend) DNSSocket(overlay.Device) string { return "" }
+
+// SetSendDrops makes SendDrops of device ifname return drops.
+func (b *Backend) SetSendDrops(ifname string, drops overlay.SendDrops) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drops == nil {
+		b.drops = map[string]overlay.SendDrops{}
+	}
+	b.drops[ifname] = drops
+}
+
+// SendDrops implements overlay.Backend: what SetSendDrops set, else zero.
+func (b *Backend) SendDrops(d overlay.Device) (overlay.SendDrops, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.drops[d.IfName], nil
+}
 
 // PID returns d's pid, 0 when it does not exist.
 func (b *Backend) PID(d overlay.Device) int {
