@@ -33,8 +33,8 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 		IPv6Range: s.IPv6Range,
 	}
 	for _, node := range s.Nodes {
-		if node.ID == d.nodeID {
-			continue
+		if node.ID == d.nodeID || !node.Subnet.IsValid() {
+			continue // a member without a subnet has no resolver we know of
 		}
 		sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, node.Subnet)
 		if err != nil {

@@ -94,6 +94,9 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return fmt.Errorf("%s up: %w", dev.IfName, err)
 	}
 	d.followMTU(h, n.Name, wls, mtu)
+	if err := syncAddrs(h, wg, linkAddress(s, d.nodeID)); err != nil {
+		return fmt.Errorf("%s addresses: %w", dev.IfName, err)
+	}
 	if err := d.syncRoutesOf(ns, n.Name, h, wg, linkUp(wg), peers.Routes(desired)); err != nil {
 		return err
 	}
@@ -134,6 +137,16 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	}
 	if len(raise) > 0 {
 		d.later.after(peers.StaggerDelay, func() { d.raiseKeepalives(dev, raise) })
+	}
+	return nil
+}
+
+// linkAddress returns this node's link address (zos's 100.64.<o2>.<o3>)
+// as a /32 for its WireGuard device, or none: a /32, so that the kernel adds
+// no route of its own that the peers' routes would fight with.
+func linkAddress(s *spec.Spec, self string) []netip.Prefix {
+	if n, ok := s.Node(self); ok && n.LinkAddress.IsValid() {
+		return []netip.Prefix{netip.PrefixFrom(n.LinkAddress, 32)}
 	}
 	return nil
 }

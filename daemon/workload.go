@@ -201,7 +201,8 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 }
 
 // configureWorkloadSide gives the workload's end its addresses, MTU and a
-// route for the network's ranges via the gateway. No default route: the
+// route for the network's ranges (and, on a network with link addresses,
+// spec.LinkRange) via the gateway. No default route: the
 // network has no way out.
 func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets ipam.Subnets, w *store.Workload) error {
 	link, err := wh.LinkByName(w.IfName)
@@ -218,10 +219,15 @@ func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets
 	if err := wh.LinkSetUp(link); err != nil {
 		return fmt.Errorf("%s up: %w", w.IfName, err)
 	}
-	routes := []struct {
+	type route struct {
 		dst netip.Prefix
 		gw  netip.Addr
-	}{{s.IPRange, subnets.Gateway4}, {s.IPv6Range, subnets.Gateway6}}
+	}
+	routes := []route{{s.IPRange, subnets.Gateway4}, {s.IPv6Range, subnets.Gateway6}}
+	if s.HasLinkAddresses() {
+		// zos's users reach workloads from their link addresses.
+		routes = append(routes, route{spec.LinkRange, subnets.Gateway4})
+	}
 	for _, r := range routes {
 		if r.dst.Bits() == subnetBits(r.dst, subnets) {
 			continue // the range is the subnet: on-link already

@@ -62,7 +62,10 @@ type Resolver func(ctx context.Context, host string) (netip.Addr, error)
 // A public node (one with an endpoint) peers with every other member; a
 // hidden node only with the public members, and the relay's AllowedIPs on it
 // also carry the subnets of every other hidden member. A member's AllowedIPs
-// are its IPv4 subnet and its IPv6 /64 twin. Peers with an endpoint get
+// are its IPv4 subnet and its IPv6 /64 twin. A member that carries its own
+// AllowedIPs (spec.Node.AllowedIPs) is a peer whatever the topology, with
+// exactly those and their IPv6 twins (see verbatim), and plays no part in
+// relaying. Peers with an endpoint get
 // Keepalive, hidden peers none. Endpoint host names are looked up through
 // resolve.
 func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, extra ...Peer) ([]Peer, error) {
@@ -83,6 +86,10 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 		}
 		seen[key] = i
 		keys[i] = key
+		if len(n.AllowedIPs) > 0 && i != me {
+			subnets[i] = verbatim(s, n.AllowedIPs)
+			continue
+		}
 		sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, n.Subnet)
 		if err != nil {
 			return nil, fmt.Errorf("nodes[%d].subnet: %w", i, err)
@@ -94,8 +101,8 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 	relay := Relay(s)
 	var out []Peer
 	for i, n := range s.Nodes {
-		public := n.Endpoint != ""
-		if i == me || (!selfPublic && !public) {
+		public, given := n.Endpoint != "", len(n.AllowedIPs) > 0
+		if i == me || (!selfPublic && !public && !given) {
 			continue
 		}
 		p := Peer{Name: n.ID, PublicKey: keys[i], AllowedIPs: slices.Clone(subnets[i])}
@@ -107,9 +114,9 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 			p.Endpoint = ep
 			p.Keepalive = Keepalive
 		}
-		if !selfPublic && n.ID == relay {
+		if !selfPublic && n.ID == relay && !given {
 			for j, m := range s.Nodes {
-				if j != me && m.Endpoint == "" {
+				if j != me && m.Endpoint == "" && len(m.AllowedIPs) == 0 {
 					p.AllowedIPs = append(p.AllowedIPs, subnets[j]...)
 				}
 			}
@@ -135,6 +142,26 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 		return nil, err
 	}
 	return out, nil
+}
+
+// verbatim returns a member's given AllowedIPs plus the IPv6 twin of each
+// that is the network's IPv4 range (its /48) or a subnet inside it (that
+// subnet's /64, see ipam.NodeSubnets), so that the IPv6 addresses znet
+// gives every workload follow the IPv4 plan of a client that knows nothing
+// of them.
+func verbatim(s *spec.Spec, given []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(given)
+	for _, p := range given {
+		switch {
+		case p == s.IPRange:
+			out = append(out, s.IPv6Range)
+		case p.Addr().Is4() && p.Bits() > s.IPRange.Bits() && s.IPRange.Contains(p.Addr()):
+			if sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, p); err == nil {
+				out = append(out, sub.V6)
+			}
+		}
+	}
+	return out
 }
 
 // Relay returns the id of the member that relays traffic between hidden

@@ -24,10 +24,12 @@ type wireSpec struct {
 }
 
 type wireNode struct {
-	ID        string
-	Subnet    string
-	PublicKey string
-	Endpoint  string
+	ID          string
+	Subnet      string
+	PublicKey   string
+	Endpoint    string
+	AllowedIPs  []string
+	LinkAddress string
 }
 
 // Decode parses a JSON spec strictly, fills in defaults (see SetDefaults) and
@@ -151,6 +153,10 @@ func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
 				return strictjson.String(val, path, fail, &n.PublicKey)
 			case "endpoint":
 				return strictjson.String(val, path, fail, &n.Endpoint)
+			case "allowed_ips":
+				return decodeStrings(val, path, &n.AllowedIPs)
+			case "link_address":
+				return strictjson.String(val, path, fail, &n.LinkAddress)
 			}
 			return fieldErr(path, "unknown field")
 		})
@@ -177,6 +183,9 @@ func (w *wireSpec) toSpec() (*Spec, error) {
 	}
 	for i, n := range w.Nodes {
 		s.Nodes[i] = Node{ID: n.ID, PublicKey: n.PublicKey, Endpoint: n.Endpoint}
+		if err := n.parseExtension(&s.Nodes[i], i); err != nil {
+			return nil, err
+		}
 		if n.Subnet == "" {
 			continue
 		}
@@ -187,6 +196,45 @@ func (w *wireSpec) toSpec() (*Spec, error) {
 		}
 	}
 	return s, nil
+}
+
+// decodeStrings decodes an array of strings.
+func decodeStrings(raw json.RawMessage, path string, out *[]string) error {
+	items, err := strictjson.Array(raw, path, fail)
+	if err != nil {
+		return err
+	}
+	list := make([]string, len(items))
+	for i, item := range items {
+		if err := strictjson.String(item, fmt.Sprintf("%s[%d]", path, i), fail, &list[i]); err != nil {
+			return err
+		}
+	}
+	*out = list
+	return nil
+}
+
+// parseExtension parses the verbatim allowed IPs and the link address of
+// member i (see Node.AllowedIPs and Node.LinkAddress).
+func (w *wireNode) parseExtension(n *Node, i int) error {
+	for j, text := range w.AllowedIPs {
+		p, err := parsePrefix(text, fmt.Sprintf("nodes[%d].allowed_ips[%d]", i, j))
+		if err != nil {
+			return err
+		}
+		if !p.IsValid() {
+			return fieldErr(fmt.Sprintf("nodes[%d].allowed_ips[%d]", i, j), "must not be empty")
+		}
+		n.AllowedIPs = append(n.AllowedIPs, p)
+	}
+	if w.LinkAddress != "" {
+		a, err := netip.ParseAddr(w.LinkAddress)
+		if err != nil {
+			return fieldErr(fmt.Sprintf("nodes[%d].link_address", i), "%q is not an IP address", w.LinkAddress)
+		}
+		n.LinkAddress = a
+	}
+	return nil
 }
 
 // parsePrefix parses a CIDR prefix; the empty string gives the zero Prefix,

@@ -36,6 +36,30 @@ type Node struct {
 	// Endpoint is host:port of the member's WireGuard socket; empty for a
 	// member hidden behind NAT.
 	Endpoint string `json:"endpoint,omitempty"`
+	// AllowedIPs, when not empty, are the member's WireGuard AllowedIPs and
+	// routes exactly as given, instead of the ones derived from the
+	// topology (a zos-planned network, whose client decides who relays for
+	// whom). Such a member is always a peer, hidden or not, and may omit
+	// its subnet. Ignored on the applying node's own entry.
+	AllowedIPs []netip.Prefix `json:"allowed_ips,omitempty"`
+	// LinkAddress is the member's address on its WireGuard device, inside
+	// LinkRange (zos's 100.64.<o2>.<o3>); zero for none.
+	LinkAddress netip.Addr `json:"link_address,omitzero"`
+}
+
+// LinkRange holds the members' link addresses (Node.LinkAddress): zos's
+// 100.64.0.0/16, which its users' WireGuard configs route.
+var LinkRange = netip.MustParsePrefix("100.64.0.0/16")
+
+// HasLinkAddresses reports whether a member carries a link address, in
+// which case workloads also route LinkRange through their gateway.
+func (s *Spec) HasLinkAddresses() bool {
+	for _, n := range s.Nodes {
+		if n.LinkAddress.IsValid() {
+			return true
+		}
+	}
+	return false
 }
 
 // Node returns the member with the given id.
@@ -65,6 +89,9 @@ func (s *Spec) Clone() *Spec {
 	c := *s
 	if s.Nodes != nil {
 		c.Nodes = slices.Clone(s.Nodes)
+		for i := range c.Nodes {
+			c.Nodes[i].AllowedIPs = slices.Clone(c.Nodes[i].AllowedIPs)
+		}
 	}
 	return &c
 }

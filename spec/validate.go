@@ -59,6 +59,7 @@ func (s *Spec) Validate(self string) error {
 	seen := seenNodes{
 		ids:     make(map[string]int),
 		keys:    make(map[string]int),
+		links:   make(map[netip.Addr]int),
 		overlap: firstOverlap(s.Nodes),
 	}
 	for i := range s.Nodes {
@@ -104,9 +105,10 @@ func checkIPv6Range(p netip.Prefix) error {
 // seenNodes indexes the members, so that a spec of many members is checked in
 // O(n log n).
 type seenNodes struct {
-	ids     map[string]int // id -> index of the first member with it
-	keys    map[string]int // public key -> index of the first member with it
-	overlap overlap        // the first member whose subnet overlaps an earlier one's
+	ids     map[string]int     // id -> index of the first member with it
+	keys    map[string]int     // public key -> index of the first member with it
+	links   map[netip.Addr]int // link address -> index of the first member with it
+	overlap overlap            // the first member whose subnet overlaps an earlier one's
 }
 
 func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
@@ -121,8 +123,12 @@ func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
 	}
 	seen.ids[n.ID] = i
 
-	if err := s.checkSubnet(i, path("subnet")); err != nil {
-		return err
+	// A member with verbatim allowed IPs may leave its subnet out: zos's
+	// client sometimes sends a wrong one (see the zos package).
+	if n.Subnet.IsValid() || len(n.AllowedIPs) == 0 || n.ID == self {
+		if err := s.checkSubnet(i, path("subnet")); err != nil {
+			return err
+		}
 	}
 	if seen.overlap.i == i {
 		j := seen.overlap.j
@@ -147,7 +153,41 @@ func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
 			return fieldErr(path("endpoint"), "%v", err)
 		}
 	}
+	return s.checkExtension(i, seen)
+}
+
+// checkExtension checks member i's verbatim allowed IPs and link address:
+// canonical prefixes inside the network's ranges or LinkRange, and a link
+// address inside LinkRange that no other member has.
+func (s *Spec) checkExtension(i int, seen *seenNodes) error {
+	n := s.Nodes[i]
+	for j, p := range n.AllowedIPs {
+		f := fmt.Sprintf("nodes[%d].allowed_ips[%d]", i, j)
+		switch {
+		case p != p.Masked():
+			return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
+		case !inside(s.IPRange, p) && !inside(s.IPv6Range, p) && !inside(LinkRange, p):
+			return fieldErr(f, "%s is outside ip_range %s, ipv6_range %s and %s", p, s.IPRange, s.IPv6Range, LinkRange)
+		}
+	}
+	a := n.LinkAddress
+	if !a.IsValid() {
+		return nil
+	}
+	f := fmt.Sprintf("nodes[%d].link_address", i)
+	if !LinkRange.Contains(a) {
+		return fieldErr(f, "%s is not inside %s", a, LinkRange)
+	}
+	if j, dup := seen.links[a]; dup {
+		return fieldErr(f, "duplicate of nodes[%d].link_address", j)
+	}
+	seen.links[a] = i
 	return nil
+}
+
+// inside reports whether p lies within r.
+func inside(r, p netip.Prefix) bool {
+	return r.IsValid() && p.Addr().BitLen() == r.Addr().BitLen() && p.Bits() >= r.Bits() && r.Contains(p.Addr())
 }
 
 // checkSubnet checks one member's subnet on its own and against ip_range;
