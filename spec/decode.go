@@ -154,7 +154,7 @@ func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
 			case "endpoint":
 				return strictjson.String(val, path, fail, &n.Endpoint)
 			case "allowed_ips":
-				return decodeStrings(val, path, &n.AllowedIPs)
+				return strictjson.Strings(val, path, fail, &n.AllowedIPs)
 			case "link_address":
 				return strictjson.String(val, path, fail, &n.LinkAddress)
 			}
@@ -196,22 +196,6 @@ func (w *wireSpec) toSpec() (*Spec, error) {
 		}
 	}
 	return s, nil
-}
-
-// decodeStrings decodes an array of strings.
-func decodeStrings(raw json.RawMessage, path string, out *[]string) error {
-	items, err := strictjson.Array(raw, path, fail)
-	if err != nil {
-		return err
-	}
-	list := make([]string, len(items))
-	for i, item := range items {
-		if err := strictjson.String(item, fmt.Sprintf("%s[%d]", path, i), fail, &list[i]); err != nil {
-			return err
-		}
-	}
-	*out = list
-	return nil
 }
 
 // parseExtension parses the verbatim allowed IPs and the link address of

@@ -3,6 +3,7 @@ package strictjson
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -134,4 +135,21 @@ func Array(raw json.RawMessage, path string, fail Fail) ([]json.RawMessage, erro
 		return nil, fail(path, "malformed array: %v", err)
 	}
 	return items, nil
+}
+
+// Strings decodes the JSON array of strings raw, the value of the field at
+// path, into out, naming the element that is not a string.
+func Strings(raw json.RawMessage, path string, fail Fail, out *[]string) error {
+	items, err := Array(raw, path, fail)
+	if err != nil {
+		return err
+	}
+	list := make([]string, len(items))
+	for i, item := range items {
+		if err := String(item, fmt.Sprintf("%s[%d]", path, i), fail, &list[i]); err != nil {
+			return err
+		}
+	}
+	*out = list
+	return nil
 }
