@@ -122,6 +122,9 @@ func (s *Server) routes() *http.ServeMux {
 	handle("DELETE /v1/networks/{name}/access/{peer}", s.removeAccess)
 	handle("GET /v1/status", s.status)
 	handle("GET /v1/status/{name}", s.status)
+	if zs, ok := s.svc.(ZosService); ok {
+		s.zosRoutes(handle, zs)
+	}
 	return mux
 }
 

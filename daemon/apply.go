@@ -41,6 +41,17 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 	case err != nil:
 		return api.ApplyResult{}, err
 	}
+	if n.Zos != nil {
+		return api.ApplyResult{}, api.Conflict("name", "network %s realizes zos workload %q of twin %d; change it with znet zos apply",
+			s.Name, n.Zos.Name, n.Zos.Twin)
+	}
+	return d.applyLocked(ctx, n, n, s, wls)
+}
+
+// applyLocked makes network n, whose stored record is old, match spec s
+// and commits n with s. n is old, or old with what the caller changed (a
+// zos workload's imported key, port and origin); a failure restores old.
+func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec.Spec, wls []*store.Workload) (api.ApplyResult, error) {
 	changed, err := d.checkApply(n, s, wls)
 	if err != nil {
 		return api.ApplyResult{}, err
@@ -65,14 +76,14 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 		}
 	}
 	if err := d.realize(ctx, &next, s, wls, acc); err != nil {
-		d.rollback(ctx, n, wls)
+		d.rollback(ctx, old, wls)
 		return api.ApplyResult{}, fmt.Errorf("applying %s generation %d: %w", s.Name, s.Generation, err)
 	}
 	// Workloads whose plumbing was lost (reboot, crash) come back on a
 	// re-apply too: re-applying is how an operator repairs a network.
 	d.repairWorkloads(ctx, &next, wls)
 	if err := d.store.Update(func(tx *store.Tx) error { return tx.PutNetwork(&next) }); err != nil {
-		d.rollback(ctx, n, wls)
+		d.rollback(ctx, old, wls)
 		return api.ApplyResult{}, fmt.Errorf("saving %s: %w", s.Name, err)
 	}
 	if changed {

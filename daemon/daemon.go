@@ -45,6 +45,9 @@ type Config struct {
 	// from (where the WireGuard sockets are); default: the daemon's own.
 	// The caller keeps it open while the daemon runs.
 	Underlay netns.NsHandle
+	// AllowImportedKeys lets zos workloads bring this node's private key
+	// (znetd --allow-imported-keys); without it they are refused.
+	AllowImportedKeys bool
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -59,6 +62,8 @@ type Daemon struct {
 	free    func(int) bool
 	// underlay is Config.Underlay (0: the daemon's own namespace).
 	underlay netns.NsHandle
+	// importKeys is Config.AllowImportedKeys.
+	importKeys bool
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -89,7 +94,8 @@ func New(cfg Config) (*Daemon, error) {
 		portMax: cfg.PortMax,
 		free:    cfg.PortFree,
 
-		underlay: cfg.Underlay,
+		underlay:   cfg.Underlay,
+		importKeys: cfg.AllowImportedKeys,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -34,6 +34,12 @@ func (d *Daemon) DeleteNetwork(ctx context.Context, name string, force bool) err
 		return api.Conflict("name", "network %s still has %d workloads (%s); detach them or use --force",
 			name, len(wls), strings.Join(names, ", "))
 	}
+	return d.deleteLocked(ctx, name, wls)
+}
+
+// deleteLocked removes network name, with its workloads wls, from the
+// kernel and the state.
+func (d *Daemon) deleteLocked(ctx context.Context, name string, wls []*store.Workload) error {
 	d.realized.forget(name)
 	if err := d.teardown(ctx, name, wls); err != nil {
 		return fmt.Errorf("deleting %s: %w", name, err)

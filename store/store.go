@@ -42,6 +42,16 @@ type Network struct {
 	Spec *spec.Spec `json:"spec,omitempty"`
 	// Addrs hands out this node's addresses in the network; nil until applied.
 	Addrs *ipam.Allocator `json:"addrs,omitempty"`
+	// Zos says which zos workload the network realizes; nil for a network
+	// made with a spec. Its key and port were imported from the workload.
+	Zos *ZosOrigin `json:"zos,omitempty"`
+}
+
+// ZosOrigin names the zos network workload a network realizes.
+type ZosOrigin struct {
+	Twin    uint32 `json:"twin"`
+	Name    string `json:"name"`
+	Version uint64 `json:"version"`
 }
 
 // Workload is one attached workload.
