@@ -44,7 +44,7 @@ type runFunc func(ctx context.Context, a *app, args []string) error
 
 // commands returns the command table, in the order `znet help` lists it.
 func commands() []*command {
-	return slices.Concat(networkCommands(), workloadCommands(), accessCommands(), statusCommands(), deployCommands(), labCommands())
+	return slices.Concat(networkCommands(), workloadCommands(), accessCommands(), statusCommands(), deployCommands(), labCommands(), zosCommands())
 }
 
 func (c *command) name() string { return strings.Join(c.words, " ") }

@@ -48,6 +48,8 @@ type options struct {
 	tlsCert   string
 	tlsKey    string
 	tokenFile string
+	// importKeys accepts zos workloads, which carry the node's private key.
+	importKeys bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -62,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.listen, "listen", "", "also serve the API over TLS on this TCP `ADDR` (host:port; off by default)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "the PEM certificate `FILE` of the --listen API")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `FILE` of the --listen API")
+	fs.BoolVar(&o.importKeys, "allow-imported-keys", false, "accept zos network workloads, which bring this node's private key (made elsewhere)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "`FILE` holding the bearer token the --listen API requires (mode 0600 or stricter)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -173,7 +176,7 @@ func run(args []string) error {
 		return fmt.Errorf("--wireguard %s: %w", o.wireguard, err)
 	}
 	defer closeBackend(backend)
-	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log})
+	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys})
 	if err != nil {
 		return err
 	}

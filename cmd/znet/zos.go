@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+func zosCommands() []*command {
+	return []*command{
+		{
+			words: []string{"zos", "apply"}, args: "--twin ID -f WORKLOAD.json", min: 0, max: 0,
+			summary: "create or update the network of a zos network workload (- for stdin)",
+			setup: func(fs *flag.FlagSet) runFunc {
+				twin := fs.String("twin", "", "the owner's twin `ID`")
+				file := fs.String("f", "", "read the workload from `FILE` (- for stdin)")
+				return func(ctx context.Context, a *app, _ []string) error {
+					return zosApply(ctx, a, *twin, *file)
+				}
+			},
+		},
+		{
+			words: []string{"zos", "list"}, min: 0, max: 0,
+			summary: "list the networks realizing zos workloads, with their twin and name",
+			setup:   func(*flag.FlagSet) runFunc { return zosList },
+		},
+		{
+			words: []string{"zos", "delete"}, args: "--twin ID NAME", min: 1, max: 1,
+			summary: "remove the network of a zos workload, with everything attached",
+			setup: func(fs *flag.FlagSet) runFunc {
+				twin := fs.String("twin", "", "the owner's twin `ID`")
+				return func(ctx context.Context, a *app, args []string) error {
+					return zosDelete(ctx, a, *twin, args[0])
+				}
+			},
+		},
+	}
+}
+
+// parseTwin checks --twin of the command words.
+func parseTwin(words []string, text string) (uint32, error) {
+	self := lookup(words)
+	if text == "" {
+		return 0, usagef(self, "%s: --twin ID is required", self.name())
+	}
+	v, err := strconv.ParseUint(text, 10, 32)
+	if err != nil || v == 0 {
+		return 0, usagef(self, "--twin: %q is not a twin id (1-%d)", text, uint32(1<<32-1))
+	}
+	return uint32(v), nil
+}
+
+func zosApply(ctx context.Context, a *app, twinText, file string) error {
+	twin, err := parseTwin([]string{"zos", "apply"}, twinText)
+	if err != nil {
+		return err
+	}
+	if file == "" {
+		return usagef(lookup([]string{"zos", "apply"}), "zos apply: -f FILE is required")
+	}
+	data, err := a.readSpec(file)
+	if err != nil {
+		return err
+	}
+	res, err := a.client().ZosApplyRaw(ctx, twin, data)
+	if err != nil {
+		return err
+	}
+	return a.output(res, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "zos workload %q of twin %d, version %d: network %s\n", res.Name, res.Twin, res.Version, res.Network)
+		return err
+	})
+}
+
+func zosList(ctx context.Context, a *app, _ []string) error {
+	list, err := a.client().ZosNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	return a.output(list, func(w io.Writer) error {
+		tw := newTable(w)
+		_, _ = fmt.Fprintln(tw, "TWIN\tNAME\tVERSION\tNETWORK")
+		for _, n := range list {
+			_, _ = fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", n.Twin, strconv.Quote(n.Name), n.Version, n.Network)
+		}
+		return tw.Flush()
+	})
+}
+
+func zosDelete(ctx context.Context, a *app, twinText, name string) error {
+	twin, err := parseTwin([]string{"zos", "delete"}, twinText)
+	if err != nil {
+		return err
+	}
+	return a.client().ZosDelete(ctx, twin, name)
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/api/apitest"
+	"github.com/znet/znet/zos"
+)
+
+// zosFake is the fake daemon with the zos service, which records what it
+// was asked.
+type zosFake struct {
+	*apitest.Fake
+	applied []api.ZosNetwork
+	deleted []string
+}
+
+func (f *zosFake) ZosApply(_ context.Context, twin uint32, w *zos.Workload) (api.ZosNetwork, error) {
+	n := api.ZosNetwork{Network: zos.NetworkName(twin, w.Name), Twin: twin, Name: w.Name, Version: w.Version}
+	f.applied = append(f.applied, n)
+	return n, nil
+}
+
+func (f *zosFake) ZosNetworks(context.Context) ([]api.ZosNetwork, error) { return f.applied, nil }
+
+func (f *zosFake) ZosDelete(_ context.Context, twin uint32, name string) error {
+	f.deleted = append(f.deleted, zos.NetworkName(twin, name))
+	return nil
+}
+
+func TestZosCommands(t *testing.T) {
+	f := &zosFake{Fake: &apitest.Fake{}}
+	sock := apitest.Serve(t, f)
+	workload, err := os.ReadFile("../../zos/testdata/hostbits.json")
+	require.NoError(t, err)
+
+	r := cli(t, string(workload), "--socket", sock, "zos", "apply", "--twin", "7", "-f", "-", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
+	assert.Equal(t, map[string]any{"network": "z32ae69ff3de6275", "twin": 7.0, "name": "Web_Net", "version": 0.0}, got)
+
+	r = cli(t, "", "--socket", sock, "zos", "list", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &list))
+	assert.Equal(t, []map[string]any{{"network": "z32ae69ff3de6275", "twin": 7.0, "name": "Web_Net", "version": 0.0}}, list)
+
+	r = cli(t, "", "--socket", sock, "zos", "delete", "--twin", "7", "Web_Net")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"z32ae69ff3de6275"}, f.deleted, "the name reaches the daemon as given")
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"zos", "apply", "-f", "-"}, "--twin ID is required"},
+		{[]string{"zos", "apply", "--twin", "0", "-f", "-"}, `"0" is not a twin id`},
+		{[]string{"zos", "apply", "--twin", "7"}, "-f FILE is required"},
+		{[]string{"zos", "delete", "--twin", "x", "n"}, `"x" is not a twin id`},
+	} {
+		r := cli(t, "", append([]string{"--socket", sock}, tt.args...)...)
+		assert.Equal(t, 2, r.code, "%v", tt.args)
+		assert.Contains(t, r.stderr, tt.want, "%v", tt.args)
+	}
+	r = cli(t, `{"version":0,"name":"n","type":"zmachine","data":{}}`, "--socket", sock, "zos", "apply", "--twin", "7", "-f", "-")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, `type: must be "network"`, "the daemon names the field")
+}
