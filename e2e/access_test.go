@@ -105,7 +105,13 @@ func (lp *laptop) up(t *testing.T, conf string) {
 	resolv := fmt.Sprintf("nameserver %s\nsearch %s\n", dns[0], strings.Join(dns[1:], " "))
 	require.NoError(t, os.MkdirAll(filepath.Join("/etc/netns", lp.ns), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join("/etc/netns", lp.ns, "resolv.conf"), []byte(resolv), 0o644))
-	require.NoError(t, os.WriteFile(lp.confPath(), []byte(strings.Join(kept, "\n")), 0o600))
+	lp.wgQuickUp(t, strings.Join(kept, "\n"))
+}
+
+// wgQuickUp brings conf up with wg-quick as it is.
+func (lp *laptop) wgQuickUp(t *testing.T, conf string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(lp.confPath(), []byte(conf), 0o600))
 	t.Cleanup(func() { _ = os.Remove(lp.confPath()) })
 	cmd := exec.Command("ip", "netns", "exec", lp.ns, "wg-quick", "up", lp.confPath())
 	cmd.Env = append(os.Environ(), "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1")

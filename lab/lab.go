@@ -37,6 +37,9 @@ type Config struct {
 	// bridge and both ends of every node's veth into it (0: the kernel's
 	// default, 1500). A smaller one plays a cloud VPC (1460) or a tunnel.
 	UnderlayMTU int
+	// AllowImportedKeys starts every znetd with --allow-imported-keys, so
+	// the nodes accept zos network workloads.
+	AllowImportedKeys bool
 }
 
 // Node is one simulated node.
@@ -58,7 +61,9 @@ type Lab struct {
 	Internet  string `json:"internet"`
 	Znetd     string `json:"znetd"`
 	Wireguard string `json:"wireguard"`
-	Nodes     []Node `json:"nodes"`
+	// AllowImportedKeys is Config.AllowImportedKeys, kept for restarts.
+	AllowImportedKeys bool   `json:"allow_imported_keys,omitempty"`
+	Nodes             []Node `json:"nodes"`
 	// Workloads are the names of the workload namespaces made for the lab
 	// (AddWorkloadNS); Down removes them.
 	Workloads []string `json:"workloads,omitempty"`
@@ -114,7 +119,8 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard, UnderlayMTU: c.UnderlayMTU}
+	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard, UnderlayMTU: c.UnderlayMTU,
+		AllowImportedKeys: c.AllowImportedKeys}
 	if old, err := Load(dir); err == nil {
 		if len(old.Nodes) > c.Nodes {
 			return nil, fmt.Errorf("nodes: the lab in %s has %d nodes; take it down first to shrink it", dir, len(old.Nodes))

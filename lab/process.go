@@ -29,9 +29,12 @@ func (l *Lab) StartNode(ctx context.Context, n Node) error {
 		return err
 	}
 	defer func() { _ = logf.Close() }()
-	cmd := exec.Command(l.Znetd,
-		"--node-id", n.ID, "--state-dir", n.StateDir, "--socket", n.Socket,
-		"--wireguard", l.Wireguard, "--log-level", "debug")
+	args := []string{"--node-id", n.ID, "--state-dir", n.StateDir, "--socket", n.Socket,
+		"--wireguard", l.Wireguard, "--log-level", "debug"}
+	if l.AllowImportedKeys {
+		args = append(args, "--allow-imported-keys")
+	}
+	cmd := exec.Command(l.Znetd, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: the node lives on when the lab's caller exits, as a
 	// real node's daemon would.
