@@ -15,15 +15,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/lab"
 	"github.com/znet/znet/store"
+	"github.com/znet/znet/zos"
 )
 
 // TestPrivateKeyNeverLeaves reads a node's private key for a network from
-// its state file and looks for it, as base64 and as hex (the form the
+// its state file, takes the key a zos workload imported, and looks for them, as base64 and as hex (the form the
 // WireGuard control protocol uses), in every API answer, the CLI's output
 // (JSON and human), the znetd log and the data-plane logs.
 func TestPrivateKeyNeverLeaves(t *testing.T) {
-	l := newLab(t, 1)
+	l := newLabWith(t, lab.Config{Nodes: 1, AllowImportedKeys: true})
 	node := l.Nodes[0]
 
 	var outputs []string
@@ -46,6 +48,21 @@ func TestPrivateKeyNeverLeaves(t *testing.T) {
 	require.NoError(t, err, errOut)
 	outputs = append(outputs, out+errOut)
 
+	// A zos workload brings its own key.
+	imported := newKey(t)
+	wl := fmt.Sprintf(`{"version":0,"name":"leak","type":"network","data":{"ip_range":"10.30.0.0/16","subnet":"10.30.2.0/24",`+
+		`"wireguard_private_key":%q,"wireguard_listen_port":30500,"peers":[],"mycelium":null}}`, imported)
+	out, errOut, err = znetRun(node, wl, "zos", "apply", "--twin", "9", "-f", "-")
+	require.NoError(t, err, errOut)
+	outputs = append(outputs, out+errOut)
+	_, errOut, _ = znetRun(node, strings.Replace(wl, `"version":0`, `"version":0,"colour":1`, 1), "zos", "apply", "--twin", "9", "-f", "-")
+	outputs = append(outputs, errOut)
+	record("zos", "list")
+	record("zos", "list", "--json")
+	zosNet := zos.NetworkName(9, "leak")
+	record("network", "show", zosNet, "--json")
+	record("status", zosNet)
+
 	var private string
 	withStoppedStore(t, l, node, func(s *store.Store) {
 		require.NoError(t, s.View(func(tx *store.Tx) error {
@@ -59,7 +76,7 @@ func TestPrivateKeyNeverLeaves(t *testing.T) {
 	raw, err := base64.StdEncoding.DecodeString(private)
 	require.NoError(t, err)
 	require.Len(t, raw, 32, "the state holds a WireGuard private key")
-	forms := []string{private, hex.EncodeToString(raw)}
+	forms := []string{private, hex.EncodeToString(raw), imported.String(), hex.EncodeToString(imported[:])}
 
 	for _, asJSON := range []bool{true, false} {
 		for _, args := range [][]string{
@@ -115,4 +132,5 @@ func TestPrivateKeyNeverLeaves(t *testing.T) {
 	}
 	// The checks can fail: the public key, made the same way, is there.
 	assert.Contains(t, strings.Join(outputs, "\n"), res.PublicKey)
+	assert.Contains(t, strings.Join(outputs, "\n"), imported.PublicKey().String())
 }
