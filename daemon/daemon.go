@@ -209,6 +209,9 @@ func (d *Daemon) ReservePort(ctx context.Context, network string, port int) (api
 				return api.Conflict("listen_port", "port %d is used by network %s on this node", port, other.Name)
 			}
 		}
+		if n != nil && n.Zos != nil {
+			return api.Conflict("listen_port", "network %s realizes a zos workload, whose wireguard_listen_port decides the port", network)
+		}
 		if n != nil && n.ListenPort == port {
 			res = api.Reservation{NodeID: d.nodeID, PublicKey: n.PublicKey, ListenPort: port}
 			return nil

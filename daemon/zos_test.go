@@ -137,6 +137,10 @@ func TestZosListAndDelete(t *testing.T) {
 		requireAPIError(t, err, http.StatusConflict, "name")
 		assert.Contains(t, err.Error(), "znet zos apply")
 	})
+	t.Run("the port is the workload's", func(t *testing.T) {
+		_, err := u.d.ReservePort(ctx, zos.NetworkName(42, "mynet"), 40001)
+		requireAPIError(t, err, http.StatusConflict, "listen_port")
+	})
 	t.Run("unknown workloads are not found", func(t *testing.T) {
 		requireAPIError(t, u.d.ZosDelete(ctx, 43, "mynet"), http.StatusNotFound, "name")
 		requireAPIError(t, u.d.ZosDelete(ctx, 42, "other"), http.StatusNotFound, "name")
