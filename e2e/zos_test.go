@@ -173,13 +173,21 @@ func TestZos(t *testing.T) {
 		assert.Equal(t, api.ZosNetwork{Network: network, Twin: 42, Name: p.name, Version: 0}, res)
 		ws[i] = attach(t, n, network, fmt.Sprintf("web%d", i+1))
 	}
+	// A zmachine's interface {"network": "my_Net", "ip": "10.80.3.50"}, as
+	// a namespace workload (tap workloads are another issue's).
+	vm := attached{ns: workloadNS(t, "vm")}
+	var att api.Attachment
+	znetJSON(t, l.Nodes[1], &att, "zos", "attach", "--twin", "42", p.name, "vm", "--netns", "/run/netns/"+vm.ns, "--ip", "10.80.3.50")
+	require.Equal(t, "10.80.3.50", att.IPv4.String())
+	vm.ipv4, vm.ipv6 = att.IPv4.String(), att.IPv6.String()
+	ws = append(ws, vm)
 
 	t.Run("every workload pair talks, the hidden node's through the access node", func(t *testing.T) {
 		for i := range ws {
 			for j := range ws {
 				if i != j {
-					assert.True(t, eventuallyPing(ws[i].ns, ws[j].ipv4), "web%d -> web%d %s", i+1, j+1, ws[j].ipv4)
-					assert.True(t, eventuallyPing(ws[i].ns, ws[j].ipv6), "web%d -> web%d %s", i+1, j+1, ws[j].ipv6)
+					assert.True(t, eventuallyPing(ws[i].ns, ws[j].ipv4), "workload %d -> %d %s", i+1, j+1, ws[j].ipv4)
+					assert.True(t, eventuallyPing(ws[i].ns, ws[j].ipv6), "workload %d -> %d %s", i+1, j+1, ws[j].ipv6)
 				}
 			}
 		}
@@ -196,7 +204,7 @@ func TestZos(t *testing.T) {
 	lp.wgQuickUp(t, p.userConfig())
 	t.Run("the user's grid config reaches every workload", func(t *testing.T) {
 		for i := range ws {
-			assert.True(t, eventuallyPing(lp.ns, ws[i].ipv4), "user -> web%d %s", i+1, ws[i].ipv4)
+			assert.True(t, eventuallyPing(lp.ns, ws[i].ipv4), "user -> workload %d %s", i+1, ws[i].ipv4)
 		}
 	})
 

@@ -25,12 +25,9 @@ func workloadCommands() []*command {
 					if req.NetNS == "" {
 						return usagef(self, "workload attach: --netns PATH is required")
 					}
-					if *ipv4 != "" {
-						addr, err := netip.ParseAddr(*ipv4)
-						if err != nil || !addr.Is4() {
-							return usagef(self, "--ipv4: %q is not an IPv4 address", *ipv4)
-						}
-						req.IPv4 = addr
+					var err error
+					if req.IPv4, err = parseIPv4Flag(self, "ipv4", *ipv4); err != nil {
+						return err
 					}
 					return workloadAttach(ctx, a, args[0], req)
 				}
@@ -47,6 +44,19 @@ func workloadCommands() []*command {
 			setup:   func(*flag.FlagSet) runFunc { return workloadList },
 		},
 	}
+}
+
+// parseIPv4Flag parses the IPv4 address of flag --name of cmd; "" gives
+// the zero address (none asked for).
+func parseIPv4Flag(cmd *command, name, text string) (netip.Addr, error) {
+	if text == "" {
+		return netip.Addr{}, nil
+	}
+	addr, err := netip.ParseAddr(text)
+	if err != nil || !addr.Is4() {
+		return netip.Addr{}, usagef(cmd, "--%s: %q is not an IPv4 address", name, text)
+	}
+	return addr, nil
 }
 
 func workloadAttach(ctx context.Context, a *app, network string, req api.AttachRequest) error {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/zos"
 )
 
 func zosCommands() []*command {
@@ -25,6 +28,33 @@ func zosCommands() []*command {
 			words: []string{"zos", "list"}, min: 0, max: 0,
 			summary: "list the networks realizing zos workloads, with their twin and name",
 			setup:   func(*flag.FlagSet) runFunc { return zosList },
+		},
+		{
+			words: []string{"zos", "attach"}, args: "--twin ID NETWORK NAME --netns PATH [--ip ADDR] [--ifname IF]", min: 2, max: 2,
+			summary: "connect a namespace to the network of zos workload NETWORK, as a zmachine's interface {network, ip}",
+			setup: func(fs *flag.FlagSet) runFunc {
+				twin := fs.String("twin", "", "the owner's twin `ID`")
+				netns := fs.String("netns", "", "the workload's network namespace `PATH` (/run/netns/NAME or /proc/PID/ns/net)")
+				ip := fs.String("ip", "", "the interface's IPv4 `ADDR`, inside this node's subnet (default: the next free one)")
+				ifname := fs.String("ifname", "", "the interface name `IF` inside the workload (default: znet0, znet1, ...)")
+				return func(ctx context.Context, a *app, args []string) error {
+					return zosAttach(ctx, a, *twin, args, api.AttachRequest{Name: args[1], NetNS: *netns, IfName: *ifname}, *ip)
+				}
+			},
+		},
+		{
+			words: []string{"zos", "detach"}, args: "--twin ID NETWORK NAME", min: 2, max: 2,
+			summary: "disconnect a workload from the network of zos workload NETWORK",
+			setup: func(fs *flag.FlagSet) runFunc {
+				twin := fs.String("twin", "", "the owner's twin `ID`")
+				return func(ctx context.Context, a *app, args []string) error {
+					t, err := parseTwin([]string{"zos", "detach"}, *twin)
+					if err != nil {
+						return err
+					}
+					return workloadDetach(ctx, a, []string{zos.NetworkName(t, args[0]), args[1]})
+				}
+			},
 		},
 		{
 			words: []string{"zos", "delete"}, args: "--twin ID NAME", min: 1, max: 1,
@@ -95,4 +125,22 @@ func zosDelete(ctx context.Context, a *app, twinText, name string) error {
 		return err
 	}
 	return a.client().ZosDelete(ctx, twin, name)
+}
+
+// zosAttach attaches a namespace workload with the address a zmachine's
+// interface asks for (tap workloads for the VMs themselves are not here
+// yet).
+func zosAttach(ctx context.Context, a *app, twinText string, args []string, req api.AttachRequest, ip string) error {
+	self := lookup([]string{"zos", "attach"})
+	twin, err := parseTwin(self.words, twinText)
+	if err != nil {
+		return err
+	}
+	if req.NetNS == "" {
+		return usagef(self, "zos attach: --netns PATH is required")
+	}
+	if req.IPv4, err = parseIPv4Flag(self, "ip", ip); err != nil {
+		return err
+	}
+	return workloadAttach(ctx, a, zos.NetworkName(twin, args[0]), req)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"testing"
 
@@ -73,4 +74,34 @@ func TestZosCommands(t *testing.T) {
 	r = cli(t, `{"version":0,"name":"n","type":"zmachine","data":{}}`, "--socket", sock, "zos", "apply", "--twin", "7", "-f", "-")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, `type: must be "network"`, "the daemon names the field")
+}
+
+// TestZosAttach covers a zmachine's interface {network, ip} as a namespace
+// workload on the network of the zos workload it names.
+func TestZosAttach(t *testing.T) {
+	f := &zosFake{Fake: &apitest.Fake{}}
+	f.Attachment = sampleAttachment()
+	sock := apitest.Serve(t, f)
+	network := zos.NetworkName(7, "Web_Net")
+
+	r := cli(t, "", "--socket", sock, "zos", "attach", "--twin", "7", "Web_Net", "vm1", "--netns", "/run/netns/vm1", "--ip", "10.30.2.5")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, api.AttachRequest{Name: "vm1", NetNS: "/run/netns/vm1", IPv4: netip.MustParseAddr("10.30.2.5")}, f.LastAttach())
+	r = cli(t, "", "--socket", sock, "zos", "detach", "--twin", "7", "Web_Net", "vm1")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []string{"Attach(" + network + ", vm1)", "Detach(" + network + ", vm1)"}, f.Calls())
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"zos", "attach", "--twin", "7", "n", "vm1"}, "--netns PATH is required"},
+		{[]string{"zos", "attach", "--twin", "7", "n", "vm1", "--netns", "/run/netns/x", "--ip", "fd00::1"}, `--ip: "fd00::1" is not an IPv4 address`},
+		{[]string{"zos", "attach", "n", "vm1", "--netns", "/run/netns/x"}, "--twin ID is required"},
+		{[]string{"zos", "detach", "--twin", "-1", "n", "vm1"}, "not a twin id"},
+	} {
+		r := cli(t, "", append([]string{"--socket", sock}, tt.args...)...)
+		assert.Equal(t, 2, r.code, "%v", tt.args)
+		assert.Contains(t, r.stderr, tt.want, "%v", tt.args)
+	}
 }
