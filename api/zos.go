@@ -85,14 +85,15 @@ func (c *Client) ZosApplyRaw(ctx context.Context, twin uint32, data []byte) (Zos
 	return res, err
 }
 
-// ZosNetworks implements ZosService.
+// ZosNetworks asks ZosService.ZosNetworks. (The client sends workloads as
+// documents, with ZosApplyRaw, so it is no ZosService itself.)
 func (c *Client) ZosNetworks(ctx context.Context) ([]ZosNetwork, error) {
 	var list []ZosNetwork
 	err := c.do(ctx, http.MethodGet, "/v1/zos", nil, &list)
 	return list, err
 }
 
-// ZosDelete implements ZosService.
+// ZosDelete asks ZosService.ZosDelete.
 func (c *Client) ZosDelete(ctx context.Context, twin uint32, name string) error {
 	return c.do(ctx, http.MethodDelete, fmt.Sprintf("/v1/zos/%d/%s", twin, url.PathEscape(name)), nil, nil)
 }
