@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,6 +251,24 @@ func TestZos(t *testing.T) {
 		znetJSON(t, l.Nodes[1], &list, "zos", "list")
 		assert.Equal(t, []api.ZosNetwork{{Network: network, Twin: 42, Name: p.name, Version: 4}}, list)
 		outputs = append(outputs, znet(t, l.Nodes[1], "zos", "list"))
+	})
+
+	t.Run("a restarted znetd adopts the network as it is", func(t *testing.T) {
+		acc := l.Nodes[0]
+		before := settledHandshakes(t, acc, network)
+		require.NoError(t, l.KillNode(acc, syscall.SIGKILL))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, l.StartNode(ctx, acc))
+		var list []api.ZosNetwork
+		znetJSON(t, acc, &list, "zos", "list")
+		assert.Equal(t, []api.ZosNetwork{{Network: network, Twin: 42, Name: p.name, Version: 4}}, list)
+		assert.Equal(t, networkStatus(t, acc, network).Interface, deviceWith(t, namespaces.Name(acc.ID, network), p.link(0)))
+		assert.True(t, eventuallyPing(lp.ns, ws[2].ipv4), "user -> hidden web3")
+		assert.Equal(t, before, handshakes(t, acc, network), "no session was reset")
+		out, errOut, err := zosApply(p, 0, 4)
+		require.NoError(t, err, "the same version after a restart: %s", errOut)
+		outputs = append(outputs, out)
 	})
 
 	t.Run("no private key in any answer or log", func(t *testing.T) {

@@ -46,6 +46,12 @@ func FuzzDecode(f *testing.F) {
 		{`[{"name":"x"}]`, ""},
 		{`null`, ""},
 		{"\xef\xbb\xbf{}", ""},
+		// Verbatim allowed IPs and link addresses (a zos-planned network),
+		// a member without a subnet; then ones outside the ranges.
+		{`{"name":"z","generation":1,"ip_range":"10.20.0.0/16","nodes":[{"id":"h","subnet":"10.20.4.0/24","link_address":"100.64.20.4"},` +
+			`{"id":"a","public_key":"` + k1 + `","endpoint":"198.18.0.1:1","allowed_ips":["10.20.0.0/16","100.64.0.0/16"]}]}`, "h"},
+		{`{"name":"z","generation":1,"ip_range":"10.20.0.0/16","nodes":[{"id":"h","subnet":"10.20.4.0/24","link_address":"100.65.0.1"},` +
+			`{"id":"a","public_key":"` + k1 + `","allowed_ips":["0.0.0.0/0","10.20.1.1/24",""]}]}`, "h"},
 		// Bad endpoints and keys.
 		{`{"name":"x","generation":1,"ip_range":"10.0.0.0/16","nodes":[{"id":"a","subnet":"10.0.1.0/24","public_key":"AAAA","endpoint":"[fe80::1%eth0]:0"}]}`, "a"},
 	}
