@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"testing"
@@ -11,30 +10,11 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/api/apitest"
-	"github.com/znet/znet/zos"
 )
-
-// zosFake is a Fake that also serves zos workloads, remembering the last.
-type zosFake struct {
-	*apitest.Fake
-	twin uint32
-	last *zos.Workload
-}
-
-func (f *zosFake) ZosApply(_ context.Context, twin uint32, w *zos.Workload) (api.ZosNetwork, error) {
-	f.twin, f.last = twin, w
-	return api.ZosNetwork{Network: zos.NetworkName(twin, w.Name), Twin: twin, Name: w.Name, Version: w.Version}, nil
-}
-
-func (f *zosFake) ZosNetworks(context.Context) ([]api.ZosNetwork, error) { return nil, nil }
-
-func (f *zosFake) ZosDelete(_ context.Context, twin uint32, name string) error {
-	return api.NotFound("name", "no zos workload %q of twin %d", name, twin)
-}
 
 func TestZosRoutes(t *testing.T) {
 	checkGoroutines(t)
-	f := &zosFake{Fake: &apitest.Fake{}}
+	f := apitest.NewZosFake()
 	socket := apitest.Serve(t, f)
 	c := api.NewClient(socket)
 	workload, err := os.ReadFile("../zos/testdata/access.json")
@@ -43,13 +23,12 @@ func TestZosRoutes(t *testing.T) {
 	res, err := c.ZosApplyRaw(t.Context(), 42, workload)
 	require.NoError(t, err)
 	assert.Equal(t, api.ZosNetwork{Network: "z368907a44eec32e", Twin: 42, Name: "mynet"}, res)
-	assert.Equal(t, uint32(42), f.twin)
-	require.NotNil(t, f.last)
-	assert.Len(t, f.last.Data.Peers, 3)
-
+	require.NotNil(t, f.LastWorkload())
+	assert.Len(t, f.LastWorkload().Data.Peers, 3)
 	list, err := c.ZosNetworks(t.Context())
 	require.NoError(t, err)
-	assert.Empty(t, list)
+	assert.Equal(t, []api.ZosNetwork{res}, list)
+	require.NoError(t, c.ZosDelete(t.Context(), 42, "mynet"))
 	a := rawDo(t, socket, http.MethodGet, "/v1/zos", nil)
 	assert.Equal(t, "[]\n", string(a.body), "an empty list is [], not null")
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -15,29 +14,8 @@ import (
 	"github.com/znet/znet/zos"
 )
 
-// zosFake is the fake daemon with the zos service, which records what it
-// was asked.
-type zosFake struct {
-	*apitest.Fake
-	applied []api.ZosNetwork
-	deleted []string
-}
-
-func (f *zosFake) ZosApply(_ context.Context, twin uint32, w *zos.Workload) (api.ZosNetwork, error) {
-	n := api.ZosNetwork{Network: zos.NetworkName(twin, w.Name), Twin: twin, Name: w.Name, Version: w.Version}
-	f.applied = append(f.applied, n)
-	return n, nil
-}
-
-func (f *zosFake) ZosNetworks(context.Context) ([]api.ZosNetwork, error) { return f.applied, nil }
-
-func (f *zosFake) ZosDelete(_ context.Context, twin uint32, name string) error {
-	f.deleted = append(f.deleted, zos.NetworkName(twin, name))
-	return nil
-}
-
 func TestZosCommands(t *testing.T) {
-	f := &zosFake{Fake: &apitest.Fake{}}
+	f := apitest.NewZosFake()
 	sock := apitest.Serve(t, f)
 	workload, err := os.ReadFile("../../zos/testdata/hostbits.json")
 	require.NoError(t, err)
@@ -56,7 +34,7 @@ func TestZosCommands(t *testing.T) {
 
 	r = cli(t, "", "--socket", sock, "zos", "delete", "--twin", "7", "Web_Net")
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Equal(t, []string{"z32ae69ff3de6275"}, f.deleted, "the name reaches the daemon as given")
+	assert.Equal(t, []string{"ZosApply(7, Web_Net)", "ZosNetworks()", "ZosDelete(7, Web_Net)"}, f.Calls(), "the name reaches the daemon as given")
 
 	for _, tt := range []struct {
 		args []string
@@ -79,7 +57,7 @@ func TestZosCommands(t *testing.T) {
 // TestZosAttach covers a zmachine's interface {network, ip} as a namespace
 // workload on the network of the zos workload it names.
 func TestZosAttach(t *testing.T) {
-	f := &zosFake{Fake: &apitest.Fake{}}
+	f := apitest.NewZosFake()
 	f.Attachment = sampleAttachment()
 	sock := apitest.Serve(t, f)
 	network := zos.NetworkName(7, "Web_Net")
