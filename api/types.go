@@ -141,6 +141,14 @@ type NetworkStatus struct {
 	DNS *DNSStatus `json:"dns,omitempty"`
 	// Problems lists what is wrong right now, in words an operator can act on.
 	Problems []string `json:"problems,omitempty"`
+	// DataplaneRestarts is how many times znetd restarted this network's
+	// data plane after it died, since znetd started.
+	DataplaneRestarts int `json:"dataplane_restarts"`
+	// DataplaneLastExit says how the data plane last died ("killed by
+	// signal 9 (killed)", "exited with status 2"); DataplaneLastExitAt is
+	// when znetd noticed. Empty while it never died under this znetd.
+	DataplaneLastExit   string    `json:"dataplane_last_exit,omitempty"`
+	DataplaneLastExitAt time.Time `json:"dataplane_last_exit_at,omitzero"`
 }
 
 // DNSStatus is the state of one node's resolver of a network: its own zone

@@ -74,6 +74,9 @@ type Daemon struct {
 
 	// later holds the pending keepalive raises of staggered peers.
 	later staggered
+
+	// sup watches the data planes and restarts those that die.
+	sup *supervisor
 }
 
 var _ api.Service = (*Daemon)(nil)
@@ -109,6 +112,8 @@ func New(cfg Config) (*Daemon, error) {
 	if d.free == nil {
 		d.free = udpPortFree
 	}
+	d.sup = newSupervisor(d.log)
+	d.sup.wait, d.sup.current, d.sup.restart = d.waitDataplane, d.currentDataplane, d.restartDataplane
 	err := d.store.Update(func(tx *store.Tx) error {
 		switch have := tx.NodeID(); have {
 		case "":
@@ -354,11 +359,7 @@ func (d *Daemon) Status(ctx context.Context, network string) ([]api.NetworkStatu
 	if err != nil {
 		return nil, err
 	}
-	out := []api.NetworkStatus{}
-	for _, n := range nets {
-		out = append(out, d.status(ctx, n, wls[n.Name]))
-	}
-	return out, nil
+	return d.statuses(ctx, nets, wls), nil
 }
 
 // subnetsOf returns this node's subnets in an applied network.

@@ -75,9 +75,11 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return err
 	}
 	dev := d.device(n.Name, mtu)
-	if _, err := d.backend.Ensure(ctx, dev); err != nil {
+	pid, err := d.backend.Ensure(ctx, dev)
+	if err != nil {
 		return fmt.Errorf("wireguard device: %w", err)
 	}
+	d.sup.watch(n.Name, pid)
 	if err := d.configureDevice(ctx, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
 		return err
 	}
@@ -191,6 +193,7 @@ func (d *Daemon) rules(dev overlay.Device, wls []*store.Workload, acc []*store.A
 // the workloads' ends) and the resolv.conf files written for workloads.
 func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Workload) error {
 	var errs []error
+	d.sup.stop(network) // a data plane stopped on purpose is not restarted
 	dev := d.device(network, 0)
 	if err := d.backend.Delete(ctx, dev); err != nil {
 		errs = append(errs, fmt.Errorf("removing device: %w", err))

@@ -77,9 +77,11 @@ func (d *Daemon) raiseKeepalives(dev overlay.Device, raise []wgtypes.PeerConfig)
 	}
 }
 
-// Close stops the daemon's background work (pending keepalive raises). The
-// networks and their data planes keep running. Call it before closing the
-// store.
+// Close stops the daemon's background work (the data planes' watchers,
+// pending keepalive raises) and waits for it. The networks and their data
+// planes keep running. Call it before closing the store and the backend,
+// and without holding the daemon's lock.
 func (d *Daemon) Close() {
+	d.sup.close()
 	d.later.stop()
 }

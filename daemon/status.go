@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/znet/znet/api"
@@ -18,8 +20,37 @@ import (
 // keepalives make traffic flow).
 const handshakeStale = 3 * time.Minute
 
+// statusTimeout bounds what status asks one network's data plane (its
+// device and its resolver), so that a stopped or wedged data plane costs
+// `znet status` this long and is named, instead of hanging it.
+const statusTimeout = 800 * time.Millisecond
+
+// statusParallel is how many networks status reads at once.
+const statusParallel = 16
+
+// statuses reads the live state of every network in nets, several at a
+// time, so that unresponsive data planes do not add up their timeouts.
+func (d *Daemon) statuses(ctx context.Context, nets []*store.Network, wls map[string][]*store.Workload) []api.NetworkStatus {
+	out := make([]api.NetworkStatus, len(nets))
+	sem := make(chan struct{}, statusParallel)
+	var wg sync.WaitGroup
+	for i, n := range nets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = d.status(ctx, n, wls[n.Name])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // status reads the live state of n and explains what is wrong.
 func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Workload) api.NetworkStatus {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
 	st := api.NetworkStatus{
 		Name:       n.Name,
 		NodeID:     d.nodeID,
@@ -47,7 +78,12 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 	if problem := d.mtuStatus(&st, d.device(n.Name, n.Spec.MTU), time.Now()); problem != "" {
 		st.Problems = append(st.Problems, problem)
 	}
+	st.Problems = append(st.Problems, d.healthStatus(&st)...)
 	dev, err := d.backend.Show(ctx, d.device(n.Name, n.Spec.MTU))
+	if errors.Is(err, overlay.ErrNotResponding) {
+		st.Problems = append(st.Problems, fmt.Sprintf("data plane not responding (pid %d): no answer within %s; it is stopped or overloaded", st.PID, statusTimeout))
+		return st
+	}
 	if err != nil {
 		st.Problems = append(st.Problems, fmt.Sprintf("wireguard device: %v", err))
 		return st
@@ -102,6 +138,26 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		}
 	}
 	return st
+}
+
+// healthStatus fills in what the supervisor knows of st's data plane and
+// returns the problems it shows: a restart waiting out its backoff, or one
+// that failed.
+func (d *Daemon) healthStatus(st *api.NetworkStatus) []string {
+	h, ok := d.sup.health(st.Name)
+	if !ok {
+		return nil
+	}
+	st.DataplaneRestarts, st.DataplaneLastExit, st.DataplaneLastExitAt = h.Restarts, h.LastExit, h.LastExitAt
+	var problems []string
+	if !h.NextRestart.IsZero() {
+		problems = append(problems, fmt.Sprintf("data plane keeps dying (last: %s); next restart in %s",
+			h.LastExit, time.Until(h.NextRestart).Round(time.Second)))
+	}
+	if h.RestartError != "" {
+		problems = append(problems, "restarting the data plane failed: "+h.RestartError)
+	}
+	return problems
 }
 
 func stDNSMembers(s *api.DNSStatus) []api.DNSMember {

@@ -180,14 +180,86 @@ func (b *Userspace) reapLocked(pid int) {
 		return // still running
 	}
 	delete(b.children, pid)
+	reason := exitReason(ws, err)
+	b.exits[c.ifname] = exit{pid: pid, reason: reason}
 	close(c.exited)
+	b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "how", reason)
+}
+
+// exit is how a reaped data plane ended.
+type exit struct {
+	pid    int
+	reason string
+}
+
+// exitReason words a wait status for an operator.
+func exitReason(ws unix.WaitStatus, err error) string {
 	switch {
 	case err != nil:
+		return fmt.Sprintf("exited (status lost: %v)", err)
 	case ws.Signaled():
-		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "signal", ws.Signal().String())
+		return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
 	default:
-		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "status", ws.ExitStatus())
+		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 	}
+}
+
+// unknownExit is the reason given for a data plane that was not our
+// child: only a parent learns how a process ended.
+const unknownExit = "exited (how is unknown: it was started by an earlier znetd)"
+
+// Wait implements Backend. It holds the process by a pidfd registered with
+// Go's poller, so a thousand waiting networks cost no thread and no
+// polling.
+func (b *Userspace) Wait(ctx context.Context, d Device, pid int) (string, error) {
+	if err := checkIfName(d.IfName); err != nil {
+		return "", err
+	}
+	fd, err := b.openDataplane(pid, d.IfName)
+	if err != nil {
+		return "", err
+	}
+	if fd >= 0 {
+		if err := waitPidfd(ctx, fd); err != nil {
+			return "", err
+		}
+		b.reap(pid)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e, ok := b.exits[d.IfName]; ok && e.pid == pid {
+		return e.reason, nil
+	}
+	return unknownExit, nil
+}
+
+// waitPidfd waits until the process of pidfd fd (which it closes) has
+// exited, or ctx ends.
+func waitPidfd(ctx context.Context, fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("watching data plane: %w", err)
+	}
+	// Non-blocking, so the file is pollable and its deadline works.
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer func() { _ = f.Close() }()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("watching data plane: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	err = rc.Read(func(fd uintptr) bool {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("watching data plane: %w", err)
+	}
+	return nil
 }
 
 // reaper collects children that exit on their own until Close.

@@ -105,6 +105,9 @@ func (b *Kernel) Close() error {
 // PID returns 0: kernel devices have no process.
 func (b *Kernel) PID(Device) int { return 0 }
 
+// Wait returns ErrNoProcess: the kernel's device has no process to die.
+func (b *Kernel) Wait(context.Context, Device, int) (string, error) { return "", ErrNoProcess }
+
 // DNSSocket implements Backend. The kernel backend has no process that
 // outlives znetd to host the resolver yet, so it runs none.
 func (b *Kernel) DNSSocket(Device) string { return "" }

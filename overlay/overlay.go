@@ -62,6 +62,13 @@ type Backend interface {
 	// PID returns the process id of d's running data plane, or 0 when none
 	// runs or the backend has no processes (kernel).
 	PID(d Device) int
+	// Wait blocks until the data plane pid of d exits and returns how it
+	// ended ("killed by signal 9 (killed)", "exited with status 2"), or
+	// until ctx ends (ctx's error). A pid that is no data plane of d (any
+	// more) counts as exited. Backends without processes (kernel) return
+	// ErrNoProcess at once. It is safe to call concurrently with the other
+	// methods: a Delete or a replacing Ensure makes it return too.
+	Wait(ctx context.Context, d Device, pid int) (reason string, err error)
 	// DNSSocket returns the control socket of the network's resolver,
 	// which runs inside d's data plane so that it answers while znetd is
 	// down; "" when the backend runs no resolver.
@@ -75,6 +82,10 @@ type Backend interface {
 // ErrNotFound is returned (wrapped) by Show and Configure when the device
 // does not exist or its data plane does not answer.
 var ErrNotFound = errors.New("device not found")
+
+// ErrNoProcess is returned by Wait of a backend that runs no data-plane
+// process (kernel).
+var ErrNoProcess = errors.New("no data-plane process")
 
 // ErrKernelUnsupported is returned (wrapped, together with the kernel's
 // EOPNOTSUPP or EINVAL) by New for kind "kernel" when the kernel cannot make

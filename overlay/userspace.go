@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/namespaces"
@@ -46,12 +45,12 @@ type Userspace struct {
 	runDir    string
 	exe       string
 	env       []string
-	wg        *wgctrl.Client
 	termGrace time.Duration
 	devices   keyedMutex
 
 	mu       sync.Mutex
 	children map[int]*child // started by us and not reaped yet
+	exits    map[string]exit // the last reaped child per ifname
 	closed   bool
 
 	stop      chan struct{}
@@ -82,13 +81,8 @@ func newUserspace(opts Options) (*Userspace, error) {
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating run directory: %w", err)
 	}
-	wg, err := wgctrl.New()
-	if err != nil {
-		return nil, fmt.Errorf("opening wgctrl: %w", err)
-	}
 	underlay, err := underlayHandle(opts.Underlay)
 	if err != nil {
-		_ = wg.Close()
 		return nil, err
 	}
 	b := &Userspace{
@@ -97,9 +91,9 @@ func newUserspace(opts Options) (*Userspace, error) {
 		runDir:    opts.RunDir,
 		exe:       exe,
 		env:       opts.Env,
-		wg:        wg,
 		termGrace: defaultTermGrace,
 		children:  map[int]*child{},
+		exits:     map[string]exit{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -121,7 +115,7 @@ func (b *Userspace) Close() error {
 		b.mu.Unlock()
 		close(b.stop)
 		<-b.done
-		err = errors.Join(b.wg.Close(), b.underlay.Close())
+		err = b.underlay.Close()
 	})
 	return err
 }
@@ -334,7 +328,9 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 	return nil
 }
 
-// Configure applies cfg to d through its UAPI socket.
+// Configure applies cfg to d through its UAPI socket, within ctx's
+// deadline or configureTimeout; a data plane that does not answer in time
+// gives ErrNotResponding.
 func (b *Userspace) Configure(ctx context.Context, d Device, cfg wgtypes.Config) error {
 	if err := checkIfName(d.IfName); err != nil {
 		return err
@@ -345,13 +341,15 @@ func (b *Userspace) Configure(ctx context.Context, d Device, cfg wgtypes.Config)
 	if b.isClosed() {
 		return ErrClosed
 	}
-	if err := b.wg.ConfigureDevice(d.IfName, cfg); err != nil {
-		return wgctrlErr("configuring", d.IfName, err)
+	if err := uapiSet(ctx, socketPath(d.IfName), cfg); err != nil {
+		return fmt.Errorf("configuring %s: %w", d.IfName, err)
 	}
 	return nil
 }
 
-// Show reads d through its UAPI socket.
+// Show reads d through its UAPI socket, within ctx's deadline or
+// showTimeout; a data plane that does not answer in time gives
+// ErrNotResponding.
 func (b *Userspace) Show(ctx context.Context, d Device) (*wgtypes.Device, error) {
 	if err := checkIfName(d.IfName); err != nil {
 		return nil, err
@@ -359,9 +357,9 @@ func (b *Userspace) Show(ctx context.Context, d Device) (*wgtypes.Device, error)
 	if b.isClosed() {
 		return nil, ErrClosed
 	}
-	dev, err := b.wg.Device(d.IfName)
+	dev, err := uapiGet(ctx, socketPath(d.IfName), d.IfName)
 	if err != nil {
-		return nil, wgctrlErr("reading", d.IfName, err)
+		return nil, fmt.Errorf("reading %s: %w", d.IfName, err)
 	}
 	return dev, nil
 }

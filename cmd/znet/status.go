@@ -66,6 +66,10 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 			st.TooBigDrops, ageText(now, st.LastTooBigDrop))
 	}
 	_, _ = fmt.Fprintf(tw, "  backend\t%s\n", backend)
+	if st.DataplaneRestarts > 0 || st.DataplaneLastExit != "" {
+		_, _ = fmt.Fprintf(tw, "  data-plane restarts\t%d (last death: %s, %s)\n", st.DataplaneRestarts,
+			st.DataplaneLastExit, ageText(now, st.DataplaneLastExitAt))
+	}
 	_, _ = fmt.Fprintf(tw, "  namespace\t%s\n", dash(st.Namespace))
 	_, _ = fmt.Fprintf(tw, "  subnet\t%s\n", joinValid(st.Subnet, st.Subnet6))
 	_, _ = fmt.Fprintf(tw, "  gateway\t%s\n", joinValid(st.Gateway, st.Gateway6))

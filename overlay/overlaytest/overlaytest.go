@@ -45,10 +45,14 @@ type Backend struct {
 }
 
 type device struct {
-	dev overlay.Device
-	pid int
-	wg  wgtypes.Device
+	dev  overlay.Device
+	pid  int
+	wg   wgtypes.Device
+	gone chan struct{} // closed when the device is removed
 }
+
+// CrashReason is what Wait says of a device removed by Crash.
+const CrashReason = "killed by signal 9 (killed)"
 
 var _ overlay.Backend = (*Backend)(nil)
 
@@ -117,7 +121,36 @@ func (b *Backend) IfNames() []string {
 func (b *Backend) Crash(ifname string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.devices, ifname)
+	b.removeLocked(ifname)
+}
+
+// removeLocked deletes the device ifname and wakes its Waits.
+func (b *Backend) removeLocked(ifname string) {
+	if dev, ok := b.devices[ifname]; ok {
+		close(dev.gone)
+		delete(b.devices, ifname)
+	}
+}
+
+// Wait blocks until the device with pid is removed (Crash, Delete) and
+// returns CrashReason, or until ctx ends; kernel fakes return
+// overlay.ErrNoProcess.
+func (b *Backend) Wait(ctx context.Context, d overlay.Device, pid int) (string, error) {
+	if b.kind == "kernel" {
+		return "", overlay.ErrNoProcess
+	}
+	b.mu.Lock()
+	dev, ok := b.devices[d.IfName]
+	b.mu.Unlock()
+	if !ok || dev.pid != pid {
+		return CrashReason, nil
+	}
+	select {
+	case <-dev.gone:
+		return CrashReason, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // recordLocked notes a call and returns the error queued for op, if any.
@@ -149,7 +182,7 @@ func (b *Backend) Ensure(ctx context.Context, d overlay.Device) (int, error) {
 	if dev, ok := b.devices[d.IfName]; ok {
 		return dev.pid, nil
 	}
-	dev := &device{dev: d, wg: wgtypes.Device{Name: d.IfName, Type: wgtypes.Userspace}}
+	dev := &device{dev: d, wg: wgtypes.Device{Name: d.IfName, Type: wgtypes.Userspace}, gone: make(chan struct{})}
 	if b.kind == "kernel" {
 		dev.wg.Type = wgtypes.LinuxKernel
 	} else {
@@ -167,7 +200,7 @@ func (b *Backend) Delete(ctx context.Context, d overlay.Device) error {
 	if err := b.recordLocked(OpDelete, d, nil); err != nil {
 		return err
 	}
-	delete(b.devices, d.IfName)
+	b.removeLocked(d.IfName)
 	return nil
 }
 
