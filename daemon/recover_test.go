@@ -92,6 +92,7 @@ func TestRecover(t *testing.T) {
 	})
 
 	step(t, "status explains a missing namespace", func(t *testing.T) {
+		n.d.sup.close() // the data plane is to stay dead: no restart
 		killAndWait(t, pid)
 		st, err := n.d.Status(ctx, "shop")
 		require.NoError(t, err)
@@ -178,6 +179,7 @@ func TestRecover(t *testing.T) {
 		assert.ErrorIs(t, err, os.ErrNotExist)
 	})
 	step(t, "re-applying the same spec repairs a lost namespace", func(t *testing.T) {
+		n.d.sup.close() // the data plane is to stay dead: no restart
 		killAndWait(t, n.real.PID(n.dev("shop")))
 		deleteAndWait(t, ns)
 		waitLinks(t, ws1, "lo")

@@ -35,8 +35,8 @@ type fakePlanes struct {
 	now      time.Time
 	pid      int
 	dead     map[int]chan struct{}
-	replaced int   // a pid current reports, as if an apply replaced it
-	fails    int   // restarts that fail next
+	replaced int // a pid current reports, as if an apply replaced it
+	fails    int // restarts that fail next
 	sleeps   []time.Duration
 	restarts []int // the pids restarts started
 	started  chan int

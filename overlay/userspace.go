@@ -49,7 +49,7 @@ type Userspace struct {
 	devices   keyedMutex
 
 	mu       sync.Mutex
-	children map[int]*child // started by us and not reaped yet
+	children map[int]*child  // started by us and not reaped yet
 	exits    map[string]exit // the last reaped child per ifname
 	closed   bool
 

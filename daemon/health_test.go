@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/spec"
+)
+
+// applyWithWorkload applies network name (this node and one other member)
+// with one workload attached, and returns the spec.
+func applyWithWorkload(t *testing.T, n *testNode, name, subnet string) *spec.Spec {
+	t.Helper()
+	ctx := testCtx(t)
+	n.use(name)
+	res, err := n.d.Reserve(ctx, name)
+	require.NoError(t, err)
+	self := spec.Node{ID: n.id, Subnet: mustPrefix(subnet), Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)}
+	s := specOf(name, 1, self, member(t, "node2", "10.20.200.0/24"))
+	_, err = n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	_, err = n.d.Attach(ctx, name, api.AttachRequest{Name: "web", NetNS: namespaces.Path(n.newWorkloadNS(t))})
+	require.NoError(t, err)
+	return s
+}
+
+// TestDataplaneRestart kills a network's data plane with SIGKILL and checks
+// that znetd brings it back within 2 s with the same key, port, peers and
+// DNS records, and says so in status; a network deleted on purpose is not
+// brought back.
+func TestDataplaneRestart(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	applyWithWorkload(t, n, "shop", "10.20.1.0/24")
+	before, err := n.d.Status(ctx, "shop")
+	require.NoError(t, err)
+	require.NotNil(t, before[0].DNS)
+	peers := n.peersOf(t, "shop")
+	pid := before[0].PID
+	require.Positive(t, pid)
+
+	killAndWait(t, pid)
+	start := time.Now()
+	var after api.NetworkStatus
+	require.Eventually(t, func() bool {
+		st, err := n.d.Status(ctx, "shop")
+		// Restarted counts once the restart is complete, DNS records too.
+		if err != nil || st[0].PID == 0 || st[0].PID == pid || st[0].DNS == nil || st[0].DataplaneRestarts == 0 {
+			return false
+		}
+		after = st[0]
+		return true
+	}, 2*time.Second, 20*time.Millisecond, "the data plane is back within 2 s")
+	t.Logf("data plane back after %s", time.Since(start).Round(time.Millisecond))
+
+	dev, err := n.real.Show(ctx, n.dev("shop"))
+	require.NoError(t, err)
+	assert.Equal(t, before[0].PublicKey, dev.PublicKey.String(), "same key")
+	assert.Equal(t, before[0].ListenPort, dev.ListenPort, "same port")
+	assert.Equal(t, peers, n.peersOf(t, "shop"), "same peers")
+	assert.Equal(t, before[0].DNS.Records, after.DNS.Records, "same DNS records")
+	assert.Equal(t, 1, after.DataplaneRestarts)
+	assert.Equal(t, "killed by signal 9 (killed)", after.DataplaneLastExit)
+	assert.False(t, after.DataplaneLastExitAt.IsZero())
+
+	require.NoError(t, n.d.DeleteNetwork(ctx, "shop", true))
+	time.Sleep(300 * time.Millisecond)
+	assert.Empty(t, n.dataplanes(t), "a data plane stopped by a delete is not restarted")
+}
+
+// TestStatusStoppedDataplane stops one network's data plane (SIGSTOP) and
+// checks that status of all networks still answers within 2 s, naming it.
+func TestStatusStoppedDataplane(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	applyWithWorkload(t, n, "shop", "10.20.1.0/24")
+	applyWithWorkload(t, n, "blog", "10.20.2.0/24")
+	pid := n.real.PID(n.dev("shop"))
+	require.Positive(t, pid)
+	require.NoError(t, unix.Kill(pid, unix.SIGSTOP))
+	defer func() { _ = unix.Kill(pid, unix.SIGCONT) }()
+
+	for range 2 { // the second time too: nothing left hanging from the first
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		start := time.Now()
+		st, err := n.d.Status(sctx, "")
+		took := time.Since(start)
+		cancel()
+		require.NoError(t, err)
+		assert.Less(t, took, 2*time.Second, "status of all networks answers")
+		byName := map[string]api.NetworkStatus{}
+		for _, s := range st {
+			byName[s.Name] = s
+		}
+		require.Len(t, byName, 2)
+		assert.Contains(t, fmt.Sprint(byName["shop"].Problems), "data plane not responding")
+		assert.NotContains(t, fmt.Sprint(byName["blog"].Problems), "not responding")
+		assert.NotNil(t, byName["blog"].DNS, "the other network answers in full")
+	}
+
+	require.NoError(t, unix.Kill(pid, unix.SIGCONT))
+	require.Eventually(t, func() bool {
+		st, err := n.d.Status(ctx, "shop")
+		return err == nil && st[0].DNS != nil
+	}, 5*time.Second, 50*time.Millisecond, "answers again once continued")
+	assert.Equal(t, pid, n.real.PID(n.dev("shop")), "a stopped data plane is not restarted")
+}
