@@ -48,6 +48,10 @@ type Config struct {
 	// AllowImportedKeys lets zos workloads bring this node's private key
 	// (znetd --allow-imported-keys); without it they are refused.
 	AllowImportedKeys bool
+	// MarkDir is where the daemon marks the namespaces it makes
+	// (<state-dir>/netns), so that its orphan sweep removes only those;
+	// "" marks nothing and sweeps every namespace of the node id.
+	MarkDir string
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -64,6 +68,8 @@ type Daemon struct {
 	underlay netns.NsHandle
 	// importKeys is Config.AllowImportedKeys.
 	importKeys bool
+	// markDir is Config.MarkDir (see owner.go).
+	markDir string
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -99,6 +105,7 @@ func New(cfg Config) (*Daemon, error) {
 
 		underlay:   cfg.Underlay,
 		importKeys: cfg.AllowImportedKeys,
+		markDir:    cfg.MarkDir,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -117,4 +118,33 @@ func TestStatusStoppedDataplane(t *testing.T) {
 		return err == nil && st[0].DNS != nil
 	}, 5*time.Second, 50*time.Millisecond, "answers again once continued")
 	assert.Equal(t, pid, n.real.PID(n.dev("shop")), "a stopped data plane is not restarted")
+}
+
+// TestOrphanSweepOnlyOwn checks that recovery removes the namespaces of
+// this node id that its own state dir made and the state forgot, and
+// leaves those another state dir made (a second znetd started with the
+// same node id and a mistyped --state-dir used to delete them all).
+func TestOrphanSweepOnlyOwn(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	n.d.markDir = filepath.Join(n.dir, "netns")
+	applyWithWorkload(t, n, "shop", "10.20.1.0/24")
+	assert.FileExists(t, filepath.Join(n.d.markDir, n.nsName("shop")), "a namespace made is marked")
+
+	foreign, ghost := n.nsName("foreign"), n.nsName("ghost")
+	require.NoError(t, namespaces.Create(foreign))
+	defer func() { _ = namespaces.Delete(foreign) }()
+	require.NoError(t, n.d.markOwned(ghost)) // a first apply that crashed after its mark
+	require.NoError(t, namespaces.Create(ghost))
+
+	require.NoError(t, n.d.Recover(ctx))
+	assert.True(t, namespaces.Exists(foreign), "another state dir's namespace is left alone")
+	assert.False(t, namespaces.Exists(ghost), "our own orphan is removed")
+	assert.NoFileExists(t, filepath.Join(n.d.markDir, ghost), "with its mark")
+	assert.True(t, namespaces.Exists(n.nsName("shop")))
+
+	require.NoError(t, n.d.DeleteNetwork(ctx, "shop", true))
+	assert.NoFileExists(t, filepath.Join(n.d.markDir, n.nsName("shop")), "a deleted namespace's mark goes")
+	deleteAndWait(t, foreign)
 }

@@ -46,6 +46,9 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return err
 	}
 	name := d.nsName(n.Name)
+	if err := d.markOwned(name); err != nil {
+		return err
+	}
 	if err := namespaces.Create(name); err != nil {
 		return err
 	}
@@ -219,6 +222,8 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	name := d.nsName(network)
 	id, idErr := namespaces.Identify(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
+		errs = append(errs, err)
+	} else if err := d.unmarkOwned(name); err != nil {
 		errs = append(errs, err)
 	}
 	if idErr == nil {

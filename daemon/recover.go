@@ -107,7 +107,8 @@ func (d *Daemon) Recover(ctx context.Context) error {
 
 // removeOrphans deletes namespaces (and their data planes) that carry this
 // node's id but belong to no network in the state: leftovers of a delete
-// or a first apply that crashed half way.
+// or a first apply that crashed half way. Only namespaces this state dir
+// made are removed (see owner.go).
 func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error {
 	prefix := namespaces.NodePrefix(d.nodeID)
 	names, err := namespaces.List(prefix)
@@ -117,6 +118,10 @@ func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error
 	var errs []error
 	for _, name := range names {
 		if known[name] {
+			continue
+		}
+		if !d.owns(name) {
+			d.log.Warn("leaving a namespace of this node id that another state dir made", "namespace", name)
 			continue
 		}
 		network := strings.TrimPrefix(name, prefix)

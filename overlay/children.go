@@ -180,10 +180,15 @@ func (b *Userspace) reapLocked(pid int) {
 		return // still running
 	}
 	delete(b.children, pid)
-	reason := exitReason(ws, err)
-	b.exits[c.ifname] = exit{pid: pid, reason: reason}
+	b.exits[c.ifname] = exit{pid: pid, reason: exitReason(ws, err)}
 	close(c.exited)
-	b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "how", reason)
+	switch {
+	case err != nil:
+	case ws.Signaled():
+		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "signal", ws.Signal().String())
+	default:
+		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "status", ws.ExitStatus())
+	}
 }
 
 // exit is how a reaped data plane ended.

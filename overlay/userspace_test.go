@@ -171,7 +171,26 @@ func TestUserspace(t *testing.T) {
 	})
 
 	step(t, "a killed data plane is replaced", func(t *testing.T) {
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := bb.Wait(wctx, b.dev, pidB)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, "Wait waits while the data plane lives")
+		reason := make(chan string, 1)
+		go func() {
+			r, err := bb.Wait(ctx, b.dev, pidB)
+			assert.NoError(t, err)
+			reason <- r
+		}()
 		require.NoError(t, unix.Kill(pidB, unix.SIGKILL))
+		select {
+		case r := <-reason:
+			assert.Equal(t, "killed by signal 9 (killed)", r)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Wait did not see the data plane die")
+		}
+		r, err := bb.Wait(ctx, b.dev, pidB)
+		require.NoError(t, err)
+		assert.Equal(t, "killed by signal 9 (killed)", r, "asked again after it was reaped")
 		pid, err := bb.Ensure(ctx, b.dev)
 		require.NoError(t, err)
 		assert.NotEqual(t, pidB, pid)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/daemon"
+	"github.com/znet/znet/nodelock"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/store"
 )
@@ -41,6 +42,7 @@ type options struct {
 	nodeID    string
 	stateDir  string
 	socket    string
+	lockDir   string
 	wireguard string
 	logLevel  string
 	// The optional remote API: off unless listen is set.
@@ -59,6 +61,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.nodeID, "node-id", defaultNodeID(host), "this node's id (a DNS label)")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/znet", "where the state file, pid files and data-plane logs live")
 	fs.StringVar(&o.socket, "socket", "/run/znet/znetd.sock", "the API's Unix socket")
+	fs.StringVar(&o.lockDir, "lock-dir", nodelock.DefaultDir, "machine-wide `DIR` of the node-id locks (node-<id>.lock); every znetd of the machine must use the same")
 	fs.StringVar(&o.wireguard, "wireguard", "auto", "WireGuard backend: auto, kernel or userspace")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.listen, "listen", "", "also serve the API over TLS on this TCP `ADDR` (host:port; off by default)")
@@ -148,6 +151,14 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Before anything else: a second znetd with this node id (another
+	// state dir by mistake) would take the first one's namespaces for
+	// orphans and delete them.
+	lock, err := nodelock.Acquire(o.lockDir, o.nodeID, o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Close() }()
 
 	// Listen first: a second znetd started by mistake must stop before it
 	// touches anything. Requests wait in the backlog until recovery is done.
@@ -176,7 +187,8 @@ func run(args []string) error {
 		return fmt.Errorf("--wireguard %s: %w", o.wireguard, err)
 	}
 	defer closeBackend(backend)
-	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys})
+	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys,
+		MarkDir: filepath.Join(o.stateDir, "netns")})
 	if err != nil {
 		return err
 	}
