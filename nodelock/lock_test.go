@@ -19,10 +19,10 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		l, err := Acquire(dir, "n1", "/var/lib/other")
 		if err != nil {
-			os.Stdout.WriteString("error: " + err.Error() + "\n")
+			_, _ = os.Stdout.WriteString("error: " + err.Error() + "\n")
 			os.Exit(1)
 		}
-		os.Stdout.WriteString("locked\n")
+		_, _ = os.Stdout.WriteString("locked\n")
 		_, _ = os.Stdin.Read(make([]byte, 1))
 		_ = l.Close()
 		os.Exit(0)

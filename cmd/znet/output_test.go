@@ -206,3 +206,13 @@ func TestAgeAndBytes(t *testing.T) {
 		assert.Equal(t, s.want, bytesText(s.n), "%d", s.n)
 	}
 }
+
+func TestStatusDataplaneRestarts(t *testing.T) {
+	fake, socket := newFake(t)
+	st := api.NetworkStatus{Name: "shop", NodeID: "node1", Backend: "userspace", PID: 4343,
+		DataplaneRestarts: 2, DataplaneLastExit: "killed by signal 9 (killed)", DataplaneLastExitAt: testNow.Add(-5 * time.Second)}
+	fake.Statuses = []api.NetworkStatus{st}
+	r := cli(t, "", "status", "--socket", socket)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "\n  data-plane restarts  2 (last death: killed by signal 9 (killed), 5s ago)\n")
+}
