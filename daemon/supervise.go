@@ -228,6 +228,14 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 			if s.sleep(ctx, delay) != nil {
 				return false
 			}
+			if cur := s.current(ctx, network); cur != 0 && cur != pid {
+				// An apply meanwhile started one: follow it, uncounted.
+				s.mu.Lock()
+				w.health.NextRestart = time.Time{}
+				w.pid, w.since = cur, s.now()
+				s.mu.Unlock()
+				return true
+			}
 		}
 		newPID, err := s.restart(ctx, network)
 		if ctx.Err() != nil {

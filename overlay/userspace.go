@@ -314,6 +314,9 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 		}
 		b.log.Info("stopped data plane", "ifname", d.IfName, "pid", pid)
 	}
+	b.mu.Lock()
+	delete(b.exits, d.IfName)
+	b.mu.Unlock()
 	var errs []error
 	errs = append(errs, removeIfExists(b.pidFile(d.IfName)), removeIfExists(b.logFile(d.IfName)),
 		removeIfExists(b.dropsFile(d.IfName)))
