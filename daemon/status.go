@@ -144,7 +144,7 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 // returns the problems it shows: a restart waiting out its backoff, or one
 // that failed.
 func (d *Daemon) healthStatus(st *api.NetworkStatus) []string {
-	h, ok := d.sup.health(st.Name)
+	h, ok := d.DataplaneHealth(st.Name)
 	if !ok {
 		return nil
 	}

@@ -260,6 +260,13 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 	}
 }
 
+// DataplaneHealth returns what znetd knows of network's data plane
+// (restarts, last death) without asking the data plane, so it never
+// blocks; ok is false when none is watched (not applied, kernel backend).
+func (d *Daemon) DataplaneHealth(network string) (h Health, ok bool) {
+	return d.sup.health(network)
+}
+
 // waitDataplane is the supervisor's wait: the backend's.
 func (d *Daemon) waitDataplane(ctx context.Context, network string, pid int) (string, error) {
 	return d.backend.Wait(ctx, d.device(network, 0), pid)
