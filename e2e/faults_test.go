@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,10 +45,13 @@ func TestDataplaneKilled(t *testing.T) {
 	})
 	require.True(t, ok, "ping across is back")
 	t.Logf("ping across back %s after kill -9", took)
+	// dig fails outright (no server) until the new resolver listens.
+	answers := func(ns, name, want string) bool {
+		out, err := inNS(ns, "dig", "+search", "+short", "+time=1", "+tries=1", name)
+		return err == nil && strings.TrimSpace(out) == want
+	}
 	ok, _ = within(5*time.Second, func() bool {
-		a, _ := dig(t, web1.ns, "web2")
-		b, _ := dig(t, web2.ns, "web1")
-		return a == web2.ipv4 && b == web1.ipv4
+		return answers(web1.ns, "web2", web2.ipv4) && answers(web2.ns, "web1", web1.ipv4)
 	})
 	require.True(t, ok, "names answer again on both nodes")
 	t.Logf("names back %s after kill -9", time.Since(start).Round(time.Millisecond))
