@@ -135,7 +135,11 @@ func TestSupervisorRestartsWithBackoff(t *testing.T) {
 	f.mu.Lock()
 	assert.Equal(t, []time.Duration{8 * time.Second, 16 * time.Second, 32 * time.Second}, f.sleeps)
 	f.sleeps = nil
-	// After a stable run, a death is restarted at once again.
+	f.mu.Unlock()
+	// After a stable run, a death is restarted at once again. (The run
+	// starts when the supervisor has counted the restart.)
+	require.Eventually(t, func() bool { h, _ := s.health("shop"); return h.Restarts == 5 }, 5*time.Second, time.Millisecond)
+	f.mu.Lock()
 	f.now = f.now.Add(stableAfter)
 	f.mu.Unlock()
 	f.kill(pid)
