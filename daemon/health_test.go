@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,7 @@ func TestStatusStoppedDataplane(t *testing.T) {
 	require.Positive(t, pid)
 	require.NoError(t, unix.Kill(pid, unix.SIGSTOP))
 	defer func() { _ = unix.Kill(pid, unix.SIGCONT) }()
+	require.Eventually(t, func() bool { return stopped(pid) }, 5*time.Second, time.Millisecond)
 
 	for range 2 { // the second time too: nothing left hanging from the first
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -147,4 +150,15 @@ func TestOrphanSweepOnlyOwn(t *testing.T) {
 	require.NoError(t, n.d.DeleteNetwork(ctx, "shop", true))
 	assert.NoFileExists(t, filepath.Join(n.d.markDir, n.nsName("shop")), "a deleted namespace's mark goes")
 	deleteAndWait(t, foreign)
+}
+
+// stopped reports whether process pid is stopped (state T): SIGSTOP takes
+// effect when the process is next scheduled, not when kill returns.
+func stopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'T'
 }

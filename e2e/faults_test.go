@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -80,6 +81,13 @@ func TestStatusStoppedDataplaneE2E(t *testing.T) {
 	pids := dataplanePIDs(t, node)
 	require.NoError(t, syscall.Kill(pids["red"], syscall.SIGSTOP))
 	defer func() { _ = syscall.Kill(pids["red"], syscall.SIGCONT) }()
+	// SIGSTOP takes effect when the process is next scheduled.
+	ok, _ := within(5*time.Second, func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pids["red"]) + "/stat")
+		i := bytes.LastIndexByte(b, ')')
+		return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'T'
+	})
+	require.True(t, ok, "the data plane is stopped")
 
 	start := time.Now()
 	out, errOut, err := znetRun(node, "", "status")
