@@ -208,8 +208,11 @@ type Workload struct {
 	IPv6      netip.Addr `json:"ipv6"`
 	NetNS     string     `json:"netns"`
 	Interface string     `json:"interface"`
-	// State is "attached", or "netns-gone" when the workload's namespace no
-	// longer exists (detach it to free its addresses).
+	// State is "attached"; "netns-gone" when the workload's namespace no
+	// longer exists; "netns-replaced" when its path now names another
+	// namespace than the one attached (a pid reused, a named namespace made
+	// again). znetd never plumbs a workload that is not attached; it keeps
+	// its addresses until it is detached or attached again.
 	State string `json:"state"`
 }
 
@@ -217,4 +220,6 @@ type Workload struct {
 const (
 	StateAttached  = "attached"
 	StateNetNSGone = "netns-gone"
+	// StateNetNSReplaced: see Workload.State.
+	StateNetNSReplaced = "netns-replaced"
 )

@@ -208,7 +208,7 @@ func BenchmarkChurnPhases(b *testing.B) {
 		{"routes-remembered", func() error { return n.d.syncRoutesOf(nsh, name, h, wg, true, peers.Routes(desired)) }},
 		{"firewall", func() error { return firewall.Apply(nsh, n.d.rules(dev, wls, nil)) }},
 		{"firewall-remembered", func() error { return n.d.applyFirewallOf(nsh, name, n.d.rules(dev, wls, nil)) }},
-		{"netns-cookie", func() error { _, err := netnsCookie(nsh); return err }},
+		{"netns-cookie", func() error { _, err := namespaces.Cookie(nsh); return err }},
 		{"nft-generation", func() error { _, err := nftGeneration(nsh); return err }},
 		{"dns-config", func() error {
 			cfg, err := n.d.dnsConfig(nw.Spec, wls)

@@ -87,32 +87,12 @@ func (r *realized) put(network string, e *realizedNet) {
 	r.nets[network] = e
 }
 
-// netnsCookie returns the cookie of namespace ns: a number the kernel
-// gives each namespace and never gives another.
-func netnsCookie(ns netns.NsHandle) (uint64, error) {
-	var cookie uint64
-	err := namespaces.Do(ns, func() error {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = unix.Close(fd) }()
-		v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		cookie = v
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("reading the namespace cookie: %w", err)
-	}
-	return cookie, nil
-}
-
 // syncRoutesOf makes the routes through wg exactly want, as syncRoutes
 // does; when the record of network shows what the link has, only the
 // difference is changed, without a dump. wasUp tells whether wg was up
 // before realize set it up.
 func (d *Daemon) syncRoutesOf(ns netns.NsHandle, network string, h *vnl.Handle, wg vnl.Link, wasUp bool, want []netip.Prefix) error {
-	cookie, err := netnsCookie(ns)
+	cookie, err := namespaces.Cookie(ns)
 	if err != nil {
 		d.realized.take(network, 0) // forget: the sync changes what it says
 		return syncRoutes(h, wg, want)
@@ -156,7 +136,7 @@ func changeRoutes(h *vnl.Handle, idx int, have, want []netip.Prefix) error {
 // applyFirewallOf installs rules in ns as firewall.Apply does, unless the
 // record of network shows they are there already.
 func (d *Daemon) applyFirewallOf(ns netns.NsHandle, network string, rules firewall.Rules) error {
-	cookie, err := netnsCookie(ns)
+	cookie, err := namespaces.Cookie(ns)
 	if err != nil {
 		d.realized.take(network, 0) // forget: the rebuild changes what it says
 		return firewall.Apply(ns, rules)

@@ -133,8 +133,8 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		}
 	}
 	for _, w := range wls {
-		if !namespaces.IsNetNS(w.NetNS) {
-			st.Problems = append(st.Problems, fmt.Sprintf("workload %s: namespace %s is gone; detach it to free %s", w.Name, w.NetNS, w.IPv4))
+		if p := stateProblem(w, workloadState(w)); p != "" {
+			st.Problems = append(st.Problems, p)
 		}
 	}
 	return st

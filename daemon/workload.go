@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/firewall"
@@ -39,8 +40,14 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if req.NetNS == "" {
 		return api.Attachment{}, api.Invalid("netns", "is required (a path such as /run/netns/NAME or /proc/PID/ns/net)")
 	}
-	if !namespaces.IsNetNS(req.NetNS) {
-		return api.Attachment{}, api.Invalid("netns", "%s is not a network namespace", req.NetNS)
+	// Opened once: the namespace checked is the namespace plumbed.
+	wlNS, id, err := namespaces.OpenIdentified(req.NetNS)
+	if err != nil {
+		return api.Attachment{}, api.Invalid("netns", "%v", err)
+	}
+	defer func() { _ = wlNS.Close() }()
+	if err := refuseOwnNamespace(req.NetNS, id); err != nil {
+		return api.Attachment{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -53,23 +60,29 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if n.Spec == nil {
 		return api.Attachment{}, api.Conflict("network", "network %s is reserved but not applied yet", network)
 	}
-	for _, w := range wls {
-		if w.Name == req.Name {
-			return api.Attachment{}, api.Conflict("name", "workload %s is already attached to %s (%s)", req.Name, network, w.IPv4)
-		}
+	wls, old, err := takeStale(wls, req.Name, network)
+	if err != nil {
+		return api.Attachment{}, err
 	}
 	subnets, err := d.subnetsOf(n.Spec)
 	if err != nil {
 		return api.Attachment{}, err
 	}
+	if old != nil {
+		// Attaching again: the old record's address is the workload's
+		// own, and the old veth (if its namespace still lives somewhere)
+		// is cut off by plumb, which removes the leftover port.
+		n.Addrs.Release(old.IPv4)
+		if !req.IPv4.IsValid() {
+			req.IPv4 = old.IPv4
+		}
+	}
 	w, err := d.allocate(n, subnets, req)
 	if err != nil {
 		return api.Attachment{}, err
 	}
-	if err := refuseOwnNamespace(req.NetNS); err != nil {
-		return api.Attachment{}, err
-	}
-	if err := d.plumb(ctx, n, subnets, w, req.IfName == ""); err != nil {
+	w.NetNSID = id
+	if err := d.plumb(ctx, n, subnets, w, wlNS, req.IfName == ""); err != nil {
 		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
 	}
 	all := append(append([]*store.Workload{}, wls...), w)
@@ -87,6 +100,9 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		d.unplumb(n, w)
 		_ = d.applyFirewall(n, wls)
 		return api.Attachment{}, fmt.Errorf("saving %s: %w", req.Name, err)
+	}
+	if old != nil && old.ResolvConf != w.ResolvConf {
+		removeResolvConf(old)
 	}
 	d.pushDNS(ctx, n, n.Spec, all)
 	d.log.Info("attached", "network", network, "workload", w.Name, "ipv4", w.IPv4, "netns", w.NetNS)
@@ -130,20 +146,16 @@ func (d *Daemon) allocate(n *store.Network, subnets ipam.Subnets, req api.Attach
 }
 
 // plumb makes the veth pair of w: one end on the network's bridge, the
-// other in the workload's namespace with its addresses and routes. When
+// other in the workload's namespace wlNS (the handle that was checked, never
+// w.NetNS opened again) with its addresses and routes. When
 // pickName is set, w.IfName is chosen as the first free znetN. On error
 // nothing is left behind.
-func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload, pickName bool) error {
+func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload, wlNS netns.NsHandle, pickName bool) error {
 	netNS, err := namespaces.Open(d.nsName(n.Name))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = netNS.Close() }()
-	wlNS, err := namespaces.Open(w.NetNS)
-	if err != nil {
-		return api.Invalid("netns", "%v", err)
-	}
-	defer func() { _ = wlNS.Close() }()
 	h, err := netlink.NewHandleAt(netNS)
 	if err != nil {
 		return err
@@ -330,37 +342,9 @@ func (d *Daemon) Workloads(ctx context.Context, network string) ([]api.Workload,
 	}
 	out := []api.Workload{}
 	for _, w := range wls {
-		state := api.StateAttached
-		if !namespaces.IsNetNS(w.NetNS) {
-			state = api.StateNetNSGone
-		}
-		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: state})
+		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: workloadState(w)})
 	}
 	return out, nil
-}
-
-// repairWorkloads re-plumbs the workloads whose namespace exists but whose
-// veth is missing (after a reboot or a crash). Failures are logged and
-// shown by status; they do not fail the network.
-func (d *Daemon) repairWorkloads(ctx context.Context, n *store.Network, wls []*store.Workload) {
-	if len(wls) == 0 {
-		return
-	}
-	subnets, err := d.subnetsOf(n.Spec)
-	if err != nil {
-		return
-	}
-	present := d.hostLinks(n.Name)
-	for _, w := range wls {
-		if present[w.HostIf] || !namespaces.IsNetNS(w.NetNS) {
-			continue
-		}
-		if err := d.plumb(ctx, n, subnets, w, false); err != nil {
-			d.log.Warn("re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
-			continue
-		}
-		d.log.Info("re-attached", "network", n.Name, "workload", w.Name)
-	}
 }
 
 // hostLinks returns the names of the links in network's namespace.
@@ -420,26 +404,6 @@ func removeResolvConf(w *store.Workload) {
 	}
 	_ = os.Remove(w.ResolvConf)
 	_ = os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
-}
-
-// refuseOwnNamespace refuses to attach a workload whose namespace is the
-// node's underlay or one of znet's own network namespaces: a veth there
-// would bridge a network into the node or into another network.
-func refuseOwnNamespace(path string) error {
-	id, err := namespaces.ID(path)
-	if err != nil {
-		return api.Invalid("netns", "%v", err)
-	}
-	if self, err := namespaces.ID("/proc/self/ns/net"); err == nil && self == id {
-		return api.Invalid("netns", "%s is the node's own namespace", path)
-	}
-	names, _ := namespaces.List("zn-")
-	for _, name := range names {
-		if other, err := namespaces.ID(namespaces.Path(name)); err == nil && other == id {
-			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
-		}
-	}
-	return nil
 }
 
 // withHandle runs fn with a netlink handle in network's namespace on this

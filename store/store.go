@@ -16,6 +16,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
 )
 
@@ -67,6 +68,14 @@ type Workload struct {
 	IPv6   netip.Addr `json:"ipv6"`
 	// ResolvConf is the resolv.conf file znetd wrote for it ("" if none).
 	ResolvConf string `json:"resolv_conf,omitempty"`
+	// NetNSID is the identity of the namespace NetNS named at attach: a
+	// repair plumbs only into that namespace, never into whatever the path
+	// names later. Zero for workloads attached before it was recorded.
+	NetNSID namespaces.Identity `json:"netns_id"`
+	// State is "" while the workload is attached; a repair that found its
+	// namespace gone or replaced records why it did not plumb it
+	// (api.StateNetNSGone, api.StateNetNSReplaced).
+	State string `json:"state,omitempty"`
 }
 
 // Store is a node's state file. It is safe for concurrent use.
