@@ -93,4 +93,3 @@ func TestOpenIdentified(t *testing.T) {
 	_, _, err = OpenIdentified(path)
 	assert.ErrorIs(t, err, os.ErrNotExist, "a dead process's path is gone")
 }
-
