@@ -78,6 +78,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return err
 	}
 	dev := d.device(n.Name, mtu)
+	dev.ListenPort = n.ListenPort // bound at start, before the data plane drops its privileges
 	pid, err := d.backend.Ensure(ctx, dev)
 	if err != nil {
 		return fmt.Errorf("wireguard device: %w", err)

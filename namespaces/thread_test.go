@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/internal/testutil"
 )
@@ -163,4 +164,34 @@ func TestStart(t *testing.T) {
 		assert.Nil(t, cmd.Process)
 		assert.Empty(t, strayThreads(t, own))
 	})
+}
+
+// TestStartRestricted checks that the child inherits what restrict set on
+// the forking thread, that no thread of the caller keeps it, and that no
+// thread is left in the namespace.
+func TestStartRestricted(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	name, id := createNS(t)
+	ns := openNS(t, name)
+	for range 20 { // on a fresh thread or, by chance, the main one
+		var out bytes.Buffer
+		cmd := exec.Command("cat", "/proc/self/status")
+		cmd.Stdout = &out
+		err := StartRestricted(cmd, ns, func() error {
+			return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		})
+		require.NoError(t, err)
+		require.NoError(t, cmd.Wait())
+		assert.Contains(t, out.String(), "\nNoNewPrivs:\t1\n")
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "\nNoNewPrivs:\t0\n", "the caller's threads are untouched")
+	// The test holds a handle, so Holders would name it: look at threads.
+	tasks, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	for _, task := range tasks {
+		l, _ := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
+		assert.NotEqual(t, fmt.Sprintf("net:[%d]", id), l, "thread %s is left in the namespace", task.Name())
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -44,10 +45,12 @@ func RunDataplane(args []string) int {
 	verbose := fs.Bool("verbose", false, "log WireGuard's own debug messages")
 	dnsSocket := fs.String("dns-socket", "", "serve the network's resolver, configured through this control `socket`")
 	dropsFile := fs.String("drops-file", "", "count the packets the underlay refuses in this `file` (see SendDrops)")
+	listenPort := fs.Int("listen-port", 0, "bind the UDP sockets to this `port` at start (0: when znetd sets one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || checkIfName(*ifname) != nil || (Device{IfName: *ifname, NetNS: "-", MTU: *mtu}).check() != nil {
+	if fs.NArg() > 0 || checkIfName(*ifname) != nil || (Device{IfName: *ifname, NetNS: "-", MTU: *mtu}).check() != nil ||
+		*listenPort < 0 || *listenPort > 65535 {
 		fmt.Fprintf(os.Stderr, "dataplane: bad arguments %q\n", args)
 		fs.Usage()
 		return 2
@@ -66,7 +69,7 @@ func RunDataplane(args []string) int {
 		}
 		defer stop()
 	}
-	if err := serveDataplane(log, *ifname, *mtu, *dropsFile, netns.NsHandle(underlayFd)); err != nil {
+	if err := serveDataplane(log, *ifname, *mtu, *listenPort, *dropsFile, netns.NsHandle(underlayFd)); err != nil {
 		log.Error("data plane failed", "err", err)
 		return 1
 	}
@@ -75,8 +78,9 @@ func RunDataplane(args []string) int {
 
 // serveDataplane runs the device ifname until a signal arrives or the
 // device or its UAPI listener fails. With dropsFile set, it counts there
-// the packets the underlay refuses.
-func serveDataplane(log *slog.Logger, ifname string, mtu int, dropsFile string, underlay netns.NsHandle) error {
+// the packets the underlay refuses. Once the device has bound its UDP port
+// it drops its privileges (see privileges.go).
+func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsFile string, underlay netns.NsHandle) error {
 	if !namespaces.IsNetNS(fmt.Sprintf("/proc/self/fd/%d", underlay)) {
 		return fmt.Errorf("fd %d: %w", underlay, namespaces.ErrNotNetNS)
 	}
@@ -89,7 +93,9 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, dropsFile string, 
 	if err != nil {
 		return fmt.Errorf("creating tun %s: %w", ifname, err)
 	}
-	var bind conn.Bind = &underlayBind{Bind: conn.NewDefaultBind(), underlay: underlay}
+	ubind := newUnderlayBind(conn.NewDefaultBind(), underlay)
+	defer ubind.closeUnderlay()
+	var bind conn.Bind = ubind
 	if dropsFile != "" {
 		drops, err := openDropCounter(dropsFile)
 		if err != nil {
@@ -101,6 +107,16 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, dropsFile string, 
 	}
 	dev := device.NewDevice(tdev, bind, wgLogger(log))
 	defer dev.Close() // closes tdev and the bind too
+	if listenPort != 0 {
+		// Set while the device is down: the sockets open once, when it
+		// goes up below.
+		if err := dev.IpcSet(fmt.Sprintf("listen_port=%d\n", listenPort)); err != nil {
+			return fmt.Errorf("setting listen port %d: %w", listenPort, err)
+		}
+	}
+	if err := allowLowPorts(); err != nil {
+		return err
+	}
 
 	uapiFile, err := ipc.UAPIOpen(ifname)
 	if err != nil {
@@ -135,14 +151,26 @@ func serveDataplane(log *slog.Logger, ifname string, mtu int, dropsFile string, 
 	}
 	log.Info("data plane running", "mtu", mtu)
 
-	select {
-	case sig := <-term:
-		log.Info("stopping", "signal", sig.String())
-		return nil
-	case err := <-errs:
-		return fmt.Errorf("UAPI listener: %w", err)
-	case <-dev.Wait():
-		return errors.New("device closed")
+	bound := ubind.bound
+	for {
+		select {
+		case sig := <-term:
+			log.Info("stopping", "signal", sig.String())
+			return nil
+		case err := <-errs:
+			return fmt.Errorf("UAPI listener: %w", err)
+		case <-dev.Wait():
+			return errors.New("device closed")
+		case err := <-ubind.fatal:
+			return err
+		case <-bound:
+			bound = nil
+			ubind.closeUnderlay()
+			if err := dropPrivileges(); err != nil {
+				return err // fail closed: never serve with them
+			}
+			log.Info("dropped privileges", "uid", dataplaneUID)
+		}
 	}
 }
 
@@ -189,13 +217,34 @@ func linkUp(ifname string) error {
 // namespace: a socket keeps the namespace of the thread that made it, so
 // Open runs on a locked thread switched into the underlay and back, and
 // everything else of the process stays in the network's namespace.
+//
+// The first Open of a real port (not 0) is announced on bound, after which
+// the data plane closes the underlay handle and drops its privileges; an
+// Open after that cannot work and is reported on fatal.
 type underlayBind struct {
 	conn.Bind
-	underlay netns.NsHandle
+	bound chan struct{} // closed by the first Open of a port
+	fatal chan error    // one Open after the drop
+
+	mu       sync.Mutex
+	underlay netns.NsHandle // -1 once closed
+}
+
+func newUnderlayBind(b conn.Bind, underlay netns.NsHandle) *underlayBind {
+	return &underlayBind{Bind: b, underlay: underlay, bound: make(chan struct{}), fatal: make(chan error, 1)}
 }
 
 // Open opens the wrapped Bind from inside the underlay namespace.
 func (b *underlayBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.underlay.IsOpen() {
+		select {
+		case b.fatal <- errRebind:
+		default:
+		}
+		return nil, 0, errRebind
+	}
 	var (
 		fns     []conn.ReceiveFunc
 		actual  uint16
@@ -211,8 +260,26 @@ func (b *underlayBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		}
 		return nil, 0, fmt.Errorf("opening sockets in underlay: %w", err)
 	}
+	if openErr == nil && port != 0 {
+		select {
+		case <-b.bound:
+		default:
+			close(b.bound)
+		}
+	}
 	// Returned as is: wireguard-go may compare it (ErrBindAlreadyOpen).
 	return fns, actual, openErr
+}
+
+// closeUnderlay closes the underlay handle; an Open after it fails. Safe
+// twice.
+func (b *underlayBind) closeUnderlay() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.underlay.IsOpen() {
+		_ = b.underlay.Close()
+		b.underlay = netns.None()
+	}
 }
 
 // wgLogger sends wireguard-go's log lines to log: errors as errors, the

@@ -103,7 +103,7 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = devnull.Close() }()
 	var stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], dataplaneArgs("zt0bad", 1420, "", "")...)
+	cmd := exec.Command(os.Args[0], dataplaneArgs("zt0bad", 1420, 0, "", "")...)
 	cmd.Env = append(os.Environ(), dataplaneEnv+"=1")
 	cmd.Stderr = &stderr
 	cmd.ExtraFiles = []*os.File{devnull}

@@ -28,6 +28,11 @@ type Device struct {
 	// MTU of the device; 0 means DefaultMTU. Only used when the device is
 	// created: an adopted device keeps its MTU.
 	MTU int
+	// ListenPort is the UDP port a userspace data plane binds when it
+	// starts, before it drops its privileges (0: the first Configure sets
+	// it, and the data plane drops them then). Only used when the device
+	// is created; the kernel backend ignores it.
+	ListenPort int
 }
 
 // IfName returns the device name for network on node nodeID: "zn" and the

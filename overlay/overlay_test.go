@@ -95,7 +95,7 @@ func TestIsDataplaneCmdline(t *testing.T) {
 	}
 	t.Run("args round trip", func(t *testing.T) {
 		cmdline := "/bin/znetd\x00"
-		for _, a := range dataplaneArgs("zn1", 1420, "", "") {
+		for _, a := range dataplaneArgs("zn1", 1420, 0, "", "") {
 			cmdline += a + "\x00"
 		}
 		assert.True(t, isDataplaneCmdline([]byte(cmdline), "zn1"))

@@ -22,8 +22,11 @@ func dupFd(fd int) (int, error) {
 
 // dataplaneArgs returns the arguments after the program name that start
 // the data plane of ifname.
-func dataplaneArgs(ifname string, mtu int, dnsSocket, dropsFile string) []string {
+func dataplaneArgs(ifname string, mtu, listenPort int, dnsSocket, dropsFile string) []string {
 	args := []string{"dataplane", "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
+	if listenPort != 0 {
+		args = append(args, "--listen-port", strconv.Itoa(listenPort))
+	}
 	if dnsSocket != "" {
 		args = append(args, "--dns-socket", dnsSocket)
 	}

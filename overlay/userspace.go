@@ -231,7 +231,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
 	defer func() { _ = underlay.Close() }()
 
-	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), b.DNSSocket(d), b.dropsFile(d.IfName))...)
+	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), d.ListenPort, b.DNSSocket(d), b.dropsFile(d.IfName))...)
 	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Dir = "/" // pin no directory of the daemon
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -243,7 +243,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 		b.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if err := namespaces.Start(cmd, ns); err != nil {
+	if err := namespaces.StartRestricted(cmd, ns, restrictForDataplane); err != nil {
 		b.mu.Unlock()
 		return 0, err
 	}
