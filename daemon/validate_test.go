@@ -267,10 +267,12 @@ func TestRequestsRefusedBeforeTheKernel(t *testing.T) {
 			_, err := u.d.Attach(ctx, "spare", api.AttachRequest{Name: "db", NetNS: self})
 			return err
 		}, http.StatusConflict, "network"},
-		{"attach: duplicate name", func() error {
+		// web's namespace is gone, so its name may be attached again (see
+		// TestWorkloadNamespaceReplaced), but never to the node's namespace.
+		{"attach: a gone workload's name, into the node's namespace", func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: self})
 			return err
-		}, http.StatusConflict, "name"},
+		}, http.StatusBadRequest, "netns"},
 		{"attach: ipv4 taken", func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.1.2")})
 			return err

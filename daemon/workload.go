@@ -46,9 +46,6 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		return api.Attachment{}, api.Invalid("netns", "%v", err)
 	}
 	defer func() { _ = wlNS.Close() }()
-	if err := refuseOwnNamespace(req.NetNS, id); err != nil {
-		return api.Attachment{}, err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ctx, cancel := detach(ctx)
@@ -79,6 +76,9 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	}
 	w, err := d.allocate(n, subnets, req)
 	if err != nil {
+		return api.Attachment{}, err
+	}
+	if err := refuseOwnNamespace(req.NetNS, id); err != nil {
 		return api.Attachment{}, err
 	}
 	w.NetNSID = id

@@ -94,7 +94,9 @@ func sleeper(t *testing.T, ns string, pid int) *exec.Cmd {
 // a named namespace deleted and made again between two applies, and a
 // /proc/PID path whose pid, while znetd was down, went to a process in the
 // node's own namespace. Neither new namespace gets an interface or reaches
-// anything, and the rest of the network keeps working.
+// anything, and the rest of the network keeps working. It also reads the
+// shipped (cgo-free) data plane's threads: nobody, no capabilities, an
+// empty bounding set, no_new_privs (item 5).
 func TestIsolationReplacedNamespace(t *testing.T) {
 	l := newLab(t, 2)
 	n1, n2 := l.Nodes[0], l.Nodes[1]
@@ -122,6 +124,31 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 		bad := runMatrix(probes, 8)
 		assert.Empty(t, bad, "unexpected outcomes:\n%s", strings.Join(bad, "\n"))
 	}
+
+	t.Run("data planes run as nobody without capabilities, and names resolve", func(t *testing.T) {
+		for _, n := range l.Nodes {
+			pid := dataplanePIDs(t, n)[network]
+			require.Positive(t, pid, "data plane of %s", n.ID)
+			dir := fmt.Sprintf("/proc/%d/task", pid)
+			tasks, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			for _, task := range tasks {
+				b, err := os.ReadFile(dir + "/" + task.Name() + "/status")
+				require.NoError(t, err)
+				st := string(b)
+				// Built without cgo, the bounding set is empty too.
+				for _, want := range []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nCapEff:\t0000000000000000\n",
+					"\nCapPrm:\t0000000000000000\n", "\nCapBnd:\t0000000000000000\n", "\nNoNewPrivs:\t1\n"} {
+					assert.Contains(t, st, want, "%s data plane thread %s", n.ID, task.Name())
+				}
+			}
+		}
+		// Records pushed after the drop answer on both nodes.
+		ok, _ := within(5*time.Second, func() bool { a, _ := dig(t, near.ns, "far"); return a == far.ipv4 })
+		assert.True(t, ok, "near resolves far")
+		ok, _ = within(5*time.Second, func() bool { a, _ := dig(t, far.ns, "near"); return a == near.ipv4 })
+		assert.True(t, ok, "far resolves near")
+	})
 
 	t.Run("a named namespace made again between two applies", func(t *testing.T) {
 		victim := attach(t, n1, network, "victim")
