@@ -110,6 +110,8 @@ func TestWorkloadNamespaceReplaced(t *testing.T) {
 		a, err := n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: namespaces.Path(ws)})
 		require.NoError(t, err)
 		deleteAndWait(t, ws)
+		// The bridge end goes with the namespace, asynchronously.
+		waitLinks(t, namespaces.Path(netNS), linkNamesWithout(t, netNS, hostIfName("web"))...)
 		require.NoError(t, namespaces.Create(ws))
 		reapply(t)
 		assert.Equal(t, []string{"lo"}, linkNames(t, ws), "the new namespace gets nothing")

@@ -152,8 +152,14 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 
 	t.Run("a named namespace made again between two applies", func(t *testing.T) {
 		victim := attach(t, n1, network, "victim")
+		netNS := namespaces.Name(n1.ID, network)
+		ports := len(linksOf(t, netNS))
 		out, err := exec.Command("ip", "netns", "del", victim.ns).CombinedOutput()
 		require.NoError(t, err, string(out))
+		// Its bridge end goes with the namespace, asynchronously: only then
+		// does an apply have something to repair.
+		ok, _ := within(5*time.Second, func() bool { return len(linksOf(t, netNS)) == ports-1 })
+		require.True(t, ok, "the victim's veth is gone from %s", netNS)
 		out, err = exec.Command("ip", "netns", "add", victim.ns).CombinedOutput()
 		require.NoError(t, err, string(out))
 		reapply(t, n1, network)

@@ -17,15 +17,11 @@ import (
 // /proc/PID path was replaced (its pid reused) while the path was opened.
 var ErrProcessChanged = errors.New("the process behind the path changed while it was opened")
 
-// Identity tells one network namespace from every other, then and later.
-// Dev and Ino are the namespace's nsfs file; the kernel may give Ino to a
-// new namespace once this one is gone, which is why Cookie (the kernel's
-// netns cookie, never reused; 0 if the kernel has none) is kept too. For a
-// path into /proc, StartTime is the process's start time (field 22 of
-// /proc/PID/stat, clock ticks after boot), which changes when the pid is
-// reused even by a process in the same namespace.
+// Identity is a namespace's Ident and, for a path into /proc, the start
+// time of the process behind it (field 22 of /proc/PID/stat, clock ticks
+// after boot), which changes when the pid is reused, even by a process in
+// the same namespace. It is what a workload records at attach.
 type Identity struct {
-	Dev       uint64 `json:"dev"`
 	Ino       uint64 `json:"ino"`
 	Cookie    uint64 `json:"cookie,omitempty"`
 	StartTime uint64 `json:"start_time,omitempty"`
@@ -35,10 +31,10 @@ type Identity struct {
 func (id Identity) IsZero() bool { return id == Identity{} }
 
 // SameNamespace reports whether id and other name the same namespace
-// (StartTime aside): a match of the nsfs file, and of the cookies when both
-// are known.
+// (StartTime aside): the same inode, and the same cookie when both are
+// known.
 func (id Identity) SameNamespace(other Identity) bool {
-	if id.Dev != other.Dev || id.Ino != other.Ino {
+	if id.Ino != other.Ino {
 		return false
 	}
 	return id.Cookie == 0 || other.Cookie == 0 || id.Cookie == other.Cookie
@@ -83,47 +79,30 @@ func OpenIdentified(path string) (netns.NsHandle, Identity, error) {
 	return h, id, nil
 }
 
-// IdentityOf returns the identity of the namespace behind handle h (without
-// a start time: a handle has no process).
+// IdentityOf returns the identity of the namespace behind handle h
+// (without a start time: a handle has no process).
 func IdentityOf(h netns.NsHandle) (Identity, error) { return identify(h) }
 
 func identify(h netns.NsHandle) (Identity, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(h), &st); err != nil {
-		return Identity{}, fmt.Errorf("reading the namespace's file: %w", err)
+	id, err := identOf(h)
+	if err != nil {
+		return Identity{}, fmt.Errorf("reading the namespace's identity: %w", err)
 	}
-	id := Identity{Dev: st.Dev, Ino: st.Ino}
-	cookie, err := Cookie(h)
-	switch {
-	case errors.Is(err, unix.ENOPROTOOPT):
-		// A kernel before 5.14: the nsfs file is the best we can tell.
-	case err != nil:
-		return Identity{}, err
-	default:
-		id.Cookie = cookie
-	}
-	return id, nil
+	return Identity{Ino: id.Ino, Cookie: id.Cookie}, nil
 }
 
 // Cookie returns the cookie of namespace h: a number the kernel gives each
 // namespace and never gives another. A kernel without netns cookies gives
 // an error wrapping unix.ENOPROTOOPT.
 func Cookie(h netns.NsHandle) (uint64, error) {
-	var cookie uint64
-	err := Do(h, func() error {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = unix.Close(fd) }()
-		v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		cookie = v
-		return err
-	})
+	id, err := identOf(h)
+	if err == nil && id.Cookie == 0 {
+		err = unix.ENOPROTOOPT
+	}
 	if err != nil {
 		return 0, fmt.Errorf("reading the namespace cookie: %w", err)
 	}
-	return cookie, nil
+	return id.Cookie, nil
 }
 
 // procStatPath returns the stat file of the process (or thread) behind a

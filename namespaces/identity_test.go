@@ -67,7 +67,7 @@ func TestOpenIdentified(t *testing.T) {
 	assert.NotZero(t, first.Cookie, "this kernel has netns cookies")
 	assert.Zero(t, first.StartTime, "no process behind a named namespace")
 
-	id, err := ID(name)
+	id, err := Identify(name)
 	require.NoError(t, err)
 	deleteAndWait(t, name, id)
 	require.NoError(t, Create(name))
