@@ -97,8 +97,8 @@ func lookupA(ns, server, name string) ([]string, error) {
 // plane is nobody without capabilities, with no_new_privs and without the
 // underlay's handle, and that its network keeps working: DNS records
 // pushed after the drop, peers changed, the device taken down and up by
-// hand (the data plane cannot re-open its sockets: it exits, and a
-// re-apply starts one that binds the same port).
+// hand; a listen port set by hand, which it cannot bind any more, ends it,
+// and a re-apply starts one that binds the reserved port at start.
 func TestDataplanePrivileges(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	testutil.GoroutineLeakCheck(t)
