@@ -93,3 +93,22 @@ func TestOpenIdentified(t *testing.T) {
 	_, _, err = OpenIdentified(path)
 	assert.ErrorIs(t, err, os.ErrNotExist, "a dead process's path is gone")
 }
+
+// BenchmarkOpenIdentified measures what an attach, a repair and every
+// workload of a list pay to identify a namespace.
+func BenchmarkOpenIdentified(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	cmd := exec.Command("sleep", "60")
+	require.NoError(b, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	for b.Loop() {
+		h, _, err := OpenIdentified(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = h.Close()
+	}
+}
