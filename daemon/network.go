@@ -127,6 +127,11 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dev.IfName, err)
 	}
+	if cur.ListenPort != n.ListenPort && d.backend.Kind() == "userspace" {
+		if cur, err = d.restartOnPort(ctx, dev, n.ListenPort); err != nil {
+			return err
+		}
+	}
 	cfg := peers.Diff(desired, cur.Peers)
 	if cur.PrivateKey != key {
 		cfg.PrivateKey = &key
@@ -145,6 +150,27 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 		d.later.after(peers.StaggerDelay, func() { d.raiseKeepalives(dev, raise) })
 	}
 	return nil
+}
+
+// restartOnPort replaces a userspace data plane by one that binds port at
+// start: a running one gave up the privileges it would need to bind a new
+// port in the underlay (see overlay's privileges.go). The new one starts
+// empty, so the caller configures key and peers from scratch; the DNS
+// records follow with realize's push.
+func (d *Daemon) restartOnPort(ctx context.Context, dev overlay.Device, port int) (*wgtypes.Device, error) {
+	d.log.Info("restarting data plane on a new port", "ifname", dev.IfName, "port", port)
+	dev.ListenPort = port
+	if err := d.backend.Delete(ctx, dev); err != nil {
+		return nil, fmt.Errorf("restarting %s on port %d: %w", dev.IfName, port, err)
+	}
+	if _, err := d.backend.Ensure(ctx, dev); err != nil {
+		return nil, fmt.Errorf("restarting %s on port %d: %w", dev.IfName, port, err)
+	}
+	cur, err := d.backend.Show(ctx, dev)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dev.IfName, err)
+	}
+	return cur, nil
 }
 
 // linkAddress returns this node's link address (zos's 100.64.<o2>.<o3>)

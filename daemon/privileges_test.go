@@ -98,7 +98,8 @@ func lookupA(ns, server, name string) ([]string, error) {
 // underlay's handle, and that its network keeps working: DNS records
 // pushed after the drop, peers changed, the device taken down and up by
 // hand; a listen port set by hand, which it cannot bind any more, ends it,
-// and a re-apply starts one that binds the reserved port at start.
+// and a re-apply starts one that binds the reserved port at start; a port
+// moved through the API gets a new data plane that binds it at start.
 func TestDataplanePrivileges(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	testutil.GoroutineLeakCheck(t)
@@ -180,6 +181,27 @@ func TestDataplanePrivileges(t *testing.T) {
 		dev, err := n.real.Show(ctx, n.dev("shop"))
 		require.NoError(t, err)
 		assert.Equal(t, res.ListenPort, dev.ListenPort, "bound at start")
+		assert.Len(t, n.peersOf(t, "shop"), 2)
+		resolves(t, "web", web.IPv4)
+	})
+
+	step(t, "a port moved by reserve and apply gets a new data plane bound to it", func(t *testing.T) {
+		pid := n.real.PID(n.dev("shop"))
+		moved := res.ListenPort + 5
+		_, err := n.d.ReservePort(ctx, "shop", moved)
+		require.NoError(t, err)
+		next := s.Clone()
+		next.Generation++
+		next.Nodes[0].Endpoint = fmt.Sprintf("198.18.0.1:%d", moved)
+		_, err = n.d.Apply(ctx, next)
+		require.NoError(t, err)
+		newPid := n.real.PID(n.dev("shop"))
+		require.Positive(t, newPid)
+		assert.NotEqual(t, pid, newPid)
+		requireUnprivileged(t, newPid, underlay.Ino)
+		dev, err := n.real.Show(ctx, n.dev("shop"))
+		require.NoError(t, err)
+		assert.Equal(t, moved, dev.ListenPort)
 		assert.Len(t, n.peersOf(t, "shop"), 2)
 		resolves(t, "web", web.IPv4)
 	})

@@ -20,11 +20,10 @@ import (
 // needs no privilege (the resolver's port 53: the data plane lowers its
 // namespace's ip_unprivileged_port_start to 53 before dropping; nothing
 // else runs in that namespace). Re-opening the UDP sockets (a new listen
-// port or fwmark set through UAPI; znetd never changes the port of a
-// running data plane, and taking the link down and up does not re-open
-// them) needs to enter the underlay again, which it can no longer do: the
-// data plane then exits, and the next apply (or restart) of znetd starts
-// a new one, which binds the reserved port at start.
+// port or fwmark set through UAPI; taking the link down and up does not
+// re-open them) needs to enter the underlay again, which it can no longer
+// do: the data plane then exits. znetd never asks it to: to move a port it
+// starts a new data plane that binds the new port at start.
 
 // dataplaneUID is the user (and group) a data plane runs as once it has
 // dropped its privileges: nobody.
