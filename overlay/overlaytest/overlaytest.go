@@ -188,6 +188,7 @@ func (b *Backend) Ensure(ctx context.Context, d overlay.Device) (int, error) {
 	} else {
 		dev.pid = b.nextPID
 		b.nextPID++
+		dev.wg.ListenPort = d.ListenPort // a data plane binds it at start
 	}
 	b.devices[d.IfName] = dev
 	return dev.pid, nil
