@@ -128,7 +128,7 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 		return fmt.Errorf("reading %s: %w", dev.IfName, err)
 	}
 	if cur.ListenPort != n.ListenPort && d.backend.Kind() == "userspace" {
-		if cur, err = d.restartOnPort(ctx, dev, n.ListenPort); err != nil {
+		if cur, err = d.restartOnPort(ctx, dev, n); err != nil {
 			return err
 		}
 	}
@@ -152,20 +152,23 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	return nil
 }
 
-// restartOnPort replaces a userspace data plane by one that binds port at
-// start: a running one gave up the privileges it would need to bind a new
+// restartOnPort replaces a userspace data plane by one that binds n's port
+// at start (and has the supervisor follow it): a running one gave up the privileges it would need to bind a new
 // port in the underlay (see overlay's privileges.go). The new one starts
 // empty, so the caller configures key and peers from scratch; the DNS
 // records follow with realize's push.
-func (d *Daemon) restartOnPort(ctx context.Context, dev overlay.Device, port int) (*wgtypes.Device, error) {
-	d.log.Info("restarting data plane on a new port", "ifname", dev.IfName, "port", port)
+func (d *Daemon) restartOnPort(ctx context.Context, dev overlay.Device, n *store.Network) (*wgtypes.Device, error) {
+	port := n.ListenPort
+	d.log.Info("restarting data plane on a new port", "network", n.Name, "ifname", dev.IfName, "port", port)
 	dev.ListenPort = port
 	if err := d.backend.Delete(ctx, dev); err != nil {
 		return nil, fmt.Errorf("restarting %s on port %d: %w", dev.IfName, port, err)
 	}
-	if _, err := d.backend.Ensure(ctx, dev); err != nil {
+	pid, err := d.backend.Ensure(ctx, dev)
+	if err != nil {
 		return nil, fmt.Errorf("restarting %s on port %d: %w", dev.IfName, port, err)
 	}
+	d.sup.watch(n.Name, pid)
 	cur, err := d.backend.Show(ctx, dev)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", dev.IfName, err)

@@ -98,8 +98,8 @@ func lookupA(ns, server, name string) ([]string, error) {
 // underlay's handle, and that its network keeps working: DNS records
 // pushed after the drop, peers changed, the device taken down and up by
 // hand; a listen port set by hand, which it cannot bind any more, ends it,
-// and a re-apply starts one that binds the reserved port at start; a port
-// moved through the API gets a new data plane that binds it at start.
+// and the supervisor starts one that binds the reserved port at start; a
+// port moved through the API gets a new data plane that binds it at start.
 func TestDataplanePrivileges(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	testutil.GoroutineLeakCheck(t)
@@ -164,24 +164,19 @@ func TestDataplanePrivileges(t *testing.T) {
 		resolves(t, "web", web.IPv4)
 	})
 
-	step(t, "a port changed by hand ends the data plane; a re-apply starts one on the reserved port", func(t *testing.T) {
+	step(t, "a port changed by hand ends the data plane; the supervisor starts one on the reserved port", func(t *testing.T) {
 		pid := n.real.PID(n.dev("shop"))
 		other := res.ListenPort + 1
 		// The data plane cannot open sockets in the underlay any more.
 		assert.Error(t, n.real.Configure(ctx, n.dev("shop"), wgtypes.Config{ListenPort: &other}))
-		require.Eventually(t, func() bool { return n.real.PID(n.dev("shop")) == 0 }, 5*time.Second, 20*time.Millisecond,
-			"the data plane exits")
-		r, err := n.d.Apply(ctx, s)
-		require.NoError(t, err)
-		assert.False(t, r.Changed)
-		newPid := n.real.PID(n.dev("shop"))
-		require.Positive(t, newPid)
-		assert.NotEqual(t, pid, newPid)
+		var newPid int
+		// Its pid file is written at the fork; it answers once it runs.
+		require.Eventually(t, func() bool {
+			newPid = n.real.PID(n.dev("shop"))
+			dev, err := n.real.Show(ctx, n.dev("shop"))
+			return newPid != 0 && newPid != pid && err == nil && dev.ListenPort == res.ListenPort && len(dev.Peers) == 2
+		}, 10*time.Second, 20*time.Millisecond, "a new data plane on the reserved port, with the peers")
 		requireUnprivileged(t, newPid, underlay.Ino)
-		dev, err := n.real.Show(ctx, n.dev("shop"))
-		require.NoError(t, err)
-		assert.Equal(t, res.ListenPort, dev.ListenPort, "bound at start")
-		assert.Len(t, n.peersOf(t, "shop"), 2)
 		resolves(t, "web", web.IPv4)
 	})
 

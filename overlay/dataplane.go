@@ -134,6 +134,30 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	}
 	defer func() { _ = os.Remove(socketPath(ifname)) }()
 	defer func() { _ = uapi.Close() }()
+	if err := linkUp(ifname); err != nil {
+		return err
+	}
+	drop := func() error {
+		ubind.closeUnderlay()
+		if err := dropPrivileges(); err != nil {
+			return err // fail closed: never serve with them
+		}
+		log.Info("dropped privileges", "uid", dataplaneUID)
+		return nil
+	}
+	bound := ubind.bound
+	if listenPort != 0 {
+		// Bind now and drop before serving anything: znetd sees the data
+		// plane ready (its UAPI socket answers) only once it runs without
+		// privileges, and pushes DNS only after that.
+		if err := bindNow(dev, ubind); err != nil {
+			return fmt.Errorf("binding port %d: %w", listenPort, err)
+		}
+		if err := drop(); err != nil {
+			return err
+		}
+		bound = nil
+	}
 	errs := make(chan error, 1)
 	go func() {
 		for {
@@ -145,13 +169,8 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 			go dev.IpcHandle(c)
 		}
 	}()
-
-	if err := linkUp(ifname); err != nil {
-		return err
-	}
 	log.Info("data plane running", "mtu", mtu)
 
-	bound := ubind.bound
 	for {
 		select {
 		case sig := <-term:
@@ -165,12 +184,25 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 			return err
 		case <-bound:
 			bound = nil
-			ubind.closeUnderlay()
-			if err := dropPrivileges(); err != nil {
-				return err // fail closed: never serve with them
+			if err := drop(); err != nil {
+				return err
 			}
-			log.Info("dropped privileges", "uid", dataplaneUID)
 		}
+	}
+}
+
+// bindNow brings dev up, which opens its UDP sockets on the port set
+// before, and checks that they are open. Up is synchronous: when it
+// returns, any transition the TUN's own up event started is done too.
+func bindNow(dev *device.Device, b *underlayBind) error {
+	if err := dev.Up(); err != nil {
+		return err
+	}
+	select {
+	case <-b.bound:
+		return nil
+	default:
+		return errors.New("the device is up but its port is not bound")
 	}
 }
 
