@@ -187,6 +187,7 @@ func FuzzUDPFastPath(f *testing.F) {
 	seed("n1._local.shop.internal.", dns.TypeSOA, nil)
 	seed("example.com.", dns.TypeA, nil)
 	seed(`a\000\.b.shop.internal.`, dns.TypeA, nil) // odd bytes in a label
+	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate }) // NOTIMP
 
 	cfg, held := manyConfig(40)
 	cfg.Local = testConfig().Local

@@ -10,7 +10,8 @@ import (
 // a workload or from a member. Invariants: no panic; every answer packs; it
 // answers the request's id; no answer record is outside the zone or the
 // network's reverse ranges; answer records only with NOERROR; over UDP the
-// answer fits the client's size.
+// answer fits the client's size; an opcode other than QUERY and NOTIFY gets
+// NOTIMP with the request's RD.
 func FuzzServeDNS(f *testing.F) {
 	seed := func(name string, qtype uint16, edit func(m *dns.Msg)) {
 		b := packQuery(f, name, qtype, edit)
@@ -34,6 +35,7 @@ func FuzzServeDNS(f *testing.F) {
 	seed("n1._local.shop.internal.", dns.TypeSOA, nil)
 	seed("n2._local.shop.internal.", dns.TypeSOA, func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify })
 	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate })
+	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Opcode, m.RecursionDesired = dns.OpcodeStatus, false })
 	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) })
 	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { edns(m); m.IsEdns0().SetVersion(3) })
 	f.Add([]byte{}, false, false)
@@ -78,6 +80,10 @@ func FuzzServeDNS(f *testing.F) {
 			}
 			if !tcp && rec.sizes[i] > limit {
 				t.Fatalf("UDP answer of %d bytes, limit %d", rec.sizes[i], limit)
+			}
+			if req.Opcode != dns.OpcodeQuery && req.Opcode != dns.OpcodeNotify &&
+				(m.Rcode != dns.RcodeNotImplemented || m.RecursionDesired != req.RecursionDesired) {
+				t.Fatalf("opcode %d answered %s, RD %v (want NOTIMP, RD %v)", req.Opcode, dns.RcodeToString[m.Rcode], m.RecursionDesired, req.RecursionDesired)
 			}
 			if len(m.Answer) > 0 && m.Rcode != dns.RcodeSuccess {
 				t.Fatalf("answer records with rcode %s", dns.RcodeToString[m.Rcode])

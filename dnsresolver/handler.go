@@ -47,8 +47,14 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 func (r *Resolver) answer(v *view, req *dns.Msg, src netip.Addr, tcp bool) (resp *dns.Msg, xfr bool) {
 	resp = new(dns.Msg)
 	resp.SetReply(req)
-	if len(req.Question) != 1 || countOPT(req) > 1 ||
-		(req.Opcode != dns.OpcodeQuery && req.Opcode != dns.OpcodeNotify) {
+	if req.Opcode != dns.OpcodeQuery && req.Opcode != dns.OpcodeNotify {
+		// RFC 1035 4.1.1: a kind of query this server does not support
+		// is NOTIMP, and RD is copied into every response (SetReply
+		// copies it only for QUERY).
+		resp.RecursionDesired = req.RecursionDesired
+		return rcode(resp, dns.RcodeNotImplemented), false
+	}
+	if len(req.Question) != 1 || countOPT(req) > 1 {
 		return rcode(resp, dns.RcodeFormatError), false
 	}
 	if opt := req.IsEdns0(); opt != nil && opt.Version() != 0 {

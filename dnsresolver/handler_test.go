@@ -1,6 +1,7 @@
 package dnsresolver
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -191,9 +192,6 @@ func TestServeDNSMalformed(t *testing.T) {
 		{name: "two questions", req: query(func(m *dns.Msg) {
 			m.Question = append(m.Question, dns.Question{Name: "db.shop.internal.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
 		}), rcode: dns.RcodeFormatError},
-		{name: "opcode UPDATE", req: query(func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate }), rcode: dns.RcodeFormatError},
-		{name: "opcode STATUS", req: query(func(m *dns.Msg) { m.Opcode = dns.OpcodeStatus }), rcode: dns.RcodeFormatError},
-		{name: "opcode IQUERY", req: query(func(m *dns.Msg) { m.Opcode = dns.OpcodeIQuery }), rcode: dns.RcodeFormatError},
 		{name: "two OPT records", req: query(func(m *dns.Msg) { m.SetEdns0(1232, false).SetEdns0(4096, false) }), rcode: dns.RcodeFormatError},
 		{name: "EDNS version 1", req: query(func(m *dns.Msg) {
 			m.SetEdns0(1232, false)
@@ -241,4 +239,44 @@ func TestServeDNSEDNS(t *testing.T) {
 		m := ask(t, r, "web.shop.internal.", dns.TypeA, false, workloadSrc).msgs[0]
 		assert.Nil(t, m.IsEdns0())
 	})
+}
+
+// TestServeDNSUnknownOpcode checks RFC 1035's answer to an opcode other than
+// QUERY and NOTIFY: NOTIMP with the request's opcode and RD, over UDP and
+// TCP, and the same bytes whether the UDP fast path or the server answers.
+func TestServeDNSUnknownOpcode(t *testing.T) {
+	r := newTestResolver(t, testConfig(), testHeld())
+	c := newUDPCache(r)
+	for op := range 16 {
+		if op == dns.OpcodeQuery || op == dns.OpcodeNotify {
+			continue
+		}
+		for _, rd := range []bool{true, false} {
+			for _, tcp := range []bool{false, true} {
+				name := fmt.Sprintf("opcode %d rd %v tcp %v", op, rd, tcp)
+				t.Run(name, func(t *testing.T) {
+					q := new(dns.Msg)
+					q.SetQuestion("web.shop.internal.", dns.TypeA)
+					q.Opcode, q.RecursionDesired = op, rd
+					rec := send(t, r, q, tcp, workloadSrc)
+					require.Len(t, rec.msgs, 1)
+					m := rec.msgs[0]
+					assert.Equal(t, "NOTIMP", dns.RcodeToString[m.Rcode])
+					assert.Equal(t, q.Id, m.Id)
+					assert.Equal(t, op, m.Opcode)
+					assert.Equal(t, rd, m.RecursionDesired, "RD copied")
+					assert.True(t, m.Response)
+					assert.Empty(t, m.Answer)
+					assert.False(t, m.Authoritative)
+					if !tcp {
+						pkt, err := q.Pack()
+						require.NoError(t, err)
+						if got, ok := c.answer(pkt, workloadSrc); ok {
+							assert.Equal(t, slowAnswer(t, r, pkt, workloadSrc), got)
+						}
+					}
+				})
+			}
+		}
+	}
 }
