@@ -12,9 +12,9 @@ import (
 // network address, a gateway, one host and a broadcast address.
 const maxSubnetBits = 30
 
-// maxSubnetIndex bounds a subnet's index inside its network's range: the index
-// becomes the 16-bit subnet id of the IPv6 /64 inside the network's /48.
-const maxSubnetIndex = 1<<16 - 1
+// minRangeBits is the shortest range whose default-sized subnets all get an
+// IPv6 /64 of their own: a /8 holds 65536 /24s, as many as a /48 holds /64s.
+const minRangeBits = 8
 
 // Subnets is one node's slice of a network: its IPv4 subnet, the IPv6 /64 twin
 // in the network's ULA /48, and the gateway (first host) of each.
@@ -24,21 +24,14 @@ type Subnets struct {
 }
 
 // NodeSubnets derives a node's Subnets from the network's IPv4 range, the
-// network's IPv6 /48 and the node's IPv4 subnet. The /64's 16-bit subnet id is
-// the index of subnet4 inside ipRange, so range 10.20.0.0/16, subnet
-// 10.20.1.0/24 and /48 fd3c:9a1e:77b2::/48 give fd3c:9a1e:77b2:1::/64 with
-// gateways 10.20.1.1 and fd3c:9a1e:77b2:1::1.
+// network's IPv6 /48 and the node's IPv4 subnet. The /64's 16-bit subnet id
+// is SubnetID(ipRange, subnet4), so range 10.20.0.0/16, subnet 10.20.1.0/24
+// and /48 fd3c:9a1e:77b2::/48 give fd3c:9a1e:77b2:1::/64 with gateways
+// 10.20.1.1 and fd3c:9a1e:77b2:1::1.
 //
-// It fails when a prefix is of the wrong family or has host bits set, when ula
-// is not a /48, when subnet4 is not inside ipRange or is longer than /30, and
-// when the index does not fit in 16 bits.
+// It fails when a prefix is of the wrong family or has host bits set, when
+// ula is not a /48, and when SubnetID fails.
 func NodeSubnets(ipRange, ula, subnet4 netip.Prefix) (Subnets, error) {
-	if err := checkPrefix4("range", ipRange); err != nil {
-		return Subnets{}, err
-	}
-	if err := checkPrefix4("subnet", subnet4); err != nil {
-		return Subnets{}, err
-	}
 	if !ula.IsValid() || !ula.Addr().Is6() || ula.Addr().Is4In6() || ula.Addr().Zone() != "" {
 		return Subnets{}, fmt.Errorf("ipv6 range %s is not an IPv6 prefix", ula)
 	}
@@ -48,18 +41,12 @@ func NodeSubnets(ipRange, ula, subnet4 netip.Prefix) (Subnets, error) {
 	if ula != ula.Masked() {
 		return Subnets{}, fmt.Errorf("ipv6 range %s has host bits set", ula)
 	}
-	if subnet4.Bits() < ipRange.Bits() || !ipRange.Contains(subnet4.Addr()) {
-		return Subnets{}, fmt.Errorf("subnet %s is not inside range %s", subnet4, ipRange)
-	}
-	if subnet4.Bits() > maxSubnetBits {
-		return Subnets{}, fmt.Errorf("subnet %s is longer than /%d", subnet4, maxSubnetBits)
-	}
-	index := (u32(subnet4.Addr()) - u32(ipRange.Addr())) >> (32 - subnet4.Bits())
-	if index > maxSubnetIndex {
-		return Subnets{}, fmt.Errorf("subnet %s is number %d inside range %s, more than a 16-bit IPv6 subnet id holds", subnet4, index, ipRange)
+	id, err := SubnetID(ipRange, subnet4)
+	if err != nil {
+		return Subnets{}, err
 	}
 	v6 := ula.Addr().As16()
-	binary.BigEndian.PutUint16(v6[6:8], uint16(index))
+	binary.BigEndian.PutUint16(v6[6:8], id)
 	s := Subnets{
 		V4:       subnet4,
 		V6:       netip.PrefixFrom(netip.AddrFrom16(v6), 64),
@@ -67,6 +54,43 @@ func NodeSubnets(ipRange, ula, subnet4 netip.Prefix) (Subnets, error) {
 	}
 	s.Gateway6 = s.Twin(s.Gateway4)
 	return s, nil
+}
+
+// SubnetID returns the 16-bit subnet id of the IPv6 /64 twin of subnet4
+// inside the network's /48: the offset of subnet4's network address from
+// ipRange's, counted in blocks of the range's default subnet size
+// (DefaultSubnetBits: /24 for ranges up to /20). The block size depends on
+// the range alone, so a member's id never changes when others join, and a
+// /24 of a /16 keeps the id it always had (10.20.1.0/24 -> 1).
+//
+// Two subnets that do not overlap get different ids unless both are longer
+// than the block and lie in the same block (10.20.1.0/26 and
+// 10.20.1.64/26 in a /16 both get 1): a subnet as long as the block or
+// shorter starts on a block boundary, and a block-aligned subnet that
+// starts where another subnet's block starts contains it. Spec validation
+// refuses such pairs.
+//
+// It fails when a prefix is not IPv4 or has host bits set, when subnet4 is
+// not inside ipRange or is longer than /30, and when ipRange is shorter
+// than /8 (more blocks than a /48 has /64s).
+func SubnetID(ipRange, subnet4 netip.Prefix) (uint16, error) {
+	if err := checkPrefix4("range", ipRange); err != nil {
+		return 0, err
+	}
+	if err := checkPrefix4("subnet", subnet4); err != nil {
+		return 0, err
+	}
+	if ipRange.Bits() < minRangeBits {
+		return 0, fmt.Errorf("range %s is too big to map: shorter than /%d, it has more /%d blocks than an IPv6 /48 has /64s", ipRange, minRangeBits, DefaultSubnetBits(ipRange.Bits()))
+	}
+	if subnet4.Bits() < ipRange.Bits() || !ipRange.Contains(subnet4.Addr()) {
+		return 0, fmt.Errorf("subnet %s is not inside range %s", subnet4, ipRange)
+	}
+	if subnet4.Bits() > maxSubnetBits {
+		return 0, fmt.Errorf("subnet %s is longer than /%d", subnet4, maxSubnetBits)
+	}
+	block := 32 - DefaultSubnetBits(ipRange.Bits())
+	return uint16((u32(subnet4.Addr()) - u32(ipRange.Addr())) >> block), nil
 }
 
 // Twin returns the IPv6 address inside V6 whose host part equals a's offset

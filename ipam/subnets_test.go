@@ -29,9 +29,11 @@ func TestNodeSubnets(t *testing.T) {
 		{"/20 range", "172.16.0.0/20", "172.16.15.0/24", "fd3c:9a1e:77b2:f::/64", "172.16.15.1", "fd3c:9a1e:77b2:f::1"},
 		{"/28 subnets of a /24", "192.168.10.0/24", "192.168.10.240/28", "fd3c:9a1e:77b2:f::/64", "192.168.10.241", "fd3c:9a1e:77b2:f::1"},
 		{"subnet is the whole range", "10.1.0.0/24", "10.1.0.0/24", "fd3c:9a1e:77b2::/64", "10.1.0.1", "fd3c:9a1e:77b2::1"},
-		{"last /30 of a /16", "10.20.0.0/16", "10.20.255.252/30", "fd3c:9a1e:77b2:3fff::/64", "10.20.255.253", "fd3c:9a1e:77b2:3fff::1"},
-		{"highest index that fits with /28 in /8", "10.0.0.0/8", "10.15.255.240/28", "fd3c:9a1e:77b2:ffff::/64", "10.15.255.241", "fd3c:9a1e:77b2:ffff::1"},
-		{"/16 subnet of a /8", "10.0.0.0/8", "10.5.0.0/16", "fd3c:9a1e:77b2:5::/64", "10.5.0.1", "fd3c:9a1e:77b2:5::1"},
+		{"last /30 of a /16 is in the last /24", "10.20.0.0/16", "10.20.255.252/30", "fd3c:9a1e:77b2:ff::/64", "10.20.255.253", "fd3c:9a1e:77b2:ff::1"},
+		{"/26 counts in /24s", "10.20.0.0/16", "10.20.1.0/26", "fd3c:9a1e:77b2:1::/64", "10.20.1.1", "fd3c:9a1e:77b2:1::1"},
+		{"/28 in the last /24 of a /8", "10.0.0.0/8", "10.255.255.240/28", "fd3c:9a1e:77b2:ffff::/64", "10.255.255.241", "fd3c:9a1e:77b2:ffff::1"},
+		{"/16 subnet of a /8 counts in /24s", "10.0.0.0/8", "10.5.0.0/16", "fd3c:9a1e:77b2:500::/64", "10.5.0.1", "fd3c:9a1e:77b2:500::1"},
+		{"/26 in a /22 range counts in /26s", "10.20.0.0/22", "10.20.1.64/26", "fd3c:9a1e:77b2:5::/64", "10.20.1.65", "fd3c:9a1e:77b2:5::1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,8 +54,7 @@ func TestNodeSubnetsErrors(t *testing.T) {
 		name, ipRange, ula, subnet string
 		msg                        string
 	}{
-		{"index 65536 overflows the subnet id", "10.0.0.0/8", ula, "10.16.0.0/28", "16-bit"},
-		{"far index overflows", "10.0.0.0/8", ula, "10.255.255.252/30", "16-bit"},
+		{"range too big to map", "10.0.0.0/7", ula, "10.0.1.0/24", "too big to map"},
 		{"subnet outside range", "10.20.0.0/16", ula, "10.21.0.0/24", "not inside"},
 		{"subnet larger than range", "10.20.0.0/16", ula, "10.20.0.0/15", "not inside"},
 		{"subnet longer than /30", "10.20.0.0/16", ula, "10.20.1.0/31", "longer than /30"},
@@ -99,7 +100,7 @@ func TestTwin(t *testing.T) {
 		{"network address", s24, addr("10.20.1.0"), addr("fd3c:9a1e:77b2:1::")},
 		{"broadcast address", s24, addr("10.20.1.255"), addr("fd3c:9a1e:77b2:1::ff")},
 		{"IPv4-mapped input", s24, addr("::ffff:10.20.1.7"), addr("fd3c:9a1e:77b2:1::7")},
-		{"two-byte offset in a /16", s16, addr("10.5.3.4"), addr("fd3c:9a1e:77b2:5::304")},
+		{"two-byte offset in a /16", s16, addr("10.5.3.4"), addr("fd3c:9a1e:77b2:500::304")},
 		{"outside the subnet", s24, addr("10.20.2.1"), netip.Addr{}},
 		{"IPv6 input", s24, addr("fd3c:9a1e:77b2:1::5"), netip.Addr{}},
 		{"zero input", s24, netip.Addr{}, netip.Addr{}},

@@ -31,6 +31,11 @@ var (
 	// Desired when two peers would be given the same allowed IP prefix:
 	// WireGuard routes a prefix to one peer only.
 	ErrDuplicatePrefix = errors.New("allowed IP is given to two peers")
+	// ErrOverlapsSelf is returned (wrapped, naming the member and both
+	// prefixes) by Desired when a member peer's AllowedIPs overlap this
+	// node's own subnets: WireGuard would send that member the traffic of
+	// this node's own workloads.
+	ErrOverlapsSelf = errors.New("allowed IP overlaps this node's own subnet")
 	// ErrNoResolver is returned (wrapped, naming the node) by Desired when an
 	// endpoint names a host and no Resolver was given.
 	ErrNoResolver = errors.New("no resolver for host names")
@@ -123,6 +128,9 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 		}
 		p.AllowedIPs, _ = canonical(p.AllowedIPs)
 		out = append(out, p)
+	}
+	if err := checkOwn(subnets[me], out); err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) })
 
@@ -225,6 +233,22 @@ func canonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
 		}
 	}
 	return netip.PrefixFrom(a, bits).Masked(), true
+}
+
+// checkOwn returns ErrOverlapsSelf when an AllowedIP of a member peer
+// overlaps one of own, this node's subnets. Access peers are left out: their
+// addresses lie in this node's subnet by design.
+func checkOwn(own []netip.Prefix, members []Peer) error {
+	for _, p := range members {
+		for _, ip := range p.AllowedIPs {
+			for _, o := range own {
+				if ip.Overlaps(o) {
+					return fmt.Errorf("peer %q: %s overlaps %s: %w", p.Name, ip, o, ErrOverlapsSelf)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // checkPrefixes returns ErrDuplicatePrefix when two peers share a prefix.

@@ -228,6 +228,28 @@ func TestDesiredErrors(t *testing.T) {
 			msg:   `peer "alice": 10.20.2.0/24 is also peer "node2"'s`,
 		},
 		{
+			name: "member's subnet inside this node's",
+			edit: func(s *spec.Spec) { s.Nodes[1].Subnet = netip.MustParsePrefix("10.20.1.128/25") },
+			is:   ErrOverlapsSelf,
+			msg:  `peer "node2": 10.20.1.128/25 overlaps 10.20.1.0/24`,
+		},
+		{
+			name: "hidden member's subnet relayed over this node's",
+			edit: func(s *spec.Spec) { s.Nodes[3].Subnet = netip.MustParsePrefix("10.20.0.0/22") },
+			self: "node3",
+			is:   ErrOverlapsSelf,
+			msg:  `peer "node1": 10.20.0.0/22 overlaps 10.20.3.0/24`,
+		},
+		{
+			name: "member's IPv6 /64 is this node's",
+			edit: func(s *spec.Spec) {
+				s.Nodes[0].Subnet = netip.MustParsePrefix("10.20.1.0/26")
+				s.Nodes[1].Subnet = netip.MustParsePrefix("10.20.1.64/26")
+			},
+			is:  ErrOverlapsSelf,
+			msg: `peer "node2": fd3c:9a1e:77b2:1::/64 overlaps fd3c:9a1e:77b2:1::/64`,
+		},
+		{
 			name:  "extra peer with an invalid prefix",
 			extra: []Peer{{Name: "alice", PublicKey: testKey(8), AllowedIPs: []netip.Prefix{{}}}},
 			msg:   `peer "alice": invalid allowed IP`,

@@ -3,11 +3,12 @@ package spec
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/znet/znet/ipam"
 )
 
 // DefaultMTU is the overlay MTU of a 1500-byte underlay minus the 80 bytes
@@ -129,17 +130,15 @@ func DeriveULA(name string) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
 }
 
-// SubnetIndex returns the position of subnet inside ipRange, counted in blocks
-// of subnet's size: (subnet address - range address) >> (32 - subnet bits).
-// It is the 16-bit subnet id of the node's IPv6 /64 twin inside the /48, so
-// Validate requires it to be below MaxSubnets.
-// It returns -1 when either prefix is not IPv4 or subnet is not inside ipRange.
+// SubnetIndex returns the 16-bit subnet id of subnet's IPv6 /64 twin inside
+// the network's /48 (ipam.SubnetID): subnet's position inside ipRange,
+// counted in blocks of the range's default subnet length, so a /24 of a /16
+// keeps its third octet. It returns -1 when ipam.SubnetID fails (a prefix
+// that is not IPv4, subnet not inside ipRange, a range shorter than /8).
 func SubnetIndex(ipRange, subnet netip.Prefix) int {
-	if !ipRange.Addr().Is4() || !subnet.Addr().Is4() ||
-		subnet.Bits() < ipRange.Bits() || !ipRange.Contains(subnet.Addr()) {
+	id, err := ipam.SubnetID(ipRange.Masked(), subnet.Masked())
+	if err != nil {
 		return -1
 	}
-	r, n := ipRange.Masked().Addr().As4(), subnet.Addr().As4()
-	off := binary.BigEndian.Uint32(n[:]) - binary.BigEndian.Uint32(r[:])
-	return int(uint64(off) >> (32 - subnet.Bits()))
+	return int(id)
 }

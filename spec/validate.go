@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/znet/znet/ipam"
 )
 
 // Limits that Validate enforces.
@@ -22,9 +24,6 @@ const (
 	// MaxSubnetBits is the longest node subnet: room for the network address,
 	// the gateway, one workload and the broadcast address.
 	MaxSubnetBits = 30
-	// MaxSubnets is the number of /64s in the IPv6 /48, so the highest
-	// SubnetIndex a node subnet may have is MaxSubnets-1.
-	MaxSubnets = 1 << 16
 )
 
 // ulaRange is fc00::/7, the IPv6 unique local addresses (RFC 4193).
@@ -206,8 +205,8 @@ func (s *Spec) checkSubnet(i int, f string) error {
 	case p.Bits() < s.IPRange.Bits() || !s.IPRange.Contains(p.Addr()):
 		return fieldErr(f, "%s is not inside ip_range %s", p, s.IPRange)
 	}
-	if idx := SubnetIndex(s.IPRange, p); idx >= MaxSubnets {
-		return fieldErr(f, "subnet number %d leaves no room for its IPv6 /64 in the /48 (at most %d); pick one nearer the start of ip_range or a larger one", idx, MaxSubnets-1)
+	if _, err := ipam.SubnetID(s.IPRange, p); err != nil {
+		return fieldErr(f, "%v", err)
 	}
 	return nil
 }
