@@ -18,7 +18,8 @@ const dnsTimeout = 5 * time.Second
 
 // dnsConfig is what this node's resolver of s needs: its gateways, the
 // other members' gateways (where their resolvers are, over the mesh) and
-// this node's workloads.
+// subnets (the only addresses each may publish names for) and this node's
+// workloads.
 func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Config, error) {
 	self, err := d.subnetsOf(s)
 	if err != nil {
@@ -40,7 +41,10 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 		if err != nil {
 			return dnsresolver.Config{}, err
 		}
-		cfg.Members = append(cfg.Members, dnsresolver.Member{ID: node.ID, Gateway4: sub.Gateway4, Gateway6: sub.Gateway6})
+		cfg.Members = append(cfg.Members, dnsresolver.Member{
+			ID: node.ID, Gateway4: sub.Gateway4, Gateway6: sub.Gateway6,
+			Subnet4: sub.V4, Subnet6: sub.V6,
+		})
 	}
 	for _, w := range wls {
 		cfg.Local = append(cfg.Local, dnsresolver.Record{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,4 +52,62 @@ func TestResolverOverHTTP(t *testing.T) {
 	assert.Equal(t, uint32(7), st.Serial)
 	assert.Equal(t, 2, st.Records)
 	assert.ErrorIs(t, pushResolver(ctx, sock, dnsresolver.Config{Network: "bad"}), dnsresolver.ErrInvalidConfig)
+}
+
+// TestPushToResolverWithoutMemberSubnets checks that the daemon still
+// configures a resolver that predates members' subnets: it refuses unknown
+// fields, so it gets the Config without them.
+func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
+	type oldMember struct {
+		ID       string     `json:"id"`
+		Gateway4 netip.Addr `json:"gateway4"`
+		Gateway6 netip.Addr `json:"gateway6"`
+	}
+	type oldConfig struct {
+		Network   string               `json:"network"`
+		NodeID    string               `json:"node_id"`
+		Gateway4  netip.Addr           `json:"gateway4"`
+		Gateway6  netip.Addr           `json:"gateway6"`
+		IPRange   netip.Prefix         `json:"ip_range"`
+		IPv6Range netip.Prefix         `json:"ipv6_range"`
+		Members   []oldMember          `json:"members"`
+		Local     []dnsresolver.Record `json:"local"`
+	}
+	sock := filepath.Join(t.TempDir(), "old.dns")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	got := make(chan oldConfig, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			var req struct {
+				Op     string     `json:"op"`
+				Config *oldConfig `json:"config"`
+			}
+			dec := json.NewDecoder(c)
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				_ = json.NewEncoder(c).Encode(map[string]string{"error": err.Error(), "kind": "invalid"})
+			} else {
+				got <- *req.Config
+				_, _ = c.Write([]byte("{}\n"))
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); <-done })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	cfg := dnsresolver.Config{Network: "shop", NodeID: "n1", Members: []dnsresolver.Member{{
+		ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1"), Subnet4: netip.MustParsePrefix("10.20.2.0/24"),
+	}}}
+	require.NoError(t, pushResolver(ctx, sock, cfg))
+	old := <-got
+	assert.Equal(t, []oldMember{{ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1")}}, old.Members)
 }

@@ -29,6 +29,29 @@ type Member struct {
 	ID       string     `json:"id"`
 	Gateway4 netip.Addr `json:"gateway4"`
 	Gateway6 netip.Addr `json:"gateway6"`
+	// Subnet4 and Subnet6 are the member's subnets: of the records
+	// transferred from it, only addresses inside them are kept, so that a
+	// member cannot publish names for another member's addresses. Unset
+	// (a Config from a znetd that predates them): only the network's
+	// range of that family is checked.
+	Subnet4 netip.Prefix `json:"subnet4,omitzero"`
+	Subnet6 netip.Prefix `json:"subnet6,omitzero"`
+}
+
+// owns reports whether address a may be published by m in the network of
+// c: inside m's subnet of a's family, or inside the network's range of
+// that family when m has no such subnet.
+func (m Member) owns(c Config, a netip.Addr) bool {
+	if !c.inRange(a) {
+		return false
+	}
+	switch {
+	case a.Is4() && m.Subnet4.IsValid():
+		return m.Subnet4.Contains(a)
+	case a.Is6() && m.Subnet6.IsValid():
+		return m.Subnet6.Contains(a)
+	}
+	return true
 }
 
 // Config is everything a resolver needs; znetd sends a whole new Config on
@@ -98,8 +121,14 @@ func (c Config) normalized() (Config, error) {
 		return Config{}, err
 	}
 	for _, m := range c.Members {
-		m = Member{ID: strings.ToLower(m.ID), Gateway4: m.Gateway4.Unmap(), Gateway6: m.Gateway6}
+		m = Member{
+			ID: strings.ToLower(m.ID), Gateway4: m.Gateway4.Unmap(), Gateway6: m.Gateway6,
+			Subnet4: m.Subnet4.Masked(), Subnet6: m.Subnet6.Masked(),
+		}
 		if err := checkLabel("member id", m.ID); err != nil {
+			return Config{}, err
+		}
+		if err := out.checkSubnets(m); err != nil {
 			return Config{}, err
 		}
 		if seen[m.ID] {
@@ -151,6 +180,37 @@ func (c Config) checkPair(what string, v4, v6 netip.Addr) error {
 		return invalid("%s: %s is not an IPv6 address in the range %s", what, v6, c.IPv6Range)
 	}
 	return nil
+}
+
+// checkSubnets checks member m's subnets (each may be unset): the right
+// family, inside the network's range of that family, and holding m's
+// gateway of that family.
+func (c Config) checkSubnets(m Member) error {
+	for _, s := range []struct {
+		p  netip.Prefix
+		gw netip.Addr
+		v4 bool
+	}{{m.Subnet4, m.Gateway4, true}, {m.Subnet6, m.Gateway6, false}} {
+		a := s.p.Addr()
+		switch {
+		case !s.p.IsValid():
+		case a.Is4() != s.v4 || a.Is4In6():
+			return invalid("subnet of member %s: %s is of the wrong family", m.ID, s.p)
+		case !c.inRange(a) || s.p.Bits() < c.rangeOf(a).Bits():
+			return invalid("subnet of member %s: %s is not inside the network's range", m.ID, s.p)
+		case s.gw.IsValid() && !s.p.Contains(s.gw):
+			return invalid("subnet of member %s: %s does not hold its gateway %s", m.ID, s.p, s.gw)
+		}
+	}
+	return nil
+}
+
+// rangeOf returns the network's range of a's family (maybe unset).
+func (c Config) rangeOf(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return c.IPRange
+	}
+	return c.IPv6Range
 }
 
 // addGateways adds node id's gateways to seen (gateway -> node id) or

@@ -51,6 +51,10 @@ func TestConfigInvalid(t *testing.T) {
 		{name: "member with this node's gateway", edit: func(c *Config) { c.Members[1].Gateway4 = c.Gateway4 }},
 		{name: "members sharing a gateway", edit: func(c *Config) { c.Members[1].Gateway4 = c.Members[0].Gateway4 }},
 		{name: "bad member id", edit: func(c *Config) { c.Members[0].ID = "a.b" }},
+		{name: "member subnet of the wrong family", edit: func(c *Config) { c.Members[0].Subnet4 = c.Members[0].Subnet6 }},
+		{name: "member subnet outside the range", edit: func(c *Config) { c.Members[1].Subnet4 = netip.MustParsePrefix("10.21.3.0/24") }},
+		{name: "member subnet larger than the range", edit: func(c *Config) { c.Members[0].Subnet6 = netip.MustParsePrefix("fd3c:9a1e::/32") }},
+		{name: "member subnet without its gateway", edit: func(c *Config) { c.Members[0].Subnet6 = netip.MustParsePrefix("fd3c:9a1e:77b2:3::/64") }},
 		{name: "workload twice", edit: func(c *Config) { c.Local = append(c.Local, c.Local[0]) }},
 		{name: "workload twice in another case", edit: func(c *Config) {
 			c.Local = append(c.Local, Record{Name: "WEB", IPv4: netip.MustParseAddr("10.20.1.9")})

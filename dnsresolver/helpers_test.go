@@ -81,8 +81,11 @@ func testConfig() Config {
 		IPRange:   netip.MustParsePrefix("10.20.0.0/16"),
 		IPv6Range: netip.MustParsePrefix("fd3c:9a1e:77b2::/48"),
 		Members: []Member{
-			{ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1"), Gateway6: netip.MustParseAddr("fd3c:9a1e:77b2:2::1")},
-			{ID: "n3", Gateway4: netip.MustParseAddr("10.20.3.1")},
+			{
+				ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1"), Gateway6: netip.MustParseAddr("fd3c:9a1e:77b2:2::1"),
+				Subnet4: netip.MustParsePrefix("10.20.2.0/24"), Subnet6: netip.MustParsePrefix("fd3c:9a1e:77b2:2::/64"),
+			},
+			{ID: "n3", Gateway4: netip.MustParseAddr("10.20.3.1"), Subnet4: netip.MustParsePrefix("10.20.3.0/24")},
 		},
 		Local: []Record{
 			{Name: "web", IPv4: netip.MustParseAddr("10.20.1.5"), IPv6: netip.MustParseAddr("fd3c:9a1e:77b2:1::5")},

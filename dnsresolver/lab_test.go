@@ -96,8 +96,14 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// member returns n as a member of other nodes' configs.
-func (n *testNode) member() Member { return Member{ID: n.id, Gateway4: n.gw4, Gateway6: n.gw6} }
+// member returns n as a member of other nodes' configs, with its /24 and
+// /64 as its subnets.
+func (n *testNode) member() Member {
+	return Member{
+		ID: n.id, Gateway4: n.gw4, Gateway6: n.gw6,
+		Subnet4: netip.PrefixFrom(n.gw4, 24).Masked(), Subnet6: netip.PrefixFrom(n.gw6, 64).Masked(),
+	}
+}
 
 // config returns n's config in network shop with members and local records.
 func (n *testNode) config(members []Member, local ...Record) Config {

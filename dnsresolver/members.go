@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -27,6 +28,12 @@ const (
 	// other would make it start one too, and two handshakes that cross
 	// leave the tunnel down for WireGuard's 5 s retry.
 	quietStart = 2 * time.Second
+	// transferGap is the least time between two transfers from one
+	// member, so that a member sending NOTIFY after NOTIFY cannot keep
+	// this node transferring: a NOTIFY that comes sooner is answered by
+	// one transfer when the gap has passed, however many came meanwhile.
+	// Short enough that a change still answers everywhere within a second.
+	transferGap = 250 * time.Millisecond
 )
 
 // member is the sync state of one member: two goroutines (pullLoop and
@@ -39,6 +46,9 @@ type member struct {
 	push   chan struct{} // this node's records changed: send NOTIFY
 	// quiet: hold back the first packet to this member for quietStart.
 	quiet bool
+	// lastTransfer is when the last transfer from m started; only
+	// pullLoop uses it.
+	lastTransfer time.Time
 
 	// Guarded by Resolver.mu.
 	records  map[string]addrs // name -> addresses, never modified in place
@@ -63,6 +73,9 @@ func (r *Resolver) startMemberLocked(m Member, prev *member) {
 	if prev != nil {
 		mm.records, mm.serial, mm.synced = prev.records, prev.serial, prev.synced
 		mm.lastSync, mm.err = prev.lastSync, prev.err
+		if m.Subnet4 != prev.Subnet4 || m.Subnet6 != prev.Subnet6 {
+			mm.records = ownedRecords(r.cfg, m, prev.records)
+		}
 	}
 	r.members[m.ID] = mm
 	r.wg.Add(2)
@@ -117,8 +130,52 @@ func (r *Resolver) sync(m *member, force bool) {
 			return
 		}
 	}
+	if !m.waitGap() {
+		return
+	}
+	// This transfer covers every NOTIFY that came before it.
+	select {
+	case <-m.pull:
+	default:
+	}
+	m.lastTransfer = time.Now()
 	records, serial, err := r.transfer(m)
 	r.recordSync(m, records, serial, err)
+}
+
+// waitGap waits until transferGap has passed since m's last transfer; false
+// when m left meanwhile.
+func (m *member) waitGap() bool {
+	d := time.Until(m.lastTransfer.Add(transferGap))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// ownedRecords returns the records of held whose addresses m owns in the
+// network of cfg (Member.owns), in a new map; held is not modified.
+func ownedRecords(cfg Config, m Member, held map[string]addrs) map[string]addrs {
+	out := make(map[string]addrs, len(held))
+	for name, a := range held {
+		var kept addrs
+		for _, x := range append(slices.Clone(a.v4), a.v6...) {
+			if m.owns(cfg, x) {
+				kept.add(x)
+			}
+		}
+		if len(kept.v4)+len(kept.v6) > 0 {
+			out[name] = kept
+		}
+	}
+	return out
 }
 
 // recordSync records the outcome of talking to m: an error, a serial check
@@ -279,13 +336,12 @@ func (r *Resolver) transfer(m *member) (map[string]addrs, uint32, error) {
 	}
 	co := openConn(ctx, conn)
 	defer func() { _ = co.Close() }()
-	zone := cfg.localZone(m.ID)
 	q := new(dns.Msg)
-	q.SetAxfr(zone)
+	q.SetAxfr(cfg.localZone(m.ID))
 	if err := co.WriteMsg(q); err != nil {
 		return nil, 0, fmt.Errorf("asking %s for a transfer: %w", m.ID, err)
 	}
-	tr := newTransferReader(cfg, zone)
+	tr := newTransferReader(cfg, m.Member)
 	for !tr.done {
 		resp, err := co.ReadMsg()
 		if err != nil {
@@ -300,6 +356,9 @@ func (r *Resolver) transfer(m *member) (map[string]addrs, uint32, error) {
 		if err := tr.add(resp.Answer); err != nil {
 			return nil, 0, fmt.Errorf("transfer from %s: %w", m.ID, err)
 		}
+	}
+	if tr.foreign > 0 {
+		r.log.Warn("member published addresses outside its subnets; skipped", "member", m.ID, "addresses", tr.foreign)
 	}
 	return tr.records, tr.serial, nil
 }

@@ -19,20 +19,24 @@ var errBadTransfer = errors.New("bad transfer")
 // transferReader collects the records of a member's transfer zone from the
 // answer sections of a transfer's messages: the zone's SOA, then A and AAAA
 // records of <workload>.<zone>, then the SOA again. Records of other names,
-// types or classes and addresses outside the network's ranges are skipped.
+// types or classes are skipped, and so are addresses the member does not
+// own (Member.owns), which are counted.
 type transferReader struct {
 	cfg     Config
+	member  Member
 	zone    string // canonical
 	started bool   // the first SOA was read
 	done    bool   // the closing SOA was read
 	serial  uint32
 	records map[string]addrs
+	foreign int // addresses skipped because m does not own them
 }
 
-// newTransferReader returns a reader for the transfer zone zone of a member
-// of the network of cfg.
-func newTransferReader(cfg Config, zone string) *transferReader {
-	return &transferReader{cfg: cfg, zone: dns.CanonicalName(zone), records: map[string]addrs{}}
+// newTransferReader returns a reader for the transfer zone of member m of
+// the network of cfg.
+func newTransferReader(cfg Config, m Member) *transferReader {
+	zone := dns.CanonicalName(cfg.localZone(m.ID))
+	return &transferReader{cfg: cfg, member: m, zone: zone, records: map[string]addrs{}}
 }
 
 // add takes the records of one message.
@@ -77,7 +81,8 @@ func (t *transferReader) add(rrs []dns.RR) error {
 		default:
 			continue
 		}
-		if !t.cfg.inRange(x) {
+		if !t.member.owns(t.cfg, x) {
+			t.foreign++
 			continue
 		}
 		a, ok := t.records[name]

@@ -72,7 +72,7 @@ func TestTransferRoundTrip(t *testing.T) {
 	rec := ask(t, r, "n1._local.shop.internal.", dns.TypeAXFR, true, memberSrc)
 	require.Greater(t, len(rec.msgs), 1)
 	// n2 reads it with its own config of the same network.
-	tr := newTransferReader(cfg, "n1._local.shop.internal.")
+	tr := newTransferReader(cfg, Member{ID: "n1"})
 	for _, m := range rec.msgs {
 		require.Equal(t, dns.RcodeSuccess, m.Rcode)
 		require.True(t, m.Authoritative)
@@ -105,6 +105,7 @@ func TestTransferReader(t *testing.T) {
 		err     bool
 		done    bool
 		records map[string]string // name -> rendered addresses
+		foreign int               // addresses skipped as not the member's
 	}{
 		{
 			name: "one message",
@@ -130,7 +131,19 @@ func TestTransferReader(t *testing.T) {
 				rr("mapped.n2._local.shop.internal. 1 IN AAAA ::ffff:10.20.2.9"),
 				soa(5),
 			}},
-			done: true, records: map[string]string{},
+			done: true, records: map[string]string{}, foreign: 2,
+		},
+		{
+			name: "addresses outside the member's subnets are skipped",
+			msgs: [][]dns.RR{{
+				soa(5),
+				rr("api.n2._local.shop.internal. 1 IN A 10.20.2.7"),
+				rr("api.n2._local.shop.internal. 1 IN AAAA fd3c:9a1e:77b2:3::7"),
+				rr("w1.n2._local.shop.internal. 1 IN A 10.20.3.9"),
+				rr("w1.n2._local.shop.internal. 1 IN AAAA fd3c:9a1e:77b2:1::5"),
+				soa(5),
+			}},
+			done: true, records: map[string]string{"api": "[10.20.2.7] []"}, foreign: 3,
 		},
 		{name: "no SOA first", msgs: [][]dns.RR{{rr("api.n2._local.shop.internal. 1 IN A 10.20.2.7")}}, err: true},
 		{name: "another zone's SOA first", msgs: [][]dns.RR{{&dns.SOA{Hdr: header("shop.internal.", dns.TypeSOA)}}}, err: true},
@@ -141,7 +154,7 @@ func TestTransferReader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTransferReader(testConfig(), zone)
+			tr := newTransferReader(testConfig(), testConfig().Members[0])
 			var err error
 			for _, m := range tt.msgs {
 				if err = tr.add(m); err != nil {
@@ -159,8 +172,23 @@ func TestTransferReader(t *testing.T) {
 				got[name] = fmt.Sprint(a.v4, " ", a.v6)
 			}
 			assert.Equal(t, tt.records, got)
+			assert.Equal(t, tt.foreign, tr.foreign)
 		})
 	}
+}
+
+// TestTransferReaderWithoutSubnets checks what a member without subnets (a
+// Config from an older znetd) may publish: any address of the network.
+func TestTransferReaderWithoutSubnets(t *testing.T) {
+	zone := "n2._local.shop.internal."
+	soa := &dns.SOA{Hdr: header(zone, dns.TypeSOA), Ns: "n2.node.shop.internal.", Mbox: "h.shop.internal.", Serial: 5}
+	a, err := dns.NewRR("w1.n2._local.shop.internal. 1 IN A 10.20.3.9")
+	require.NoError(t, err)
+	m := testConfig().Members[0]
+	m.Subnet4, m.Subnet6 = netip.Prefix{}, netip.Prefix{}
+	tr := newTransferReader(testConfig(), m)
+	require.NoError(t, tr.add([]dns.RR{soa, a, soa}))
+	assert.Len(t, tr.records, 1)
 }
 
 func TestNotify(t *testing.T) {
