@@ -186,7 +186,7 @@ func FuzzUDPFastPath(f *testing.F) {
 	seed("5.1.20.10.in-addr.arpa.", dns.TypePTR, nil)
 	seed("n1._local.shop.internal.", dns.TypeSOA, nil)
 	seed("example.com.", dns.TypeA, nil)
-	seed(`a\000\.b.shop.internal.`, dns.TypeA, nil) // odd bytes in a label
+	seed(`a\000\.b.shop.internal.`, dns.TypeA, nil)                                         // odd bytes in a label
 	seed("web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate }) // NOTIMP
 
 	cfg, held := manyConfig(40)
