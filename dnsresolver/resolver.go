@@ -64,6 +64,8 @@ type Resolver struct {
 	opts Options
 	view atomic.Pointer[view] // what ServeDNS answers from
 
+	tcpLimits *connLimits // the caps of every TCP server's connections
+
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
 	failed   chan error    // a server failed; buffered
@@ -144,6 +146,7 @@ func newResolver(cfg Config, log *slog.Logger, opts Options) (*Resolver, error) 
 		members: map[string]*member{},
 		servers: map[netip.AddrPort]servers{},
 	}
+	r.tcpLimits = newConnLimits()
 	r.localSerial = nextSerial(0)
 	r.serial = r.localSerial
 	r.publishLocked()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
@@ -69,7 +70,11 @@ func (r *Resolver) listen(addrs []netip.AddrPort) (map[netip.AddrPort]servers, e
 			PacketConn:     newFastConn(r, pcs[i].(*net.UDPConn)),
 			DecorateReader: func(rd dns.Reader) dns.Reader { return fastReader{rd} },
 		})
-		out[a] = servers{udp, r.newServer(&dns.Server{Listener: ls[i]})}
+		tcp := r.newServer(&dns.Server{
+			Listener:    &limitListener{Listener: ls[i], limits: r.tcpLimits},
+			IdleTimeout: func() time.Duration { return tcpIdleTimeout },
+		})
+		out[a] = servers{udp, tcp}
 	}
 	return out, nil
 }

@@ -159,16 +159,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		bound = nil
 	}
 	errs := make(chan error, 1)
-	go func() {
-		for {
-			c, err := uapi.Accept()
-			if err != nil {
-				errs <- err
-				return
-			}
-			go dev.IpcHandle(c)
-		}
-	}()
+	go func() { errs <- serveUAPI(uapi, dev.IpcHandle) }()
 	log.Info("data plane running", "mtu", mtu)
 
 	for {
