@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/lab"
+	"github.com/znet/znet/namespaces"
+)
+
+// TestDataplaneSurvivesDNSFlood covers issue 10's flood: workloads hold more
+// TCP connections to the gateway's port 53 than the data plane has file
+// descriptors (its limit lowered to a little above what it uses), while an
+// operator runs `znet status`, which reads the device over its UAPI
+// socket. The data plane must keep running (same pid), status and DNS
+// must answer during the flood, and TCP DNS within seconds after it.
+func TestDataplaneSurvivesDNSFlood(t *testing.T) {
+	l := newLab(t, 1)
+	node := l.Nodes[0]
+	_, errOut, err := znetRun(node, oneNodeSpec("flood", node.ID, 1), "network", "apply", "-f", "-")
+	require.NoError(t, err, errOut)
+	var ws []attached
+	for i := range 3 {
+		ws = append(ws, attach(t, node, "flood", fmt.Sprintf("w%d", i)))
+	}
+	pid := dataplanePIDs(t, node)["flood"]
+	require.NotZero(t, pid)
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	require.NoError(t, err)
+	limit := uint64(len(fds) + 48)
+	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil))
+	gateway := net.JoinHostPort(dataplaneGateway(t, node, "flood"), "53")
+
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	for _, w := range ws {
+		require.NoError(t, namespaces.DoPath("/run/netns/"+w.ns, func() error {
+			for range limit {
+				c, err := net.DialTimeout("tcp", gateway, 2*time.Second)
+				if err != nil {
+					return err
+				}
+				conns = append(conns, c)
+			}
+			return nil
+		}))
+	}
+	t.Logf("holding %d connections to %s; the data plane's descriptor limit is %d", len(conns), gateway, limit)
+
+	for range 3 {
+		var st []api.NetworkStatus
+		znetJSON(t, node, &st, "status", "flood")
+		require.Len(t, st, 1)
+		assert.Equal(t, pid, st[0].PID, "the data plane still runs: %v", st[0].Problems)
+		short, err := inNS(ws[0].ns, "dig", "+short", "+time=1", "+tries=2", "w1.flood.internal")
+		assert.NoError(t, err, short)
+		assert.Equal(t, ws[1].ipv4, strings.TrimSpace(short), "UDP DNS during the flood")
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+
+	ok, took := within(5*time.Second, func() bool {
+		short, err := inNS(ws[0].ns, "dig", "+tcp", "+short", "+time=1", "+tries=1", "w2.flood.internal")
+		return err == nil && strings.TrimSpace(short) == ws[2].ipv4
+	})
+	assert.True(t, ok, "TCP DNS works again after the flood")
+	t.Logf("TCP DNS answered %s after the flood ended", took)
+	var st []api.NetworkStatus
+	znetJSON(t, node, &st, "status", "flood")
+	require.Len(t, st, 1)
+	assert.Equal(t, pid, st[0].PID, "the same data plane")
+	assert.NotEmpty(t, st[0].PublicKey, "its device answers over UAPI")
+}
+
+// dataplaneGateway returns the IPv4 gateway of network on node.
+func dataplaneGateway(t *testing.T, node lab.Node, network string) string {
+	t.Helper()
+	var st []api.NetworkStatus
+	znetJSON(t, node, &st, "status", network)
+	require.Len(t, st, 1)
+	return st[0].Gateway.String()
+}
