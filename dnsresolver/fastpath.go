@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -221,6 +222,14 @@ func answerOwners(msg, name []byte) (owners []int, ok bool) {
 // be16 reads a big-endian uint16.
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 
+// maxSlowUDP caps the UDP messages of one socket that the dns.Server
+// handles at once: it starts a goroutine and copies the message for each,
+// so without a cap a flood of messages the fast path leaves alone would
+// grow the data plane's memory for as long as it lasts. Beyond the cap
+// such messages are dropped (the client retries); plain queries are still
+// answered by the fast path.
+const maxSlowUDP = 256
+
 // fastConn is a resolver's UDP socket as its dns.Server sees it: not a
 // *net.UDPConn, so that the server reads it through fastReader (and
 // answers to the source address, which the bound socket needs no control
@@ -229,16 +238,20 @@ type fastConn struct {
 	*net.UDPConn
 	cache *udpCache
 	buf   []byte
+	slow  chan struct{} // a place for each message handed to the server
 }
 
 // newFastConn wraps pc, a UDP socket bound to one address, for r.
 func newFastConn(r *Resolver, pc *net.UDPConn) *fastConn {
-	return &fastConn{UDPConn: pc, cache: newUDPCache(r), buf: make([]byte, dns.DefaultMsgSize)}
+	return &fastConn{UDPConn: pc, cache: newUDPCache(r), buf: make([]byte, dns.DefaultMsgSize), slow: make(chan struct{}, maxSlowUDP)}
 }
 
 // read reads packets from c, answers those the fast path can, and returns
-// the first other one (a copy) and its source. A read error ends it; the
-// server's Shutdown ends reads with a deadline in the past.
+// the first other one (a copy) and its source as a *slowAddr holding one
+// of c's places. It drops what the server would not answer (shorter than a
+// header, or a response) and what comes while every place is taken. A
+// read error ends it; the server's Shutdown ends reads with a deadline in
+// the past.
 func (c *fastConn) read() ([]byte, net.Addr, error) {
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(c.buf)
@@ -252,9 +265,40 @@ func (c *fastConn) read() ([]byte, net.Addr, error) {
 			}
 			continue
 		}
-		return bytes.Clone(pkt), net.UDPAddrFromAddrPort(from), nil
+		if n < headerLen || pkt[2]&0x80 != 0 { // QR: a response
+			continue
+		}
+		select {
+		case c.slow <- struct{}{}:
+		default:
+			continue
+		}
+		return bytes.Clone(pkt), &slowAddr{UDPAddr: net.UDPAddrFromAddrPort(from), slow: c.slow}, nil
 	}
 }
+
+// WriteTo sends b to addr; a *slowAddr gives its place back.
+func (c *fastConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if a, ok := addr.(*slowAddr); ok {
+		defer a.done()
+		addr = a.UDPAddr
+	}
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// slowAddr is the source of a message fastConn.read handed to the server:
+// the server answers to it (fastConn.WriteTo) and ServeDNS sees it as the
+// remote address, and either gives back the place the message holds. Every
+// message read hands over leads to one of them: it unpacks and reaches
+// ServeDNS, or it does not and the server answers FORMERR.
+type slowAddr struct {
+	*net.UDPAddr
+	slow chan struct{}
+	once sync.Once
+}
+
+// done gives the message's place back, the first time it is called.
+func (a *slowAddr) done() { a.once.Do(func() { <-a.slow }) }
 
 // fastReader is the dns.Reader of a UDP server whose PacketConn is a
 // *fastConn; TCP goes to the server's own reader.

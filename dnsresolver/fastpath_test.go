@@ -6,10 +6,16 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
+	"github.com/znet/znet/namespaces"
 )
 
 // rawWriter is a dns.ResponseWriter over UDP that keeps the packed bytes
@@ -212,4 +218,86 @@ func FuzzUDPFastPath(f *testing.F) {
 			require.Equal(t, want, got)
 		}
 	})
+}
+
+// TestSlowUDPIsBounded checks that the UDP messages the fast path leaves to
+// the server are handed over only while a place is free: a flood of them
+// is dropped instead of growing goroutines and copies, and a place comes
+// back when the server answers or ServeDNS returns.
+func TestSlowUDPIsBounded(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	h := nstest.CreateNS(t, "zt-udp-"+testutil.RandomHex(t, 4))
+	var server, client *net.UDPConn
+	require.NoError(t, namespaces.Do(h, func() error {
+		lh, err := netlink.NewHandleAt(h)
+		if err != nil {
+			return err
+		}
+		defer lh.Close()
+		lo, err := lh.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := lh.LinkSetUp(lo); err != nil {
+			return err
+		}
+		if server, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			return err
+		}
+		client, err = net.DialUDP("udp", nil, server.LocalAddr().(*net.UDPAddr))
+		return err
+	}))
+	t.Cleanup(func() { _ = server.Close(); _ = client.Close() })
+
+	c := newFastConn(newTestResolver(t, testConfig(), testHeld()), server)
+	c.slow = make(chan struct{}, 2)
+	// Class CHAOS: not for the fast path.
+	slowPkt := packQuery(t, "web.shop.internal.", dns.TypeA, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS })
+	plainPkt := packQuery(t, "web.shop.internal.", dns.TypeA, nil)
+	send := func(pkts ...[]byte) {
+		for _, p := range pkts {
+			_, err := client.Write(p)
+			require.NoError(t, err)
+		}
+	}
+	read := func() (*slowAddr, error) {
+		require.NoError(t, server.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+		_, from, err := c.read()
+		if err != nil {
+			return nil, err
+		}
+		return from.(*slowAddr), nil
+	}
+
+	send(slowPkt, slowPkt, slowPkt, slowPkt, plainPkt)
+	first, err := read()
+	require.NoError(t, err)
+	second, err := read()
+	require.NoError(t, err)
+	_, err = read()
+	require.True(t, isTimeout(err), "the others are dropped: %v", err)
+	// The plain query was answered all the same.
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(time.Second)))
+	var b [512]byte
+	n, err := client.Read(b[:])
+	require.NoError(t, err)
+	resp := new(dns.Msg)
+	require.NoError(t, resp.Unpack(b[:n]))
+	assert.Len(t, resp.Answer, 2, "web on n1 and n2")
+
+	// An answer gives a place back, once; so does ServeDNS.
+	_, err = c.WriteTo([]byte{0}, first)
+	require.NoError(t, err)
+	first.done()
+	assert.Len(t, c.slow, 1)
+	w := &rawWriter{recorder: *newRecorder(false, workloadSrc)}
+	w.remote = second
+	q := new(dns.Msg)
+	require.NoError(t, q.Unpack(slowPkt))
+	c.cache.r.ServeDNS(w, q)
+	assert.Empty(t, c.slow)
+	send(slowPkt)
+	third, err := read()
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", addrOf(third).String())
 }

@@ -25,6 +25,9 @@ const (
 // size limit (and whether a transfer is allowed); w's remote address decides
 // whether the peer is a member, which alone may use the transfer zones.
 func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if a, ok := w.RemoteAddr().(*slowAddr); ok {
+		defer a.done()
+	}
 	if req == nil || req.Response {
 		return
 	}
@@ -333,6 +336,8 @@ func isTCP(a net.Addr) bool {
 // for anything else.
 func addrOf(a net.Addr) netip.Addr {
 	switch a := a.(type) {
+	case *slowAddr:
+		return a.AddrPort().Addr().Unmap().WithZone("")
 	case *net.UDPAddr:
 		return a.AddrPort().Addr().Unmap().WithZone("")
 	case *net.TCPAddr:
