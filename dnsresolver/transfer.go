@@ -12,6 +12,11 @@ import (
 // maxMemberRecords caps the workload names taken from one member.
 const maxMemberRecords = 1 << 16
 
+// maxNameAddrs caps the addresses of one name in a member's zone: a
+// workload has one of each family, and without a cap a member could send
+// a /64's worth for one name (each kept sorted, so also quadratic time).
+const maxNameAddrs = 8
+
 // errBadTransfer is returned (wrapped) by transferReader.add for a transfer
 // that breaks the protocol.
 var errBadTransfer = errors.New("bad transfer")
@@ -88,6 +93,9 @@ func (t *transferReader) add(rrs []dns.RR) error {
 		a, ok := t.records[name]
 		if !ok && len(t.records) >= maxMemberRecords {
 			return wrapBad("too many names")
+		}
+		if len(a.v4)+len(a.v6) >= maxNameAddrs {
+			return wrapBad("too many addresses for " + name)
 		}
 		a.add(x)
 		t.records[name] = a

@@ -177,6 +177,24 @@ func TestTransferReader(t *testing.T) {
 	}
 }
 
+// TestTransferReaderBoundsAddresses checks that a member cannot make one
+// name hold more than maxNameAddrs addresses.
+func TestTransferReaderBoundsAddresses(t *testing.T) {
+	zone := "n2._local.shop.internal."
+	soa := &dns.SOA{Hdr: header(zone, dns.TypeSOA), Ns: "n2.node.shop.internal.", Mbox: "h.shop.internal.", Serial: 5}
+	rrs := []dns.RR{soa}
+	for i := range maxNameAddrs + 1 {
+		rr, err := dns.NewRR(fmt.Sprintf("web.%s 1 IN AAAA fd3c:9a1e:77b2:2::%x", zone, i+1))
+		require.NoError(t, err)
+		rrs = append(rrs, rr)
+	}
+	tr := newTransferReader(testConfig(), testConfig().Members[0])
+	require.ErrorIs(t, tr.add(rrs), errBadTransfer)
+	tr = newTransferReader(testConfig(), testConfig().Members[0])
+	require.NoError(t, tr.add(append(rrs[:maxNameAddrs+1], soa)))
+	assert.Len(t, tr.records["web"].v6, maxNameAddrs)
+}
+
 // TestTransferReaderWithoutSubnets checks what a member without subnets (a
 // Config from an older znetd) may publish: any address of the network.
 func TestTransferReaderWithoutSubnets(t *testing.T) {
