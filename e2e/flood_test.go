@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
-	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -38,7 +37,7 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 	require.NoError(t, err)
 	limit := uint64(len(fds) + 48)
 	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil))
-	gateway := net.JoinHostPort(dataplaneGateway(t, node, "flood"), "53")
+	gateway := net.JoinHostPort(networkStatus(t, node, "flood").Gateway.String(), "53")
 
 	var conns []net.Conn
 	t.Cleanup(func() {
@@ -60,11 +59,18 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 	}
 	t.Logf("holding %d connections to %s; the data plane's descriptor limit is %d", len(conns), gateway, limit)
 
+	// wg reads the device over its UAPI socket, as the daemon does.
+	uapiPort := func(st api.NetworkStatus) string {
+		out, err := inNS(st.Namespace, "wg", "show", st.Interface, "listen-port")
+		if err != nil {
+			return out
+		}
+		return strings.TrimSpace(out)
+	}
 	for range 3 {
-		var st []api.NetworkStatus
-		znetJSON(t, node, &st, "status", "flood")
-		require.Len(t, st, 1)
-		assert.Equal(t, pid, st[0].PID, "the data plane still runs: %v", st[0].Problems)
+		st := networkStatus(t, node, "flood")
+		assert.Equal(t, pid, st.PID, "the data plane still runs: %v", st.Problems)
+		assert.Equal(t, fmt.Sprint(st.ListenPort), uapiPort(st), "UAPI during the flood")
 		short, err := inNS(ws[0].ns, "dig", "+short", "+time=1", "+tries=2", "w1.flood.internal")
 		assert.NoError(t, err, short)
 		assert.Equal(t, ws[1].ipv4, strings.TrimSpace(short), "UDP DNS during the flood")
@@ -79,18 +85,7 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 	})
 	assert.True(t, ok, "TCP DNS works again after the flood")
 	t.Logf("TCP DNS answered %s after the flood ended", took)
-	var st []api.NetworkStatus
-	znetJSON(t, node, &st, "status", "flood")
-	require.Len(t, st, 1)
-	assert.Equal(t, pid, st[0].PID, "the same data plane")
-	assert.NotEmpty(t, st[0].PublicKey, "its device answers over UAPI")
-}
-
-// dataplaneGateway returns the IPv4 gateway of network on node.
-func dataplaneGateway(t *testing.T, node lab.Node, network string) string {
-	t.Helper()
-	var st []api.NetworkStatus
-	znetJSON(t, node, &st, "status", network)
-	require.Len(t, st, 1)
-	return st[0].Gateway.String()
+	st := networkStatus(t, node, "flood")
+	assert.Equal(t, pid, st.PID, "the same data plane")
+	assert.Equal(t, fmt.Sprint(st.ListenPort), uapiPort(st), "UAPI after the flood")
 }
