@@ -58,17 +58,18 @@ func TestSubnetIDNoLongerCollides(t *testing.T) {
 	assert.False(t, a.V6.Overlaps(b.V6))
 }
 
-// FuzzSubnetID places two IPv4 subnets in a range and checks the property
-// spec validation relies on: two subnets that do not overlap share an id
-// exactly when both are longer than the range's block (its default subnet
-// length) and lie in the same block. data[0] picks the range length
-// (/8../28), then each subnet takes four bytes of offset and one of length.
+// FuzzSubnetID places two IPv4 subnets in a range and checks that two
+// subnets that do not overlap never share an id, and that ranges of /15
+// or longer map every subnet. data[0] picks the range length (/8../28),
+// then each subnet takes four bytes of offset and one of length.
 func FuzzSubnetID(f *testing.F) {
-	f.Add([]byte{8, 0, 0, 4, 0, 24, 0, 0, 1, 0, 26})  // /16: 10.20.4.0/24 and 10.20.1.0/26, the review's collision
-	f.Add([]byte{8, 0, 0, 1, 0, 26, 0, 0, 1, 64, 26}) // /16: two /26s of one /24 share an id
-	f.Add([]byte{8, 0, 0, 0, 0, 20, 0, 0, 16, 0, 22}) // /16: a /20 and a /22 right after it
-	f.Add([]byte{0, 0, 5, 0, 0, 16, 0, 6, 0, 0, 30})  // /8: a /16 and a /30
-	f.Add([]byte{20, 0, 0, 0, 8, 29, 0, 0, 0, 0, 30}) // /28: /29 and /30
+	f.Add([]byte{8, 0, 0, 4, 0, 24, 0, 0, 1, 0, 26})    // /16: 10.20.4.0/24 and 10.20.1.0/26, the review's collision
+	f.Add([]byte{8, 0, 0, 1, 0, 26, 0, 0, 1, 64, 26})   // /16: two /26s of one /24
+	f.Add([]byte{8, 0, 0, 0, 0, 20, 0, 0, 16, 0, 22})   // /16: a /20 and a /22 right after it
+	f.Add([]byte{8, 0, 0, 64, 0, 30, 0, 0, 255, 4, 30}) // /16: /30s where the two kinds of id meet
+	f.Add([]byte{0, 0, 5, 0, 0, 16, 0, 6, 0, 0, 30})    // /8: a /16 and a /30
+	f.Add([]byte{7, 0, 0, 0, 4, 30, 0, 1, 0, 0, 24})    // /15: a /30 off a boundary
+	f.Add([]byte{20, 0, 0, 0, 8, 29, 0, 0, 0, 0, 30})   // /28: /29 and /30
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 11 {
 			return
@@ -82,22 +83,41 @@ func FuzzSubnetID(f *testing.F) {
 			return netip.PrefixFrom(from32(u32(r.Addr())+off), bits).Masked()
 		}
 		a, b := subnet(data[1:6]), subnet(data[6:11])
-		ida, err := SubnetID(r, a)
-		if err != nil {
-			t.Fatalf("SubnetID(%s, %s): %v", r, a, err)
+		ida, erra := SubnetID(r, a)
+		idb, errb := SubnetID(r, b)
+		for _, e := range []struct {
+			p   netip.Prefix
+			err error
+		}{{a, erra}, {b, errb}} {
+			if e.err != nil && rangeBits >= 15 {
+				t.Fatalf("SubnetID(%s, %s): %v", r, e.p, e.err)
+			}
 		}
-		idb, err := SubnetID(r, b)
-		if err != nil {
-			t.Fatalf("SubnetID(%s, %s): %v", r, b, err)
-		}
-		if a.Overlaps(b) {
-			return
-		}
-		blockBits := DefaultSubnetBits(rangeBits)
-		sameBlock := a.Bits() > blockBits && b.Bits() > blockBits &&
-			netip.PrefixFrom(a.Addr(), blockBits).Masked() == netip.PrefixFrom(b.Addr(), blockBits).Masked()
-		if (ida == idb) != sameBlock {
-			t.Fatalf("range %s: %s id %d, %s id %d, both inside one /%d: %v", r, a, ida, b, idb, blockBits, sameBlock)
+		if erra == nil && errb == nil && !a.Overlaps(b) && ida == idb {
+			t.Fatalf("range %s: %s and %s share the id %d", r, a, b, ida)
 		}
 	})
+}
+
+// TestSubnetIDEverySubnet maps every subnet of a few ranges, of every
+// length, and checks that subnets sharing an id overlap.
+func TestSubnetIDEverySubnet(t *testing.T) {
+	for _, r := range []string{"10.20.0.0/16", "10.20.0.0/15", "10.20.0.0/22", "10.20.0.0/28"} {
+		t.Run(r, func(t *testing.T) {
+			ipRange := pfx(r)
+			byID := map[uint16][]netip.Prefix{}
+			for bits := ipRange.Bits(); bits <= maxSubnetBits; bits++ {
+				step := uint32(1) << (32 - bits)
+				for off := uint32(0); off < 1<<(32-ipRange.Bits()); off += step {
+					p := netip.PrefixFrom(from32(u32(ipRange.Addr())+off), bits)
+					id, err := SubnetID(ipRange, p)
+					require.NoError(t, err)
+					for _, q := range byID[id] {
+						require.True(t, p.Overlaps(q), "%s and %s share the id %d", p, q, id)
+					}
+					byID[id] = append(byID[id], p)
+				}
+			}
+		})
+	}
 }

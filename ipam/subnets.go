@@ -16,6 +16,9 @@ const maxSubnetBits = 30
 // IPv6 /64 of their own: a /8 holds 65536 /24s, as many as a /48 holds /64s.
 const minRangeBits = 8
 
+// maxSubnetID is the highest 16-bit subnet id of a /64 inside a /48.
+const maxSubnetID = 1<<16 - 1
+
 // Subnets is one node's slice of a network: its IPv4 subnet, the IPv6 /64 twin
 // in the network's ULA /48, and the gateway (first host) of each.
 type Subnets struct {
@@ -57,22 +60,24 @@ func NodeSubnets(ipRange, ula, subnet4 netip.Prefix) (Subnets, error) {
 }
 
 // SubnetID returns the 16-bit subnet id of the IPv6 /64 twin of subnet4
-// inside the network's /48: the offset of subnet4's network address from
-// ipRange's, counted in blocks of the range's default subnet size
-// (DefaultSubnetBits: /24 for ranges up to /20). The block size depends on
-// the range alone, so a member's id never changes when others join, and a
-// /24 of a /16 keeps the id it always had (10.20.1.0/24 -> 1).
+// inside the network's /48. A subnet that starts on a block boundary, a
+// block being the range's default subnet length (DefaultSubnetBits: /24
+// for ranges up to /20), gets its offset in the range counted in blocks:
+// every /24 of a /16 keeps the id it always had (10.20.1.0/24 -> 1), and a
+// member's id never depends on the others. Any other subnet (longer than a
+// block, not at its start) gets the number of blocks in the range plus its
+// offset counted in /30s (10.20.1.64/26 in a /16 -> 256 + 80).
 //
-// Two subnets that do not overlap get different ids unless both are longer
-// than the block and lie in the same block (10.20.1.0/26 and
-// 10.20.1.64/26 in a /16 both get 1): a subnet as long as the block or
-// shorter starts on a block boundary, and a block-aligned subnet that
-// starts where another subnet's block starts contains it. Spec validation
-// refuses such pairs.
+// So two subnets that do not overlap never share an id: block-aligned
+// network addresses differ in their block number, the others in their /30
+// number, and the first kind stays below the number of blocks. Ranges of
+// /15 or longer map every subnet; in a longer range (fewer bits) a subnet
+// off a block boundary may not fit.
 //
 // It fails when a prefix is not IPv4 or has host bits set, when subnet4 is
-// not inside ipRange or is longer than /30, and when ipRange is shorter
-// than /8 (more blocks than a /48 has /64s).
+// not inside ipRange or is longer than /30, when ipRange is shorter than
+// /8 (more blocks than a /48 has /64s), and when an id does not fit in 16
+// bits.
 func SubnetID(ipRange, subnet4 netip.Prefix) (uint16, error) {
 	if err := checkPrefix4("range", ipRange); err != nil {
 		return 0, err
@@ -89,8 +94,16 @@ func SubnetID(ipRange, subnet4 netip.Prefix) (uint16, error) {
 	if subnet4.Bits() > maxSubnetBits {
 		return 0, fmt.Errorf("subnet %s is longer than /%d", subnet4, maxSubnetBits)
 	}
-	block := 32 - DefaultSubnetBits(ipRange.Bits())
-	return uint16((u32(subnet4.Addr()) - u32(ipRange.Addr())) >> block), nil
+	blockBits := DefaultSubnetBits(ipRange.Bits())
+	off := uint64(u32(subnet4.Addr()) - u32(ipRange.Addr()))
+	if off%(1<<(32-blockBits)) == 0 {
+		return uint16(off >> (32 - blockBits)), nil
+	}
+	id := uint64(1)<<(blockBits-ipRange.Bits()) + off>>(32-maxSubnetBits)
+	if id > maxSubnetID {
+		return 0, fmt.Errorf("subnet %s does not start on a /%d boundary, and range %s is too big to give it an IPv6 /64 of its own (a range of /15 or longer can)", subnet4, blockBits, ipRange)
+	}
+	return uint16(id), nil
 }
 
 // Twin returns the IPv6 address inside V6 whose host part equals a's offset

@@ -29,9 +29,10 @@ func TestNodeSubnets(t *testing.T) {
 		{"/20 range", "172.16.0.0/20", "172.16.15.0/24", "fd3c:9a1e:77b2:f::/64", "172.16.15.1", "fd3c:9a1e:77b2:f::1"},
 		{"/28 subnets of a /24", "192.168.10.0/24", "192.168.10.240/28", "fd3c:9a1e:77b2:f::/64", "192.168.10.241", "fd3c:9a1e:77b2:f::1"},
 		{"subnet is the whole range", "10.1.0.0/24", "10.1.0.0/24", "fd3c:9a1e:77b2::/64", "10.1.0.1", "fd3c:9a1e:77b2::1"},
-		{"last /30 of a /16 is in the last /24", "10.20.0.0/16", "10.20.255.252/30", "fd3c:9a1e:77b2:ff::/64", "10.20.255.253", "fd3c:9a1e:77b2:ff::1"},
-		{"/26 counts in /24s", "10.20.0.0/16", "10.20.1.0/26", "fd3c:9a1e:77b2:1::/64", "10.20.1.1", "fd3c:9a1e:77b2:1::1"},
-		{"/28 in the last /24 of a /8", "10.0.0.0/8", "10.255.255.240/28", "fd3c:9a1e:77b2:ffff::/64", "10.255.255.241", "fd3c:9a1e:77b2:ffff::1"},
+		{"/26 at the start of a /24 counts in /24s", "10.20.0.0/16", "10.20.1.0/26", "fd3c:9a1e:77b2:1::/64", "10.20.1.1", "fd3c:9a1e:77b2:1::1"},
+		{"/26 inside a /24 comes after the /24s, in /30s", "10.20.0.0/16", "10.20.1.64/26", "fd3c:9a1e:77b2:150::/64", "10.20.1.65", "fd3c:9a1e:77b2:150::1"},
+		{"last /30 of a /16", "10.20.0.0/16", "10.20.255.252/30", "fd3c:9a1e:77b2:40ff::/64", "10.20.255.253", "fd3c:9a1e:77b2:40ff::1"},
+		{"/28 at the start of the last /24 of a /8", "10.0.0.0/8", "10.255.255.0/28", "fd3c:9a1e:77b2:ffff::/64", "10.255.255.1", "fd3c:9a1e:77b2:ffff::1"},
 		{"/16 subnet of a /8 counts in /24s", "10.0.0.0/8", "10.5.0.0/16", "fd3c:9a1e:77b2:500::/64", "10.5.0.1", "fd3c:9a1e:77b2:500::1"},
 		{"/26 in a /22 range counts in /26s", "10.20.0.0/22", "10.20.1.64/26", "fd3c:9a1e:77b2:5::/64", "10.20.1.65", "fd3c:9a1e:77b2:5::1"},
 	}
@@ -55,6 +56,8 @@ func TestNodeSubnetsErrors(t *testing.T) {
 		msg                        string
 	}{
 		{"range too big to map", "10.0.0.0/7", ula, "10.0.1.0/24", "too big to map"},
+		{"off a /24 boundary in a /8", "10.0.0.0/8", ula, "10.0.0.64/26", "does not start on a /24 boundary"},
+		{"off a /24 boundary far into a /14", "10.0.0.0/14", ula, "10.3.255.252/30", "does not start on a /24 boundary"},
 		{"subnet outside range", "10.20.0.0/16", ula, "10.21.0.0/24", "not inside"},
 		{"subnet larger than range", "10.20.0.0/16", ula, "10.20.0.0/15", "not inside"},
 		{"subnet longer than /30", "10.20.0.0/16", ula, "10.20.1.0/31", "longer than /30"},

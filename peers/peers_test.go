@@ -241,15 +241,6 @@ func TestDesiredErrors(t *testing.T) {
 			msg:  `peer "node1": 10.20.0.0/22 overlaps 10.20.3.0/24`,
 		},
 		{
-			name: "member's IPv6 /64 is this node's",
-			edit: func(s *spec.Spec) {
-				s.Nodes[0].Subnet = netip.MustParsePrefix("10.20.1.0/26")
-				s.Nodes[1].Subnet = netip.MustParsePrefix("10.20.1.64/26")
-			},
-			is:  ErrOverlapsSelf,
-			msg: `peer "node2": fd3c:9a1e:77b2:1::/64 overlaps fd3c:9a1e:77b2:1::/64`,
-		},
-		{
 			name:  "extra peer with an invalid prefix",
 			extra: []Peer{{Name: "alice", PublicKey: testKey(8), AllowedIPs: []netip.Prefix{{}}}},
 			msg:   `peer "alice": invalid allowed IP`,

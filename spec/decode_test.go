@@ -116,11 +116,10 @@ func TestDecodeBad(t *testing.T) {
 		{name: "subnet contains earlier", change: func(d map[string]any) { node(d, 2)["subnet"] = "10.20.0.0/22" }, field: "nodes[2].subnet", reason: "overlaps nodes[0].subnet"},
 		{name: "subnet inside earlier that holds a later one", change: func(d map[string]any) { node(d, 0)["subnet"] = "10.20.0.0/22" }, field: "nodes[1].subnet", reason: "overlaps nodes[0].subnet (10.20.0.0/22)"},
 		{name: "subnet inside earlier", change: func(d map[string]any) { node(d, 2)["subnet"] = "10.20.2.128/25" }, field: "nodes[2].subnet", reason: "overlaps nodes[1].subnet"},
-		{name: "two subnets share an IPv6 /64", change: func(d map[string]any) {
-			node(d, 1)["subnet"] = "10.20.1.0/26"
-			node(d, 2)["subnet"] = "10.20.1.64/26"
-			node(d, 0)["subnet"] = "10.20.4.0/24"
-		}, field: "nodes[2].subnet", reason: "10.20.1.64/26 would share its IPv6 /64 with nodes[1].subnet (10.20.1.0/26): subnets longer than /24 must lie in different /24s of ip_range"},
+		{name: "subnet off a /24 boundary of a /8", change: func(d map[string]any) {
+			d["ip_range"] = "10.0.0.0/8"
+			node(d, 2)["subnet"] = "10.20.3.64/26"
+		}, field: "nodes[2].subnet", reason: "does not start on a /24 boundary, and range 10.0.0.0/8 is too big to give it an IPv6 /64 of its own"},
 
 		// public keys.
 		{name: "key missing", change: func(d map[string]any) { delete(node(d, 1), "public_key") }, field: "nodes[1].public_key", reason: "required"},
@@ -274,16 +273,16 @@ func TestDecodeGood(t *testing.T) {
 			},
 		},
 		{
-			name: "subnets of different sizes, each in a /24 of its own",
+			name: "subnets of different sizes",
 			change: func(d map[string]any) {
 				node(d, 0)["subnet"] = "10.20.4.0/24"
 				node(d, 1)["subnet"] = "10.20.1.0/26"
-				node(d, 2)["subnet"] = "10.20.2.128/25"
+				node(d, 2)["subnet"] = "10.20.1.64/26"
 			},
 			check: func(t *testing.T, s *spec.Spec) {
 				assert.Equal(t, 4, spec.SubnetIndex(s.IPRange, s.Nodes[0].Subnet))
 				assert.Equal(t, 1, spec.SubnetIndex(s.IPRange, s.Nodes[1].Subnet))
-				assert.Equal(t, 2, spec.SubnetIndex(s.IPRange, s.Nodes[2].Subnet))
+				assert.Equal(t, 256+(256+64)/4, spec.SubnetIndex(s.IPRange, s.Nodes[2].Subnet)) // after the /24s, in /30s
 			},
 		},
 		{

@@ -131,10 +131,13 @@ func DeriveULA(name string) netip.Prefix {
 }
 
 // SubnetIndex returns the 16-bit subnet id of subnet's IPv6 /64 twin inside
-// the network's /48 (ipam.SubnetID): subnet's position inside ipRange,
-// counted in blocks of the range's default subnet length, so a /24 of a /16
-// keeps its third octet. It returns -1 when ipam.SubnetID fails (a prefix
-// that is not IPv4, subnet not inside ipRange, a range shorter than /8).
+// the network's /48 (ipam.SubnetID): for a subnet on a boundary of the
+// range's default subnet length, its position counted in those (a /24 of a
+// /16 keeps its third octet); for any other, the number of such blocks
+// plus its position counted in /30s. Subnets that do not overlap never
+// share one. It returns -1 when ipam.SubnetID fails (a prefix that is not
+// IPv4, subnet not inside ipRange, a range shorter than /8, or an id that
+// does not fit in 16 bits).
 func SubnetIndex(ipRange, subnet netip.Prefix) int {
 	id, err := ipam.SubnetID(ipRange.Masked(), subnet.Masked())
 	if err != nil {
