@@ -32,9 +32,9 @@ var (
 	// WireGuard routes a prefix to one peer only.
 	ErrDuplicatePrefix = errors.New("allowed IP is given to two peers")
 	// ErrOverlapsSelf is returned (wrapped, naming the member and both
-	// prefixes) by Desired when a member peer's AllowedIPs overlap this
-	// node's own subnets: WireGuard would send that member the traffic of
-	// this node's own workloads.
+	// prefixes) by Desired when an AllowedIP of a member peer lies inside
+	// this node's own subnets: that member would get the traffic of this
+	// node's own workloads.
 	ErrOverlapsSelf = errors.New("allowed IP overlaps this node's own subnet")
 	// ErrNoResolver is returned (wrapped, naming the node) by Desired when an
 	// endpoint names a host and no Resolver was given.
@@ -235,15 +235,18 @@ func canonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, bits).Masked(), true
 }
 
-// checkOwn returns ErrOverlapsSelf when an AllowedIP of a member peer
-// overlaps one of own, this node's subnets. Access peers are left out: their
-// addresses lie in this node's subnet by design.
+// checkOwn returns ErrOverlapsSelf when an AllowedIP of a member peer lies
+// inside one of own, this node's subnets (or is one): routing would send
+// that member traffic for this node's own addresses. A prefix that covers
+// a subnet whole (a zos relay's AllowedIPs carry the whole range) leaves
+// it to the more specific route to this node's bridge. Access peers are
+// left out: their addresses lie in this node's subnet by design.
 func checkOwn(own []netip.Prefix, members []Peer) error {
 	for _, p := range members {
 		for _, ip := range p.AllowedIPs {
 			for _, o := range own {
-				if ip.Overlaps(o) {
-					return fmt.Errorf("peer %q: %s overlaps %s: %w", p.Name, ip, o, ErrOverlapsSelf)
+				if ip.Overlaps(o) && ip.Bits() >= o.Bits() {
+					return fmt.Errorf("peer %q: %s is inside this node's %s: %w", p.Name, ip, o, ErrOverlapsSelf)
 				}
 			}
 		}

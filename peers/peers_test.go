@@ -231,14 +231,20 @@ func TestDesiredErrors(t *testing.T) {
 			name: "member's subnet inside this node's",
 			edit: func(s *spec.Spec) { s.Nodes[1].Subnet = netip.MustParsePrefix("10.20.1.128/25") },
 			is:   ErrOverlapsSelf,
-			msg:  `peer "node2": 10.20.1.128/25 overlaps 10.20.1.0/24`,
+			msg:  `peer "node2": 10.20.1.128/25 is inside this node's 10.20.1.0/24`,
 		},
 		{
 			name: "hidden member's subnet relayed over this node's",
-			edit: func(s *spec.Spec) { s.Nodes[3].Subnet = netip.MustParsePrefix("10.20.0.0/22") },
+			edit: func(s *spec.Spec) { s.Nodes[3].Subnet = netip.MustParsePrefix("10.20.3.128/25") },
 			self: "node3",
 			is:   ErrOverlapsSelf,
-			msg:  `peer "node1": 10.20.0.0/22 overlaps 10.20.3.0/24`,
+			msg:  `peer "node1": 10.20.3.128/25 is inside this node's 10.20.3.0/24`,
+		},
+		{
+			name: "verbatim allowed IP inside this node's subnet",
+			edit: func(s *spec.Spec) { s.Nodes[1].AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.20.1.64/26")} },
+			is:   ErrOverlapsSelf,
+			msg:  `peer "node2": 10.20.1.64/26 is inside this node's 10.20.1.0/24`,
 		},
 		{
 			name:  "extra peer with an invalid prefix",
