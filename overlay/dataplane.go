@@ -159,7 +159,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		bound = nil
 	}
 	errs := make(chan error, 1)
-	go func() { errs <- serveUAPI(uapi, dev.IpcHandle) }()
+	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
 	log.Info("data plane running", "mtu", mtu)
 
 	for {

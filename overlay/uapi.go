@@ -72,12 +72,12 @@ func uapiAnswers(ctx context.Context, ifname string) (int, error) {
 	return 0, fmt.Errorf("asking %s: no answer", ifname)
 }
 
-// serveUAPI hands every connection accepted on l to handle, each on a
+// acceptUAPI hands every connection accepted on l to handle, each on a
 // goroutine of its own, until l fails for good (net.ErrClosed once it is
 // closed). A temporary error is waited out (acceptloop): running out of
 // descriptors, which connections to the resolver in the same process could
 // cause, must not end the data plane.
-func serveUAPI(l net.Listener, handle func(net.Conn)) error {
+func acceptUAPI(l net.Listener, handle func(net.Conn)) error {
 	for {
 		c, err := acceptloop.Accept(l)
 		if err != nil {

@@ -33,13 +33,13 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 func (l *emfileListener) Close() error   { return nil }
 func (l *emfileListener) Addr() net.Addr { return &net.UnixAddr{Name: "uapi", Net: "unix"} }
 
-// TestServeUAPISurvivesEMFILE checks that running out of descriptors does
+// TestAcceptUAPISurvivesEMFILE checks that running out of descriptors does
 // not end the UAPI listener (it used to end the data plane): the next
 // connection is still served, and only closing the listener ends it.
-func TestServeUAPISurvivesEMFILE(t *testing.T) {
+func TestAcceptUAPISurvivesEMFILE(t *testing.T) {
 	var handled atomic.Int32
 	done := make(chan struct{})
-	err := serveUAPI(&emfileListener{fails: 3}, func(c net.Conn) {
+	err := acceptUAPI(&emfileListener{fails: 3}, func(c net.Conn) {
 		defer close(done)
 		handled.Add(1)
 		_ = c.Close()
