@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/namespaces"
@@ -36,7 +36,7 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	require.NoError(t, err)
 	limit := uint64(len(fds) + 48)
-	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil))
+	lowerNofile(t, pid, limit)
 	gateway := net.JoinHostPort(networkStatus(t, node, "flood").Gateway.String(), "53")
 
 	var conns []net.Conn
@@ -88,4 +88,33 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 	st := networkStatus(t, node, "flood")
 	assert.Equal(t, pid, st.PID, "the same data plane")
 	assert.Equal(t, fmt.Sprint(st.ListenPort), uapiPort(st), "UAPI after the flood")
+}
+
+// lowerNofile sets the descriptor limit of process pid to limit. The data
+// plane runs as nobody, and changing another user's limits takes
+// CAP_SYS_RESOURCE, which a test machine may not grant even to root; a
+// process of the same user and group may, so prlimit runs as the data
+// plane's user and group.
+func lowerNofile(t *testing.T, pid int, limit uint64) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	ids := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && (k == "Uid" || k == "Gid") {
+			ids[k] = strings.Fields(v)[0]
+		}
+	}
+	out, err := exec.Command("setpriv", "--reuid="+ids["Uid"], "--regid="+ids["Gid"], "--clear-groups",
+		"prlimit", "--pid", fmt.Sprint(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(limits), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && strings.HasPrefix(line, "Max open files") {
+			require.Equal(t, fmt.Sprint(limit), f[3], "%s", line)
+			return
+		}
+	}
+	t.Fatalf("no open files limit in %s", limits)
 }
