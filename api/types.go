@@ -157,6 +157,9 @@ type DNSStatus struct {
 	Serial  uint32      `json:"serial"`
 	Records int         `json:"records"`
 	Members []DNSMember `json:"members"`
+	// Queries counts the resolver's answers since its data plane started,
+	// by response code (NOERROR, NXDOMAIN, REFUSED, ...).
+	Queries map[string]uint64 `json:"queries,omitempty"`
 }
 
 // DNSMember is what a resolver holds of another member's records.

@@ -83,7 +83,7 @@ func (d *Daemon) dnsStatus(ctx context.Context, n *store.Network) (*api.DNSStatu
 	if err != nil {
 		return nil, fmt.Sprintf("resolver: %v", err)
 	}
-	out := &api.DNSStatus{Serial: st.Serial, Records: st.Records}
+	out := &api.DNSStatus{Serial: st.Serial, Records: st.Records, Queries: st.Queries}
 	for id, m := range st.Members {
 		out.Members = append(out.Members, api.DNSMember{ID: id, Serial: m.Serial, Records: m.Records, LastSync: m.LastSync, Error: m.Err})
 	}

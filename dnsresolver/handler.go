@@ -36,10 +36,12 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	src := addrOf(w.RemoteAddr())
 	resp, xfr := r.answer(v, req, src, tcp)
 	if xfr {
+		r.answers.add(dns.RcodeSuccess)
 		v.writeTransfer(w, req)
 		return
 	}
 	fit(resp, req, tcp)
+	r.answers.add(resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("writing answer", "to", src, "err", err)
 	}

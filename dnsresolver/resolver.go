@@ -41,6 +41,10 @@ type Stats struct {
 	Records int `json:"records"`
 	// Members are indexed by member id.
 	Members map[string]MemberStats `json:"members"`
+	// Queries counts the answers sent since the resolver started, by
+	// response code name (NOERROR, NXDOMAIN, REFUSED, ...); codes never
+	// sent are left out.
+	Queries map[string]uint64 `json:"queries,omitempty"`
 }
 
 // MemberStats is what a resolver holds of one member.
@@ -80,6 +84,9 @@ type Resolver struct {
 	members     map[string]*member
 	servers     map[netip.AddrPort]servers // by listening address
 	err         error                      // why it stopped, if not by Close
+
+	// answers counts what ServeDNS and the UDP fast path answered.
+	answers rcodeCounts
 
 	// dropNotify makes the resolver send no NOTIFY (tests of polling).
 	dropNotify atomic.Bool
@@ -256,7 +263,7 @@ func (r *Resolver) publishLocked() {
 func (r *Resolver) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Serial: r.localSerial, Records: len(r.cfg.Local), Members: map[string]MemberStats{}}
+	s := Stats{Serial: r.localSerial, Records: len(r.cfg.Local), Members: map[string]MemberStats{}, Queries: r.answers.snapshot()}
 	for id, m := range r.members {
 		s.Members[id] = MemberStats{Serial: m.serial, Records: len(m.records), LastSync: m.lastSync, Err: m.err}
 	}
