@@ -41,6 +41,9 @@ type ServerOptions struct {
 	// a server on a ListenTCP listener; the Unix socket relies on its
 	// file mode instead.
 	Token string
+	// Instrument, if set, wraps the whole handler (token check included),
+	// e.g. to count every answer for znet_api_requests_total.
+	Instrument func(http.Handler) http.Handler
 }
 
 // Server exposes a Service over HTTP/JSON. Create it with NewServer, start it
@@ -64,6 +67,9 @@ func NewServer(svc Service, opts ServerOptions) *Server {
 	var h http.Handler = s
 	if opts.Token != "" {
 		h = requireToken(opts.Token, log, s)
+	}
+	if opts.Instrument != nil {
+		h = opts.Instrument(h)
 	}
 	s.http = &http.Server{
 		Handler:           h,

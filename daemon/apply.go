@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
@@ -17,6 +18,7 @@ import (
 // only when that worked is it committed. A failure half way restores the
 // last good spec (or removes a network that had none).
 func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, error) {
+	defer func(start time.Time) { d.observeApply(time.Since(start)) }(time.Now())
 	s := in.Clone()
 	s.SetDefaults()
 	if err := s.Validate(d.nodeID); err != nil {

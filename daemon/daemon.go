@@ -52,6 +52,9 @@ type Config struct {
 	// (<state-dir>/netns), so that its orphan sweep removes only those;
 	// "" marks nothing and sweeps every namespace of the node id.
 	MarkDir string
+	// ObserveApply, if set, is told how long each Apply took (for
+	// znet_apply_duration_seconds).
+	ObserveApply func(took time.Duration)
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -70,6 +73,8 @@ type Daemon struct {
 	importKeys bool
 	// markDir is Config.MarkDir (see owner.go).
 	markDir string
+	// observeApply is Config.ObserveApply, never nil.
+	observeApply func(time.Duration)
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -103,9 +108,10 @@ func New(cfg Config) (*Daemon, error) {
 		portMax: cfg.PortMax,
 		free:    cfg.PortFree,
 
-		underlay:   cfg.Underlay,
-		importKeys: cfg.AllowImportedKeys,
-		markDir:    cfg.MarkDir,
+		underlay:     cfg.Underlay,
+		importKeys:   cfg.AllowImportedKeys,
+		markDir:      cfg.MarkDir,
+		observeApply: cfg.ObserveApply,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -121,6 +127,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.sup = newSupervisor(d.log)
 	d.sup.wait, d.sup.current, d.sup.restart = d.waitDataplane, d.currentDataplane, d.restartDataplane
+	if d.observeApply == nil {
+		d.observeApply = func(time.Duration) {}
+	}
 	err := d.store.Update(func(tx *store.Tx) error {
 		switch have := tx.NodeID(); have {
 		case "":

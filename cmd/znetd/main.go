@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -45,6 +44,10 @@ type options struct {
 	lockDir   string
 	wireguard string
 	logLevel  string
+	logFormat string
+	// The optional Prometheus endpoint: off unless metrics is set.
+	metrics      string
+	metricsPeers bool
 	// The optional remote API: off unless listen is set.
 	listen    string
 	tlsCert   string
@@ -64,6 +67,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.lockDir, "lock-dir", nodelock.DefaultDir, "machine-wide `DIR` of the node-id locks (node-<id>.lock); every znetd of the machine must use the same")
 	fs.StringVar(&o.wireguard, "wireguard", "auto", "WireGuard backend: auto, kernel or userspace")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log as text or json (one object per line, for collectors)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at /metrics on this `ADDR:PORT` (off by default; bind a management address)")
+	fs.BoolVar(&o.metricsPeers, "metrics-peers", false, "add per-peer series to --metrics (they grow with networks × members)")
 	fs.StringVar(&o.listen, "listen", "", "also serve the API over TLS on this TCP `ADDR` (host:port; off by default)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "the PEM certificate `FILE` of the --listen API")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `FILE` of the --listen API")
@@ -74,6 +80,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkMetricsFlags(o); err != nil {
+		return o, err
 	}
 	if o.listen == "" {
 		for _, f := range []struct{ name, val string }{{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"token-file", o.tokenFile}} {
@@ -141,11 +150,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(o)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", o.nodeID)
+	log = log.With("node", o.nodeID)
 
 	rem, err := loadRemote(o)
 	if err != nil {
@@ -174,6 +183,11 @@ func run(args []string) error {
 		}
 		defer func() { _ = tcpL.Close() }()
 	}
+	mets, err := listenMetrics(o)
+	if err != nil {
+		return err
+	}
+	defer mets.closeUnserved()
 	st, err := store.Open(o.stateDir)
 	if err != nil {
 		return err
@@ -188,7 +202,7 @@ func run(args []string) error {
 	}
 	defer closeBackend(backend)
 	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys,
-		MarkDir: filepath.Join(o.stateDir, "netns")})
+		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply()})
 	if err != nil {
 		return err
 	}
@@ -203,15 +217,20 @@ func run(args []string) error {
 	}
 	log.Info("recovered state", "took", time.Since(start).Round(time.Millisecond), "backend", backend.Kind())
 
-	servers := []*api.Server{api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log})}
-	errc := make(chan error, 2)
+	servers := []*api.Server{api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Instrument: mets.instrument()})}
+	errc := make(chan error, 3)
 	go func() { errc <- servers[0].Serve(l) }()
 	log.Info("serving", "socket", o.socket)
 	if tcpL != nil {
-		tsrv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Token: rem.token})
+		tsrv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Token: rem.token, Instrument: mets.instrument()})
 		servers = append(servers, tsrv)
 		go func() { errc <- tsrv.Serve(tcpL) }()
 		log.Info("serving the remote API", "addr", tcpL.Addr().String())
+	}
+	if mets != nil {
+		if err := mets.serve(o, d, backend.Kind(), log, errc); err != nil {
+			return err
+		}
 	}
 
 	var serveErr error
@@ -225,6 +244,11 @@ func run(args []string) error {
 	defer cancel()
 	for _, srv := range servers {
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	if mets != nil {
+		if err := mets.shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && serveErr == nil {
 			serveErr = err
 		}
 	}

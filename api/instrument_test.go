@@ -1,0 +1,47 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// statusSeen records the status of every answer of the handler it wraps.
+type statusSeen struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusSeen) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func TestInstrumentSeesEveryAnswer(t *testing.T) {
+	var seen []string
+	instrument := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := &statusSeen{ResponseWriter: w}
+			h.ServeHTTP(rec, r)
+			seen = append(seen, r.Method+" "+http.StatusText(rec.code))
+		})
+	}
+	// With a token: the refusal is counted too, since Instrument wraps
+	// the token check.
+	s := NewServer(nil, ServerOptions{NodeID: "node1", Token: "secret", Instrument: instrument})
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, "/v1/status", nil),
+		withToken(httptest.NewRequest(http.MethodGet, "/nowhere", nil)),
+		withToken(httptest.NewRequest(http.MethodPut, "/v1/networks", nil)),
+	} {
+		s.http.Handler.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	assert.Equal(t, []string{"GET Unauthorized", "GET Not Found", "PUT Method Not Allowed"}, seen)
+}
+
+func withToken(r *http.Request) *http.Request {
+	r.Header.Set("Authorization", "Bearer secret")
+	return r
+}
