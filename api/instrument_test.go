@@ -1,11 +1,17 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // statusSeen records the status of every answer of the handler it wraps.
@@ -44,4 +50,23 @@ func TestInstrumentSeesEveryAnswer(t *testing.T) {
 func withToken(r *http.Request) *http.Request {
 	r.Header.Set("Authorization", "Bearer secret")
 	return r
+}
+
+// failing is a Service whose Network fails with an internal error.
+type failing struct{ Service }
+
+func (failing) Network(context.Context, string) (NetworkDetail, error) {
+	return NetworkDetail{}, errors.New("disk on fire")
+}
+
+func TestFailedRequestLogNamesTheNetwork(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewServer(failing{}, ServerOptions{NodeID: "node1", Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	rec := httptest.NewRecorder()
+	s.http.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/networks/shop", nil))
+	require.Equal(t, http.StatusInternalServerError, rec.Code)
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &line), buf.String())
+	assert.Equal(t, "api request failed", line["msg"])
+	assert.Equal(t, "shop", line["network"])
 }

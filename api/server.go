@@ -170,6 +170,18 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusMethodNotAllowed, &Error{Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 }
 
+// pathNames returns the network, workload and access peer a request's
+// path names, as log attributes.
+func pathNames(r *http.Request) []any {
+	var out []any
+	for _, p := range [][2]string{{"name", "network"}, {"workload", "workload"}, {"peer", "peer"}} {
+		if v := r.PathValue(p[0]); v != "" {
+			out = append(out, p[1], v)
+		}
+	}
+	return out
+}
+
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errBodyTooLarge) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errBodyTooLarge)
@@ -177,7 +189,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status, body := StatusOf(err)
 	if status == http.StatusInternalServerError {
-		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("api request failed", append(pathNames(r), "method", r.Method, "path", r.URL.Path, "err", err)...)
 	}
 	writeJSON(w, status, body)
 }

@@ -25,9 +25,10 @@ func (d *Daemon) nsName(network string) string { return namespaces.Name(d.nodeID
 // device returns the overlay device of an applied network.
 func (d *Daemon) device(network string, mtu int) overlay.Device {
 	return overlay.Device{
-		IfName: overlay.IfName(d.nodeID, network),
-		NetNS:  namespaces.Path(d.nsName(network)),
-		MTU:    mtu,
+		IfName:  overlay.IfName(d.nodeID, network),
+		NetNS:   namespaces.Path(d.nsName(network)),
+		MTU:     mtu,
+		Network: network,
 	}
 }
 

@@ -125,7 +125,7 @@ func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error
 			continue
 		}
 		network := strings.TrimPrefix(name, prefix)
-		d.log.Warn("removing orphan namespace", "namespace", name)
+		d.log.Warn("removing orphan namespace", "network", network, "namespace", name)
 		if err := d.teardown(ctx, network, nil); err != nil {
 			errs = append(errs, fmt.Errorf("orphan %s: %w", name, err))
 		}

@@ -73,7 +73,7 @@ func (d *Daemon) raiseKeepalives(dev overlay.Device, raise []wgtypes.PeerConfig)
 	defer cancel()
 	err := d.backend.Configure(ctx, dev, wgtypes.Config{Peers: raise})
 	if err != nil && !errors.Is(err, overlay.ErrNotFound) {
-		d.log.Warn("starting staggered handshakes", "ifname", dev.IfName, "peers", len(raise), "err", err)
+		d.log.Warn("starting staggered handshakes", "network", dev.Network, "ifname", dev.IfName, "peers", len(raise), "err", err)
 	}
 }
 

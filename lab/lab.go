@@ -40,6 +40,12 @@ type Config struct {
 	// AllowImportedKeys starts every znetd with --allow-imported-keys, so
 	// the nodes accept zos network workloads.
 	AllowImportedKeys bool
+	// MetricsPort, if not 0, makes every node's znetd serve metrics on its
+	// underlay address at this TCP port (znetd --metrics).
+	MetricsPort int
+	// Args are more znetd flags, the same for every node
+	// (e.g. --metrics-peers, --log-format json).
+	Args []string
 }
 
 // Node is one simulated node.
@@ -52,6 +58,9 @@ type Node struct {
 	StateDir string     `json:"state_dir"`
 	Log      string     `json:"log"`
 	PIDFile  string     `json:"pid_file"`
+	// Metrics is where the node's znetd serves metrics (ADDR:PORT), if
+	// the lab has a MetricsPort.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // Lab is a running grid, as described by DIR/lab.json.
@@ -62,8 +71,10 @@ type Lab struct {
 	Znetd     string `json:"znetd"`
 	Wireguard string `json:"wireguard"`
 	// AllowImportedKeys is Config.AllowImportedKeys, kept for restarts.
-	AllowImportedKeys bool   `json:"allow_imported_keys,omitempty"`
-	Nodes             []Node `json:"nodes"`
+	AllowImportedKeys bool `json:"allow_imported_keys,omitempty"`
+	// Args are the extra znetd flags of Config.Args.
+	Args  []string `json:"args,omitempty"`
+	Nodes []Node   `json:"nodes"`
 	// Workloads are the names of the workload namespaces made for the lab
 	// (AddWorkloadNS); Down removes them.
 	Workloads []string `json:"workloads,omitempty"`
@@ -119,8 +130,11 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
+		return nil, fmt.Errorf("metrics port: %d is not a TCP port", c.MetricsPort)
+	}
 	l := &Lab{Name: c.Name, Dir: dir, Internet: c.prefix() + "inet", Znetd: c.Znetd, Wireguard: c.Wireguard, UnderlayMTU: c.UnderlayMTU,
-		AllowImportedKeys: c.AllowImportedKeys}
+		AllowImportedKeys: c.AllowImportedKeys, Args: c.Args}
 	if old, err := Load(dir); err == nil {
 		if len(old.Nodes) > c.Nodes {
 			return nil, fmt.Errorf("nodes: the lab in %s has %d nodes; take it down first to shrink it", dir, len(old.Nodes))
@@ -150,6 +164,9 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 		n.StateDir = filepath.Join(nodeDir, "state")
 		n.Log = filepath.Join(nodeDir, "znetd.log")
 		n.PIDFile = filepath.Join(nodeDir, "znetd.pid")
+		if c.MetricsPort != 0 {
+			n.Metrics = netip.AddrPortFrom(n.Underlay, uint16(c.MetricsPort)).String()
+		}
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
 			return nil, err
 		}

@@ -34,7 +34,10 @@ func (l *Lab) StartNode(ctx context.Context, n Node) error {
 	if l.AllowImportedKeys {
 		args = append(args, "--allow-imported-keys")
 	}
-	cmd := exec.Command(l.Znetd, args...)
+	if n.Metrics != "" {
+		args = append(args, "--metrics", n.Metrics)
+	}
+	cmd := exec.Command(l.Znetd, append(args, l.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: the node lives on when the lab's caller exits, as a
 	// real node's daemon would.

@@ -185,9 +185,9 @@ func (b *Userspace) reapLocked(pid int) {
 	switch {
 	case err != nil:
 	case ws.Signaled():
-		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "signal", ws.Signal().String())
+		b.log.Info("data plane exited", "network", c.network, "ifname", c.ifname, "pid", pid, "signal", ws.Signal().String())
 	default:
-		b.log.Info("data plane exited", "ifname", c.ifname, "pid", pid, "status", ws.ExitStatus())
+		b.log.Info("data plane exited", "network", c.network, "ifname", c.ifname, "pid", pid, "status", ws.ExitStatus())
 	}
 }
 

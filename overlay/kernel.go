@@ -155,7 +155,7 @@ func (b *Kernel) Ensure(ctx context.Context, d Device) (int, error) {
 	case err == nil && link.Type() != "wireguard":
 		return 0, fmt.Errorf("ensuring %s: a %s link in the underlay has that name: %w", d.IfName, link.Type(), os.ErrExist)
 	case err == nil:
-		b.log.Warn("taking over link left in underlay", "ifname", d.IfName)
+		b.log.Warn("taking over link left in underlay", "network", d.Network, "ifname", d.IfName)
 	case isLinkNotFound(err):
 		wg := &netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: d.IfName, MTU: d.mtu()}}
 		if err := uh.LinkAdd(wg); err != nil {
@@ -183,7 +183,7 @@ func (b *Kernel) Ensure(ctx context.Context, d Device) (int, error) {
 	if err := h.LinkSetUp(l); err != nil {
 		return 0, fmt.Errorf("ensuring %s: setting up: %w", d.IfName, err)
 	}
-	b.log.Info("created device", "ifname", d.IfName, "netns", d.NetNS)
+	b.log.Info("created device", "network", d.Network, "ifname", d.IfName, "netns", d.NetNS)
 	return 0, nil
 }
 

@@ -33,6 +33,9 @@ type Device struct {
 	// it, and the data plane drops them then). Only used when the device
 	// is created; the kernel backend ignores it.
 	ListenPort int
+	// Network is the name of the network the device serves; only for
+	// logs, so that every line about a network names it.
+	Network string
 }
 
 // IfName returns the device name for network on node nodeID: "zn" and the

@@ -60,8 +60,9 @@ type Userspace struct {
 
 // child is a data plane this backend started.
 type child struct {
-	ifname string
-	exited chan struct{} // closed once reaped
+	ifname  string
+	network string        // for logs
+	exited  chan struct{} // closed once reaped
 }
 
 var _ Backend = (*Userspace)(nil)
@@ -189,10 +190,10 @@ func (b *Userspace) Ensure(ctx context.Context, d Device) (int, error) {
 					return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
 				}
 			}
-			b.log.Debug("adopted data plane", "ifname", d.IfName, "pid", pid)
+			b.log.Debug("adopted data plane", "network", d.Network, "ifname", d.IfName, "pid", pid)
 			return pid, nil
 		}
-		b.log.Warn("replacing data plane", "ifname", d.IfName, "pid", pid, "reason", reason)
+		b.log.Warn("replacing data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "reason", reason)
 		if err := b.terminate(ctx, pid, d.IfName); err != nil {
 			return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
 		}
@@ -248,13 +249,13 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 		return 0, err
 	}
 	pid := cmd.Process.Pid
-	c := &child{ifname: d.IfName, exited: make(chan struct{})}
+	c := &child{ifname: d.IfName, network: d.Network, exited: make(chan struct{})}
 	b.children[pid] = c
 	b.mu.Unlock()
 	// The reaper waits for the child by pid, so that Close need not wait
 	// for data planes to exit.
 	_ = cmd.Process.Release()
-	b.log.Info("started data plane", "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
+	b.log.Info("started data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
 
 	if err := writePidFile(b.pidFile(d.IfName), pid); err != nil {
 		return 0, errors.Join(err, b.terminate(context.WithoutCancel(ctx), pid, d.IfName))
@@ -312,7 +313,7 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 		if err := b.terminate(ctx, pid, d.IfName); err != nil {
 			return fmt.Errorf("deleting %s: %w", d.IfName, err)
 		}
-		b.log.Info("stopped data plane", "ifname", d.IfName, "pid", pid)
+		b.log.Info("stopped data plane", "network", d.Network, "ifname", d.IfName, "pid", pid)
 	}
 	b.mu.Lock()
 	delete(b.exits, d.IfName)
