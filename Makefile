@@ -4,10 +4,10 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
-DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd
+DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd prometheus
 GOLANGCI_VERSION := v2.7.2
 
-.PHONY: all build deps test unit e2e lint fmt vet demo demo-down bench fuzz clean
+.PHONY: all build install uninstall deps test unit e2e lint fmt vet demo demo-down bench fuzz clean
 
 all: build
 
@@ -15,6 +15,32 @@ all: build
 # data-plane process maps no libc and saves ~1.5 MiB of resident memory.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/znetd ./cmd/znetd-dataplane ./cmd/znet
+
+# install puts the binaries in $(BINDIR) and the systemd unit in $(UNITDIR)
+# (with ZINIT=1 the zinit service file in $(ZINITDIR) instead), under
+# $(DESTDIR) if set. It starts nothing: `systemctl daemon-reload && systemctl
+# enable --now znetd` does (see docs/operations.md).
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+UNITDIR  ?= /etc/systemd/system
+ZINITDIR ?= /etc/zinit
+PROGRAMS := znetd znetd-dataplane znet
+
+install: build
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(addprefix $(BIN)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+ifeq ($(ZINIT),1)
+	install -d $(DESTDIR)$(ZINITDIR)
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' dist/znetd.yaml > $(DESTDIR)$(ZINITDIR)/znetd.yaml
+	chmod 0644 $(DESTDIR)$(ZINITDIR)/znetd.yaml
+else
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' dist/znetd.service > $(DESTDIR)$(UNITDIR)/znetd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/znetd.service
+endif
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(DESTDIR)$(UNITDIR)/znetd.service $(DESTDIR)$(ZINITDIR)/znetd.yaml
 
 # deps installs the Debian packages the tests and the demo use.
 deps:
