@@ -250,6 +250,9 @@ func (c *Collector) readNetwork(name string) (*sample, error) {
 	if len(sts) != 1 {
 		return nil, errNoStatus
 	}
+	if unread(sts[0]) {
+		return nil, errDeviceUnread
+	}
 	acc, err := c.src.AccessPeers(ctx, name)
 	if err != nil {
 		return nil, err
@@ -261,6 +264,16 @@ func (c *Collector) readNetwork(name string) (*sample, error) {
 		s.rss, _ = c.opts.ResidentBytes(pid)
 	}
 	return s, nil
+}
+
+// unread reports whether st says nothing about its device: an applied
+// network without a single peer and with a problem (its data plane did
+// not answer in time, is gone, or its namespace is). Taking that for a
+// reading would drop the byte counters to 0 and back, which Prometheus
+// counts as a reset and a burst of traffic; the last values stay instead.
+// A network whose spec has no other member shows no problem.
+func unread(st api.NetworkStatus) bool {
+	return st.Generation > 0 && len(st.Peers) == 0 && len(st.Problems) > 0
 }
 
 // isAccess reports whether a status peer is an access peer (a person's

@@ -226,6 +226,30 @@ func TestCollectorServesLastValuesOfAStoppedDataPlane(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 }
 
+func TestCollectorKeepsCountersOfAnUnreadDevice(t *testing.T) {
+	src := fixedState()
+	c := newTestCollector(t, src, false)
+	require.Equal(t, 1015.0, valueOf(t, c, "znet_network_rx_bytes_total", "shop"))
+
+	// The data plane does not answer: status shows a problem and no peer.
+	src.mu.Lock()
+	st := src.statuses["shop"]
+	st.Peers, st.Problems = []api.PeerStatus{}, []string{"data plane not responding"}
+	src.statuses["shop"] = st
+	src.mu.Unlock()
+	assert.Equal(t, 1015.0, valueOf(t, c, "znet_network_rx_bytes_total", "shop"), "no drop to 0 (a counter reset)")
+	assert.Equal(t, 1.0, testutil.ToFloat64(c.errors))
+
+	// A network whose spec lost its other members has no peer and no
+	// problem: that is a reading.
+	src.mu.Lock()
+	st.Problems = nil
+	src.statuses["shop"] = st
+	src.mu.Unlock()
+	assert.Equal(t, 0.0, valueOf(t, c, "znet_network_peers", "shop"))
+	assert.Equal(t, 1.0, testutil.ToFloat64(c.errors))
+}
+
 func TestCollectorForgetsDeletedNetworks(t *testing.T) {
 	src := fixedState()
 	c := newTestCollector(t, src, false)

@@ -9,8 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// errNoStatus is returned by a read whose Status answered no network.
-var errNoStatus = errors.New("status answered no network")
+// Errors of a read of one network; they count in znet_scrape_errors_total.
+var (
+	errNoStatus     = errors.New("status answered no network")
+	errDeviceUnread = errors.New("status shows no reading of the device")
+)
 
 var (
 	netLabels  = []string{"network"}
