@@ -107,10 +107,7 @@ func digStatus(t *testing.T, ns, name string) string {
 // TestMetrics covers issue 16's metrics on a 2-node lab whose znetd serve
 // --metrics (with --metrics-peers) and log JSON.
 func TestMetrics(t *testing.T) {
-	l := newLabWith(t, 2, func(c *lab.Config) {
-		c.MetricsPort = metricsPort
-		c.Args = []string{"--metrics-peers", "--log-format", "json"}
-	})
+	l := newLabWith(t, lab.Config{Nodes: 2, MetricsPort: metricsPort, Args: []string{"--metrics-peers", "--log-format", "json"}})
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 
 	s, _, _ := scrape(t, n1)
