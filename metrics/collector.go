@@ -118,8 +118,9 @@ func NewCollector(src Source, opts Options) *Collector {
 	}
 }
 
-// Close cancels the reads in flight and waits for them until ctx ends.
-// It is safe to call more than once.
+// Close cancels the reads in flight and waits for them until ctx ends; a
+// scrape after Close serves the last values and starts no read. It is safe
+// to call more than once.
 func (c *Collector) Close(ctx context.Context) error {
 	c.cancel()
 	done := make(chan struct{})
@@ -195,13 +196,16 @@ func (c *Collector) start(nets []api.NetworkSummary, listed bool) []chan struct{
 		}
 	}
 	waits := make([]chan struct{}, 0, len(c.nets))
+	closed := c.ctx.Err() != nil // after Close, no read starts
 	for name, e := range c.nets {
-		if e.reading == nil {
+		if e.reading == nil && !closed {
 			e.reading = make(chan struct{})
 			c.wg.Add(1)
 			go c.read(name, e, e.reading)
 		}
-		waits = append(waits, e.reading)
+		if e.reading != nil {
+			waits = append(waits, e.reading)
+		}
 	}
 	return waits
 }

@@ -29,6 +29,7 @@ type fakeSource struct {
 	access   map[string]int
 	block    map[string]chan struct{}
 	listErr  error
+	calls    int // of Status
 }
 
 func (f *fakeSource) Networks(ctx context.Context) ([]api.NetworkSummary, error) {
@@ -41,6 +42,7 @@ func (f *fakeSource) Status(ctx context.Context, network string) ([]api.NetworkS
 	f.mu.Lock()
 	st, ok := f.statuses[network]
 	wait := f.block[network]
+	f.calls++
 	f.mu.Unlock()
 	if wait != nil {
 		select {
@@ -266,6 +268,21 @@ func TestCollectorForgetsDeletedNetworks(t *testing.T) {
 	src.mu.Unlock()
 	assert.Equal(t, 1, testutil.CollectAndCount(c, "znet_network_info"))
 	assert.Equal(t, 1.0, testutil.ToFloat64(c.errors))
+}
+
+func TestCollectorStartsNoReadAfterClose(t *testing.T) {
+	itestutil.GoroutineLeakCheck(t)
+	src := fixedState()
+	c := newTestCollector(t, src, false)
+	require.Equal(t, 2.0, valueOf(t, c, "znet_network_peers", "shop"))
+	require.NoError(t, c.Close(context.Background()))
+	src.mu.Lock()
+	calls := src.calls
+	src.mu.Unlock()
+	assert.Equal(t, 2.0, valueOf(t, c, "znet_network_peers", "shop"), "the last values")
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	assert.Equal(t, calls, src.calls, "no read after Close")
 }
 
 func TestParseVmRSS(t *testing.T) {
