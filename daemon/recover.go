@@ -120,11 +120,11 @@ func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error
 		if known[name] {
 			continue
 		}
+		network := strings.TrimPrefix(name, prefix)
 		if !d.owns(name) {
-			d.log.Warn("leaving a namespace of this node id that another state dir made", "namespace", name)
+			d.log.Warn("leaving a namespace of this node id that another state dir made", "network", network, "namespace", name)
 			continue
 		}
-		network := strings.TrimPrefix(name, prefix)
 		d.log.Warn("removing orphan namespace", "network", network, "namespace", name)
 		if err := d.teardown(ctx, network, nil); err != nil {
 			errs = append(errs, fmt.Errorf("orphan %s: %w", name, err))

@@ -208,6 +208,26 @@ func TestMetrics(t *testing.T) {
 		})
 		assert.True(t, ok, "scrapes are fresh again once the data plane runs")
 	})
+
+	t.Run("a killed data plane counts a restart", func(t *testing.T) {
+		pid := networkStatus(t, n1, "shop").PID
+		if pid == 0 {
+			t.Skip("the kernel backend has no data-plane process to kill")
+		}
+		s, _, _ := scrape(t, n1)
+		restarts, watched := s[`znet_dataplane_restarts_total{network="shop"}`]
+		require.True(t, watched, "a watched data plane has the series")
+		require.Equal(t, 0.0, restarts)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		ok, took := within(10*time.Second, func() bool {
+			s, _, _ := scrape(t, n1)
+			return s[`znet_dataplane_restarts_total{network="shop"}`] == 1
+		})
+		require.True(t, ok, "no restart counted")
+		t.Logf("restart counted %s after the kill", took.Round(time.Millisecond))
+		s, _, _ = scrape(t, n1)
+		assert.Equal(t, 0.0, s[`znet_dataplane_restarts_total{network="blog"}`])
+	})
 }
 
 // testPrometheus runs a Prometheus server in node 1's namespace that

@@ -23,6 +23,11 @@ type Source interface {
 	Status(ctx context.Context, network string) ([]api.NetworkStatus, error)
 	// AccessPeers lists a network's access peers from the state.
 	AccessPeers(ctx context.Context, network string) ([]api.AccessPeer, error)
+	// DataplaneRestarts returns how many times the network's data plane
+	// was restarted after it died, from what the daemon knows (it never
+	// asks the data plane, so it never blocks); ok is false when no data
+	// plane of the network is watched (not applied, kernel backend).
+	DataplaneRestarts(network string) (restarts int, ok bool)
 }
 
 // Options tune a Collector; the zero value of each field means its default.
@@ -168,6 +173,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			c.errors.Inc()
 		}
 		c.emit(ch, e, now)
+		if n, ok := c.src.DataplaneRestarts(e.summary.Name); ok {
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(n), e.summary.Name)
+		}
 	}
 	ch <- c.errors
 }

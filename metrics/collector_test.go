@@ -29,7 +29,8 @@ type fakeSource struct {
 	access   map[string]int
 	block    map[string]chan struct{}
 	listErr  error
-	calls    int // of Status
+	calls    int            // of Status
+	restarts map[string]int // watched data planes only
 }
 
 func (f *fakeSource) Networks(ctx context.Context) ([]api.NetworkSummary, error) {
@@ -55,6 +56,13 @@ func (f *fakeSource) Status(ctx context.Context, network string) ([]api.NetworkS
 		return nil, errors.New("no such network")
 	}
 	return []api.NetworkStatus{st}, nil
+}
+
+func (f *fakeSource) DataplaneRestarts(network string) (int, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.restarts[network]
+	return n, ok
 }
 
 func (f *fakeSource) AccessPeers(ctx context.Context, network string) ([]api.AccessPeer, error) {
@@ -88,7 +96,8 @@ func fixedState() *fakeSource {
 				},
 			},
 		},
-		access: map[string]int{"shop": 1},
+		access:   map[string]int{"shop": 1},
+		restarts: map[string]int{"shop": 2},
 	}
 }
 
@@ -134,6 +143,9 @@ znet_network_rx_bytes_total{network="shop"} 1015
 # TYPE znet_network_tx_bytes_total counter
 znet_network_tx_bytes_total{network="blog"} 0
 znet_network_tx_bytes_total{network="shop"} 2026
+# HELP znet_dataplane_restarts_total Restarts of the network's data plane after it died, since znetd started.
+# TYPE znet_dataplane_restarts_total counter
+znet_dataplane_restarts_total{network="shop"} 2
 # HELP znet_dataplane_resident_bytes Resident memory of the network's userspace data-plane process.
 # TYPE znet_dataplane_resident_bytes gauge
 znet_dataplane_resident_bytes{network="shop"} 4.343808e+06
@@ -171,7 +183,7 @@ znet_peer_tx_bytes_total{network="shop",peer="node3"} 20
 var networkMetrics = []string{
 	"znet_network_info", "znet_network_peers", "znet_network_peers_up", "znet_network_workloads",
 	"znet_network_access_peers", "znet_network_rx_bytes_total", "znet_network_tx_bytes_total",
-	"znet_dataplane_resident_bytes", "znet_dns_queries_total", "znet_dns_records", "znet_scrape_errors_total",
+	"znet_dataplane_restarts_total", "znet_dataplane_resident_bytes", "znet_dns_queries_total", "znet_dns_records", "znet_scrape_errors_total",
 }
 
 var peerMetrics = []string{
@@ -215,14 +227,15 @@ func TestCollectorServesLastValuesOfAStoppedDataPlane(t *testing.T) {
 	st := src.statuses["shop"]
 	st.Peers = st.Peers[:2]
 	src.statuses["shop"] = st
+	src.restarts["shop"] = 3 // known to the daemon, not asked of the data plane
 	src.mu.Unlock()
-
 	for scrape := 1; scrape <= 2; scrape++ {
 		start := time.Now()
 		assert.Equal(t, 2.0, valueOf(t, c, "znet_network_peers", "shop"), "the last known value")
 		assert.Less(t, time.Since(start), time.Second, "a scrape waits for its deadline only")
 		assert.Equal(t, float64(scrape), testutil.ToFloat64(c.errors))
 	}
+	assert.Equal(t, 3.0, valueOf(t, c, "znet_dataplane_restarts_total", "shop"), "fresh: the daemon knows it without the data plane")
 	close(stopped) // it runs again: the read in flight ends, the next scrape is fresh
 	require.Eventually(t, func() bool {
 		return valueOf(t, c, "znet_network_peers", "shop") == 1

@@ -34,6 +34,8 @@ var (
 		"Bytes received from all WireGuard peers of the network (resets when its data plane restarts).", netLabels, nil)
 	descTx = prometheus.NewDesc("znet_network_tx_bytes_total",
 		"Bytes sent to all WireGuard peers of the network (resets when its data plane restarts).", netLabels, nil)
+	descRestarts = prometheus.NewDesc("znet_dataplane_restarts_total",
+		"Restarts of the network's data plane after it died, since znetd started.", netLabels, nil)
 	descRSS = prometheus.NewDesc("znet_dataplane_resident_bytes",
 		"Resident memory of the network's userspace data-plane process.", netLabels, nil)
 	descDNSQueries = prometheus.NewDesc("znet_dns_queries_total",
@@ -49,7 +51,7 @@ var (
 		"Bytes sent to the peer.", peerLabels, nil)
 
 	allDescs = []*prometheus.Desc{descInfo, descPeers, descPeersUp, descWorkloads, descAccess,
-		descRx, descTx, descRSS, descDNSQueries, descDNSRecords, descPeerHandshake, descPeerRx, descPeerTx}
+		descRx, descTx, descRestarts, descRSS, descDNSQueries, descDNSRecords, descPeerHandshake, descPeerRx, descPeerTx}
 )
 
 // emit sends the series of one network: those from the state always, those

@@ -84,7 +84,7 @@ func (m *metricsServer) instrument() func(http.Handler) http.Handler {
 
 // serve starts serving d's metrics and sends the server's end to errc.
 func (m *metricsServer) serve(o options, d *daemon.Daemon, backend string, log *slog.Logger, errc chan<- error) error {
-	m.col = metrics.NewCollector(d, metrics.Options{Backend: backend, Peers: o.metricsPeers})
+	m.col = metrics.NewCollector(metricsSource{d}, metrics.Options{Backend: backend, Peers: o.metricsPeers})
 	reg, err := metrics.Registry(m.col, m.node)
 	if err != nil {
 		return err
@@ -108,6 +108,18 @@ func (m *metricsServer) serve(o options, d *daemon.Daemon, backend string, log *
 	log.Info("serving metrics", "addr", m.l.Addr().String(), "peers", o.metricsPeers)
 	return nil
 }
+
+// metricsSource is the daemon as the collector reads it.
+type metricsSource struct{ *daemon.Daemon }
+
+// DataplaneRestarts implements metrics.Source with what the daemon's
+// supervisor knows.
+func (s metricsSource) DataplaneRestarts(network string) (int, bool) {
+	h, ok := s.DataplaneHealth(network)
+	return h.Restarts, ok
+}
+
+var _ metrics.Source = metricsSource{}
 
 // closeUnserved closes the listener if znetd stopped before serving on it.
 func (m *metricsServer) closeUnserved() {
