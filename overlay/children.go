@@ -16,11 +16,12 @@ import (
 // This file holds how the userspace backend finds, stops, waits for and
 // reaps data-plane processes.
 
-// terminate sends SIGTERM to the data plane pid of ifname, waits up to
+// terminate sends SIGTERM to the data plane pid of d, waits up to
 // b.termGrace (or ctx) for it to exit, then kills it and waits up to
 // killWait. The process is held by a pidfd opened before its identity is
 // checked, so a reused pid is never signalled.
-func (b *Userspace) terminate(ctx context.Context, pid int, ifname string) error {
+func (b *Userspace) terminate(ctx context.Context, pid int, d Device) error {
+	ifname := d.IfName
 	fd, err := b.openDataplane(pid, ifname)
 	if err != nil || fd < 0 {
 		return err
@@ -34,7 +35,7 @@ func (b *Userspace) terminate(ctx context.Context, pid int, ifname string) error
 	if b.waitExit(tctx, fd, pid) {
 		return nil
 	}
-	b.log.Warn("killing data plane", "ifname", ifname, "pid", pid)
+	b.log.Warn("killing data plane", "network", d.Network, "ifname", ifname, "pid", pid)
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("killing data plane %d: %w", pid, err)
 	}

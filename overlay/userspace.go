@@ -194,7 +194,7 @@ func (b *Userspace) Ensure(ctx context.Context, d Device) (int, error) {
 			return pid, nil
 		}
 		b.log.Warn("replacing data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "reason", reason)
-		if err := b.terminate(ctx, pid, d.IfName); err != nil {
+		if err := b.terminate(ctx, pid, d); err != nil {
 			return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
 		}
 	}
@@ -258,14 +258,14 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	b.log.Info("started data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
 
 	if err := writePidFile(b.pidFile(d.IfName), pid); err != nil {
-		return 0, errors.Join(err, b.terminate(context.WithoutCancel(ctx), pid, d.IfName))
+		return 0, errors.Join(err, b.terminate(context.WithoutCancel(ctx), pid, d))
 	}
 	if err := b.waitReady(ctx, pid, c); err != nil {
 		err = fmt.Errorf("data plane %d: %w", pid, err)
 		if t := tail(logPath, 512); t != "" {
 			err = fmt.Errorf("%w; log: %s", err, t)
 		}
-		kerr := b.terminate(context.WithoutCancel(ctx), pid, d.IfName)
+		kerr := b.terminate(context.WithoutCancel(ctx), pid, d)
 		_ = removeIfExists(b.pidFile(d.IfName))
 		return 0, errors.Join(err, kerr)
 	}
@@ -310,7 +310,7 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 	}
 	defer b.devices.lock(d.IfName)()
 	if pid := b.find(d.IfName); pid != 0 {
-		if err := b.terminate(ctx, pid, d.IfName); err != nil {
+		if err := b.terminate(ctx, pid, d); err != nil {
 			return fmt.Errorf("deleting %s: %w", d.IfName, err)
 		}
 		b.log.Info("stopped data plane", "network", d.Network, "ifname", d.IfName, "pid", pid)
