@@ -261,26 +261,13 @@ func testPrometheus(t *testing.T, l *lab.Lab) {
 		_ = cmd.Wait()
 	}()
 
-	q := url.Values{"query": {"count(count by (network) (znet_network_info))"}}
 	var got string
 	ok, took := within(90*time.Second, func() bool {
-		resp, err := httpIn(n1.NetNS).Get("http://" + web + "/api/v1/query?" + q.Encode())
-		if err != nil {
+		status, values := promQuery(n1.NetNS, web, "count(count by (network) (znet_network_info))")
+		if status != "success" || len(values) != 1 {
 			return false
 		}
-		defer func() { _ = resp.Body.Close() }()
-		var r struct {
-			Status string `json:"status"`
-			Data   struct {
-				Result []struct {
-					Value [2]any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&r) != nil || r.Status != "success" || len(r.Data.Result) != 1 {
-			return false
-		}
-		got, _ = r.Data.Result[0].Value[1].(string)
+		got = values[0]
 		return got == "2"
 	})
 	if !ok {
@@ -288,7 +275,47 @@ func testPrometheus(t *testing.T, l *lab.Lab) {
 		t.Logf("prometheus log:\n%s", tail(string(b), 30))
 	}
 	require.True(t, ok, "Prometheus counted %q networks, want 2", got)
+	// The README's example queries are valid PromQL over these series.
+	for _, q := range []string{
+		"znet_network_peers - znet_network_peers_up > 0",
+		"increase(znet_dataplane_restarts_total[1h]) > 0",
+		`sum by (network) (rate(znet_dns_queries_total{rcode!="NOERROR"}[5m])) / sum by (network) (rate(znet_dns_queries_total[5m]))`,
+	} {
+		status, _ := promQuery(n1.NetNS, web, q)
+		assert.Equal(t, "success", status, q)
+	}
 	t.Logf("Prometheus answered 2 networks after %s", took.Round(time.Millisecond))
+}
+
+// promQuery asks the Prometheus server at web (inside namespace ns) for
+// query's instant vector and returns the answer's status and the values.
+func promQuery(ns, web, query string) (status string, values []string) {
+	q := url.Values{"query": {query}}
+	resp, err := httpIn(ns).Get("http://" + web + "/api/v1/query?" + q.Encode())
+	if err != nil {
+		return err.Error(), nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return err.Error(), nil
+	}
+	for _, v := range r.Data.Result {
+		s, _ := v.Value[1].(string)
+		values = append(values, s)
+	}
+	if r.Status != "success" {
+		return r.Status + ": " + r.Error, nil
+	}
+	return r.Status, values
 }
 
 // checkJSONLog checks that every line node's znetd logged is a JSON object,
