@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
-DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd prometheus
+DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd prometheus qemu-system-x86 busybox-static xz-utils zstd
 GOLANGCI_VERSION := v2.7.2
 
 .PHONY: all build install uninstall deps test unit e2e lint fmt vet demo demo-down bench fuzz clean
@@ -49,6 +49,12 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# The VM tests boot the machine's own kernel; a machine without one
+	@# (a container image) gets Debian's smallest.
+	@ls /boot/vmlinuz-* >/dev/null 2>&1 || { \
+		echo "installing: linux-image-cloud-amd64 (no kernel in /boot for the VM tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-image-cloud-amd64 >/dev/null; \
+	}
 	$(GO) mod download
 
 # test runs every test: unit tests (race detector on), privileged tests and

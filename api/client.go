@@ -192,6 +192,14 @@ func (c *Client) Workloads(ctx context.Context, network string) ([]Workload, err
 	return list, err
 }
 
+// Workload implements Service.
+func (c *Client) Workload(ctx context.Context, network, name string) (Attachment, error) {
+	var a Attachment
+	path := "/v1/networks/" + url.PathEscape(network) + "/workloads/" + url.PathEscape(name)
+	err := c.do(ctx, http.MethodGet, path, nil, &a)
+	return a, err
+}
+
 // Status implements Service.
 func (c *Client) Status(ctx context.Context, network string) ([]NetworkStatus, error) {
 	path := "/v1/status"

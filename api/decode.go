@@ -23,6 +23,13 @@ func decodeAttachRequest(data []byte) (AttachRequest, error) {
 			return strictjson.String(val, key, Invalid, &req.NetNS)
 		case "ifname":
 			return strictjson.String(val, key, Invalid, &req.IfName)
+		case "mac":
+			return strictjson.String(val, key, Invalid, &req.MAC)
+		case "tap":
+			return decodeBool(val, key, &req.Tap)
+		case "queues":
+			// The daemon checks the upper bound: it depends on the device.
+			return decodeInt(val, key, 0, 1<<16, &req.Queues)
 		case "ipv4":
 			var text string
 			if err := strictjson.String(val, key, Invalid, &text); err != nil {
@@ -50,22 +57,7 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 		if key != "listen_port" {
 			return Invalid(key, "unknown field")
 		}
-		// json.Number would also take a string such as "51820".
-		if _, err := strictjson.Number(val, key, Invalid); err != nil {
-			return err
-		}
-		var n json.Number
-		d := json.NewDecoder(bytes.NewReader(val))
-		d.UseNumber()
-		if err := d.Decode(&n); err != nil {
-			return Invalid(key, "must be a number")
-		}
-		port, err := n.Int64()
-		if err != nil || port < 1 || port > 65535 {
-			return Invalid(key, "%s is not a UDP port (1-65535)", n)
-		}
-		req.ListenPort = int(port)
-		return nil
+		return decodeInt(val, key, 1, 65535, &req.ListenPort)
 	})
 	return req, err
 }
@@ -117,4 +109,33 @@ func syntaxError(err error) error {
 		return Invalid("", "truncated or empty JSON")
 	}
 	return Invalid("", "malformed JSON: %v", err)
+}
+
+// decodeInt parses the JSON number val, the field key, into out; it must
+// be an integer in [lo, hi].
+func decodeInt(val json.RawMessage, key string, lo, hi int64, out *int) error {
+	// json.Number would also take a string such as "51820".
+	if _, err := strictjson.Number(val, key, Invalid); err != nil {
+		return err
+	}
+	var n json.Number
+	d := json.NewDecoder(bytes.NewReader(val))
+	d.UseNumber()
+	if err := d.Decode(&n); err != nil {
+		return Invalid(key, "must be a number")
+	}
+	v, err := n.Int64()
+	if err != nil || v < lo || v > hi {
+		return Invalid(key, "%s is not an integer in %d-%d", n, lo, hi)
+	}
+	*out = int(v)
+	return nil
+}
+
+// decodeBool parses the JSON boolean val, the field key, into out.
+func decodeBool(val json.RawMessage, key string, out *bool) error {
+	if k := strictjson.Kind(val); k != "a boolean" {
+		return Invalid(key, "must be a boolean, not %s", k)
+	}
+	return json.Unmarshal(val, out)
 }

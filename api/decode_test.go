@@ -30,3 +30,25 @@ func TestDecodeReserveRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeTapAttachRequest(t *testing.T) {
+	got, err := decodeAttachRequest([]byte(`{"name":"vm1","tap":true,"mac":"02:00:00:00:00:01","queues":4}`))
+	require.NoError(t, err)
+	assert.Equal(t, AttachRequest{Name: "vm1", Tap: true, MAC: "02:00:00:00:00:01", Queues: 4}, got)
+
+	for _, c := range []struct{ name, body, field string }{
+		{"tap as string", `{"name":"vm1","tap":"yes"}`, "tap"},
+		{"tap as number", `{"name":"vm1","tap":1}`, "tap"},
+		{"queues as string", `{"name":"vm1","tap":true,"queues":"2"}`, "queues"},
+		{"negative queues", `{"name":"vm1","tap":true,"queues":-1}`, "queues"},
+		{"too many queues", `{"name":"vm1","tap":true,"queues":1e9}`, "queues"},
+		{"mac as number", `{"name":"vm1","tap":true,"mac":2}`, "mac"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := decodeAttachRequest([]byte(c.body))
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, c.field, e.Field)
+		})
+	}
+}

@@ -122,6 +122,7 @@ func (s *Server) routes() *http.ServeMux {
 	handle("DELETE /v1/networks/{name}", s.deleteNetwork)
 	handle("POST /v1/networks/{name}/workloads", s.attach)
 	handle("GET /v1/networks/{name}/workloads", s.workloads)
+	handle("GET /v1/networks/{name}/workloads/{workload}", s.workload)
 	handle("DELETE /v1/networks/{name}/workloads/{workload}", s.detach)
 	handle("POST /v1/networks/{name}/access", s.addAccess)
 	handle("GET /v1/networks/{name}/access", s.accessPeers)
@@ -337,15 +338,30 @@ func (s *Server) workloads(_ http.ResponseWriter, r *http.Request) (int, any, er
 }
 
 func (s *Server) detach(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	workload, err := pathName(r, "workload", "workload")
+	network, workload, err := workloadPath(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, s.svc.Detach(r.Context(), network, workload)
+}
+
+// workloadPath returns the network and workload names of a request for
+// /v1/networks/{name}/workloads/{workload}.
+func workloadPath(r *http.Request) (network, workload string, err error) {
+	if network, err = pathName(r, "name", "name"); err != nil {
+		return "", "", err
+	}
+	workload, err = pathName(r, "workload", "workload")
+	return network, workload, err
+}
+
+func (s *Server) workload(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	network, workload, err := workloadPath(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.svc.Workload(r.Context(), network, workload)
+	return http.StatusOK, a, err
 }
 
 // status serves both /v1/status (every network) and /v1/status/{name}.

@@ -32,6 +32,9 @@ type Service interface {
 	Detach(ctx context.Context, network, name string) error
 	// Workloads lists a network's workloads on this node, sorted by name.
 	Workloads(ctx context.Context, network string) ([]Workload, error)
+	// Workload returns what one attached workload got, as Attach answered
+	// it (a tap's monitor and guest configuration are made from it).
+	Workload(ctx context.Context, network, name string) (Attachment, error)
 	// Status reports live state of one network ("" for all), sorted by name.
 	Status(ctx context.Context, network string) ([]NetworkStatus, error)
 	// AddAccess lets a person's device join a network through this node.
@@ -192,6 +195,27 @@ type AttachRequest struct {
 	IPv4 netip.Addr `json:"ipv4,omitzero"`
 	// IfName is the interface name inside the workload (default znet0, znet1...).
 	IfName string `json:"ifname,omitempty"`
+	// Tap asks for a VM's NIC instead of a veth: a persistent tap device in
+	// the network's namespace (NetNS and IfName must be empty then).
+	Tap bool `json:"tap,omitempty"`
+	// MAC is the tap's (and so the guest's) MAC address; default: derived
+	// from the network and workload name.
+	MAC string `json:"mac,omitempty"`
+	// Queues is the tap's number of queues (default 1; more makes it
+	// multi-queue).
+	Queues int `json:"queues,omitempty"`
+}
+
+// Workload kinds.
+const (
+	KindNetNS = "netns"
+	KindTap   = "tap"
+)
+
+// Route is a route a workload (or a guest) needs: To via Via.
+type Route struct {
+	To  netip.Prefix `json:"to"`
+	Via netip.Addr   `json:"via"`
 }
 
 // Attachment is what a workload got.
@@ -202,6 +226,23 @@ type Attachment struct {
 	Gateway6  netip.Addr   `json:"gateway6"`
 	DNS       []netip.Addr `json:"dns"`
 	Interface string       `json:"interface"`
+	// Kind is KindNetNS or KindTap.
+	Kind string `json:"kind,omitempty"`
+	// NetNS is the namespace the interface is in (for a tap: the network's).
+	NetNS string `json:"netns,omitempty"`
+	// MAC is the MAC address the workload must send from.
+	MAC string `json:"mac,omitempty"`
+	MTU int    `json:"mtu,omitempty"`
+	// Subnet and Subnet6 are the on-link prefixes of the interface.
+	Subnet  netip.Prefix `json:"subnet,omitzero"`
+	Subnet6 netip.Prefix `json:"subnet6,omitzero"`
+	// Routes are the network's ranges via the gateways (none when a range
+	// is the subnet itself); there is no default route.
+	Routes []Route `json:"routes,omitempty"`
+	// Domain is the DNS search domain (<network>.internal).
+	Domain string `json:"domain,omitempty"`
+	// Queues is a tap's number of queues.
+	Queues int `json:"queues,omitempty"`
 }
 
 // Workload is one row of `znet workload list`.
@@ -211,6 +252,10 @@ type Workload struct {
 	IPv6      netip.Addr `json:"ipv6"`
 	NetNS     string     `json:"netns"`
 	Interface string     `json:"interface"`
+	// Kind is KindNetNS or KindTap.
+	Kind string `json:"kind"`
+	// MAC is the address the workload's port is pinned to.
+	MAC string `json:"mac,omitempty"`
 	// State is "attached"; "netns-gone" when the workload's namespace no
 	// longer exists; "netns-replaced" when its path now names another
 	// namespace than the one attached (a pid reused, a named namespace made

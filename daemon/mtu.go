@@ -240,6 +240,16 @@ func (d *Daemon) followMTU(h *netlink.Handle, network string, wls []*store.Workl
 		byName[l.Attrs().Name] = l
 	}
 	for _, w := range wls {
+		if t, ok := byName[w.HostIf].(*netlink.Tuntap); ok && isTap(w) {
+			// The tap follows the network like a veth; the guest keeps
+			// the MTU it was configured with until it is configured again.
+			if t.Attrs().MTU != mtu {
+				if err := h.LinkSetMTU(t, mtu); err != nil {
+					d.log.Warn("changing a tap's mtu", "network", network, "workload", w.Name, "mtu", mtu, "err", err)
+				}
+			}
+			continue
+		}
 		host, ok := byName[w.HostIf].(*netlink.Veth)
 		if !ok || host.Attrs().MTU == mtu || !namespaces.IsNetNS(w.NetNS) {
 			continue

@@ -134,7 +134,7 @@ func TestMTUFollowsGenerations(t *testing.T) {
 	mtus := func(t *testing.T, wl string) []int {
 		t.Helper()
 		nv, wv := view(t, n.nsName("shop")), view(t, wl)
-		return []int{nv.links[wg].mtu, nv.links[bridgeName].mtu, nv.links[host].mtu, wv.links["znet0"].mtu}
+		return []int{nv.links[wg].mtu, nv.links[bridgeName].mtu, nv.links[host].mtu, wv.links["znet0"].mtu, nv.links[tapIfName("vm")].mtu}
 	}
 
 	_, err := n.d.Apply(ctx, specOf("shop", 1, self, other))
@@ -142,8 +142,11 @@ func TestMTUFollowsGenerations(t *testing.T) {
 	ws := n.newWorkloadNS(t)
 	_, err = n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: "/run/netns/" + ws})
 	require.NoError(t, err)
+	vm, err := n.d.Attach(ctx, "shop", api.AttachRequest{Name: "vm", Tap: true})
+	require.NoError(t, err)
 	step(t, "derived: 1380 less 60 for an IPv4 endpoint", func(t *testing.T) {
-		assert.Equal(t, []int{1320, 1320, 1320, 1320}, mtus(t, ws), "device, bridge, both veth ends")
+		assert.Equal(t, []int{1320, 1320, 1320, 1320, 1320}, mtus(t, ws), "device, bridge, both veth ends, tap")
+		assert.Equal(t, 1320, vm.MTU, "the guest is told the derived MTU")
 		st, err := n.d.Status(ctx, "shop")
 		require.NoError(t, err)
 		require.Len(t, st, 1)
@@ -154,17 +157,17 @@ func TestMTUFollowsGenerations(t *testing.T) {
 		s.MTU = 1300
 		_, err := n.d.Apply(ctx, s)
 		require.NoError(t, err)
-		assert.Equal(t, []int{1300, 1300, 1300, 1300}, mtus(t, ws))
+		assert.Equal(t, []int{1300, 1300, 1300, 1300, 1300}, mtus(t, ws))
 	})
 	step(t, "and back to the derived one", func(t *testing.T) {
 		_, err := n.d.Apply(ctx, specOf("shop", 3, self, other))
 		require.NoError(t, err)
-		assert.Equal(t, []int{1320, 1320, 1320, 1320}, mtus(t, ws))
+		assert.Equal(t, []int{1320, 1320, 1320, 1320, 1320}, mtus(t, ws))
 	})
 	step(t, "a restarted daemon derives the same", func(t *testing.T) {
 		n.restart(t)
 		require.NoError(t, n.d.Recover(ctx))
-		assert.Equal(t, []int{1320, 1320, 1320, 1320}, mtus(t, ws))
+		assert.Equal(t, []int{1320, 1320, 1320, 1320, 1320}, mtus(t, ws))
 	})
 }
 

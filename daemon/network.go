@@ -78,6 +78,9 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if _, err := ensureBridge(h, gw4, gw6, mtu); err != nil {
 		return err
 	}
+	if err := pinBridgeMAC(ns, h, n.Name); err != nil {
+		return err
+	}
 	dev := d.device(n.Name, mtu)
 	dev.ListenPort = n.ListenPort // bound at start, before the data plane drops its privileges
 	pid, err := d.backend.Ensure(ctx, dev)
@@ -210,7 +213,8 @@ func accessPeers(acc []*store.AccessPeer) []peers.Peer {
 func (d *Daemon) rules(dev overlay.Device, wls []*store.Workload, acc []*store.AccessPeer) firewall.Rules {
 	r := firewall.Rules{Bridge: bridgeName, Overlay: dev.IfName}
 	for _, w := range wls {
-		r.Ports = append(r.Ports, firewall.Port{IfName: w.HostIf, IPv4: w.IPv4, IPv6: w.IPv6})
+		// MAC "" (state from before pinning): not pinned.
+		r.Ports = append(r.Ports, firewall.Port{IfName: w.HostIf, IPv4: w.IPv4, IPv6: w.IPv6, MAC: w.MAC})
 	}
 	for _, a := range acc {
 		for _, addr := range []netip.Addr{a.IPv4, a.IPv6} {
@@ -235,14 +239,15 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	for _, w := range wls {
 		removeResolvConf(w)
 	}
-	// Every veth here is a workload's port. Deleting one end removes both
+	// Every veth and tap here is a workload's port (a VM holding a tap's
+	// queue would keep the namespace alive otherwise). Deleting one end removes both
 	// at once; left to the namespace's deletion, the ends in the workloads'
 	// namespaces would linger until the kernel's asynchronous cleanup gets
 	// to them, after delete has returned.
 	_ = d.withHandle(network, func(h *netlink.Handle) {
 		links, _ := retryDump(h.LinkList)
 		for _, l := range links {
-			if _, ok := l.(*netlink.Veth); ok {
+			if isWorkloadPort(l) {
 				// Gone meanwhile (its workload's namespace went) is fine.
 				if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 					errs = append(errs, fmt.Errorf("removing workload port %s: %w", l.Attrs().Name, err))

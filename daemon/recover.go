@@ -97,6 +97,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 		}
 		d.removeStrayPorts(n.Name, wls[n.Name])
 		d.repairWorkloads(ctx, n, wls[n.Name])
+		d.backfillMACs(n, wls[n.Name])
 	}
 	if err := d.removeOrphans(ctx, known); err != nil {
 		errs = append(errs, err)
@@ -133,9 +134,9 @@ func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error
 	return errors.Join(errs...)
 }
 
-// removeStrayPorts deletes the workload veths in network's namespace that
-// belong to no workload of the state: an attach that crashed after it
-// plumbed the veth but before it committed. Deleting the bridge end takes
+// removeStrayPorts deletes the workload veths and taps in network's
+// namespace that belong to no workload of the state: an attach that crashed
+// after it plumbed the port but before it committed. Deleting the bridge end takes
 // the end in the workload's namespace with it.
 func (d *Daemon) removeStrayPorts(network string, wls []*store.Workload) {
 	known := map[string]bool{}
@@ -145,12 +146,13 @@ func (d *Daemon) removeStrayPorts(network string, wls []*store.Workload) {
 	_ = d.withHandle(network, func(h *netlink.Handle) {
 		links, _ := retryDump(h.LinkList)
 		for _, l := range links {
-			if _, ok := l.(*netlink.Veth); !ok || !strings.HasPrefix(l.Attrs().Name, "vw") || known[l.Attrs().Name] {
+			name := l.Attrs().Name
+			if !isWorkloadPort(l) || (!strings.HasPrefix(name, "vw") && !strings.HasPrefix(name, tapPrefix)) || known[name] {
 				continue
 			}
-			d.log.Warn("removing stray workload veth", "network", network, "link", l.Attrs().Name)
+			d.log.Warn("removing stray workload port", "network", network, "link", l.Attrs().Name)
 			if err := h.LinkDel(l); err != nil {
-				d.log.Warn("removing stray workload veth", "network", network, "link", l.Attrs().Name, "err", err)
+				d.log.Warn("removing stray workload port", "network", network, "link", l.Attrs().Name, "err", err)
 			}
 		}
 	})

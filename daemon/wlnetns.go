@@ -50,6 +50,14 @@ func sameWorkloadNS(recorded, id namespaces.Identity) bool {
 // that looks fine, what the last repair recorded (a workload without a
 // recorded identity looks fine until a repair needs to plumb it).
 func workloadState(w *store.Workload) string {
+	if isTap(w) {
+		// A tap lives in the network's namespace, which znetd itself
+		// makes again after a reboot: there is no one else's to verify.
+		if !namespaces.IsNetNS(w.NetNS) {
+			return api.StateNetNSGone
+		}
+		return api.StateAttached
+	}
 	h, id, err := namespaces.OpenIdentified(w.NetNS)
 	switch {
 	case errors.Is(err, namespaces.ErrProcessChanged):
@@ -164,6 +172,14 @@ func (d *Daemon) repairWorkloads(ctx context.Context, n *store.Network, wls []*s
 // repairWorkload plumbs w again if its path still names its namespace, and
 // returns the state it found.
 func (d *Daemon) repairWorkload(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload) string {
+	if isTap(w) {
+		if err := d.plumbPort(ctx, n, subnets, w, netns.None(), false); err != nil {
+			d.log.Warn("re-making a workload's tap", "network", n.Name, "workload", w.Name, "err", err)
+		} else {
+			d.log.Info("re-made tap", "network", n.Name, "workload", w.Name)
+		}
+		return api.StateAttached
+	}
 	h, state := openWorkloadNS(w)
 	if state != api.StateAttached {
 		if state != w.State {
@@ -176,7 +192,7 @@ func (d *Daemon) repairWorkload(ctx context.Context, n *store.Network, subnets i
 		d.log.Warn("not re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
 		return api.StateNetNSReplaced
 	}
-	if err := d.plumb(ctx, n, subnets, w, h, false); err != nil {
+	if err := d.plumbPort(ctx, n, subnets, w, h, false); err != nil {
 		d.log.Warn("re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
 		return api.StateAttached
 	}

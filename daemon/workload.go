@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,18 +35,28 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if err := spec.ValidName(req.Name); err != nil {
 		return api.Attachment{}, api.Invalid("name", "%v", err)
 	}
-	if req.IfName != "" && !validIfName(req.IfName) {
-		return api.Attachment{}, api.Invalid("ifname", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", req.IfName)
+	wlNS, id := netns.None(), namespaces.Identity{}
+	if req.Tap {
+		if err := checkTapRequest(req); err != nil {
+			return api.Attachment{}, err
+		}
+	} else {
+		if req.MAC != "" || req.Queues != 0 {
+			return api.Attachment{}, api.Invalid("mac", "--mac and --queues are for tap workloads (--tap)")
+		}
+		if req.IfName != "" && !validIfName(req.IfName) {
+			return api.Attachment{}, api.Invalid("ifname", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", req.IfName)
+		}
+		if req.NetNS == "" {
+			return api.Attachment{}, api.Invalid("netns", "is required (a path such as /run/netns/NAME or /proc/PID/ns/net)")
+		}
+		// Opened once: the namespace checked is the namespace plumbed.
+		var err error
+		if wlNS, id, err = namespaces.OpenIdentified(req.NetNS); err != nil {
+			return api.Attachment{}, api.Invalid("netns", "%v", err)
+		}
+		defer func() { _ = wlNS.Close() }()
 	}
-	if req.NetNS == "" {
-		return api.Attachment{}, api.Invalid("netns", "is required (a path such as /run/netns/NAME or /proc/PID/ns/net)")
-	}
-	// Opened once: the namespace checked is the namespace plumbed.
-	wlNS, id, err := namespaces.OpenIdentified(req.NetNS)
-	if err != nil {
-		return api.Attachment{}, api.Invalid("netns", "%v", err)
-	}
-	defer func() { _ = wlNS.Close() }()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ctx, cancel := detach(ctx)
@@ -78,11 +89,16 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if err != nil {
 		return api.Attachment{}, err
 	}
-	if err := refuseOwnNamespace(req.NetNS, id); err != nil {
+	if !req.Tap {
+		if err := refuseOwnNamespace(req.NetNS, id); err != nil {
+			return api.Attachment{}, err
+		}
+		w.NetNSID = id
+	}
+	if err := d.shapeWorkload(n, w, wls, req); err != nil {
 		return api.Attachment{}, err
 	}
-	w.NetNSID = id
-	if err := d.plumb(ctx, n, subnets, w, wlNS, req.IfName == ""); err != nil {
+	if err := d.plumbPort(ctx, n, subnets, w, wlNS, req.IfName == ""); err != nil {
 		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
 	}
 	all := append(append([]*store.Workload{}, wls...), w)
@@ -106,12 +122,7 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	}
 	d.pushDNS(ctx, n, n.Spec, all)
 	d.log.Info("attached", "network", network, "workload", w.Name, "ipv4", w.IPv4, "netns", w.NetNS)
-	return api.Attachment{
-		IPv4: w.IPv4, IPv6: w.IPv6,
-		Gateway: subnets.Gateway4, Gateway6: subnets.Gateway6,
-		DNS:       []netip.Addr{subnets.Gateway4, subnets.Gateway6},
-		Interface: w.IfName,
-	}, nil
+	return d.attachment(network, n.Spec, subnets, w), nil
 }
 
 // allocate takes an address for the workload from n's allocator (changed
@@ -184,11 +195,15 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 	}
 	// The bridge has the MTU realize chose for the network on this node.
 	mtu := br.Attrs().MTU
+	// The workload's end gets the MAC its port is pinned to; a workload
+	// that changes it cuts itself off.
+	mac, _ := net.ParseMAC(w.MAC)
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: w.HostIf, MTU: mtu, MasterIndex: br.Attrs().Index},
-		PeerName:      w.IfName,
-		PeerMTU:       uint32(mtu),
-		PeerNamespace: netlink.NsFd(wlNS),
+		LinkAttrs:        netlink.LinkAttrs{Name: w.HostIf, MTU: mtu, MasterIndex: br.Attrs().Index},
+		PeerName:         w.IfName,
+		PeerHardwareAddr: mac,
+		PeerMTU:          uint32(mtu),
+		PeerNamespace:    netlink.NsFd(wlNS),
 	}
 	if err := h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("adding veth: %w", err)
@@ -342,7 +357,8 @@ func (d *Daemon) Workloads(ctx context.Context, network string) ([]api.Workload,
 	}
 	out := []api.Workload{}
 	for _, w := range wls {
-		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: workloadState(w)})
+		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: workloadState(w),
+			Kind: kindOf(w), MAC: w.MAC})
 	}
 	return out, nil
 }

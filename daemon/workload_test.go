@@ -20,6 +20,7 @@ import (
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
+	"github.com/znet/znet/tap"
 )
 
 // linkNames returns the names of the links in namespace path, sorted.
@@ -84,18 +85,22 @@ func TestWorkloads(t *testing.T) {
 		a, err := n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: path1})
 		require.NoError(t, err)
 		web4 := mustAddr("10.20.1.2")
+		c := shop.Clone()
+		c.SetDefaults()
+		webMAC := tap.MAC("shop", "web").String()
 		assert.Equal(t, api.Attachment{
 			IPv4: web4, IPv6: sub.Twin(web4),
 			Gateway: sub.Gateway4, Gateway6: sub.Gateway6,
 			DNS:       []netip.Addr{sub.Gateway4, sub.Gateway6},
 			Interface: "znet0",
+			Kind:      api.KindNetNS, NetNS: path1, MAC: webMAC, MTU: 1420,
+			Subnet: sub.V4, Subnet6: sub.V6, Domain: "shop.internal",
+			Routes: []api.Route{{To: c.IPRange, Via: sub.Gateway4}, {To: c.IPv6Range, Via: sub.Gateway6}},
 		}, a)
 
 		v := view(t, ws1)
 		assert.Equal(t, link{name: "znet0", up: true, mtu: 1420,
 			addrs: []netip.Prefix{netip.PrefixFrom(web4, 29), netip.PrefixFrom(sub.Twin(web4), 64)}}, v.links["znet0"])
-		c := shop.Clone()
-		c.SetDefaults()
 		assert.Equal(t, sortedStrings([]string{
 			"10.20.0.0/16 via 10.20.1.1 dev znet0",
 			c.IPv6Range.String() + " via " + sub.Gateway6.String() + " dev znet0",
@@ -116,7 +121,7 @@ func TestWorkloads(t *testing.T) {
 		wls, err := n.d.Workloads(ctx, "shop")
 		require.NoError(t, err)
 		assert.Equal(t, []api.Workload{{Name: "web", IPv4: web4, IPv6: sub.Twin(web4), NetNS: path1,
-			Interface: "znet0", State: api.StateAttached}}, wls)
+			Interface: "znet0", State: api.StateAttached, Kind: api.KindNetNS, MAC: webMAC}}, wls)
 	})
 
 	step(t, "refused attaches leave nothing behind", func(t *testing.T) {

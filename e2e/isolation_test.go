@@ -253,8 +253,8 @@ func deviceWith(t *testing.T, ns, addr string) string {
 }
 
 // TestIsolationMatrix covers issue 7 item 6: three networks with one range
-// over three nodes (the third hidden), two workloads per network per node
-// and an access peer per network; every source against every destination
+// over three nodes (the third hidden), two workloads per network per node,
+// a tap workload per network (issue 13) and an access peer per network; every source against every destination
 // over ICMP, TCP and UDP, and the ways out of a network that must be shut.
 func TestIsolationMatrix(t *testing.T) {
 	l := newLab(t, 3)
@@ -288,6 +288,15 @@ func TestIsolationMatrix(t *testing.T) {
 				byNode[n.ID] = append(byNode[n.ID], e)
 			}
 		}
+	}
+	// A VM's NIC per network, on node 2, played by a namespace behind a
+	// tap (see attachTapGuest): taps are isolated like veths.
+	for i, nw := range nets {
+		addr := ipIn(status[i][1].Gateway.String(), 10+10*i+5)
+		name := nw + "-n2-tap"
+		a := attachTapGuest(t, n2, nw, name, "--ipv4", addr)
+		require.Equal(t, addr, a.ipv4)
+		workloads = append(workloads, endpoint{name: name, net: i, node: 1, ns: a.ns, addr: a.ipv4})
 	}
 	for i, nw := range nets {
 		// i placeholder peers first, so each network's laptop gets an

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -126,6 +127,15 @@ func portChain(ifname string) string { return "port-" + ifname }
 func portRules(p Port) []match {
 	var rules []match
 	ip, arp, ip6 := etherType(etherTypeIPv4, "ip"), etherType(etherTypeARP, "arp"), etherType(etherTypeIPv6, "ip6")
+	// The link-local addresses the port may use: its own when pinned.
+	ll := linkLocal
+	if mac, err := net.ParseMAC(p.MAC); err == nil { // checked by validate
+		ll = single(eui64LinkLocal(mac))
+		rules = append(rules,
+			rule(etherSaddrNot(mac), drop),
+			rule(arp, arpShaNot(mac), drop),
+		)
+	}
 	if p.IPv4.IsValid() {
 		rules = append(rules,
 			rule(ip, ipSaddr(p.IPv4), accept),
@@ -136,7 +146,7 @@ func portRules(p Port) []match {
 	if p.IPv6.IsValid() {
 		na = append(na, ndTargetNot(single(p.IPv6)))
 	}
-	na = append(na, ndTargetNot(linkLocal), drop)
+	na = append(na, ndTargetNot(ll), drop)
 	rules = append(rules,
 		rule(ip6, icmpv6Type(icmpv6RouterAdvert, "nd-router-advert"), drop),
 		rule(ip6, icmpv6Type(icmpv6Redirect, "nd-redirect"), drop),
@@ -146,7 +156,7 @@ func portRules(p Port) []match {
 		rules = append(rules, rule(ip6, ip6Saddr(single(p.IPv6)), accept))
 	}
 	rules = append(rules,
-		rule(ip6, ip6Saddr(linkLocal), accept),
+		rule(ip6, ip6Saddr(ll), accept),
 		rule(ip6, ip6Saddr(single(netip.IPv6Unspecified())), l4proto(unix.IPPROTO_ICMPV6, "ipv6-icmp"), accept),
 		rule(drop),
 	)

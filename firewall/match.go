@@ -3,6 +3,7 @@ package firewall
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -175,6 +176,37 @@ func ip6Saddr(p netip.Prefix) match {
 // other lengths on an Ethernet device.
 func arpSaddr(a netip.Addr) match {
 	return field("arp saddr ip", expr.PayloadBaseNetworkHeader, 14, single(a), false)
+}
+
+// bytesNot matches a header field that differs from data.
+func bytesNot(text string, base expr.PayloadBase, offset uint32, data []byte) match {
+	return match{text: text, exprs: []expr.Any{
+		&expr.Payload{DestRegister: reg, Base: base, Offset: offset, Len: uint32(len(data))},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: data},
+	}}
+}
+
+// etherSaddrNot matches frames whose source MAC is not mac.
+func etherSaddrNot(mac net.HardwareAddr) match {
+	return bytesNot("ether saddr != "+mac.String(), expr.PayloadBaseLLHeader, 6, mac)
+}
+
+// arpShaNot matches ARP packets whose sender hardware address is not mac
+// (Ethernet and IPv4 lengths assumed, as in arpSaddr).
+func arpShaNot(mac net.HardwareAddr) match {
+	return bytesNot("arp saddr ether != "+mac.String(), expr.PayloadBaseNetworkHeader, 8, mac)
+}
+
+// eui64LinkLocal returns the IPv6 link-local address the kernel gives an
+// interface with MAC mac (addr_gen_mode eui64, the default): fe80:: with
+// the MAC split by ff:fe and its universal/local bit flipped.
+func eui64LinkLocal(mac net.HardwareAddr) netip.Addr {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8], a[9], a[10] = mac[0]^0x02, mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(a)
 }
 
 // icmpv6Type matches ICMPv6 messages of type typ.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,6 +29,11 @@ type Port struct {
 	IfName string
 	IPv4   netip.Addr
 	IPv6   netip.Addr
+	// MAC, when set ("02:11:22:33:44:55"), pins the port: frames and ARP
+	// from any other source MAC are dropped, and its only IPv6 link-local
+	// source is the EUI-64 address of MAC. Empty keeps any MAC and all of
+	// fe80::/10. A string keeps Port comparable.
+	MAC string
 }
 
 // Rules describes one network namespace's isolation.
@@ -46,7 +52,10 @@ type Rules struct {
 func (r Rules) normalized() Rules {
 	out := Rules{Bridge: r.Bridge, Overlay: r.Overlay, Ports: make([]Port, len(r.Ports))}
 	for i, p := range r.Ports {
-		out.Ports[i] = Port{IfName: p.IfName, IPv4: p.IPv4.Unmap(), IPv6: p.IPv6}
+		out.Ports[i] = Port{IfName: p.IfName, IPv4: p.IPv4.Unmap(), IPv6: p.IPv6, MAC: p.MAC}
+		if mac, err := net.ParseMAC(p.MAC); err == nil {
+			out.Ports[i].MAC = mac.String() // one spelling: lower case, colons
+		}
 	}
 	slices.SortFunc(out.Ports, func(a, b Port) int { return cmp.Compare(a.IfName, b.IfName) })
 	for _, a := range r.AccessPeers {
@@ -86,6 +95,11 @@ func (r Rules) validate() error {
 		}
 		if p.IPv6.Zone() != "" {
 			return fmt.Errorf("port %s: IPv6 address %s has a zone: %w", p.IfName, p.IPv6, ErrInvalid)
+		}
+		if p.MAC != "" {
+			if mac, err := net.ParseMAC(p.MAC); err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+				return fmt.Errorf("port %s: MAC %q is not a unicast Ethernet address: %w", p.IfName, p.MAC, ErrInvalid)
+			}
 		}
 	}
 	for _, a := range r.AccessPeers {

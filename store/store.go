@@ -76,6 +76,14 @@ type Workload struct {
 	// namespace gone or replaced records why it did not plumb it
 	// (api.StateNetNSGone, api.StateNetNSReplaced).
 	State string `json:"state,omitempty"`
+	// Kind is "tap" for a VM's NIC; "" (or "netns") for a veth. A tap's
+	// NetNS is the network's namespace, and IfName and HostIf its name.
+	Kind string `json:"kind,omitempty"`
+	// MAC is the address the workload's port is pinned to ("" in state
+	// written before ports were pinned, until recovery records it).
+	MAC string `json:"mac,omitempty"`
+	// Queues is a tap's number of queues.
+	Queues int `json:"queues,omitempty"`
 }
 
 // Store is a node's state file. It is safe for concurrent use.

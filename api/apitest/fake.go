@@ -152,6 +152,14 @@ func (f *Fake) Workloads(_ context.Context, network string) ([]api.Workload, err
 	return f.WorkloadsOf, nil
 }
 
+// Workload implements api.Service: it answers Attachment.
+func (f *Fake) Workload(_ context.Context, network, name string) (api.Attachment, error) {
+	if err := f.record("Workload", network, name); err != nil {
+		return api.Attachment{}, err
+	}
+	return f.Attachment, nil
+}
+
 // Status implements api.Service.
 func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, error) {
 	if err := f.record("Status", network); err != nil {

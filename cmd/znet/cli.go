@@ -44,7 +44,7 @@ type runFunc func(ctx context.Context, a *app, args []string) error
 
 // commands returns the command table, in the order `znet help` lists it.
 func commands() []*command {
-	return slices.Concat(networkCommands(), workloadCommands(), accessCommands(), statusCommands(), deployCommands(), labCommands(), zosCommands())
+	return slices.Concat(networkCommands(), workloadCommands(), vmCommands(), accessCommands(), statusCommands(), deployCommands(), labCommands(), zosCommands())
 }
 
 func (c *command) name() string { return strings.Join(c.words, " ") }
@@ -108,9 +108,12 @@ func (a *app) run(args []string) int {
 	err := a.dispatch(args)
 	var help *helpRequest
 	var usage *usageError
+	var exit *exitStatus
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &exit):
+		return exit.code
 	case errors.As(err, &help):
 		if err := a.printHelp(help.words); err != nil {
 			_, _ = fmt.Fprintf(a.stderr, "znet: %v\n", err)

@@ -230,7 +230,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "no command", args: []string{}, wantCode: 2, wantStderr: []string{"znet: no command given", "usage: znet"}},
 		{name: "unknown command", args: []string{"netwrk", "list"}, wantCode: 2, wantStderr: []string{`unknown command "netwrk"`}},
-		{name: "group without command", args: []string{"workload"}, wantCode: 2, wantStderr: []string{"which one? (attach, detach, list)", "znet workload list NETWORK"}},
+		{name: "group without command", args: []string{"workload"}, wantCode: 2, wantStderr: []string{"which one? (attach, detach, list, guest-config, exec)", "znet workload list NETWORK"}},
 		{name: "missing argument", args: []string{"network", "show"}, wantCode: 2, wantStderr: []string{"missing arguments", "usage: znet network show NAME"}},
 		{name: "extra argument", args: []string{"network", "show", "a", "b"}, wantCode: 2, wantStderr: []string{`unexpected argument "b"`}},
 		{name: "unknown flag", args: []string{"network", "list", "--all"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -all", "usage: znet network list"}},

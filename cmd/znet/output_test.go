@@ -35,6 +35,12 @@ func sampleWorkloads() []api.Workload {
 		{
 			Name: "db", IPv4: netip.MustParseAddr("10.20.1.3"), IPv6: netip.MustParseAddr("fd3c:9a1e:77b2:1::3"),
 			NetNS: "/run/netns/db", Interface: "znet0", State: api.StateAttached,
+			Kind: api.KindNetNS, MAC: "02:00:00:00:00:03",
+		},
+		{
+			Name: "vm", IPv4: netip.MustParseAddr("10.20.1.4"), IPv6: netip.MustParseAddr("fd3c:9a1e:77b2:1::4"),
+			NetNS: "/run/netns/zn-node1.shop", Interface: "zt0123456789", State: api.StateAttached,
+			Kind: api.KindTap, MAC: "52:54:00:12:34:56",
 		},
 		{
 			Name: "web", IPv4: netip.MustParseAddr("10.20.1.2"), IPv6: netip.MustParseAddr("fd3c:9a1e:77b2:1::2"),
@@ -131,9 +137,10 @@ func TestWorkloadListTable(t *testing.T) {
 	fake.WorkloadsOf = sampleWorkloads()
 	r := cli(t, "", "workload", "list", "shop", "--socket", socket)
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Equal(t, `NAME  IPV4       IPV6                 INTERFACE  STATE       NETNS
-db    10.20.1.3  fd3c:9a1e:77b2:1::3  znet0      attached    /run/netns/db
-web   10.20.1.2  fd3c:9a1e:77b2:1::2  eth1       netns-gone  /proc/4711/ns/net
+	assert.Equal(t, `NAME  KIND   IPV4       IPV6                 MAC                INTERFACE     STATE       NETNS
+db    netns  10.20.1.3  fd3c:9a1e:77b2:1::3  02:00:00:00:00:03  znet0         attached    /run/netns/db
+vm    tap    10.20.1.4  fd3c:9a1e:77b2:1::4  52:54:00:12:34:56  zt0123456789  attached    /run/netns/zn-node1.shop
+web   -      10.20.1.2  fd3c:9a1e:77b2:1::2  -                  eth1          netns-gone  /proc/4711/ns/net
 `, r.stdout)
 }
 

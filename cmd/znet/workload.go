@@ -13,17 +13,32 @@ import (
 func workloadCommands() []*command {
 	return []*command{
 		{
-			words: []string{"workload", "attach"}, args: "NETWORK NAME --netns PATH [--ipv4 ADDR] [--ifname IF]", min: 2, max: 2,
-			summary: "connect a workload's network namespace to a network",
+			words: []string{"workload", "attach"}, args: "NETWORK NAME --netns PATH [--ipv4 ADDR] [--ifname IF] | --tap [--mac MAC] [--queues N] [--ipv4 ADDR]", min: 2, max: 2,
+			summary: "connect a workload's network namespace, or a VM's NIC (a tap), to a network",
 			setup: func(fs *flag.FlagSet) runFunc {
 				netns := fs.String("netns", "", "the workload's network namespace `PATH` (/run/netns/NAME or /proc/PID/ns/net)")
 				ipv4 := fs.String("ipv4", "", "the IPv4 `ADDR` to give it, inside this node's subnet (default: the next free one)")
 				ifname := fs.String("ifname", "", "the interface name `IF` inside the workload (default: znet0, znet1, ...)")
+				tap := fs.Bool("tap", false, "make a tap device for a VM instead (see workload exec and guest-config)")
+				mac := fs.String("mac", "", "the tap's `MAC` (default: derived from the network and name, 02:...)")
+				queues := fs.Int("queues", 1, "the tap's number of queues `N` (more than 1: multi-queue)")
 				return func(ctx context.Context, a *app, args []string) error {
-					req := api.AttachRequest{Name: args[1], NetNS: *netns, IfName: *ifname}
+					req := api.AttachRequest{Name: args[1], NetNS: *netns, IfName: *ifname, Tap: *tap}
 					self := lookup([]string{"workload", "attach"})
-					if req.NetNS == "" {
-						return usagef(self, "workload attach: --netns PATH is required")
+					switch {
+					case req.Tap && (req.NetNS != "" || req.IfName != ""):
+						return usagef(self, "workload attach: --tap takes no --netns or --ifname")
+					case !req.Tap && (*mac != "" || *queues != 1):
+						return usagef(self, "workload attach: --mac and --queues need --tap")
+					case !req.Tap && req.NetNS == "":
+						return usagef(self, "workload attach: --netns PATH is required (or --tap for a VM)")
+					case req.Tap:
+						req.MAC = *mac
+						if *queues > 1 {
+							req.Queues = *queues
+						} else if *queues < 1 {
+							return usagef(self, "--queues: %d is not a number of queues (1 or more)", *queues)
+						}
 					}
 					var err error
 					if req.IPv4, err = parseIPv4Flag(self, "ipv4", *ipv4); err != nil {
@@ -72,6 +87,11 @@ func workloadAttach(ctx context.Context, a *app, network string, req api.AttachR
 		_, _ = fmt.Fprintf(tw, "ipv6\t%s\n", addrText(att.IPv6))
 		_, _ = fmt.Fprintf(tw, "gateway\t%s\n", joinValid(att.Gateway, att.Gateway6))
 		_, _ = fmt.Fprintf(tw, "dns\t%s\n", joinValid(att.DNS...))
+		if att.Kind == api.KindTap {
+			_, _ = fmt.Fprintf(tw, "kind\ttap (%d queues) in %s\n", att.Queues, att.NetNS)
+			_, _ = fmt.Fprintf(tw, "mac\t%s\n", att.MAC)
+			_, _ = fmt.Fprintf(tw, "mtu\t%d\n", att.MTU)
+		}
 		return tw.Flush()
 	})
 }
@@ -97,10 +117,10 @@ func workloadList(ctx context.Context, a *app, args []string) error {
 	}
 	return a.output(list, func(w io.Writer) error {
 		tw := newTable(w)
-		_, _ = fmt.Fprintln(tw, "NAME\tIPV4\tIPV6\tINTERFACE\tSTATE\tNETNS")
+		_, _ = fmt.Fprintln(tw, "NAME\tKIND\tIPV4\tIPV6\tMAC\tINTERFACE\tSTATE\tNETNS")
 		for _, wl := range list {
-			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wl.Name, addrText(wl.IPv4), addrText(wl.IPv6),
-				dash(wl.Interface), wl.State, wl.NetNS)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", wl.Name, dash(wl.Kind), addrText(wl.IPv4), addrText(wl.IPv6),
+				dash(wl.MAC), dash(wl.Interface), wl.State, wl.NetNS)
 		}
 		return tw.Flush()
 	})

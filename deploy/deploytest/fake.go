@@ -384,6 +384,11 @@ func (f *Node) Workloads(context.Context, string) ([]api.Workload, error) {
 	return nil, ErrUnsupported
 }
 
+// Workload is not supported: it returns ErrUnsupported.
+func (f *Node) Workload(context.Context, string, string) (api.Attachment, error) {
+	return api.Attachment{}, ErrUnsupported
+}
+
 // AddAccess is not supported: it returns ErrUnsupported.
 func (f *Node) AddAccess(context.Context, string, api.AccessRequest) (api.AccessGrant, error) {
 	return api.AccessGrant{}, ErrUnsupported
