@@ -30,15 +30,18 @@ func zosCommands() []*command {
 			setup:   func(*flag.FlagSet) runFunc { return zosList },
 		},
 		{
-			words: []string{"zos", "attach"}, args: "--twin ID NETWORK NAME --netns PATH [--ip ADDR] [--ifname IF]", min: 2, max: 2,
-			summary: "connect a namespace to the network of zos workload NETWORK, as a zmachine's interface {network, ip}",
+			words: []string{"zos", "attach"}, args: "--twin ID NETWORK NAME (--tap [--mac MAC] | --netns PATH [--ifname IF]) [--ip ADDR]", min: 2, max: 2,
+			summary: "connect a zmachine's interface {network, ip} to the network of zos workload NETWORK: a VM's tap, or a namespace",
 			setup: func(fs *flag.FlagSet) runFunc {
 				twin := fs.String("twin", "", "the owner's twin `ID`")
 				netns := fs.String("netns", "", "the workload's network namespace `PATH` (/run/netns/NAME or /proc/PID/ns/net)")
 				ip := fs.String("ip", "", "the interface's IPv4 `ADDR`, inside this node's subnet (default: the next free one)")
 				ifname := fs.String("ifname", "", "the interface name `IF` inside the workload (default: znet0, znet1, ...)")
+				tap := fs.Bool("tap", false, "make the zmachine's NIC, a tap (see workload exec and guest-config)")
+				mac := fs.String("mac", "", "the tap's `MAC` (default: derived from the network and name)")
 				return func(ctx context.Context, a *app, args []string) error {
-					return zosAttach(ctx, a, *twin, args, api.AttachRequest{Name: args[1], NetNS: *netns, IfName: *ifname}, *ip)
+					req := api.AttachRequest{Name: args[1], NetNS: *netns, IfName: *ifname, Tap: *tap, MAC: *mac}
+					return zosAttach(ctx, a, *twin, args, req, *ip)
 				}
 			},
 		},
@@ -127,17 +130,21 @@ func zosDelete(ctx context.Context, a *app, twinText, name string) error {
 	return a.client().ZosDelete(ctx, twin, name)
 }
 
-// zosAttach attaches a namespace workload with the address a zmachine's
-// interface asks for (tap workloads for the VMs themselves are not here
-// yet).
+// zosAttach attaches a workload with the address a zmachine's interface
+// asks for: the VM's tap (--tap), or a namespace.
 func zosAttach(ctx context.Context, a *app, twinText string, args []string, req api.AttachRequest, ip string) error {
 	self := lookup([]string{"zos", "attach"})
 	twin, err := parseTwin(self.words, twinText)
 	if err != nil {
 		return err
 	}
-	if req.NetNS == "" {
-		return usagef(self, "zos attach: --netns PATH is required")
+	switch {
+	case req.Tap && (req.NetNS != "" || req.IfName != ""):
+		return usagef(self, "zos attach: --tap takes no --netns or --ifname")
+	case !req.Tap && req.MAC != "":
+		return usagef(self, "zos attach: --mac needs --tap")
+	case !req.Tap && req.NetNS == "":
+		return usagef(self, "zos attach: --netns PATH (or --tap for a VM) is required")
 	}
 	if req.IPv4, err = parseIPv4Flag(self, "ip", ip); err != nil {
 		return err

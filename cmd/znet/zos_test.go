@@ -69,11 +69,18 @@ func TestZosAttach(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, []string{"Attach(" + network + ", vm1)", "Detach(" + network + ", vm1)"}, f.Calls())
 
+	// The zmachine itself: its NIC is a tap.
+	r = cli(t, "", "--socket", sock, "zos", "attach", "--twin", "7", "Web_Net", "vm2", "--tap", "--mac", "52:54:00:00:00:02", "--ip", "10.30.2.6")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, api.AttachRequest{Name: "vm2", Tap: true, MAC: "52:54:00:00:00:02", IPv4: netip.MustParseAddr("10.30.2.6")}, f.LastAttach())
+
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"zos", "attach", "--twin", "7", "n", "vm1"}, "--netns PATH is required"},
+		{[]string{"zos", "attach", "--twin", "7", "n", "vm1"}, "--netns PATH (or --tap for a VM) is required"},
+		{[]string{"zos", "attach", "--twin", "7", "n", "vm1", "--tap", "--netns", "/run/netns/x"}, "--tap takes no --netns"},
+		{[]string{"zos", "attach", "--twin", "7", "n", "vm1", "--netns", "/run/netns/x", "--mac", "02:00:00:00:00:01"}, "--mac needs --tap"},
 		{[]string{"zos", "attach", "--twin", "7", "n", "vm1", "--netns", "/run/netns/x", "--ip", "fd00::1"}, `--ip: "fd00::1" is not an IPv4 address`},
 		{[]string{"zos", "attach", "n", "vm1", "--netns", "/run/netns/x"}, "--twin ID is required"},
 		{[]string{"zos", "detach", "--twin", "-1", "n", "vm1"}, "not a twin id"},
