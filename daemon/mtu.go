@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
-	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -251,10 +251,18 @@ func (d *Daemon) followMTU(h *netlink.Handle, network string, wls []*store.Workl
 			continue
 		}
 		host, ok := byName[w.HostIf].(*netlink.Veth)
-		if !ok || host.Attrs().MTU == mtu || !namespaces.IsNetNS(w.NetNS) {
+		if !ok || host.Attrs().MTU == mtu {
 			continue
 		}
-		err := setPeerMTU(host, w, mtu)
+		// Only the namespace checked at attach: a path that names
+		// another one now would have us change a foreign link.
+		ns, state := openWorkloadNS(w)
+		if state != api.StateAttached {
+			d.log.Warn("not changing a workload's mtu", "network", network, "workload", w.Name, "netns", w.NetNS, "state", state)
+			continue
+		}
+		err := setPeerMTU(host, w, ns, mtu)
+		_ = ns.Close()
 		if err == nil {
 			err = h.LinkSetMTU(host, mtu)
 		}
@@ -266,15 +274,10 @@ func (d *Daemon) followMTU(h *netlink.Handle, network string, wls []*store.Workl
 	}
 }
 
-// setPeerMTU sets the MTU of host's peer, w's end in its namespace, found
-// by the index the kernel reports as host's link (the workload may have
-// renamed it), else by name.
-func setPeerMTU(host *netlink.Veth, w *store.Workload, mtu int) error {
-	ns, err := namespaces.Open(w.NetNS)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = ns.Close() }()
+// setPeerMTU sets the MTU of host's peer, w's end in its namespace ns (the
+// one checked at attach), found by the index the kernel reports as host's
+// link (the workload may have renamed it), else by name.
+func setPeerMTU(host *netlink.Veth, w *store.Workload, ns netns.NsHandle, mtu int) error {
 	wh, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", w.NetNS, err)

@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/spec"
+)
+
+// TestMTUNeverTouchesAReplacedNamespace changes a network's MTU while its
+// workload's path names another namespace than the one attached (the name
+// made again while the old namespace lives on, so its veth is still
+// there): the new namespace's link with the index of the old veth end
+// keeps its MTU. znetd must never change a namespace it did not check.
+func TestMTUNeverTouchesAReplacedNamespace(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	n.use("shop")
+	s := specOf("shop", 1, spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24")})
+	s.MTU = 1400
+	_, err := n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	ws := n.newWorkloadNS(t)
+	_, err = n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: namespaces.Path(ws)})
+	require.NoError(t, err)
+
+	// Keep the attached namespace alive behind znet's back, and learn the
+	// index of the workload's end in it.
+	old, err := namespaces.Open(namespaces.Path(ws))
+	require.NoError(t, err)
+	defer func() { _ = old.Close() }()
+	oh, err := netlink.NewHandleAt(old)
+	require.NoError(t, err)
+	defer oh.Close()
+	end, err := oh.LinkByName("znet0")
+	require.NoError(t, err)
+
+	// The name now names a new namespace, with a link of that index.
+	require.NoError(t, namespaces.Delete(ws))
+	require.NoError(t, namespaces.Create(ws))
+	fresh, err := namespaces.Open(namespaces.Path(ws))
+	require.NoError(t, err)
+	defer func() { _ = fresh.Close() }()
+	fh, err := netlink.NewHandleAt(fresh)
+	require.NoError(t, err)
+	defer fh.Close()
+	// A veth's peer is registered first: "victim" gets the first free
+	// index, as the workload's end did in its namespace.
+	require.NoError(t, fh.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "other", MTU: 1500}, PeerName: "victim"}))
+	victim, err := fh.LinkByName("victim")
+	require.NoError(t, err)
+	require.Equal(t, end.Attrs().Index, victim.Attrs().Index, "test setup: the same index")
+
+	s2 := s.Clone()
+	s2.Generation, s2.MTU = 2, 1300
+	_, err = n.d.Apply(ctx, s2)
+	require.NoError(t, err)
+	v := view(t, namespaces.Path(ws))
+	assert.Equal(t, 1500, v.links["victim"].mtu, "the new namespace's link keeps its MTU")
+	assert.Equal(t, 1300, view(t, namespaces.Path(n.nsName("shop"))).links[bridgeName].mtu, "the network follows")
+}
