@@ -66,7 +66,9 @@ type Health struct {
 //   - current returns the pid that runs for network now, under the
 //     daemon's lock, so a replacement made by an apply is not taken for a
 //     death;
-//   - restart realizes network again and returns the new pid.
+//   - restart realizes network again and returns the new pid; when it
+//     fails, the pid of the data plane it left running (0 for none), so
+//     that a half-done restart is not taken for one an apply made.
 //
 // Each watched network has one goroutine; stop and close cancel them,
 // close waits for them.
@@ -244,6 +246,9 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 		s.mu.Lock()
 		w.health.NextRestart = time.Time{}
 		if err != nil {
+			if newPID != 0 {
+				pid = newPID // ours, unfinished: restart it again
+			}
 			w.health.RestartError = err.Error()
 			delay = w.backoff.next(0)
 			s.mu.Unlock()
@@ -282,7 +287,8 @@ func (d *Daemon) currentDataplane(ctx context.Context, network string) int {
 
 // restartDataplane is the supervisor's restart: it realizes network again
 // from the state, which starts a new data plane with the same key, port,
-// peers, routes, firewall and DNS records, and returns its pid.
+// peers, routes, firewall and DNS records, and returns its pid (on
+// failure, the pid of whatever data plane realize left running).
 func (d *Daemon) restartDataplane(ctx context.Context, network string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -304,7 +310,8 @@ func (d *Daemon) restartDataplane(ctx context.Context, network string) (int, err
 	defer cancel()
 	d.realized.forget(network) // a new device: look at everything
 	if err := d.realize(ctx, n, n.Spec, wls, acc); err != nil {
-		return 0, err
+		// It may have started a data plane before it failed.
+		return d.backend.PID(d.device(network, n.Spec.MTU)), err
 	}
 	return d.backend.PID(d.device(network, n.Spec.MTU)), nil
 }

@@ -206,3 +206,35 @@ func TestSupervisorLeavesDeliberateStops(t *testing.T) {
 		}
 	})
 }
+
+// TestSupervisorRetriesAHalfDoneRestart fails a restart after it started
+// a data plane (realize started one, then failed to configure it): the
+// supervisor must not take that one for a data plane an apply started,
+// and restarts again after the backoff.
+func TestSupervisorRetriesAHalfDoneRestart(t *testing.T) {
+	testutil.GoroutineLeakCheck(t)
+	f := newFakePlanes()
+	s := f.supervisor(t)
+	restart := s.restart
+	failed := false
+	s.restart = func(ctx context.Context, network string) (int, error) {
+		f.mu.Lock()
+		first := !failed
+		failed = true
+		if first {
+			f.replaced = 150 // left running, unconfigured
+		}
+		f.mu.Unlock()
+		if first {
+			return 150, errors.New("configuring the device: no answer")
+		}
+		return restart(ctx, network)
+	}
+	s.watch("shop", 100)
+	f.kill(100)
+	pid := f.next(t)
+	assert.Equal(t, 101, pid, "restarted again")
+	h, _ := s.health("shop")
+	assert.Equal(t, 1, h.Restarts)
+	assert.Empty(t, h.RestartError)
+}
