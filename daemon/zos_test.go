@@ -87,6 +87,15 @@ func TestZosRefusedBeforeTheKernel(t *testing.T) {
 			field: "data.wireguard_listen_port", reason: "used by network",
 		},
 		{
+			name: "a peer's allowed IP inside this node's subnet",
+			apply: func() *zos.Workload {
+				w := zosWorkload(t, "public", 0, 7169)
+				w.Data.Peers[0].AllowedIPs = append(w.Data.Peers[0].AllowedIPs, "10.20.3.128/25")
+				return w
+			}(),
+			status: http.StatusBadRequest, field: "data.peers[0].allowed_ips[6]", reason: "this node's data.subnet",
+		},
+		{
 			name:  "a port taken in the underlay",
 			apply: zosWorkload(t, "access", 0, 40005), status: http.StatusConflict,
 			field: "data.wireguard_listen_port", reason: "in use",

@@ -47,6 +47,12 @@ func TestDecodeExtension(t *testing.T) {
 		{name: "allowed IP not a string", change: func(d map[string]any) {
 			node(d, 1)["allowed_ips"] = []any{7}
 		}, field: "nodes[1].allowed_ips[0]", reason: "must be a string"},
+		{name: "allowed IP inside the applying node's subnet", change: func(d map[string]any) {
+			node(d, 1)["allowed_ips"] = []any{"10.20.2.0/24", "10.20.1.128/25"}
+		}, field: "nodes[1].allowed_ips[1]", reason: "inside this node's subnet 10.20.1.0/24"},
+		{name: "allowed IP inside the applying node's /64", change: func(d map[string]any) {
+			node(d, 1)["allowed_ips"] = []any{"fd3c:9a1e:77b2:1::/80"}
+		}, field: "nodes[1].allowed_ips[0]", reason: "inside this node's subnet fd3c:9a1e:77b2:1::/64"},
 		{name: "link address outside 100.64/16", change: func(d map[string]any) {
 			node(d, 1)["link_address"] = "100.65.0.1"
 		}, field: "nodes[1].link_address", reason: "not inside 100.64.0.0/16"},

@@ -60,6 +60,8 @@ func (s *Spec) Validate(self string) error {
 		keys:    make(map[string]int),
 		links:   make(map[netip.Addr]int),
 		overlap: firstOverlap(s.Nodes),
+		own:     s.ownSubnets(self),
+		self:    self,
 	}
 	for i := range s.Nodes {
 		if err := s.checkNode(i, self, &seen); err != nil {
@@ -108,6 +110,22 @@ type seenNodes struct {
 	keys    map[string]int     // public key -> index of the first member with it
 	links   map[netip.Addr]int // link address -> index of the first member with it
 	overlap overlap            // the first member whose subnet overlaps an earlier one's
+	own     []netip.Prefix     // the applying node's subnets (IPv4 and its /64), if known
+	self    string             // the applying node's id
+}
+
+// ownSubnets returns the IPv4 subnet and IPv6 /64 of member self, or none
+// (no such member, or a subnet that checkSubnet refuses).
+func (s *Spec) ownSubnets(self string) []netip.Prefix {
+	n, ok := s.Node(self)
+	if !ok || !n.Subnet.IsValid() {
+		return nil
+	}
+	sub, err := ipam.NodeSubnets(s.IPRange, s.IPv6Range, n.Subnet)
+	if err != nil {
+		return nil
+	}
+	return []netip.Prefix{sub.V4, sub.V6}
 }
 
 func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
@@ -168,6 +186,9 @@ func (s *Spec) checkExtension(i int, seen *seenNodes) error {
 		case !inside(s.IPRange, p) && !inside(s.IPv6Range, p) && !inside(LinkRange, p):
 			return fieldErr(f, "%s is outside ip_range %s, ipv6_range %s and %s", p, s.IPRange, s.IPv6Range, LinkRange)
 		}
+		if err := checkNotOwn(f, p, seen.own); err != nil && n.ID != seen.self {
+			return err
+		}
 	}
 	a := n.LinkAddress
 	if !a.IsValid() {
@@ -181,6 +202,20 @@ func (s *Spec) checkExtension(i int, seen *seenNodes) error {
 		return fieldErr(f, "duplicate of nodes[%d].link_address", j)
 	}
 	seen.links[a] = i
+	return nil
+}
+
+// checkNotOwn refuses an allowed IP p (field f) of another member that
+// lies inside one of own, the applying node's subnets: WireGuard would send
+// that member traffic for this node's own workloads. A prefix covering a
+// subnet whole (a zos relay's whole range) leaves it to the node's more
+// specific routes, as peers.Desired does.
+func checkNotOwn(f string, p netip.Prefix, own []netip.Prefix) error {
+	for _, o := range own {
+		if p.Overlaps(o) && p.Bits() >= o.Bits() {
+			return fieldErr(f, "%s is inside this node's subnet %s: that member would take this node's own traffic", p, o)
+		}
+	}
 	return nil
 }
 

@@ -197,7 +197,7 @@ func (t *translation) peer(i int, p *Peer) (spec.Node, error) {
 }
 
 // allowedIPs parses a peer's allowed IPs, masked: each inside ip_range or
-// 100.64.0.0/16, none given to two peers (WireGuard routes a prefix to one
+// 100.64.0.0/16 and not inside this node's subnet, none given to two peers (WireGuard routes a prefix to one
 // peer only, so the second would silently take it from the first).
 func (t *translation) allowedIPs(f string, texts []string) ([]netip.Prefix, error) {
 	if len(texts) == 0 {
@@ -212,6 +212,10 @@ func (t *translation) allowedIPs(f string, texts []string) ([]netip.Prefix, erro
 		}
 		if !within(t.ipRange, p) && !within(spec.LinkRange, p) {
 			return nil, fail(fj, "%s is outside ip_range %s and %s", p, t.ipRange, spec.LinkRange)
+		}
+		if within(t.subnet, p) {
+			// The peer would take this node's own workloads' traffic.
+			return nil, fail(fj, "%s is inside this node's data.subnet %s", p, t.subnet)
 		}
 		if other, dup := t.allowed[p]; dup {
 			return nil, fail(fj, "%s is also in %s", p, other)
