@@ -16,6 +16,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
 )
 
@@ -161,4 +162,34 @@ func stopped(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && i+2 < len(b) && b[i+2] == 'T'
+}
+
+// TestDataplaneRestartRetriedAfterHalfDone kills a data plane and makes
+// the restart fail after the new data plane started (configuring it is
+// refused once): the supervisor restarts again after its backoff, so the
+// network gets its key and peers back instead of keeping an empty device.
+func TestDataplaneRestartRetriedAfterHalfDone(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	applyWithWorkload(t, n, "shop", "10.20.1.0/24")
+	before, err := n.d.Status(ctx, "shop")
+	require.NoError(t, err)
+	peers := n.peersOf(t, "shop")
+	pid := before[0].PID
+	require.Positive(t, pid)
+
+	n.backend.failNext(overlaytest.OpConfigure, errInjected, false)
+	killAndWait(t, pid)
+	require.Eventually(t, func() bool {
+		h, _ := n.d.DataplaneHealth("shop")
+		return h.Restarts == 1
+	}, 5*time.Second, 20*time.Millisecond, "restarted again after the failed try")
+	dev, err := n.real.Show(ctx, n.dev("shop"))
+	require.NoError(t, err)
+	assert.Equal(t, before[0].PublicKey, dev.PublicKey.String(), "the key is back")
+	assert.Equal(t, peers, n.peersOf(t, "shop"), "the peers are back")
+	h, _ := n.d.DataplaneHealth("shop")
+	assert.Empty(t, h.RestartError)
 }
