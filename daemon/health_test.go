@@ -193,3 +193,26 @@ func TestDataplaneRestartRetriedAfterHalfDone(t *testing.T) {
 	h, _ := n.d.DataplaneHealth("shop")
 	assert.Empty(t, h.RestartError)
 }
+
+// TestFailedDeleteKeepsSupervising fails a delete before it stopped the
+// data plane: the network stays, and so does the watch on its data plane,
+// which is restarted when it dies.
+func TestFailedDeleteKeepsSupervising(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	applyWithWorkload(t, n, "shop", "10.20.1.0/24")
+	pid := n.real.PID(n.dev("shop"))
+	require.Positive(t, pid)
+
+	n.backend.failNext(overlaytest.OpDelete, errInjected, false)
+	require.ErrorIs(t, n.d.DeleteNetwork(ctx, "shop", true), errInjected)
+	_, ok := n.d.DataplaneHealth("shop")
+	require.True(t, ok, "still watched")
+	killAndWait(t, pid)
+	require.Eventually(t, func() bool {
+		h, _ := n.d.DataplaneHealth("shop")
+		return h.Restarts == 1
+	}, 5*time.Second, 20*time.Millisecond, "restarted")
+}

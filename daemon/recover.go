@@ -42,6 +42,9 @@ func (d *Daemon) DeleteNetwork(ctx context.Context, name string, force bool) err
 func (d *Daemon) deleteLocked(ctx context.Context, name string, wls []*store.Workload) error {
 	d.realized.forget(name)
 	if err := d.teardown(ctx, name, wls); err != nil {
+		// The network stays in the state: keep restarting a data plane
+		// that still runs, until a delete gets through.
+		d.sup.watch(name, d.backend.PID(d.device(name, 0)))
 		return fmt.Errorf("deleting %s: %w", name, err)
 	}
 	if err := d.store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {
