@@ -397,15 +397,35 @@ func writeResolvConf(w *store.Workload, network, nodeID string, gw netip.Addr) (
 		return "", nil
 	}
 	path := filepath.Join("/etc/netns", dir, "resolv.conf")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("writing resolv.conf: %w", err)
+	for _, d := range []string{"/etc/netns", filepath.Dir(path)} {
+		if err := mkdirReadable(d); err != nil {
+			return "", fmt.Errorf("writing resolv.conf: %w", err)
+		}
 	}
 	body := fmt.Sprintf("# written by znetd (node %s) for workload %s of network %s\nnameserver %s\nsearch %s.internal\n",
 		nodeID, w.Name, network, gw, network)
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		return "", fmt.Errorf("writing resolv.conf: %w", err)
 	}
+	// Whatever znetd's umask (the systemd unit's is 0077): the
+	// workload's unprivileged processes read it for every lookup.
+	if err := os.Chmod(path, 0o644); err != nil {
+		return "", fmt.Errorf("writing resolv.conf: %w", err)
+	}
 	return path, nil
+}
+
+// mkdirReadable makes directory dir, readable by everyone whatever the
+// umask, if it does not exist; an existing one is left as it is.
+func mkdirReadable(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // removeResolvConf removes the resolv.conf written for w, unless something
