@@ -182,10 +182,7 @@ func TestDataplaneRestartRetriedAfterHalfDone(t *testing.T) {
 
 	n.backend.failNext(overlaytest.OpConfigure, errInjected, false)
 	killAndWait(t, pid)
-	require.Eventually(t, func() bool {
-		h, _ := n.d.DataplaneHealth("shop")
-		return h.Restarts == 1
-	}, 5*time.Second, 20*time.Millisecond, "restarted again after the failed try")
+	requireRestarts(t, n, "shop", 1)
 	dev, err := n.real.Show(ctx, n.dev("shop"))
 	require.NoError(t, err)
 	assert.Equal(t, before[0].PublicKey, dev.PublicKey.String(), "the key is back")
@@ -211,8 +208,15 @@ func TestFailedDeleteKeepsSupervising(t *testing.T) {
 	_, ok := n.d.DataplaneHealth("shop")
 	require.True(t, ok, "still watched")
 	killAndWait(t, pid)
+	requireRestarts(t, n, "shop", 1)
+}
+
+// requireRestarts waits up to 5 s until network's data plane was restarted
+// want times.
+func requireRestarts(t *testing.T, n *testNode, network string, want int) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		h, _ := n.d.DataplaneHealth("shop")
-		return h.Restarts == 1
-	}, 5*time.Second, 20*time.Millisecond, "restarted")
+		h, _ := n.d.DataplaneHealth(network)
+		return h.Restarts == want
+	}, 5*time.Second, 20*time.Millisecond, "%s restarted %d times", network, want)
 }
