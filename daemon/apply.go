@@ -9,6 +9,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 )
@@ -69,6 +70,9 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 		return api.ApplyResult{}, err
 	}
 	d.fillSelf(n, s)
+	if err := d.checkPeers(ctx, s, acc); err != nil {
+		return api.ApplyResult{}, err
+	}
 
 	next := *n
 	next.Spec = s
@@ -175,6 +179,20 @@ func (d *Daemon) checkAccessApply(n *store.Network, s *spec.Spec, acc []*store.A
 		return api.Conflict("ip_range", "cannot change ranges while %d access peers use them; remove them first", len(acc))
 	}
 	return nil
+}
+
+// checkPeers refuses, before anything is touched, a spec whose peers
+// WireGuard cannot have: a prefix given to two of them, or one inside this
+// node's own subnets (verbatim allowed IPs can ask for both; Validate
+// refuses the second only). Host names are not looked up here: realize
+// does that.
+func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.AccessPeer) error {
+	anyAddr := func(context.Context, string) (netip.Addr, error) { return netip.IPv4Unspecified(), nil }
+	_, err := peers.Desired(ctx, s, d.nodeID, anyAddr, accessPeers(acc)...)
+	if errors.Is(err, peers.ErrDuplicatePrefix) || errors.Is(err, peers.ErrOverlapsSelf) {
+		return api.Invalid("nodes", "%v", err)
+	}
+	return nil // anything else is realize's to report
 }
 
 // fillSelf puts the node's reserved key into its own entry when the spec

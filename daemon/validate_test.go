@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -128,6 +129,19 @@ func TestApplyRefusedBeforeTheKernel(t *testing.T) {
 				return s
 			},
 			status: http.StatusConflict, field: "nodes[0].public_key",
+		},
+		{
+			name:    "a member's verbatim allowed IP is another member's subnet",
+			reserve: true,
+			spec: func(api.Reservation) *spec.Spec {
+				s := oneNodeSpec("shop", "node1", 1)
+				s.Nodes = append(s.Nodes,
+					spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: other, Endpoint: "198.18.0.2:40000"},
+					spec.Node{ID: "node3", Subnet: mustPrefix("10.20.3.0/24"), PublicKey: publicKey(t),
+						AllowedIPs: []netip.Prefix{mustPrefix("10.20.3.0/24"), mustPrefix("10.20.2.0/24")}})
+				return s
+			},
+			status: http.StatusBadRequest, field: "nodes",
 		},
 		{
 			name:    "other member without key",
