@@ -113,9 +113,16 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := syncProxyNeigh(h, acc); err != nil {
 		return err
 	}
-	if err := d.applyFirewallOf(ns, n.Name, d.rules(dev, wls, acc)); err != nil {
+	eg, err := d.syncEgress(ns, h, n, s)
+	if err != nil {
 		return err
 	}
+	rules := d.rules(dev, wls, acc)
+	rules.Egress = eg
+	if err := d.applyFirewallOf(ns, n.Name, rules); err != nil {
+		return err
+	}
+	d.syncWorkloadRoutes(s, wls)
 	d.pushDNS(ctx, n, s, wls)
 	return nil
 }
@@ -255,6 +262,8 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 			}
 		}
 	})
+	// The underlay end, its rules and its flows are not in the namespace.
+	errs = append(errs, d.dropEgress(network))
 	name := d.nsName(network)
 	id, idErr := namespaces.Identify(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
