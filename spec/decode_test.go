@@ -224,7 +224,7 @@ func TestDecodeGood(t *testing.T) {
 			},
 		},
 		{
-			name: "egress read, absent means none",
+			name:   "egress read, absent means none",
 			change: func(d map[string]any) { d["egress"] = true },
 			check: func(t *testing.T, s *spec.Spec) {
 				assert.True(t, s.Egress)
