@@ -108,11 +108,36 @@ func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Netwo
 	if err := firewall.ApplyUplink(under, links); err != nil {
 		return nil, err
 	}
-	blocked, err := d.egressBlocked(uh, n.Name)
+	return d.egressFilter(uh, n.Name, src)
+}
+
+// egressFilter is what the firewall of network's namespace adds for its
+// way out from transfer address src (uh: a handle in the underlay).
+func (d *Daemon) egressFilter(uh *netlink.Handle, network string, src netip.Addr) (*firewall.Egress, error) {
+	blocked, err := d.egressBlocked(uh, network)
 	if err != nil {
 		return nil, err
 	}
 	return &firewall.Egress{IfName: egressIfName, Source: src, Blocked: blocked}, nil
+}
+
+// egressOf is egressFilter for an applied network n (nil without egress),
+// for rebuilding its firewall when workloads come and go.
+func (d *Daemon) egressOf(n *store.Network) (*firewall.Egress, error) {
+	if n.Spec == nil || !n.Spec.Egress {
+		return nil, nil
+	}
+	src, err := transferAddr(n.ListenPort)
+	if err != nil {
+		return nil, err
+	}
+	under, uh, err := underlay()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = under.Close() }()
+	defer uh.Close()
+	return d.egressFilter(uh, n.Name, src)
 }
 
 // ensureEgressVeth returns both ends of the egress veth, creating it

@@ -300,7 +300,11 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 		return err
 	}
 	defer func() { _ = ns.Close() }()
-	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls, acc))
+	rules := d.rules(d.device(n.Name, n.Spec.MTU), wls, acc)
+	if rules.Egress, err = d.egressOf(n); err != nil {
+		return err
+	}
+	return firewall.Apply(ns, rules)
 }
 
 // Detach implements api.Service.
