@@ -2,19 +2,22 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/znet/znet/api"
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
 )
@@ -154,6 +157,14 @@ func echo(c net.Conn, r *bufio.Reader, line string, timeout time.Duration) bool 
 func TestEgress(t *testing.T) {
 	l := newLab(t, 2)
 	w := newWorld(t, l)
+	// The nodes' upstream resolver is an authoritative server on the
+	// simulated internet.
+	asked := authServer(t, w.inet, inetHost)
+	l.DNSUpstream = inetHost
+	for _, n := range l.Nodes {
+		require.NoError(t, l.KillNode(n, syscall.SIGTERM))
+		require.NoError(t, l.StartNode(context.Background(), n))
+	}
 	egressDeploy(t, l, "out", "10.80.0.0/16", true)
 	egressDeploy(t, l, "shut", "10.81.0.0/16", false)
 
@@ -195,18 +206,35 @@ func TestEgress(t *testing.T) {
 			assert.True(t, probeICMP(o.a.ns, "", inetHost, time.Second), "ping from %s", o.node.ID)
 			assert.Equal(t, o.node.Underlay.String(), probeTCP(o.a.ns, inetHost, time.Second), "the host sees %s's address", o.node.ID)
 		}
-		if t.Failed() {
+		if t.Failed() { // what the node and the namespace hold, to see where it stops
 			n := outs[0].node
 			nsn := namespaces.Name(n.ID, "out")
 			for _, c := range [][]string{
 				{n.NetNS, "nft", "list", "ruleset"}, {n.NetNS, "ip", "route"}, {n.NetNS, "ip", "neigh"}, {n.NetNS, "ip", "-br", "link"},
 				{n.NetNS, "sysctl", "-a", "--pattern", "forwarding|rp_filter"},
 				{nsn, "ip", "route"}, {nsn, "ip", "neigh"}, {nsn, "ip", "-br", "addr"}, {nsn, "nft", "list", "ruleset"},
-				{outs[0].a.ns, "ip", "route"}, {nsn, "conntrack", "-L"}, {n.NetNS, "conntrack", "-L"},
+				{outs[0].a.ns, "ip", "route"},
 			} {
 				out, err := inNS(c[0], c[1:]...)
 				t.Logf("%v: %v\n%s", c, err, out)
 			}
+		}
+	})
+
+	t.Run("internet names resolve through the node's upstream", func(t *testing.T) {
+		for _, o := range outs {
+			answer, status := dig(t, o.a.ns, "www.example.test", "A")
+			assert.Equal(t, "NOERROR", status, o.node.ID)
+			assert.Equal(t, inetHost, answer, o.node.ID)
+			_, status = dig(t, o.a.ns, "nothing.example.test", "A")
+			assert.Equal(t, "NXDOMAIN", status, o.node.ID)
+			answer, _ = dig(t, o.a.ns, "o-"+o.node.ID+".out.internal", "A")
+			assert.Equal(t, o.a.ipv4, answer, "the zone still answers itself")
+			assert.True(t, asked.from(o.node.Underlay.String()), "the upstream was asked from %s's underlay", o.node.ID)
+		}
+		for _, s := range shuts {
+			_, status := dig(t, s.a.ns, "www.example.test", "A")
+			assert.Equal(t, "REFUSED", status, "no egress: %s", s.node.ID)
 		}
 	})
 
@@ -273,6 +301,10 @@ func TestEgress(t *testing.T) {
 			assert.False(t, echo(f.c, f.r, "after", time.Second), "flow of %s still runs", outs[i].node.ID)
 			assert.Empty(t, probeTCP(outs[i].a.ns, inetHost, probeTimeout), "new flow of %s", outs[i].node.ID)
 		}
+		for _, o := range outs {
+			_, status := dig(t, o.a.ns, "www.example.test", "A")
+			assert.Equal(t, "REFUSED", status, "egress off: %s", o.node.ID)
+		}
 		for _, n := range l.Nodes {
 			assert.False(t, networkStatus(t, n, "out").Egress)
 			out, err := inNS(n.NetNS, "nft", "list", "table", "inet", "znet-egress")
@@ -312,4 +344,51 @@ func transferOf(t *testing.T, n lab.Node) string {
 	return f[0]
 }
 
-var _ = api.NetworkStatus{}
+// askedLog is what an authoritative test server was asked, by source.
+type askedLog struct {
+	mu   sync.Mutex
+	srcs map[string]bool
+}
+
+func (a *askedLog) from(src string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.srcs[src]
+}
+
+// authServer serves example.test on addr:53 (UDP) inside ns: www has an A
+// record, every other name is NXDOMAIN. It records where queries came from.
+func authServer(t *testing.T, ns, addr string) *askedLog {
+	t.Helper()
+	log := &askedLog{srcs: map[string]bool{}}
+	var pc net.PacketConn
+	require.NoError(t, namespaces.DoPath(ns, func() error {
+		var err error
+		pc, err = net.ListenPacket("udp", net.JoinHostPort(addr, "53"))
+		return err
+	}))
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		host, _, _ := net.SplitHostPort(w.RemoteAddr().String())
+		log.mu.Lock()
+		log.srcs[host] = true
+		log.mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		if len(req.Question) == 1 && strings.EqualFold(req.Question[0].Name, "www.example.test.") && req.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR("www.example.test. 60 IN A " + inetHost)
+			m.Answer = append(m.Answer, rr)
+		} else {
+			soa, _ := dns.NewRR("example.test. 60 IN SOA ns.example.test. h.example.test. 1 60 60 60 30")
+			m.Ns = append(m.Ns, soa)
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return log
+}
