@@ -114,10 +114,11 @@ func peerServer(t *testing.T, ns, addr string) {
 	}()
 }
 
-// egressDeploy deploys network over the lab's nodes with egress on or off.
-func egressDeploy(t *testing.T, l *lab.Lab, network, ipRange string, egress bool) {
+// egressDeploy deploys network over the lab's nodes (hidden ones named)
+// with egress on or off.
+func egressDeploy(t *testing.T, l *lab.Lab, network, ipRange string, egress bool, hidden ...string) {
 	t.Helper()
-	path := deployment(t, network, ipRange, l.Nodes)
+	path := deployment(t, network, ipRange, l.Nodes, hidden...)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	var d map[string]any
