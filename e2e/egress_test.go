@@ -281,6 +281,19 @@ func TestEgress(t *testing.T) {
 		}
 	})
 
+	t.Run("a restarted znetd keeps the way out as it is", func(t *testing.T) {
+		n := l.Nodes[0]
+		require.NoError(t, l.KillNode(n, syscall.SIGTERM))
+		require.NoError(t, l.StartNode(context.Background(), n))
+		assert.Equal(t, n.Underlay.String(), probeTCP(outs[0].a.ns, inetHost, time.Second))
+		out, err := inNS(n.NetNS, "nft", "list", "table", "inet", "znet-egress")
+		require.NoError(t, err, out)
+		assert.Equal(t, 1, strings.Count(out, "masquerade"), "one network, one rule:\n%s", out)
+		// A workload attached now gets the default route and the way out.
+		late := attach(t, n, "out", "late")
+		assert.Equal(t, n.Underlay.String(), probeTCP(late.ns, inetHost, time.Second))
+	})
+
 	t.Run("egress off cuts a running flow at once", func(t *testing.T) {
 		type flow struct {
 			c net.Conn
