@@ -55,19 +55,20 @@ func transferAddr(port int) (netip.Addr, error) {
 	return a, nil
 }
 
-// underlay opens the node's underlay namespace: the one znetd runs in
-// (its threads never stay in another).
-func underlay() (netns.NsHandle, *netlink.Handle, error) {
+// withUnderlay runs fn with handles to the node's underlay namespace: the
+// one znetd runs in (its threads never stay in another).
+func withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) error) error {
 	ns, err := namespaces.Open("/proc/self/ns/net")
 	if err != nil {
-		return netns.None(), nil, err
+		return err
 	}
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		_ = ns.Close()
-		return netns.None(), nil, fmt.Errorf("netlink in the underlay: %w", err)
+		return fmt.Errorf("netlink in the underlay: %w", err)
 	}
-	return ns, h, nil
+	defer h.Close()
+	return fn(ns, h)
 }
 
 // syncEgress makes network n's way out match spec s: with egress, the veth,
@@ -84,13 +85,18 @@ func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Netwo
 	if err != nil {
 		return nil, err
 	}
-	under, uh, err := underlay()
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = under.Close() }()
-	defer uh.Close()
-	outer := egressLinkName(d.nodeID, n.Name)
+	var eg *firewall.Egress
+	err = withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
+		eg, err = d.plumbEgress(ns, h, under, uh, n.Name, src)
+		return err
+	})
+	return eg, err
+}
+
+// plumbEgress is syncEgress for a network with egress, with handles to
+// both namespaces.
+func (d *Daemon) plumbEgress(ns netns.NsHandle, h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, src netip.Addr) (*firewall.Egress, error) {
+	outer := egressLinkName(d.nodeID, network)
 	inner, out, err := ensureEgressVeth(h, uh, under, outer)
 	if err != nil {
 		return nil, err
@@ -101,14 +107,14 @@ func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Netwo
 	if err := plumbEgressUnderlay(under, uh, out, inner, src); err != nil {
 		return nil, err
 	}
-	links, err := d.egressLinks(n.Name, &firewall.EgressLink{IfName: outer, Source: src})
+	links, err := d.egressLinks(network, &firewall.EgressLink{IfName: outer, Source: src})
 	if err != nil {
 		return nil, err
 	}
 	if err := firewall.ApplyUplink(under, links); err != nil {
 		return nil, err
 	}
-	return d.egressFilter(uh, n.Name, src)
+	return d.egressFilter(uh, network, src)
 }
 
 // egressFilter is what the firewall of network's namespace adds for its
@@ -131,13 +137,12 @@ func (d *Daemon) egressOf(n *store.Network) (*firewall.Egress, error) {
 	if err != nil {
 		return nil, err
 	}
-	under, uh, err := underlay()
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = under.Close() }()
-	defer uh.Close()
-	return d.egressFilter(uh, n.Name, src)
+	var eg *firewall.Egress
+	err = withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+		eg, err = d.egressFilter(uh, n.Name, src)
+		return err
+	})
+	return eg, err
 }
 
 // ensureEgressVeth returns both ends of the egress veth, creating it
@@ -326,13 +331,14 @@ func (d *Daemon) egressLinks(network string, self *firewall.EgressLink) ([]firew
 // flow of the network, so an open connection stops at once instead of
 // lingering on a stale translation.
 func (d *Daemon) removeEgress(h *netlink.Handle, network string, port int) error {
+	return withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
+		return d.unplumbEgress(h, under, uh, network, port)
+	})
+}
+
+// unplumbEgress is removeEgress with handles to the underlay.
+func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, port int) error {
 	outer := egressLinkName(d.nodeID, network)
-	under, uh, err := underlay()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = under.Close() }()
-	defer uh.Close()
 	var had bool
 	var errs []error
 	if h != nil {
@@ -410,13 +416,12 @@ func egressStatus(n *store.Network) (addr netip.Addr, problem string) {
 	if n.Spec == nil || !n.Spec.Egress {
 		return netip.Addr{}, ""
 	}
-	under, uh, err := underlay()
-	if err != nil {
-		return netip.Addr{}, fmt.Sprintf("egress: %v", err)
-	}
-	defer func() { _ = under.Close() }()
-	defer uh.Close()
-	routes, err := uh.RouteGet(net.IPv4(192, 0, 2, 1)) // any public destination: the default route's
+	var routes []netlink.Route
+	err := withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+		var err error
+		routes, err = uh.RouteGet(net.IPv4(192, 0, 2, 1)) // any public destination: the default route's
+		return err
+	})
 	if err != nil || len(routes) == 0 {
 		return netip.Addr{}, "egress: the node has no IPv4 route to the internet"
 	}

@@ -281,19 +281,6 @@ func TestEgress(t *testing.T) {
 		}
 	})
 
-	t.Run("a restarted znetd keeps the way out as it is", func(t *testing.T) {
-		n := l.Nodes[0]
-		require.NoError(t, l.KillNode(n, syscall.SIGTERM))
-		require.NoError(t, l.StartNode(context.Background(), n))
-		assert.Equal(t, n.Underlay.String(), probeTCP(outs[0].a.ns, inetHost, time.Second))
-		out, err := inNS(n.NetNS, "nft", "list", "table", "inet", "znet-egress")
-		require.NoError(t, err, out)
-		assert.Equal(t, 1, strings.Count(out, "masquerade"), "one network, one rule:\n%s", out)
-		// A workload attached now gets the default route and the way out.
-		late := attach(t, n, "out", "late")
-		assert.Equal(t, n.Underlay.String(), probeTCP(late.ns, inetHost, time.Second))
-	})
-
 	t.Run("egress off cuts a running flow at once", func(t *testing.T) {
 		type flow struct {
 			c net.Conn
@@ -327,6 +314,25 @@ func TestEgress(t *testing.T) {
 			assert.NotContains(t, out, egressPrefix, "an egress veth is left in the underlay")
 		}
 	})
+	t.Run("egress back on, kept by a restarted znetd, given to a new workload", func(t *testing.T) {
+		egressDeploy(t, l, "out", "10.80.0.0/16", true)
+		for _, o := range outs {
+			assert.Equal(t, o.node.Underlay.String(), probeTCP(o.a.ns, inetHost, time.Second), "back on: %s", o.node.ID)
+		}
+		n := l.Nodes[0]
+		require.NoError(t, l.KillNode(n, syscall.SIGTERM))
+		require.NoError(t, l.StartNode(context.Background(), n))
+		assert.Equal(t, n.Underlay.String(), probeTCP(outs[0].a.ns, inetHost, time.Second))
+		out, err := inNS(n.NetNS, "nft", "list", "table", "inet", "znet-egress")
+		require.NoError(t, err, out)
+		assert.Equal(t, 1, strings.Count(out, "masquerade"), "one network, one rule:\n%s", out)
+		// A workload attached now gets the default route and the way out.
+		// Last: a new bridge port can change the bridge's MAC, and the
+		// other workloads' cached gateway MAC with it, for seconds.
+		late := attach(t, n, "out", "late")
+		assert.Equal(t, n.Underlay.String(), probeTCP(late.ns, inetHost, time.Second))
+	})
+
 }
 
 // egressPrefix starts the name of every egress veth's underlay end.

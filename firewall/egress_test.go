@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -132,26 +131,6 @@ func TestEgressInvalid(t *testing.T) {
 	}
 }
 
-// uplinkChains lists the chains of the underlay table in n with their
-// number of rules.
-func uplinkChains(t *testing.T, n *testNS) []string {
-	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
-	require.NoError(t, err)
-	chains, err := c.ListChains()
-	require.NoError(t, err)
-	var out []string
-	for _, ch := range chains {
-		if ch.Table.Name != uplinkTable {
-			continue
-		}
-		rules, err := c.GetRules(ch.Table, ch)
-		require.NoError(t, err)
-		out = append(out, ch.Name+" "+strings.Repeat("r", len(rules)))
-	}
-	return out
-}
-
 func TestApplyUplinkTwiceAndRemove(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
@@ -163,10 +142,10 @@ func TestApplyUplinkTwiceAndRemove(t *testing.T) {
 		want  []string
 	}{
 		{"none at first", nil, nil},
-		{"one", one, []string{"input r", "forward rrr", "postrouting r"}},
-		{"two", two, []string{"input rr", "forward rrrrrr", "postrouting rr"}},
-		{"two again", two, []string{"input rr", "forward rrrrrr", "postrouting rr"}},
-		{"back to one", one, []string{"input r", "forward rrr", "postrouting r"}},
+		{"one", one, []string{"inet input 1", "inet forward 3", "inet postrouting 1"}},
+		{"two", two, []string{"inet input 2", "inet forward 6", "inet postrouting 2"}},
+		{"two again", two, []string{"inet input 2", "inet forward 6", "inet postrouting 2"}},
+		{"back to one", one, []string{"inet input 1", "inet forward 3", "inet postrouting 1"}},
 		{"last goes: table gone", nil, nil},
 		{"none again", nil, nil},
 	}
@@ -174,7 +153,7 @@ func TestApplyUplinkTwiceAndRemove(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			err := ApplyUplink(n.ns, s.links)
 			require.NoError(t, err)
-			assert.ElementsMatch(t, s.want, uplinkChains(t, n))
+			assert.ElementsMatch(t, s.want, kernelChainsOf(t, n, uplinkTable))
 		})
 	}
 }
