@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
@@ -297,7 +298,17 @@ func TestEgress(t *testing.T) {
 			require.True(t, echo(c, r, "before", time.Second), "the flow works")
 			flows = append(flows, flow{c, r})
 		}
+		transfer := map[string]string{}
+		for _, n := range l.Nodes {
+			transfer[n.ID] = transferOf(t, n)
+			// The check below can fail: the node tracks the flow now.
+			require.NotZero(t, trackedFrom(t, n.NetNS, transfer[n.ID]), "no tracked flow from %s on %s", transfer[n.ID], n.ID)
+		}
 		egressDeploy(t, l, "out", "10.80.0.0/16", false)
+		for _, n := range l.Nodes {
+			assert.Zero(t, trackedFrom(t, n.NetNS, transfer[n.ID]), "tracked flows from %s left on %s", transfer[n.ID], n.ID)
+			assert.Zero(t, trackedFrom(t, namespaces.Name(n.ID, "out"), transfer[n.ID]), "tracked flows via %s left in the network on %s", transfer[n.ID], n.ID)
+		}
 		for i, f := range flows {
 			assert.False(t, echo(f.c, f.r, "after", time.Second), "flow of %s still runs", outs[i].node.ID)
 			assert.Empty(t, probeTCP(outs[i].a.ns, inetHost, probeTimeout), "new flow of %s", outs[i].node.ID)
@@ -333,6 +344,27 @@ func TestEgress(t *testing.T) {
 		assert.Equal(t, n.Underlay.String(), probeTCP(late.ns, inetHost, time.Second))
 	})
 
+}
+
+// trackedFrom counts the IPv4 flows in ns's conntrack table that left from
+// addr or were translated to it.
+func trackedFrom(t *testing.T, ns, addr string) int {
+	t.Helper()
+	h, err := namespaces.Open(ns)
+	require.NoError(t, err)
+	defer func() { _ = h.Close() }()
+	nh, err := netlink.NewHandleAt(h)
+	require.NoError(t, err)
+	defer nh.Close()
+	flows, err := nh.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+	require.NoError(t, err)
+	n := 0
+	for _, f := range flows {
+		if f.Forward.SrcIP.String() == addr || f.Reverse.DstIP.String() == addr {
+			n++
+		}
+	}
+	return n
 }
 
 // egressPrefix starts the name of every egress veth's underlay end.
