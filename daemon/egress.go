@@ -55,14 +55,18 @@ func transferAddr(port int) (netip.Addr, error) {
 	return a, nil
 }
 
-// withUnderlay runs fn with handles to the node's underlay namespace: the
-// one znetd runs in (its threads never stay in another).
-func withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) error) error {
-	ns, err := namespaces.Open("/proc/self/ns/net")
-	if err != nil {
-		return err
+// withUnderlay runs fn with handles to the node's underlay namespace:
+// Config.Underlay, or the one znetd runs in (its threads never stay in
+// another).
+func (d *Daemon) withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) error) error {
+	ns := d.underlay
+	if ns <= 0 {
+		var err error
+		if ns, err = namespaces.Open("/proc/self/ns/net"); err != nil {
+			return err
+		}
+		defer func() { _ = ns.Close() }()
 	}
-	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in the underlay: %w", err)
@@ -86,7 +90,7 @@ func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Netwo
 		return nil, err
 	}
 	var eg *firewall.Egress
-	err = withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
+	err = d.withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
 		eg, err = d.plumbEgress(ns, h, under, uh, n.Name, src)
 		return err
 	})
@@ -138,7 +142,7 @@ func (d *Daemon) egressOf(n *store.Network) (*firewall.Egress, error) {
 		return nil, err
 	}
 	var eg *firewall.Egress
-	err = withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+	err = d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
 		eg, err = d.egressFilter(uh, n.Name, src)
 		return err
 	})
@@ -331,7 +335,7 @@ func (d *Daemon) egressLinks(network string, self *firewall.EgressLink) ([]firew
 // flow of the network, so an open connection stops at once instead of
 // lingering on a stale translation.
 func (d *Daemon) removeEgress(h *netlink.Handle, network string, port int) error {
-	return withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
+	return d.withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
 		return d.unplumbEgress(h, under, uh, network, port)
 	})
 }
@@ -412,12 +416,12 @@ func flushConntrack(h *netlink.Handle, src netip.Addr) error {
 // egressStatus reports whether network n has a way out and the address its
 // flows leave the node from: the source of the underlay's route to the
 // internet.
-func egressStatus(n *store.Network) (addr netip.Addr, problem string) {
+func (d *Daemon) egressStatus(n *store.Network) (addr netip.Addr, problem string) {
 	if n.Spec == nil || !n.Spec.Egress {
 		return netip.Addr{}, ""
 	}
 	var routes []netlink.Route
-	err := withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+	err := d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
 		var err error
 		routes, err = uh.RouteGet(net.IPv4(192, 0, 2, 1)) // any public destination: the default route's
 		return err

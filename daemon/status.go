@@ -68,7 +68,7 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 	}
 	st.Generation = n.Spec.Generation
 	st.Egress = n.Spec.Egress
-	if addr, problem := egressStatus(n); problem != "" {
+	if addr, problem := d.egressStatus(n); problem != "" {
 		st.Problems = append(st.Problems, problem)
 	} else {
 		st.EgressAddress = addr

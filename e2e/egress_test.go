@@ -162,7 +162,7 @@ func TestEgress(t *testing.T) {
 	// The nodes' upstream resolver is an authoritative server on the
 	// simulated internet.
 	asked := authServer(t, w.inet, inetHost)
-	l.DNSUpstream = inetHost
+	l.Args = append(l.Args, "--dns-upstream", inetHost)
 	for _, n := range l.Nodes {
 		require.NoError(t, l.KillNode(n, syscall.SIGTERM))
 		require.NoError(t, l.StartNode(context.Background(), n))
