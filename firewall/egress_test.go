@@ -27,6 +27,7 @@ var egressRules = Rules{Bridge: "br0", Overlay: "wg0", Egress: &Egress{
 // network's namespace gets.
 const egressForwardGolden = `	chain forward {
 		type filter hook forward priority 0; policy drop;
+		tcp flags syn tcp option maxseg size set rt mtu
 		ct state invalid drop
 		ct state established,related accept
 		iifname "br0" oifname "br0" accept
