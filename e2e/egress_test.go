@@ -343,7 +343,6 @@ func TestEgress(t *testing.T) {
 		late := attach(t, n, "out", "late")
 		assert.Equal(t, n.Underlay.String(), probeTCP(late.ns, inetHost, time.Second))
 	})
-
 }
 
 // trackedFrom counts the IPv4 flows in ns's conntrack table that left from
