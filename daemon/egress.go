@@ -83,7 +83,7 @@ func (d *Daemon) withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) 
 // the underlay.
 func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Network, s *spec.Spec) (*firewall.Egress, error) {
 	if !s.Egress {
-		return nil, d.removeEgress(h, n.Name, n.ListenPort)
+		return nil, d.removeEgress(h, n.Name, n.ListenPort, false)
 	}
 	src, err := transferAddr(n.ListenPort)
 	if err != nil {
@@ -334,16 +334,17 @@ func (d *Daemon) egressLinks(network string, self *firewall.EgressLink) ([]firew
 // underlay's table (the table itself with the last one), and every tracked
 // flow of the network, so an open connection stops at once instead of
 // lingering on a stale translation.
-func (d *Daemon) removeEgress(h *netlink.Handle, network string, port int) error {
+// had says the network is known to have had a way out, so the underlay's
+// table is rebuilt even when the veth is gone already.
+func (d *Daemon) removeEgress(h *netlink.Handle, network string, port int, had bool) error {
 	return d.withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
-		return d.unplumbEgress(h, under, uh, network, port)
+		return d.unplumbEgress(h, under, uh, network, port, had)
 	})
 }
 
 // unplumbEgress is removeEgress with handles to the underlay.
-func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, port int) error {
+func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, port int, had bool) error {
 	outer := egressLinkName(d.nodeID, network)
-	var had bool
 	var errs []error
 	if h != nil {
 		if l, err := h.LinkByName(egressIfName); err == nil {
@@ -383,16 +384,16 @@ func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netl
 // dropEgress is removeEgress for a network being torn down, whose
 // namespace may be gone already (and the veth with it).
 func (d *Daemon) dropEgress(network string) error {
-	port := 0
+	port, had := 0, false
 	_ = d.store.View(func(tx *store.Tx) error {
 		if n, err := tx.Network(network); err == nil {
-			port = n.ListenPort
+			port, had = n.ListenPort, n.Spec != nil && n.Spec.Egress
 		}
 		return nil
 	})
 	var err error
-	if d.withHandle(network, func(h *netlink.Handle) { err = d.removeEgress(h, network, port) }) != nil {
-		err = d.removeEgress(nil, network, port)
+	if d.withHandle(network, func(h *netlink.Handle) { err = d.removeEgress(h, network, port, had) }) != nil {
+		err = d.removeEgress(nil, network, port, had)
 	}
 	return err
 }

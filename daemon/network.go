@@ -246,6 +246,9 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	for _, w := range wls {
 		removeResolvConf(w)
 	}
+	// The way out first: its veth is in the namespace too, and its rules
+	// and flows are in the underlay, which the namespace's deletion leaves.
+	errs = append(errs, d.dropEgress(network))
 	// Every veth and tap here is a workload's port (a VM holding a tap's
 	// queue would keep the namespace alive otherwise). Deleting one end removes both
 	// at once; left to the namespace's deletion, the ends in the workloads'
@@ -263,7 +266,6 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 		}
 	})
 	// The underlay end, its rules and its flows are not in the namespace.
-	errs = append(errs, d.dropEgress(network))
 	name := d.nsName(network)
 	id, idErr := namespaces.Identify(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
