@@ -444,38 +444,32 @@ func sameEgress(a, b *firewall.Egress) bool {
 
 // syncWorkloadRoutes gives every workload a default route via the gateway
 // when the network has a way out, and takes it away when not. It is a
-// convenience, not a barrier: the namespace's firewall decides. Failures
-// are logged; a workload whose namespace went is shown by status.
+// convenience, not a barrier: the namespace's firewall decides. Only a
+// namespace that is still the one attached is touched (see wlnetns.go);
+// failures are logged, and status shows a workload whose namespace went.
 func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 	subnets, err := d.subnetsOf(s)
 	if err != nil {
 		return
 	}
 	for _, w := range wls {
-		if !namespaces.IsNetNS(w.NetNS) {
+		ns, state := openWorkloadNS(w)
+		if state != api.StateAttached {
 			continue
 		}
-		if err := withWorkloadHandle(w, func(wh *netlink.Handle) error {
-			return syncDefaultRoute(wh, w.IfName, subnets.Gateway4, s.Egress)
-		}); err != nil {
+		err := func() error {
+			defer func() { _ = ns.Close() }()
+			h, err := netlink.NewHandleAt(ns)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return syncDefaultRoute(h, w.IfName, subnets.Gateway4, s.Egress)
+		}()
+		if err != nil {
 			d.log.Warn("workload default route", "network", s.Name, "workload", w.Name, "err", err)
 		}
 	}
-}
-
-// withWorkloadHandle runs fn with a netlink handle in w's namespace.
-func withWorkloadHandle(w *store.Workload, fn func(*netlink.Handle) error) error {
-	ns, err := namespaces.Open(w.NetNS)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = ns.Close() }()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return fn(h)
 }
 
 // syncDefaultRoute adds (on) or removes (off) the IPv4 default route via

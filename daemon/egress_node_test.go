@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
 )
 
 // underlayState lists the egress veth ends in n's underlay and the chains
@@ -41,23 +43,25 @@ func underlayState(t *testing.T, n *testNode) (links, chains []string) {
 	return links, chains
 }
 
-// giveDefaultRoute puts an uplink with an address and an IPv4 default
-// route into n's underlay namespace.
-func giveDefaultRoute(t *testing.T, n *testNode) {
+// defaultVia returns the gateways of the IPv4 default routes in the
+// namespace named ns.
+func defaultVia(t *testing.T, ns string) []string {
 	t.Helper()
-	h, err := netlink.NewHandleAt(n.underlay)
+	h, err := namespaces.Open(ns)
 	require.NoError(t, err)
-	defer h.Close()
-	// A veth whose other end stays unused (the kernel may lack dummy).
-	require.NoError(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "up1"}))
-	up, err := h.LinkByName("up0")
+	defer func() { _ = h.Close() }()
+	nh, err := netlink.NewHandleAt(h)
 	require.NoError(t, err)
-	require.NoError(t, h.AddrAdd(up, &netlink.Addr{IPNet: ipNet(mustPrefix("198.18.77.1/24"))}))
-	require.NoError(t, h.LinkSetUp(up))
-	peer, err := h.LinkByName("up1")
+	defer nh.Close()
+	routes, err := nh.RouteList(nil, netlink.FAMILY_V4)
 	require.NoError(t, err)
-	require.NoError(t, h.LinkSetUp(peer))
-	require.NoError(t, h.RouteAdd(&netlink.Route{LinkIndex: up.Attrs().Index, Gw: net.IPv4(198, 18, 77, 254)}))
+	var out []string
+	for _, r := range routes {
+		if r.Dst == nil || prefixOf(r.Dst).Bits() == 0 {
+			out = append(out, r.Gw.String())
+		}
+	}
+	return out
 }
 
 func TestEgressWithoutDefaultRouteIsRefusedAndRolledBack(t *testing.T) {
@@ -77,7 +81,7 @@ func TestEgressWithoutDefaultRouteIsRefusedAndRolledBack(t *testing.T) {
 func TestEgressOnOffAndDelete(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	n := newTestNode(t)
-	giveDefaultRoute(t, n)
+	n.underlayLink(t, 1500, []string{"198.18.77.1/24"}, &netlink.Route{Gw: net.IPv4(198, 18, 77, 254)})
 	ctx := context.Background()
 	s := oneNodeSpec("out"+testutil.RandomHex(t, 2), n.id, 1)
 	n.networks[s.Name] = true
@@ -92,6 +96,10 @@ func TestEgressOnOffAndDelete(t *testing.T) {
 	require.Len(t, st, 1)
 	assert.True(t, st[0].Egress)
 	assert.Equal(t, mustAddr("198.18.77.1"), st[0].EgressAddress)
+	wl := n.newWorkloadNS(t)
+	_, err = n.d.Attach(ctx, s.Name, api.AttachRequest{Name: "web", NetNS: namespaces.Path(wl)})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.20.1.1"}, defaultVia(t, wl), "a workload gets a default route with egress")
 
 	// Applying the same spec again changes nothing.
 	_, err = n.d.Apply(ctx, s)
@@ -106,6 +114,7 @@ func TestEgressOnOffAndDelete(t *testing.T) {
 	links, chains = underlayState(t, n)
 	assert.Empty(t, links)
 	assert.Empty(t, chains, "the table goes with the last egress network")
+	assert.Empty(t, defaultVia(t, wl), "the default route goes with egress")
 
 	on := s.Clone()
 	on.Generation = 3
@@ -113,6 +122,7 @@ func TestEgressOnOffAndDelete(t *testing.T) {
 	require.NoError(t, err)
 	links, _ = underlayState(t, n)
 	require.Len(t, links, 1)
+	assert.Equal(t, []string{"10.20.1.1"}, defaultVia(t, wl), "back with egress")
 	require.NoError(t, n.d.DeleteNetwork(ctx, s.Name, true))
 	links, chains = underlayState(t, n)
 	assert.Empty(t, links)

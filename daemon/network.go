@@ -265,7 +265,6 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 			}
 		}
 	})
-	// The underlay end, its rules and its flows are not in the namespace.
 	name := d.nsName(network)
 	id, idErr := namespaces.Identify(namespaces.Path(name))
 	if err := namespaces.Delete(name); err != nil {
