@@ -17,6 +17,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -453,6 +454,9 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 		return
 	}
 	for _, w := range wls {
+		if isTap(w) {
+			continue // its namespace is the network's; the guest routes itself (egressRoute)
+		}
 		ns, state := openWorkloadNS(w)
 		if state != api.StateAttached {
 			continue
@@ -491,4 +495,11 @@ func syncDefaultRoute(wh *netlink.Handle, ifname string, gw netip.Addr, on bool)
 		return fmt.Errorf("removing default route via %s: %w", gw, err)
 	}
 	return nil
+}
+
+// egressRoute is the default route a VM's guest config gets with egress
+// (a namespace workload gets it from syncDefaultRoute). A running guest
+// picks up a change of egress only with a new guest config.
+func egressRoute(subnets ipam.Subnets) api.Route {
+	return api.Route{To: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: subnets.Gateway4}
 }

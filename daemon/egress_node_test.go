@@ -100,6 +100,14 @@ func TestEgressOnOffAndDelete(t *testing.T) {
 	_, err = n.d.Attach(ctx, s.Name, api.AttachRequest{Name: "web", NetNS: namespaces.Path(wl)})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"10.20.1.1"}, defaultVia(t, wl), "a workload gets a default route with egress")
+	vm, err := n.d.Attach(ctx, s.Name, api.AttachRequest{Name: "vm", Tap: true})
+	require.NoError(t, err)
+	assert.Contains(t, vm.Routes, api.Route{To: mustPrefix("0.0.0.0/0"), Via: mustAddr("10.20.1.1")}, "a VM's guest routes out too")
+	// A tap lives in the network's namespace: its default route must stay
+	// the way out, never be turned towards the tap.
+	_, err = n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{egressNextHop.String()}, defaultVia(t, n.nsName(s.Name)))
 
 	// Applying the same spec again changes nothing.
 	_, err = n.d.Apply(ctx, s)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/store"
 )
 
 func TestTransferAddr(t *testing.T) {
@@ -43,4 +44,17 @@ func TestEgressLinkName(t *testing.T) {
 	assert.Equal(t, a, egressLinkName("node1", "shop"), "stable")
 	assert.NotEqual(t, a, egressLinkName("node2", "shop"), "per node")
 	assert.NotEqual(t, a, egressLinkName("node1", "shop2"), "per network")
+}
+
+func TestTapAttachmentHasTheWayOut(t *testing.T) {
+	u := newUnit(t, "node1")
+	s := oneNodeSpec("shop", "node1", 1)
+	s.SetDefaults()
+	subnets, err := u.d.subnetsOf(s)
+	require.NoError(t, err)
+	w := &store.Workload{Name: "vm", Kind: "tap", IPv4: mustAddr("10.20.1.5")}
+	def := api.Route{To: netip.MustParsePrefix("0.0.0.0/0"), Via: mustAddr("10.20.1.1")}
+	assert.NotContains(t, u.d.attachment("shop", s, subnets, w).Routes, def, "no egress, no way out")
+	s.Egress = true
+	assert.Contains(t, u.d.attachment("shop", s, subnets, w).Routes, def)
 }
