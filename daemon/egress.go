@@ -57,13 +57,15 @@ func transferAddr(port int) (netip.Addr, error) {
 }
 
 // withUnderlay runs fn with handles to the node's underlay namespace:
-// Config.Underlay, or the one znetd runs in (its threads never stay in
-// another).
+// Config.Underlay, or the one znetd runs in. That is read from the calling
+// thread, not /proc/self (the main thread): a thread in another namespace is
+// locked to the namespaces.Do call that moved it, so the caller's never is,
+// while the main thread may be that one for a moment.
 func (d *Daemon) withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) error) error {
 	ns := d.underlay
 	if ns <= 0 {
 		var err error
-		if ns, err = namespaces.Open("/proc/self/ns/net"); err != nil {
+		if ns, err = namespaces.Open("/proc/thread-self/ns/net"); err != nil {
 			return err
 		}
 		defer func() { _ = ns.Close() }()
