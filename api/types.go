@@ -137,9 +137,13 @@ type NetworkStatus struct {
 	// TooBigDrops counts the packets the data plane could not send because
 	// the underlay refused them as too big (EMSGSIZE), since the network's
 	// data plane first started here; LastTooBigDrop is when the last was.
-	TooBigDrops    uint64       `json:"too_big_drops,omitempty"`
-	LastTooBigDrop time.Time    `json:"last_too_big_drop,omitzero"`
-	Peers          []PeerStatus `json:"peers"`
+	TooBigDrops    uint64    `json:"too_big_drops,omitempty"`
+	LastTooBigDrop time.Time `json:"last_too_big_drop,omitzero"`
+	// Egress tells whether the network has a way out through this node,
+	// and EgressAddress the node address its flows leave from (source NAT).
+	Egress        bool         `json:"egress"`
+	EgressAddress netip.Addr   `json:"egress_address,omitzero"`
+	Peers         []PeerStatus `json:"peers"`
 	// DNS is what this node's resolver of the network holds.
 	DNS *DNSStatus `json:"dns,omitempty"`
 	// Problems lists what is wrong right now, in words an operator can act on.

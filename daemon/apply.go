@@ -59,6 +59,11 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 	if err != nil {
 		return api.ApplyResult{}, err
 	}
+	if s.Egress {
+		if _, err := transferAddr(n.ListenPort); err != nil {
+			return api.ApplyResult{}, err
+		}
+	}
 	if !changed {
 		d.realized.forget(s.Name) // a repair: look at everything
 	}

@@ -55,6 +55,9 @@ type Config struct {
 	// ObserveApply, if set, is told how long each Apply took (for
 	// znet_apply_duration_seconds).
 	ObserveApply func(took time.Duration)
+	// DNSUpstreams are the node's resolvers, which networks with egress
+	// have names outside their zone resolved by.
+	DNSUpstreams []netip.AddrPort
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -75,6 +78,8 @@ type Daemon struct {
 	markDir string
 	// observeApply is Config.ObserveApply, never nil.
 	observeApply func(time.Duration)
+	// upstreams are the resolvers egress networks' names go to.
+	upstreams []netip.AddrPort
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -112,6 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 		importKeys:   cfg.AllowImportedKeys,
 		markDir:      cfg.MarkDir,
 		observeApply: cfg.ObserveApply,
+		upstreams:    cfg.DNSUpstreams,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -33,6 +33,9 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 		IPRange:   s.IPRange,
 		IPv6Range: s.IPv6Range,
 	}
+	if s.Egress {
+		cfg.Upstreams = d.upstreams
+	}
 	for _, node := range s.Nodes {
 		if node.ID == d.nodeID || !node.Subnet.IsValid() {
 			continue // a member without a subnet has no resolver we know of

@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/store"
 )
 
@@ -69,15 +66,7 @@ func setSysctls(ns netns.NsHandle) error {
 		"net/ipv6/conf/default/proxy_ndp": "1",
 		"net/ipv6/conf/all/proxy_ndp":     "1",
 	}
-	return namespaces.Do(ns, func() error {
-		for k, v := range values {
-			// /proc/sys/net shows the namespace of the thread that opens it.
-			if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
-				return fmt.Errorf("setting %s: %w", k, err)
-			}
-		}
-		return nil
-	})
+	return writeSysctls(ns, values)
 }
 
 // ensureBridge makes the workloads' bridge with the gateway addresses.

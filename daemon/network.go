@@ -113,9 +113,16 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := syncProxyNeigh(h, acc); err != nil {
 		return err
 	}
-	if err := d.applyFirewallOf(ns, n.Name, d.rules(dev, wls, acc)); err != nil {
+	eg, err := d.syncEgress(ns, h, n, s)
+	if err != nil {
 		return err
 	}
+	rules := d.rules(dev, wls, acc)
+	rules.Egress = eg
+	if err := d.applyFirewallOf(ns, n.Name, rules); err != nil {
+		return err
+	}
+	d.syncWorkloadRoutes(s, wls)
 	d.pushDNS(ctx, n, s, wls)
 	return nil
 }
@@ -239,6 +246,9 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	for _, w := range wls {
 		removeResolvConf(w)
 	}
+	// The way out first: its veth is in the namespace too, and its rules
+	// and flows are in the underlay, which the namespace's deletion leaves.
+	errs = append(errs, d.dropEgress(network))
 	// Every veth and tap here is a workload's port (a VM holding a tap's
 	// queue would keep the namespace alive otherwise). Deleting one end removes both
 	// at once; left to the namespace's deletion, the ends in the workloads'

@@ -162,7 +162,7 @@ func (d *Daemon) applyFirewallOf(ns netns.NsHandle, network string, rules firewa
 
 func sameRules(a, b firewall.Rules) bool {
 	return a.Bridge == b.Bridge && a.Overlay == b.Overlay && slices.Equal(a.Ports, b.Ports) &&
-		slices.Equal(a.AccessPeers, b.AccessPeers)
+		slices.Equal(a.AccessPeers, b.AccessPeers) && sameEgress(a.Egress, b.Egress)
 }
 
 // nftGeneration returns the nftables ruleset generation of ns, which the

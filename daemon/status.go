@@ -67,6 +67,12 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		return st
 	}
 	st.Generation = n.Spec.Generation
+	st.Egress = n.Spec.Egress
+	if addr, problem := d.egressStatus(n); problem != "" {
+		st.Problems = append(st.Problems, problem)
+	} else {
+		st.EgressAddress = addr
+	}
 	if sub, err := d.subnetsOf(n.Spec); err == nil {
 		st.Subnet, st.Subnet6, st.Gateway, st.Gateway6 = sub.V4, sub.V6, sub.Gateway4, sub.Gateway6
 	}

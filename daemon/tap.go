@@ -190,6 +190,9 @@ func (d *Daemon) attachment(network string, s *spec.Spec, subnets ipam.Subnets, 
 			a.Routes = append(a.Routes, r)
 		}
 	}
+	if s.Egress {
+		a.Routes = append(a.Routes, egressRoute(subnets))
+	}
 	return a
 }
 

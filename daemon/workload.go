@@ -229,8 +229,8 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 
 // configureWorkloadSide gives the workload's end its addresses, MTU and a
 // route for the network's ranges (and, on a network with link addresses,
-// spec.LinkRange) via the gateway. No default route: the
-// network has no way out.
+// spec.LinkRange) via the gateway. A default route only when the network
+// has a way out (egress).
 func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets ipam.Subnets, w *store.Workload) error {
 	link, err := wh.LinkByName(w.IfName)
 	if err != nil {
@@ -263,6 +263,9 @@ func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets
 		if err := wh.RouteReplace(route); err != nil {
 			return fmt.Errorf("route %s via %s: %w", r.dst, r.gw, err)
 		}
+	}
+	if s.Egress {
+		return syncDefaultRoute(wh, w.IfName, subnets.Gateway4, true)
 	}
 	return nil
 }
@@ -297,7 +300,11 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 		return err
 	}
 	defer func() { _ = ns.Close() }()
-	return firewall.Apply(ns, d.rules(d.device(n.Name, n.Spec.MTU), wls, acc))
+	rules := d.rules(d.device(n.Name, n.Spec.MTU), wls, acc)
+	if rules.Egress, err = d.egressOf(n); err != nil {
+		return err
+	}
+	return firewall.Apply(ns, rules)
 }
 
 // Detach implements api.Service.

@@ -73,6 +73,8 @@ func decodeDeployment(raw json.RawMessage) (*Deployment, error) {
 			return decodeInt(val, f, &d.MTU)
 		case "subnet_bits":
 			return decodeInt(val, f, &d.SubnetBits)
+		case "egress":
+			return decodeBool(val, f, &d.Egress)
 		case "nodes":
 			return decodeNodes(val, f, &d.Nodes)
 		}

@@ -19,6 +19,7 @@ const validDoc = `{
   "ip_range": "10.20.0.0/16",
   "mtu": 1420,
   "subnet_bits": 24,
+  "egress": true,
   "nodes": [
     {"id": "node1", "api": "unix:///run/znet/n1.sock", "endpoint_host": "198.18.0.1"},
     {"id": "node2", "api": "unix:///run/znet/n2.sock", "endpoint_host": "fd00::2"},
@@ -30,7 +31,7 @@ func TestDecodeValid(t *testing.T) {
 	d, err := Decode([]byte(validDoc))
 	require.NoError(t, err)
 	want := &Deployment{
-		Name: "shop", IPRange: netip.MustParsePrefix("10.20.0.0/16"), MTU: 1420, SubnetBits: 24,
+		Name: "shop", IPRange: netip.MustParsePrefix("10.20.0.0/16"), MTU: 1420, SubnetBits: 24, Egress: true,
 		Nodes: []NodeRef{
 			{ID: "node1", API: "unix:///run/znet/n1.sock", EndpointHost: "198.18.0.1"},
 			{ID: "node2", API: "unix:///run/znet/n2.sock", EndpointHost: "fd00::2"},
@@ -112,6 +113,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"ip_range not a prefix", doc(t, `"10.20.0.0/16"`, `"10.20.0.0"`), `ip_range: "10.20.0.0" is not a CIDR prefix`},
 		{"ip_range with host bits", doc(t, `"10.20.0.0/16"`, `"10.20.0.1/16"`), "ip_range: 10.20.0.1/16 has host bits"},
 		{"ipv6_range not a ULA /48", doc(t, `"mtu": 1420`, `"mtu": 1420, "ipv6_range": "2001:db8::/48"`), "ipv6_range: "},
+		{"egress not a boolean", doc(t, `"egress": true`, `"egress": "yes"`), "egress: must be true or false, not a string"},
 		{"mtu too small", doc(t, `"mtu": 1420`, `"mtu": 500`), "mtu: 500 is out of range"},
 		{"mtu not a number", doc(t, `"mtu": 1420`, `"mtu": "1420"`), "mtu: must be a number, not a string"},
 		{"mtu not whole", doc(t, `"mtu": 1420`, `"mtu": 1420.5`), "mtu: must be a positive whole number"},

@@ -48,6 +48,8 @@ type Deployment struct {
 	// MTU is the overlay MTU; zero lets each node derive its own from its
 	// underlay.
 	MTU int `json:"mtu,omitempty"`
+	// Egress gives the workloads a way out through their node (spec.Spec.Egress).
+	Egress bool `json:"egress,omitempty"`
 	// SubnetBits is the length of a new member's subnet; zero means
 	// ipam.DefaultSubnetBits of the range.
 	SubnetBits int       `json:"subnet_bits,omitempty"`

@@ -39,7 +39,7 @@ func buildSpec(d *Deployment, gen uint64, newest *spec.Spec, ready map[string]ap
 	if newest != nil && newest.IPRange != d.IPRange {
 		return nil, fieldErr("ip_range", "the network %s has range %s; a range cannot be changed (delete the network and deploy it again)", d.Name, newest.IPRange)
 	}
-	s := &spec.Spec{Name: d.Name, Generation: gen, IPRange: d.IPRange, IPv6Range: d.IPv6Range, MTU: d.MTU}
+	s := &spec.Spec{Name: d.Name, Generation: gen, IPRange: d.IPRange, IPv6Range: d.IPv6Range, MTU: d.MTU, Egress: d.Egress}
 	s.SetDefaults()
 	var taken []netip.Prefix
 	old := map[string]spec.Node{}

@@ -74,6 +74,10 @@ type Config struct {
 	Members []Member `json:"members"`
 	// Local are this node's workloads.
 	Local []Record `json:"local"`
+	// Upstreams are the node's resolvers, asked (through Options.Forwarder)
+	// for names outside the zone when the network has a way out; none
+	// means such names are refused.
+	Upstreams []netip.AddrPort `json:"upstreams,omitempty"`
 }
 
 // zoneSuffix is the parent of every network's zone.
@@ -163,6 +167,13 @@ func (c Config) normalized() (Config, error) {
 			return Config{}, err
 		}
 		out.Local = append(out.Local, r)
+	}
+	for _, u := range c.Upstreams {
+		u = netip.AddrPortFrom(u.Addr().Unmap(), u.Port())
+		if !u.Addr().IsValid() || u.Port() == 0 {
+			return Config{}, invalid("upstream %s is not an address and port", u)
+		}
+		out.Upstreams = append(out.Upstreams, u)
 	}
 	slices.SortFunc(out.Members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(out.Local, func(a, b Record) int { return cmp.Compare(a.Name, b.Name) })

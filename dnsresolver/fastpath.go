@@ -172,6 +172,9 @@ func (c *udpCache) fill(pkt, name []byte, src netip.Addr) (cached, bool) {
 	if rel, ok := c.view.relative(labels); ok && len(rel) > 0 && rel[len(rel)-1] == localLabel {
 		return cached{}, false
 	}
+	if c.r.forwards(c.view, req) {
+		return cached{}, false // upstream's answer, with its own TTLs
+	}
 	resp, xfr := c.r.answer(c.view, req, src, false)
 	if xfr {
 		return cached{}, false

@@ -34,6 +34,10 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	v := r.view.Load()
 	tcp := isTCP(w.LocalAddr())
 	src := addrOf(w.RemoteAddr())
+	if r.forwards(v, req) {
+		r.serveForwarded(w, v, req, tcp)
+		return
+	}
 	resp, xfr := r.answer(v, req, src, tcp)
 	if xfr {
 		r.answers.add(dns.RcodeSuccess)

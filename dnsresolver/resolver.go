@@ -30,6 +30,10 @@ type Options struct {
 	// PollInterval is how often each member's SOA serial is checked;
 	// 0 means 2 s.
 	PollInterval time.Duration
+	// Forwarder asks the config's upstreams for names outside the zone;
+	// nil refuses them whatever the config says. The resolver does not
+	// close it.
+	Forwarder *Forwarder
 }
 
 // Stats is what a resolver holds: its own records and, per member, what it

@@ -259,9 +259,17 @@ func deviceWith(t *testing.T, ns, addr string) string {
 func TestIsolationMatrix(t *testing.T) {
 	l := newLab(t, 3)
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	// A router to a simulated internet, so that the one egress network
+	// (iso2) has a way out whose limits the matrix checks.
+	wld := newWorld(t, l)
 	const ipRange = "10.80.0.0/16"
+	const egressNet = 2
 	nets := []string{"iso0", "iso1", "iso2"}
-	for _, nw := range nets {
+	for i, nw := range nets {
+		if i == egressNet {
+			egressDeploy(t, l, nw, ipRange, true, n3.ID)
+			continue
+		}
 		deploy(t, l, deployment(t, nw, ipRange, l.Nodes, n3.ID))
 	}
 
@@ -327,7 +335,7 @@ func TestIsolationMatrix(t *testing.T) {
 	// the internet really leave them and meet the node's rules.
 	for _, w := range workloads {
 		st := status[w.net][w.node]
-		out, err := inNS(w.ns, "ip", "route", "add", "default", "via", st.Gateway.String())
+		out, err := inNS(w.ns, "ip", "route", "replace", "default", "via", st.Gateway.String())
 		require.NoError(t, err, out)
 		out, err = inNS(w.ns, "ip", "-6", "route", "add", "default", "via", st.Gateway6.String())
 		require.NoError(t, err, out)
@@ -377,6 +385,9 @@ func TestIsolationMatrix(t *testing.T) {
 	})
 
 	t.Run("workloads reach no underlay, no internet, no other network's gateway", func(t *testing.T) {
+		// Only the egress network's workloads reach the internet host.
+		inet := endpoint{name: "internet-host", net: egressNet, ns: wld.inet, addr: inetHost}
+		listen(t, wld.inet, inetHost, inet.name)
 		server := newLaptop(t, l, "198.18.0.250")
 		outside := []endpoint{{name: "internet-server", net: -1, ns: server.ns, addr: "198.18.0.250"}}
 		listen(t, server.ns, "198.18.0.250", "internet-server")
@@ -401,9 +412,9 @@ func TestIsolationMatrix(t *testing.T) {
 					gateways += 3
 				}
 			}
-			for _, dst := range dsts {
+			for _, dst := range append(dsts, inet) {
 				for _, proto := range []string{"icmp", "tcp", "udp"} {
-					probes = append(probes, probe{src: w, dst: dst, proto: proto})
+					probes = append(probes, probe{src: w, dst: dst, proto: proto, want: dst == inet && w.net == egressNet})
 				}
 			}
 		}

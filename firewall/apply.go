@@ -109,7 +109,7 @@ func add(c *nftables.Conn, nt *nftables.Table, t table) {
 		nc := &nftables.Chain{Name: ch.name, Table: nt}
 		if ch.base() {
 			prio, policy := ch.priority, ch.policy
-			nc.Type = nftables.ChainTypeFilter
+			nc.Type = ch.chainType()
 			nc.Hooknum = ch.hook
 			nc.Priority = &prio
 			nc.Policy = &policy

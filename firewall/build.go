@@ -23,6 +23,7 @@ type chain struct {
 	name     string
 	hook     *nftables.ChainHook
 	hookName string
+	ctype    nftables.ChainType // "" is filter
 	priority nftables.ChainPriority
 	policy   nftables.ChainPolicy
 	rules    []match
@@ -98,11 +99,12 @@ func inetTable(r Rules) table {
 		// Relaying between members that cannot reach each other.
 		rule(iifname(r.Overlay), oifname(r.Overlay), accept),
 	)
+	forward.rules = append(forward.rules, egressForward(r)...)
 	output := chain{
 		name: "output", hook: nftables.ChainHookOutput, hookName: "output",
 		priority: 0, policy: nftables.ChainPolicyAccept,
 	}
-	return table{family: nftables.TableFamilyINet, chains: []chain{input, forward, output}}
+	return table{family: nftables.TableFamilyINet, chains: append([]chain{input, forward, output}, egressNAT(r)...)}
 }
 
 // bridgeTable checks the source of every frame a workload port sends.
@@ -190,22 +192,35 @@ func Render(r Rules) string {
 	r = r.normalized()
 	var b strings.Builder
 	for _, t := range build(r) {
-		fmt.Fprintf(&b, "table %s %s {\n", familyName(t.family), tableName)
-		for i, c := range t.chains {
-			if i > 0 {
-				b.WriteString("\n")
-			}
-			fmt.Fprintf(&b, "\tchain %s {\n", c.name)
-			if c.base() {
-				fmt.Fprintf(&b, "\t\ttype filter hook %s priority %d; policy %s;\n",
-					c.hookName, c.priority, policyName(c.policy))
-			}
-			for _, rl := range c.rules {
-				fmt.Fprintf(&b, "\t\t%s\n", rl.text)
-			}
-			b.WriteString("\t}\n")
-		}
-		b.WriteString("}\n")
+		renderTable(&b, tableName, t)
 	}
 	return b.String()
+}
+
+// renderTable writes table t, named name, as nft lists it.
+func renderTable(b *strings.Builder, name string, t table) {
+	fmt.Fprintf(b, "table %s %s {\n", familyName(t.family), name)
+	for i, c := range t.chains {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(b, "\tchain %s {\n", c.name)
+		if c.base() {
+			fmt.Fprintf(b, "\t\ttype %s hook %s priority %d; policy %s;\n",
+				c.chainType(), c.hookName, c.priority, policyName(c.policy))
+		}
+		for _, rl := range c.rules {
+			fmt.Fprintf(b, "\t\t%s\n", rl.text)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+}
+
+// chainType is c's type, filter unless set.
+func (c chain) chainType() nftables.ChainType {
+	if c.ctype == "" {
+		return nftables.ChainTypeFilter
+	}
+	return c.ctype
 }

@@ -158,13 +158,19 @@ func TestIsolation(t *testing.T) {
 // of rules, as "family chain rules".
 func kernelChains(t *testing.T, n *testNS) []string {
 	t.Helper()
+	return kernelChainsOf(t, n, tableName)
+}
+
+// kernelChainsOf is kernelChains for the tables named table.
+func kernelChainsOf(t *testing.T, n *testNS, table string) []string {
+	t.Helper()
 	c, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
 	require.NoError(t, err)
 	chains, err := c.ListChains()
 	require.NoError(t, err)
 	var out []string
 	for _, ch := range chains {
-		if ch.Table.Name != tableName {
+		if ch.Table.Name != table {
 			continue
 		}
 		rules, err := c.GetRules(ch.Table, ch)

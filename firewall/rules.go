@@ -44,6 +44,8 @@ type Rules struct {
 	// AccessPeers are the addresses of this node's access peers: nothing
 	// may open a connection to them; their own connections are answered.
 	AccessPeers []netip.Addr
+	// Egress is the network's way out on this node; nil means none.
+	Egress *Egress
 }
 
 // normalized returns a copy of r with addresses unmapped and ports sorted
@@ -63,6 +65,7 @@ func (r Rules) normalized() Rules {
 	}
 	slices.SortFunc(out.AccessPeers, netip.Addr.Compare)
 	out.AccessPeers = slices.Compact(out.AccessPeers)
+	out.Egress = r.Egress.normalized()
 	return out
 }
 
@@ -107,7 +110,7 @@ func (r Rules) validate() error {
 			return fmt.Errorf("access peer address %q is not an address without zone: %w", a, ErrInvalid)
 		}
 	}
-	return nil
+	return r.Egress.validate(seen)
 }
 
 // validIfName checks that name can be an interface name.

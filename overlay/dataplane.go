@@ -62,7 +62,7 @@ func RunDataplane(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("ifname", *ifname, "pid", os.Getpid())
 	if *dnsSocket != "" {
-		stop, err := serveResolver(log, *dnsSocket)
+		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd))
 		if err != nil {
 			log.Error("resolver control socket", "err", err)
 			return 1
@@ -200,21 +200,34 @@ func bindNow(dev *device.Device, b *underlayBind) error {
 // serveResolver listens on the resolver's control socket (mode 0600); the
 // resolver itself starts with the first config znetd pushes. It lives in
 // this process so that names keep answering while znetd is down.
-func serveResolver(log *slog.Logger, path string) (stop func(), err error) {
+func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle) (stop func(), err error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	// Names outside the zone (networks with egress) are asked from the
+	// underlay, like the WireGuard socket: the network's namespace itself
+	// has no way out.
+	var up *net.UDPConn
+	if err := namespaces.Do(underlay, func() error {
+		up, err = net.ListenUDP("udp", &net.UDPAddr{})
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("upstream DNS socket in the underlay: %w", err)
+	}
+	fwd := dnsresolver.NewForwarder(up, log.With("part", "dns-forward"), 0)
 	old := unix.Umask(0o177)
 	l, err := net.Listen("unix", path)
 	unix.Umask(old)
 	if err != nil {
+		_ = fwd.Close()
 		return nil, err
 	}
-	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{})
+	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{Forwarder: fwd})
 	stopControl := dnsresolver.ServeControl(l, lazy)
 	return func() {
 		stopControl()
 		_ = lazy.Close()
+		_ = fwd.Close()
 		_ = os.Remove(path)
 	}, nil
 }

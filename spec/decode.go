@@ -20,6 +20,7 @@ type wireSpec struct {
 	IPRange    string
 	IPv6Range  string
 	MTU        int
+	Egress     bool
 	Nodes      []wireNode
 }
 
@@ -123,6 +124,12 @@ func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 			}
 			w.MTU = int(mtu)
 			return nil
+		case "egress":
+			if k := strictjson.Kind(val); k != "a boolean" {
+				return fieldErr(path, "must be true or false, not %s", k)
+			}
+			w.Egress = string(val) == "true"
+			return nil
 		case "nodes":
 			return decodeNodes(val, path, &w.Nodes)
 		}
@@ -170,7 +177,7 @@ func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
 
 // toSpec parses the prefixes, naming the field of the first bad one.
 func (w *wireSpec) toSpec() (*Spec, error) {
-	s := &Spec{Name: w.Name, Generation: w.Generation, MTU: w.MTU}
+	s := &Spec{Name: w.Name, Generation: w.Generation, MTU: w.MTU, Egress: w.Egress}
 	var err error
 	if s.IPRange, err = parsePrefix(w.IPRange, "ip_range"); err != nil {
 		return nil, err

@@ -53,6 +53,8 @@ func TestDecodeBad(t *testing.T) {
 		{name: "generation too big", raw: `{"generation": 18446744073709551616}`, field: "generation", reason: "whole number"},
 		{name: "mtu is a string", change: func(d map[string]any) { d["mtu"] = "1420" }, field: "mtu", reason: "must be a number"},
 		{name: "mtu is a bool", change: func(d map[string]any) { d["mtu"] = true }, field: "mtu", reason: "not a boolean"},
+		{name: "egress is a string", change: func(d map[string]any) { d["egress"] = "true" }, field: "egress", reason: "must be true or false, not a string"},
+		{name: "egress is null", change: func(d map[string]any) { d["egress"] = nil }, field: "egress", reason: "not null"},
 		{name: "ip_range is a number", change: func(d map[string]any) { d["ip_range"] = 10 }, field: "ip_range", reason: "must be a string"},
 		{name: "nodes is an object", change: func(d map[string]any) { d["nodes"] = map[string]any{} }, field: "nodes", reason: "must be an array"},
 		{name: "nodes is null", change: func(d map[string]any) { d["nodes"] = nil }, field: "nodes", reason: "not null"},
@@ -219,6 +221,14 @@ func TestDecodeGood(t *testing.T) {
 			check: func(t *testing.T, s *spec.Spec) {
 				assert.Zero(t, s.MTU, "left for each node to derive")
 				assert.Equal(t, spec.DeriveULA("shop"), s.IPv6Range)
+			},
+		},
+		{
+			name:   "egress read, absent means none",
+			change: func(d map[string]any) { d["egress"] = true },
+			check: func(t *testing.T, s *spec.Spec) {
+				assert.True(t, s.Egress)
+				assert.False(t, (&spec.Spec{}).Egress)
 			},
 		},
 		{

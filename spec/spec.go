@@ -25,8 +25,11 @@ type Spec struct {
 	IPv6Range  netip.Prefix `json:"ipv6_range"`
 	// MTU is the overlay MTU every node uses; 0 (left out) lets each node
 	// derive its own from its underlay.
-	MTU   int    `json:"mtu,omitempty"`
-	Nodes []Node `json:"nodes"`
+	MTU int `json:"mtu,omitempty"`
+	// Egress gives the network's workloads a way out to the internet
+	// through each member node (source NAT, replies only); default none.
+	Egress bool   `json:"egress,omitempty"`
+	Nodes  []Node `json:"nodes"`
 }
 
 // Node is one member of a network.

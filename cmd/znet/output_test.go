@@ -58,6 +58,7 @@ func sampleStatus() api.NetworkStatus {
 		Subnet6: netip.MustParsePrefix("fd3c:9a1e:77b2:1::/64"),
 		Gateway: netip.MustParseAddr("10.20.1.1"), Gateway6: netip.MustParseAddr("fd3c:9a1e:77b2:1::1"),
 		Workloads: 2, MTU: 1320, TooBigDrops: 17, LastTooBigDrop: testNow.Add(-90 * time.Second),
+		Egress: true, EgressAddress: netip.MustParseAddr("198.18.0.1"),
 		Peers: []api.PeerStatus{
 			{
 				Name: "node2", PublicKey: apitest.Key(2), Endpoint: "198.18.0.2:40007",
@@ -94,6 +95,7 @@ func TestStatusTable(t *testing.T) {
   listen port  40001
   public key   AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=
   workloads    2
+  egress       on, source NAT to 198.18.0.1
 
   PEER   ENDPOINT          ALLOWED IPS                          HANDSHAKE  RX       TX
   node2  198.18.0.2:40007  10.20.2.0/24, fd3c:9a1e:77b2:2::/64  12s ago    1.2 KiB  5.5 MiB
@@ -112,6 +114,7 @@ network zoo  generation 1  node node1
   listen port  -
   public key   -
   workloads    0
+  egress       none
 
   no peers
 `, r.stdout)

@@ -76,6 +76,7 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 	_, _ = fmt.Fprintf(tw, "  listen port\t%s\n", itoa(st.ListenPort))
 	_, _ = fmt.Fprintf(tw, "  public key\t%s\n", dash(st.PublicKey))
 	_, _ = fmt.Fprintf(tw, "  workloads\t%d\n", st.Workloads)
+	_, _ = fmt.Fprintf(tw, "  egress\t%s\n", egressText(st))
 	if st.DNS != nil {
 		dns := fmt.Sprintf("serial %d, %d records", st.DNS.Serial, st.DNS.Records)
 		for _, m := range st.DNS.Members {
@@ -107,4 +108,15 @@ func writeStatus(w io.Writer, st api.NetworkStatus, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// egressText says whether the network has a way out and from which address.
+func egressText(st api.NetworkStatus) string {
+	switch {
+	case !st.Egress:
+		return "none"
+	case st.EgressAddress.IsValid():
+		return "on, source NAT to " + st.EgressAddress.String()
+	}
+	return "on, no route out"
 }

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +56,8 @@ type options struct {
 	tokenFile string
 	// importKeys accepts zos workloads, which carry the node's private key.
 	importKeys bool
+	// dnsUpstreams are where egress networks' names outside their zone go.
+	dnsUpstreams []netip.AddrPort
 }
 
 func parseFlags(args []string) (options, error) {
@@ -75,7 +78,12 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `FILE` of the --listen API")
 	fs.BoolVar(&o.importKeys, "allow-imported-keys", false, "accept zos network workloads, which bring this node's private key (made elsewhere)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "`FILE` holding the bearer token the --listen API requires (mode 0600 or stricter)")
+	upstreams := fs.String("dns-upstream", "", "`ADDR,...` (each ADDR or ADDR:PORT) resolving names outside a zone for networks with egress (default: the nameservers of /etc/resolv.conf)")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.dnsUpstreams, err = dnsUpstreams(*upstreams, "/etc/resolv.conf"); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
@@ -202,7 +210,7 @@ func run(args []string) error {
 	}
 	defer closeBackend(backend)
 	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys,
-		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply()})
+		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply(), DNSUpstreams: o.dnsUpstreams})
 	if err != nil {
 		return err
 	}
