@@ -93,7 +93,11 @@ func stateProblem(w *store.Workload, state string) string {
 // the node or into another network. The handle being open, the namespace
 // is alive, so its inode cannot belong to another one during the check.
 func refuseOwnNamespace(path string, id namespaces.Identity) error {
-	self, err := namespaces.ID("/proc/self/ns/net")
+	// thread-self, not self: /proc/self is the main thread's namespace,
+	// and the main thread may be inside another namespace at this moment,
+	// running a namespaces.Do of another goroutine; the calling goroutine's
+	// thread is not locked and so is in the node's namespace.
+	self, err := namespaces.ID("/proc/thread-self/ns/net")
 	if err != nil {
 		return fmt.Errorf("reading the node's namespace: %w", err)
 	}

@@ -36,7 +36,7 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := namespaces.WaitGone(ctx, id); err != nil {
-		pids, _ := namespaces.Holders(id.Ino)
+		pids, _ := namespaces.Holders(id)
 		fmt.Println(err, pids)
 	}
 }

@@ -176,14 +176,20 @@ func isSame(path string, id Ident) (bool, error) {
 // process is among them while one of its threads is in the namespace or it
 // holds a handle. Processes that vanish or cannot be read during the scan
 // are left out; it needs root to see every process. Once the namespace is
-// gone, id may be another namespace's (see Ident).
-func Holders(id uint64) ([]int, error) {
-	found, err := scan(id, false)
+// gone its number may be another namespace's: those holders are left out
+// by the cookie (when id has one).
+func Holders(id Ident) ([]int, error) {
+	found, err := scan(id.Ino, false)
 	if err != nil {
-		return nil, fmt.Errorf("finding holders of namespace net:[%d]: %w", id, err)
+		return nil, fmt.Errorf("finding holders of namespace net:[%d]: %w", id.Ino, err)
 	}
 	var pids []int
 	for _, h := range found {
+		if id.Cookie != 0 {
+			if same, err := isSame(h.path, id); err != nil || !same {
+				continue
+			}
+		}
 		pids = append(pids, h.pid)
 	}
 	return pids, nil

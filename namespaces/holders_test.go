@@ -66,7 +66,7 @@ func TestWaitGone(t *testing.T) {
 
 	t.Run("unused", func(t *testing.T) {
 		name, id := createNS(t)
-		pids, err := Holders(id.Ino)
+		pids, err := Holders(id)
 		require.NoError(t, err)
 		assert.Empty(t, pids, "a bind mount is no process")
 		require.NoError(t, Delete(name))
@@ -81,7 +81,7 @@ func TestWaitGone(t *testing.T) {
 		pid := cmd.Process.Pid
 		require.NoError(t, Delete(name))
 
-		pids, err := Holders(id.Ino)
+		pids, err := Holders(id)
 		require.NoError(t, err)
 		assert.Equal(t, []int{pid}, pids)
 
@@ -96,7 +96,7 @@ func TestWaitGone(t *testing.T) {
 		took, err = waitGone(id, 20*time.Second)
 		require.NoError(t, err)
 		assert.Less(t, took, quick)
-		pids, err = Holders(id.Ino)
+		pids, err = Holders(id)
 		require.NoError(t, err)
 		assert.Empty(t, pids)
 	})
@@ -108,7 +108,7 @@ func TestWaitGone(t *testing.T) {
 		defer func() { _ = h.Close() }()
 		require.NoError(t, Delete(name))
 
-		pids, err := Holders(id.Ino)
+		pids, err := Holders(id)
 		require.NoError(t, err)
 		assert.Equal(t, []int{os.Getpid()}, pids)
 		_, err = waitGone(id, 100*time.Millisecond)
@@ -135,7 +135,7 @@ func TestWaitGone(t *testing.T) {
 		<-entered
 		require.NoError(t, h.Close(), "only the thread holds it now")
 
-		pids, err := Holders(id.Ino)
+		pids, err := Holders(id)
 		assert.NoError(t, err)
 		assert.Equal(t, []int{os.Getpid()}, pids)
 		_, err = waitGone(id, 100*time.Millisecond)
