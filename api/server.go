@@ -31,7 +31,10 @@ const (
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
-	// NodeID is this node's id; specs are decoded and validated for it.
+	// NodeID is ignored: the server only parses a spec, and the Service
+	// validates it for its node.
+	//
+	// Deprecated: leave it out; it goes once no caller sets it.
 	NodeID string
 	// Logger receives one Debug record per request (never a body) and the
 	// errors that become a 500. Nil discards everything.
@@ -49,11 +52,10 @@ type ServerOptions struct {
 // Server exposes a Service over HTTP/JSON. Create it with NewServer, start it
 // with Serve and stop it with Shutdown.
 type Server struct {
-	svc    Service
-	nodeID string
-	log    *slog.Logger
-	mux    *http.ServeMux
-	http   *http.Server
+	svc  Service
+	log  *slog.Logger
+	mux  *http.ServeMux
+	http *http.Server
 }
 
 // NewServer returns a Server that answers API requests with svc.
@@ -62,7 +64,7 @@ func NewServer(svc Service, opts ServerOptions) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, nodeID: opts.NodeID, log: log}
+	s := &Server{svc: svc, log: log}
 	s.mux = s.routes()
 	var h http.Handler = s
 	if opts.Token != "" {
@@ -269,7 +271,8 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	sp, err := spec.Decode(body, s.nodeID)
+	// Only parsed: the Service validates it, for its own node.
+	sp, err := spec.Parse(body)
 	if err != nil {
 		return 0, nil, err
 	}

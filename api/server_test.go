@@ -214,7 +214,6 @@ func TestBadRequests(t *testing.T) {
 		{"apply unknown field", "POST", "/v1/networks", `{"name": "shop", "colour": "red"}`, 400, "colour"},
 		{"apply wrong type", "POST", "/v1/networks", `{"name": "shop", "generation": "3"}`, 400, "generation"},
 		{"apply trailing data", "POST", "/v1/networks", good + `{}`, 400, ""},
-		{"apply invalid spec", "POST", "/v1/networks", `{"name": "Shop"}`, 400, "name"},
 		{"apply body over 1 MiB", "POST", "/v1/networks", string(bigBody()), 413, ""},
 		{"attach malformed JSON", "POST", "/v1/networks/shop/workloads", `{"name": `, 400, ""},
 		{"attach not an object", "POST", "/v1/networks/shop/workloads", `["web"]`, 400, ""},
@@ -257,6 +256,18 @@ func TestBadRequests(t *testing.T) {
 			assert.Empty(t, fake.Calls())
 		})
 	}
+}
+
+// TestInvalidSpecRefusedByService checks that the server only parses a
+// spec and leaves validating it to the Service, whose field error becomes
+// a 400 naming the field.
+func TestInvalidSpecRefusedByService(t *testing.T) {
+	fake, _, socket := newFixture(t)
+	a := rawDo(t, socket, http.MethodPost, "/v1/networks", []byte(`{"name": "Shop"}`))
+	assert.Equal(t, http.StatusBadRequest, a.status, "body %s", a.body)
+	assert.Equal(t, "name", a.err.Field)
+	assert.Contains(t, a.err.Message, "bad character")
+	assert.Equal(t, []string{"Apply(Shop, 0)"}, fake.Calls())
 }
 
 func TestClientRefusesTooLargeBodies(t *testing.T) {

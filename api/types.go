@@ -18,7 +18,8 @@ type Service interface {
 	// network with that port, or moves an existing reservation to it (the
 	// device follows at the next apply, whose spec must carry the new port).
 	ReservePort(ctx context.Context, network string, port int) (Reservation, error)
-	// Apply creates or updates a network from a spec.
+	// Apply creates or updates a network from a spec, which it validates
+	// (spec.Validate for this node): the server only parses it.
 	Apply(ctx context.Context, s *spec.Spec) (ApplyResult, error)
 	// Networks lists the networks this node knows, sorted by name.
 	Networks(ctx context.Context) ([]NetworkSummary, error)

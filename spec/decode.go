@@ -33,15 +33,16 @@ type wireNode struct {
 	LinkAddress string
 }
 
-// Decode parses a JSON spec strictly, fills in defaults (see SetDefaults) and
-// validates the result for the node self (see Validate).
+// Parse parses a JSON spec strictly and only parses: it fills in no
+// defaults and does not validate, which is the service's job (see
+// Validate), so a spec is checked in one place for the node that applies
+// it.
 //
 // Unknown or repeated fields, values of the wrong JSON type, malformed or
-// truncated JSON, data after the object and documents larger than MaxSize are
-// all refused. Every error it returns is a *FieldError: problems of JSON
-// syntax and types come first, then a prefix that does not parse, then the
-// first problem Validate finds.
-func Decode(data []byte, self string) (*Spec, error) {
+// truncated JSON, data after the object, documents larger than MaxSize and
+// prefixes or addresses that do not parse are all refused. Every error it
+// returns is a *FieldError.
+func Parse(data []byte) (*Spec, error) {
 	if len(data) > MaxSize {
 		return nil, fieldErr("", "document is %d bytes, larger than the limit of %d", len(data), MaxSize)
 	}
@@ -53,7 +54,16 @@ func Decode(data []byte, self string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := w.toSpec()
+	return w.toSpec()
+}
+
+// Decode parses a JSON spec (see Parse), fills in defaults (see
+// SetDefaults) and validates the result for the node self (see Validate).
+// Every error it returns is a *FieldError: problems of JSON syntax and
+// types come first, then a prefix that does not parse, then the first
+// problem Validate finds.
+func Decode(data []byte, self string) (*Spec, error) {
+	s, err := Parse(data)
 	if err != nil {
 		return nil, err
 	}

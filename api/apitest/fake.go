@@ -96,12 +96,19 @@ func (f *Fake) ReservePort(_ context.Context, network string, port int) (api.Res
 	return f.Reservation, nil
 }
 
-// Apply implements api.Service.
-func (f *Fake) Apply(_ context.Context, s *spec.Spec) (api.ApplyResult, error) {
+// Apply implements api.Service. Like the daemon, it fills in the spec's
+// defaults and validates it for node NodeID (the server only parses), so
+// a bad spec gets the daemon's answer; LastSpec is the spec with defaults.
+func (f *Fake) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) {
+	s := in.Clone()
+	s.SetDefaults()
 	f.mu.Lock()
 	f.lastSpec = s.Clone()
 	f.mu.Unlock()
 	if err := f.record("Apply", s.Name, s.Generation); err != nil {
+		return api.ApplyResult{}, err
+	}
+	if err := s.Validate(NodeID); err != nil {
 		return api.ApplyResult{}, err
 	}
 	return f.ApplyResult, nil

@@ -10,10 +10,10 @@ import (
 	"github.com/znet/znet/api"
 )
 
-// NodeID is the node id Serve gives the server.
+// NodeID is the node id Fake validates specs for.
 const NodeID = "node1"
 
-// Serve runs an api.Server for svc (node id NodeID) on a Unix socket in a
+// Serve runs an api.Server for svc on a Unix socket in a
 // fresh temporary directory and returns the socket's path. The server is
 // shut down and the directory removed when the test ends. The directory is
 // short on purpose: a socket path must fit in 108 bytes.
@@ -29,7 +29,7 @@ func Serve(t testing.TB, svc api.Service) string {
 	if err != nil {
 		t.Fatalf("listening: %v", err)
 	}
-	srv := api.NewServer(svc, api.ServerOptions{NodeID: NodeID})
+	srv := api.NewServer(svc, api.ServerOptions{})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {

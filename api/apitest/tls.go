@@ -95,7 +95,7 @@ type TLSServer struct {
 	Cert *Cert
 }
 
-// ServeTLS runs an api.Server for svc (node id NodeID) on a TLS listener
+// ServeTLS runs an api.Server for svc on a TLS listener
 // on 127.0.0.1 with a fresh self-signed certificate, requiring token. The
 // server is shut down when the test ends.
 func ServeTLS(t testing.TB, svc api.Service, token string) *TLSServer {
@@ -109,7 +109,7 @@ func ServeTLS(t testing.TB, svc api.Service, token string) *TLSServer {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatalf("writing the token file: %v", err)
 	}
-	srv := api.NewServer(svc, api.ServerOptions{NodeID: NodeID, Token: token})
+	srv := api.NewServer(svc, api.ServerOptions{Token: token})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {

@@ -253,7 +253,7 @@ func TestErrors(t *testing.T) {
 		},
 		{
 			name: "spec refused by the daemon", stdin: `{"name": "shop", "generation": 0}`,
-			args: []string{"network", "apply", "-f", "-"}, wantCode: 1, wantStderr: []string{"znet: generation: must be at least 1\n"},
+			args: []string{"network", "apply", "-f", "-"}, wantCode: 1, wantStderr: []string{"znet: generation: must be at least 1\n"}, wantCalls: 1,
 		},
 		{
 			name: "spec with an unknown field", stdin: `{"name": "shop", "colour": "red"}`,

@@ -225,12 +225,12 @@ func run(args []string) error {
 	}
 	log.Info("recovered state", "took", time.Since(start).Round(time.Millisecond), "backend", backend.Kind())
 
-	servers := []*api.Server{api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Instrument: mets.instrument()})}
+	servers := []*api.Server{api.NewServer(d, api.ServerOptions{Logger: log, Instrument: mets.instrument()})}
 	errc := make(chan error, 3)
 	go func() { errc <- servers[0].Serve(l) }()
 	log.Info("serving", "socket", o.socket)
 	if tcpL != nil {
-		tsrv := api.NewServer(d, api.ServerOptions{NodeID: o.nodeID, Logger: log, Token: rem.token, Instrument: mets.instrument()})
+		tsrv := api.NewServer(d, api.ServerOptions{Logger: log, Token: rem.token, Instrument: mets.instrument()})
 		servers = append(servers, tsrv)
 		go func() { errc <- tsrv.Serve(tcpL) }()
 		log.Info("serving the remote API", "addr", tcpL.Addr().String())
