@@ -14,26 +14,14 @@ import (
 )
 
 // ErrInvalid is matched (via errors.Is) by every *FieldError that Decode
-// and Deployment.Validate return.
-var ErrInvalid = errors.New("invalid deployment")
+// and Deployment.Validate return. It is spec.ErrInvalid: a deployment
+// file is refused with the same error type as a spec.
+var ErrInvalid = spec.ErrInvalid
 
-// FieldError says which field of a deployment file is wrong and why. Field
-// is a JSON path such as "nodes[1].api", or "" for the document as a whole.
-type FieldError struct {
-	Field  string
-	Reason string
-}
-
-// Error returns "field: reason", or just the reason when Field is empty.
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return e.Reason
-	}
-	return e.Field + ": " + e.Reason
-}
-
-// Is reports whether target is ErrInvalid.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+// FieldError says which field of a deployment file is wrong and why: a
+// *spec.FieldError, whose Field is a JSON path such as "nodes[1].api", or
+// "" for the document as a whole.
+type FieldError = spec.FieldError
 
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -116,11 +104,9 @@ func (d *Deployment) Validate() error {
 	// MTU before it gets to the members, so any other complaint is ours.
 	probe := &spec.Spec{Name: d.Name, Generation: 1, IPRange: d.IPRange, IPv6Range: d.IPv6Range, MTU: d.MTU}
 	probe.SetDefaults()
-	var fe *spec.FieldError
-	if err := probe.Validate(""); errors.As(err, &fe) && fe.Field != "nodes" {
-		return fieldErr(fe.Field, "%s", fe.Reason)
-	} else if err != nil && fe == nil {
-		return fieldErr("", "%v", err)
+	var fe *FieldError
+	if err := probe.Validate(""); err != nil && (!errors.As(err, &fe) || fe.Field != "nodes") {
+		return err
 	}
 	if b := d.SubnetBits; b != 0 {
 		lo, hi := d.IPRange.Bits(), min(spec.MaxSubnetBits, d.IPRange.Bits()+16)
