@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/netip"
 
 	"github.com/znet/znet/internal/strictjson"
@@ -63,52 +61,13 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 }
 
 // decodeObject calls fn for every member of the single JSON object in data,
-// in document order.
+// in document order, refusing a repeated key.
 func decodeObject(data []byte, fn func(key string, val json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
+	raw, err := strictjson.Document(data, MaxBodySize, Invalid)
 	if err != nil {
-		return syntaxError(err)
+		return err
 	}
-	if tok != json.Delim('{') {
-		return Invalid("", "the request body must be a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return syntaxError(err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return Invalid("", "malformed JSON: object key %v is not a string", tok)
-		}
-		if seen[key] {
-			return Invalid(key, "field appears more than once")
-		}
-		seen[key] = true
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return syntaxError(err)
-		}
-		if err := fn(key, val); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // '}'
-		return syntaxError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Invalid("", "trailing data after the JSON object at byte %d", dec.InputOffset())
-	}
-	return nil
-}
-
-func syntaxError(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return Invalid("", "truncated or empty JSON")
-	}
-	return Invalid("", "malformed JSON: %v", err)
+	return strictjson.Fields(raw, "", Invalid, func(key, _ string, val json.RawMessage) error { return fn(key, val) })
 }
 
 // decodeInt parses the JSON number val, the field key, into out; it must

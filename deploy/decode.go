@@ -1,9 +1,7 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -35,19 +33,9 @@ func Load(path string) (*Deployment, error) {
 // type, malformed JSON, data after the object and documents larger than
 // MaxSize are refused. Every error it returns is a *FieldError.
 func Decode(data []byte) (*Deployment, error) {
-	if len(data) > MaxSize {
-		return nil, fieldErr("", "document is larger than the limit of %d bytes", MaxSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fieldErr("", "empty document")
-		}
-		return nil, fieldErr("", "malformed JSON: %v", err)
-	}
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
-		return nil, fieldErr("", "trailing data after the JSON object")
+	raw, err := strictjson.Document(data, MaxSize, fail)
+	if err != nil {
+		return nil, err
 	}
 	d, err := decodeDeployment(raw)
 	if err != nil {

@@ -1,11 +1,8 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 
@@ -43,12 +40,12 @@ type wireNode struct {
 // prefixes or addresses that do not parse are all refused. Every error it
 // returns is a *FieldError.
 func Parse(data []byte) (*Spec, error) {
-	if len(data) > MaxSize {
-		return nil, fieldErr("", "document is %d bytes, larger than the limit of %d", len(data), MaxSize)
-	}
-	raw, err := splitDocument(data)
+	raw, err := strictjson.Document(data, MaxSize, fail)
 	if err != nil {
 		return nil, err
+	}
+	if k := strictjson.Kind(raw); k != "an object" {
+		return nil, fieldErr("", "must be a JSON object, not %s", k)
 	}
 	w, err := decodeWire(raw)
 	if err != nil {
@@ -72,36 +69,6 @@ func Decode(data []byte, self string) (*Spec, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// splitDocument checks that data is exactly one well-formed JSON object.
-func splitDocument(data []byte) (json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return nil, syntaxErr(err)
-	}
-	if rest := bytes.Trim(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return nil, fieldErr("", "trailing data after the JSON object at byte %d", len(data)-len(rest))
-	}
-	if strictjson.Kind(raw) != "an object" {
-		return nil, fieldErr("", "must be a JSON object, not %s", strictjson.Kind(raw))
-	}
-	return raw, nil
-}
-
-func syntaxErr(err error) *FieldError {
-	var se *json.SyntaxError
-	switch {
-	case errors.Is(err, io.EOF):
-		return fieldErr("", "empty document")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fieldErr("", "truncated JSON")
-	case errors.As(err, &se):
-		return fieldErr("", "malformed JSON at byte %d: %s", se.Offset, se.Error())
-	default:
-		return fieldErr("", "malformed JSON: %s", err.Error())
-	}
 }
 
 func decodeWire(raw json.RawMessage) (*wireSpec, error) {

@@ -3,7 +3,9 @@ package strictjson
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"unicode/utf8"
 )
 
@@ -11,6 +13,41 @@ import (
 // itself), its message given as for fmt.Sprintf. Callers pass their own
 // constructor, such as api.Invalid.
 type Fail func(path, format string, args ...any) error
+
+// Document returns the one JSON value that data holds, undecoded, for
+// Fields to walk (which refuses any other type than an object). It
+// refuses a document larger than limit bytes, an empty or malformed one
+// and anything after the value; every error is about the document as a
+// whole (path "").
+func Document(data []byte, limit int, fail Fail) (json.RawMessage, error) {
+	if len(data) > limit {
+		return nil, fail("", "document is %d bytes, larger than the limit of %d", len(data), limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, syntaxErr(err, fail)
+	}
+	if rest := bytes.Trim(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return nil, fail("", "trailing data after the JSON object at byte %d", len(data)-len(rest))
+	}
+	return raw, nil
+}
+
+// syntaxErr names what is wrong with a document that does not decode.
+func syntaxErr(err error, fail Fail) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return fail("", "empty document")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fail("", "malformed JSON: truncated")
+	case errors.As(err, &se):
+		return fail("", "malformed JSON at byte %d: %s", se.Offset, se.Error())
+	default:
+		return fail("", "malformed JSON: %s", err.Error())
+	}
+}
 
 // Kind names the JSON type of a syntactically valid value: "an object",
 // "an array", "a string", "a boolean", "null", "a number", or "nothing" for

@@ -191,3 +191,29 @@ func TestFieldsRefusesAnUnclosedObject(t *testing.T) {
 	assert.Contains(t, err.Error(), "not closed")
 	require.NoError(t, Fields(json.RawMessage(`{"a":1}`), "spec", fail, func(string, string, json.RawMessage) error { return nil }))
 }
+
+// TestDocument checks what a whole document may be: one JSON value within
+// the limit, with nothing but white space after it.
+func TestDocument(t *testing.T) {
+	for _, tc := range []struct {
+		name, data, want, msg string
+	}{
+		{"object", ` {"a": 1} ` + "\n", `{"a": 1}`, ""},
+		{"array passes, for Fields to refuse", `[1]`, `[1]`, ""},
+		{"empty", ` `, "", "empty document"},
+		{"truncated", `{"a": `, "", "malformed JSON: truncated"},
+		{"malformed", `{"a": x}`, "", "malformed JSON at byte 7: invalid character 'x' looking for beginning of value"},
+		{"trailing", `{} {}`, "", "trailing data after the JSON object at byte 3"},
+		{"too large", `{"a": "0123456789"}`, "", "document is 19 bytes, larger than the limit of 18"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := Document([]byte(tc.data), 18, testFail)
+			if tc.msg != "" {
+				requireFail(t, err, "", tc.msg)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(raw))
+		})
+	}
+}
