@@ -1,9 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/netip"
+	"strconv"
 
 	"github.com/znet/znet/internal/strictjson"
 )
@@ -73,17 +73,11 @@ func decodeObject(data []byte, fn func(key string, val json.RawMessage) error) e
 // decodeInt parses the JSON number val, the field key, into out; it must
 // be an integer in [lo, hi].
 func decodeInt(val json.RawMessage, key string, lo, hi int64, out *int) error {
-	// json.Number would also take a string such as "51820".
-	if _, err := strictjson.Number(val, key, Invalid); err != nil {
+	n, err := strictjson.Number(val, key, Invalid)
+	if err != nil {
 		return err
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(val))
-	d.UseNumber()
-	if err := d.Decode(&n); err != nil {
-		return Invalid(key, "must be a number")
-	}
-	v, err := n.Int64()
+	v, err := strconv.ParseInt(n, 10, 64)
 	if err != nil || v < lo || v > hi {
 		return Invalid(key, "%s is not an integer in %d-%d", n, lo, hi)
 	}

@@ -259,9 +259,6 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) (int, any, erro
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.ListenPort < 1 || req.ListenPort > 65535 {
-		return 0, nil, Invalid("listen_port", "%d is not a UDP port (1-65535)", req.ListenPort)
-	}
 	res, err := s.svc.ReservePort(r.Context(), name, req.ListenPort)
 	return http.StatusOK, res, err
 }
