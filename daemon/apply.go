@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/daemon/admit"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -25,8 +26,8 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 	if err := s.Validate(d.nodeID); err != nil {
 		return api.ApplyResult{}, err
 	}
-	if d.selfIndex(s) < 0 {
-		return api.ApplyResult{}, api.Invalid("nodes", "this node (%s) is not a member; to leave a network, delete it", d.nodeID)
+	if err := admit.Member(s, d.nodeID); err != nil {
+		return api.ApplyResult{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -106,10 +107,8 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 // reserveForApply reserves a network on first apply when the spec lets the
 // node use its own key (no public_key in its entry).
 func (d *Daemon) reserveForApply(s *spec.Spec) (*store.Network, error) {
-	i := d.selfIndex(s)
-	if s.Nodes[i].PublicKey != "" {
-		return nil, api.Conflict(fmt.Sprintf("nodes[%d].public_key", i),
-			"node %s has no reservation for %s; reserve first (znet network reserve %s)", d.nodeID, s.Name, s.Name)
+	if err := admit.Unreserved(s, d.nodeID); err != nil {
+		return nil, err
 	}
 	var n *store.Network
 	err := d.store.Update(func(tx *store.Tx) error {
@@ -128,36 +127,13 @@ func (d *Daemon) reserveForApply(s *spec.Spec) (*store.Network, error) {
 }
 
 // checkApply decides whether s may replace what n has and whether it
-// changes anything.
+// changes anything: admit's rules, then this node's workloads.
 func (d *Daemon) checkApply(n *store.Network, s *spec.Spec, wls []*store.Workload) (changed bool, err error) {
-	i := d.selfIndex(s)
-	self := s.Nodes[i]
-	if self.PublicKey != "" && self.PublicKey != n.PublicKey {
-		return false, api.Conflict(fmt.Sprintf("nodes[%d].public_key", i),
-			"is not the key node %s reserved for %s (%s)", d.nodeID, s.Name, n.PublicKey)
+	changed, err = admit.Check(s, n.Spec, d.nodeID, admit.Reservation{PublicKey: n.PublicKey, ListenPort: n.ListenPort})
+	if err != nil || !changed || n.Spec == nil {
+		return changed, err
 	}
-	if self.Endpoint != "" {
-		_, port, err := spec.ParseEndpoint(self.Endpoint)
-		if err == nil && int(port) != n.ListenPort {
-			return false, api.Conflict(fmt.Sprintf("nodes[%d].endpoint", i),
-				"port %d is not the port node %s reserved for %s (%d)", port, d.nodeID, s.Name, n.ListenPort)
-		}
-	}
-	if n.Spec == nil {
-		return true, nil
-	}
-	old := n.Spec
-	switch {
-	case s.Generation < old.Generation:
-		return false, api.Conflict("generation", "%d is older than the applied generation %d", s.Generation, old.Generation)
-	case s.Generation == old.Generation:
-		filled := s.Clone()
-		d.fillSelf(n, filled)
-		if !filled.Equal(old) {
-			return false, api.Conflict("generation", "generation %d is already applied with different content; bump the generation", s.Generation)
-		}
-		return false, nil
-	}
+	old, i := n.Spec, d.selfIndex(s)
 	if len(wls) > 0 {
 		if d.selfSubnet(s) != d.selfSubnet(old) {
 			return false, api.Conflict(fmt.Sprintf("nodes[%d].subnet", i), "cannot change while %d workloads are attached", len(wls))
@@ -203,19 +179,11 @@ func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.Acce
 // fillSelf puts the node's reserved key into its own entry when the spec
 // left it out, so the stored spec is complete.
 func (d *Daemon) fillSelf(n *store.Network, s *spec.Spec) {
-	i := d.selfIndex(s)
-	if s.Nodes[i].PublicKey == "" {
-		s.Nodes[i].PublicKey = n.PublicKey
-	}
+	admit.FillSelf(s, d.nodeID, n.PublicKey)
 }
 
 func (d *Daemon) selfIndex(s *spec.Spec) int {
-	for i, node := range s.Nodes {
-		if node.ID == d.nodeID {
-			return i
-		}
-	}
-	return -1
+	return admit.SelfIndex(s, d.nodeID)
 }
 
 func (d *Daemon) selfSubnet(s *spec.Spec) netip.Prefix {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/api/apitest"
+	"github.com/znet/znet/daemon/admit"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
 )
@@ -193,9 +194,10 @@ func (f *Node) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, erro
 	return f.Apply(ctx, s)
 }
 
-// Apply implements api.Service with the daemon's checks: the node must be
-// a member, its entry must carry the key and port it reserved, and a lower
-// generation, or the same one with other content, is a conflict.
+// Apply implements api.Service with the daemon's rules (spec.Validate
+// for this node, then package admit): the node must be a member, its entry
+// must carry the key and port it reserved, and a lower generation, or the
+// same one with other content, is a conflict.
 func (f *Node) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -207,43 +209,30 @@ func (f *Node) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) 
 	if err := s.Validate(f.id); err != nil {
 		return api.ApplyResult{}, err
 	}
-	self, ok := s.Node(f.id)
-	if !ok {
-		return api.ApplyResult{}, api.Invalid("nodes", "this node (%s) is not a member", f.id)
+	if err := admit.Member(s, f.id); err != nil {
+		return api.ApplyResult{}, err
 	}
 	n := f.nets[s.Name]
-	if n == nil {
-		if self.PublicKey != "" {
-			return api.ApplyResult{}, api.Conflict("public_key", "node %s has no reservation for %s", f.id, s.Name)
+	fresh := n == nil
+	if fresh {
+		if err := admit.Unreserved(s, f.id); err != nil {
+			return api.ApplyResult{}, err
 		}
 		n = f.reserveLocked(s.Name)
 	}
-	if self.PublicKey != "" && self.PublicKey != f.key {
-		return api.ApplyResult{}, api.Conflict("public_key", "is not the key node %s reserved", f.id)
-	}
-	if self.Endpoint != "" {
-		if _, port, err := spec.ParseEndpoint(self.Endpoint); err == nil && int(port) != n.port {
-			return api.ApplyResult{}, api.Conflict("endpoint", "port %d is not the port node %s reserved (%d)", port, f.id, n.port)
+	changed, err := admit.Check(s, n.spec, f.id, admit.Reservation{PublicKey: f.key, ListenPort: n.port})
+	if err != nil {
+		if fresh { // as the daemon does, leave no reservation behind
+			delete(f.nets, s.Name)
+			f.reserved--
 		}
+		return api.ApplyResult{}, err
 	}
-	for i := range s.Nodes {
-		if s.Nodes[i].ID == f.id && s.Nodes[i].PublicKey == "" {
-			s.Nodes[i].PublicKey = f.key
-		}
+	admit.FillSelf(s, f.id, f.key)
+	if changed {
+		n.spec = s
 	}
-	res := api.ApplyResult{Name: s.Name, Generation: s.Generation, Changed: true}
-	if old := n.spec; old != nil {
-		switch {
-		case s.Generation < old.Generation:
-			return api.ApplyResult{}, api.Conflict("generation", "%d is older than the applied generation %d", s.Generation, old.Generation)
-		case s.Generation == old.Generation && !s.Equal(old):
-			return api.ApplyResult{}, api.Conflict("generation", "generation %d is already applied with different content", s.Generation)
-		case s.Generation == old.Generation:
-			res.Changed = false
-		}
-	}
-	n.spec = s
-	return res, nil
+	return api.ApplyResult{Name: s.Name, Generation: s.Generation, Changed: changed}, nil
 }
 
 // Networks implements api.Service.
