@@ -17,6 +17,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/internal/linkname"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
@@ -392,7 +393,7 @@ func freeIfName(h *netlink.Handle) (string, error) {
 }
 
 func validIfName(s string) bool {
-	return len(s) > 0 && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n")
+	return linkname.Check(s) == nil
 }
 
 // writeResolvConf writes /etc/netns/NAME/resolv.conf for a workload in a

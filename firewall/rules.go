@@ -7,7 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
+
+	"github.com/znet/znet/internal/linkname"
 )
 
 // ErrInvalid is returned (wrapped) by Apply and Remove when the Rules or the
@@ -115,13 +116,8 @@ func (r Rules) validate() error {
 
 // validIfName checks that name can be an interface name.
 func validIfName(what, name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%s interface name is empty: %w", what, ErrInvalid)
-	case len(name) >= ifNameSize:
-		return fmt.Errorf("%s interface name %q is longer than %d bytes: %w", what, name, ifNameSize-1, ErrInvalid)
-	case strings.ContainsAny(name, "\x00/ \t\n") || name == "." || name == "..":
-		return fmt.Errorf("%s interface name %q has a forbidden character: %w", what, name, ErrInvalid)
+	if err := linkname.Check(name); err != nil {
+		return fmt.Errorf("%s interface name %q %v: %w", what, name, err, ErrInvalid)
 	}
 	return nil
 }

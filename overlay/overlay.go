@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/znet/znet/internal/linkname"
 )
 
 // DefaultMTU is the MTU a Device gets when its MTU is 0.
@@ -203,8 +204,7 @@ func (d Device) mtu() int {
 // checkIfName accepts names that are valid Linux interface names and safe
 // as file names.
 func checkIfName(name string) error {
-	if name == "" || len(name) > 15 || name == "." || name == ".." ||
-		strings.ContainsAny(name, "/ \t\n:\x00") {
+	if err := linkname.Check(name); err != nil {
 		return fmt.Errorf("interface name %q: %w", name, os.ErrInvalid)
 	}
 	return nil
