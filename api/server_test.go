@@ -29,7 +29,7 @@ func mustSpec(t *testing.T) *spec.Spec {
 
 func sampleStatus() api.NetworkStatus {
 	return api.NetworkStatus{
-		Name: "shop", NodeID: "node1", Generation: 3, Namespace: "zn-node1-shop",
+		Name: "shop", NodeID: "node1", Generation: 3, Namespace: "zn-node1.shop",
 		Interface: "zs-shop", Backend: "userspace", PID: 4242,
 		PublicKey: apitest.Key(1), ListenPort: 40001,
 		Subnet:  netip.MustParsePrefix("10.20.1.0/24"),

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 // newNodeID returns a node id no other test uses: "zt" and random hex, so
-// every namespace the daemon makes (zn-<node-id>-<network>) is unique on
+// every namespace the daemon makes (zn-<node-id>.<network>) is unique on
 // the machine and easy to find for cleanup.
 func newNodeID(t testing.TB) string { return "zt" + testutil.RandomHex(t, 4) }
 

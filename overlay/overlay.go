@@ -24,7 +24,7 @@ type Device struct {
 	// /var/run/wireguard/<ifname>.sock is shared by all namespaces.
 	IfName string
 	// NetNS is the path of the network's namespace, e.g.
-	// /run/netns/zn-node1-shop.
+	// /run/netns/zn-node1.shop.
 	NetNS string
 	// MTU of the device; 0 means DefaultMTU. Only used when the device is
 	// created: an adopted device keeps its MTU.

@@ -56,7 +56,8 @@ type Peer struct {
 }
 
 // Resolver turns an endpoint host name into an address. IP literals never
-// reach it. The daemon passes one built on net.Resolver (NetResolver); tests
+// reach it. deploy passes NetResolver(nil), the system's resolver; the
+// daemon passes its own on the system's resolver (Config.Resolve); tests
 // pass a map.
 type Resolver func(ctx context.Context, host string) (netip.Addr, error)
 

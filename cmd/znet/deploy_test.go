@@ -247,7 +247,7 @@ func TestWriteLabUp(t *testing.T) {
 	for i, n := range l.Nodes {
 		res.Nodes = append(res.Nodes, deploy.NodeResult{ID: n.ID, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.30.%d.0/24", i)), Applied: true})
 	}
-	res.Nodes[0].Status = &api.NetworkStatus{Namespace: "zn-node1-demo", Interface: "zn0123456789"}
+	res.Nodes[0].Status = &api.NetworkStatus{Namespace: "zn-node1.demo", Interface: "zn0123456789"}
 	var wls []labWorkload
 	for i := range 3 {
 		wls = append(wls, labWorkload{Node: l.Nodes[i].ID, Name: fmt.Sprintf("w%d", i+1), NetNS: fmt.Sprintf("lab-w%d", i+1),
@@ -263,7 +263,7 @@ func TestWriteLabUp(t *testing.T) {
 		"ip netns exec lab-w1 ping -c 3 10.30.1.2",
 		"ip netns exec lab-w1 ping -c 3 fd00:0:0:1::2",
 		"ip netns exec lab-w3 ping -c 3 10.30.1.2",
-		"ip netns exec zn-node1-demo wg show zn0123456789",
+		"ip netns exec zn-node1.demo wg show zn0123456789",
 		"--socket /tmp/znet-lab/node1/znetd.sock status demo",
 		"lab down --dir /tmp/znet-lab",
 	} {

@@ -51,7 +51,7 @@ func sampleWorkloads() []api.Workload {
 
 func sampleStatus() api.NetworkStatus {
 	return api.NetworkStatus{
-		Name: "shop", NodeID: "node1", Generation: 3, Namespace: "zn-node1-shop",
+		Name: "shop", NodeID: "node1", Generation: 3, Namespace: "zn-node1.shop",
 		Interface: "zs-shop", Backend: "userspace", PID: 4242,
 		PublicKey: apitest.Key(1), ListenPort: 40001,
 		Subnet:  netip.MustParsePrefix("10.20.1.0/24"),
@@ -80,7 +80,7 @@ func sampleStatus() api.NetworkStatus {
 func TestStatusTable(t *testing.T) {
 	fake, socket := newFake(t)
 	kernel := api.NetworkStatus{Name: "zoo", NodeID: "node1", Generation: 1, Interface: "zs-zoo", Backend: "kernel",
-		Namespace: "zn-node1-zoo", Subnet: netip.MustParsePrefix("10.9.0.0/24")}
+		Namespace: "zn-node1.zoo", Subnet: netip.MustParsePrefix("10.9.0.0/24")}
 	fake.Statuses = []api.NetworkStatus{sampleStatus(), kernel}
 	r := cli(t, "", "status", "--socket", socket)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -89,7 +89,7 @@ func TestStatusTable(t *testing.T) {
   mtu          1320
   too big      17 packets refused by the underlay (EMSGSIZE), the last 1m30s ago
   backend      userspace, data-plane pid 4242
-  namespace    zn-node1-shop
+  namespace    zn-node1.shop
   subnet       10.20.1.0/24, fd3c:9a1e:77b2:1::/64
   gateway      10.20.1.1, fd3c:9a1e:77b2:1::1
   listen port  40001
@@ -108,7 +108,7 @@ network zoo  generation 1  node node1
   interface    zs-zoo
   mtu          -
   backend      kernel
-  namespace    zn-node1-zoo
+  namespace    zn-node1.zoo
   subnet       10.9.0.0/24
   gateway      -
   listen port  -
