@@ -54,15 +54,10 @@ func (s *Server) removeAccess(_ http.ResponseWriter, r *http.Request) (int, any,
 // decodeAccessRequest parses an AccessRequest as strictly as an attach.
 func decodeAccessRequest(data []byte) (AccessRequest, error) {
 	var req AccessRequest
-	err := decodeObject(data, func(key string, val json.RawMessage) error {
-		switch key {
-		case "name":
-			return strictjson.String(val, key, Invalid, &req.Name)
-		case "public_key":
-			return strictjson.String(val, key, Invalid, &req.PublicKey)
-		}
+	texts := []strictjson.Text{{Key: "name", To: &req.Name}, {Key: "public_key", To: &req.PublicKey}}
+	err := decodeObject(data, strictjson.Members(Invalid, texts, func(key, _ string, _ json.RawMessage) error {
 		return Invalid(key, "unknown field")
-	})
+	}))
 	return req, err
 }
 

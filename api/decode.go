@@ -13,16 +13,10 @@ import (
 // the right type, nothing after the object. Errors name the field.
 func decodeAttachRequest(data []byte) (AttachRequest, error) {
 	var req AttachRequest
-	err := decodeObject(data, func(key string, val json.RawMessage) error {
+	texts := []strictjson.Text{{Key: "name", To: &req.Name}, {Key: "netns", To: &req.NetNS},
+		{Key: "ifname", To: &req.IfName}, {Key: "mac", To: &req.MAC}}
+	err := decodeObject(data, strictjson.Members(Invalid, texts, func(key, _ string, val json.RawMessage) error {
 		switch key {
-		case "name":
-			return strictjson.String(val, key, Invalid, &req.Name)
-		case "netns":
-			return strictjson.String(val, key, Invalid, &req.NetNS)
-		case "ifname":
-			return strictjson.String(val, key, Invalid, &req.IfName)
-		case "mac":
-			return strictjson.String(val, key, Invalid, &req.MAC)
 		case "tap":
 			return decodeBool(val, key, &req.Tap)
 		case "queues":
@@ -30,11 +24,8 @@ func decodeAttachRequest(data []byte) (AttachRequest, error) {
 			return decodeInt(val, key, 0, 1<<16, &req.Queues)
 		case "ipv4":
 			var text string
-			if err := strictjson.String(val, key, Invalid, &text); err != nil {
+			if err := strictjson.String(val, key, Invalid, &text); err != nil || text == "" {
 				return err
-			}
-			if text == "" {
-				return nil
 			}
 			a, err := netip.ParseAddr(text)
 			if err != nil || !a.Is4() {
@@ -44,14 +35,14 @@ func decodeAttachRequest(data []byte) (AttachRequest, error) {
 			return nil
 		}
 		return Invalid(key, "unknown field")
-	})
+	}))
 	return req, err
 }
 
 // decodeReserveRequest parses a ReserveRequest strictly.
 func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 	var req ReserveRequest
-	err := decodeObject(data, func(key string, val json.RawMessage) error {
+	err := decodeObject(data, func(key, _ string, val json.RawMessage) error {
 		if key != "listen_port" {
 			return Invalid(key, "unknown field")
 		}
@@ -61,13 +52,14 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 }
 
 // decodeObject calls fn for every member of the single JSON object in data,
-// in document order, refusing a repeated key.
-func decodeObject(data []byte, fn func(key string, val json.RawMessage) error) error {
+// in document order, refusing a repeated key. A request's fields are at
+// the top, so a member's path is its key.
+func decodeObject(data []byte, fn strictjson.FieldFunc) error {
 	raw, err := strictjson.Document(data, MaxBodySize, Invalid)
 	if err != nil {
 		return err
 	}
-	return strictjson.Fields(raw, "", Invalid, func(key, _ string, val json.RawMessage) error { return fn(key, val) })
+	return strictjson.Fields(raw, "", Invalid, fn)
 }
 
 // decodeInt parses the JSON number val, the field key, into out; it must

@@ -75,25 +75,11 @@ func decodeDeployment(raw json.RawMessage) (*Deployment, error) {
 }
 
 func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
-	items, err := strictjson.Array(raw, f, fail)
-	if err != nil {
-		return err
-	}
-	nodes := make([]NodeRef, len(items))
-	for i, item := range items {
-		n := &nodes[i]
-		err := strictjson.Fields(item, fmt.Sprintf("%s[%d]", f, i), fail, func(key, f string, val json.RawMessage) error {
+	nodes, err := strictjson.Objects(raw, f, fail, func(n *NodeRef) strictjson.FieldFunc {
+		texts := []strictjson.Text{{Key: "id", To: &n.ID}, {Key: "api", To: &n.API}, {Key: "token_file", To: &n.TokenFile},
+			{Key: "ca_file", To: &n.CAFile}, {Key: "endpoint_host", To: &n.EndpointHost}}
+		return strictjson.Members(fail, texts, func(key, f string, val json.RawMessage) error {
 			switch key {
-			case "id":
-				return strictjson.String(val, f, fail, &n.ID)
-			case "api":
-				return strictjson.String(val, f, fail, &n.API)
-			case "token_file":
-				return strictjson.String(val, f, fail, &n.TokenFile)
-			case "ca_file":
-				return strictjson.String(val, f, fail, &n.CAFile)
-			case "endpoint_host":
-				return strictjson.String(val, f, fail, &n.EndpointHost)
 			case "hidden":
 				return decodeBool(val, f, &n.Hidden)
 			case "listen_port":
@@ -107,12 +93,9 @@ func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
 			}
 			return fieldErr(f, "unknown field")
 		})
-		if err != nil {
-			return err
-		}
-	}
+	})
 	*out = nodes
-	return nil
+	return err
 }
 
 func decodePrefix(raw json.RawMessage, f string, out *netip.Prefix) error {

@@ -119,37 +119,18 @@ func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 }
 
 func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
-	items, err := strictjson.Array(raw, path, fail)
-	if err != nil {
-		return err
-	}
-	nodes := make([]wireNode, len(items))
-	for i, item := range items {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		n := &nodes[i]
-		err := strictjson.Fields(item, p, fail, func(key, path string, val json.RawMessage) error {
-			switch key {
-			case "id":
-				return strictjson.String(val, path, fail, &n.ID)
-			case "subnet":
-				return strictjson.String(val, path, fail, &n.Subnet)
-			case "public_key":
-				return strictjson.String(val, path, fail, &n.PublicKey)
-			case "endpoint":
-				return strictjson.String(val, path, fail, &n.Endpoint)
-			case "allowed_ips":
+	nodes, err := strictjson.Objects(raw, path, fail, func(n *wireNode) strictjson.FieldFunc {
+		texts := []strictjson.Text{{Key: "id", To: &n.ID}, {Key: "subnet", To: &n.Subnet}, {Key: "public_key", To: &n.PublicKey},
+			{Key: "endpoint", To: &n.Endpoint}, {Key: "link_address", To: &n.LinkAddress}}
+		return strictjson.Members(fail, texts, func(key, path string, val json.RawMessage) error {
+			if key == "allowed_ips" {
 				return strictjson.Strings(val, path, fail, &n.AllowedIPs)
-			case "link_address":
-				return strictjson.String(val, path, fail, &n.LinkAddress)
 			}
 			return fieldErr(path, "unknown field")
 		})
-		if err != nil {
-			return err
-		}
-	}
+	})
 	*out = nodes
-	return nil
+	return err
 }
 
 // toSpec parses the prefixes, naming the field of the first bad one.

@@ -146,32 +146,18 @@ func decodePeers(raw json.RawMessage, path string, out *[]Peer) error {
 	if strictjson.Kind(raw) == "null" {
 		return nil // Go's encoder writes an empty list as null
 	}
-	items, err := strictjson.Array(raw, path, fail)
-	if err != nil {
-		return err
-	}
-	peers := make([]Peer, len(items))
-	for i, item := range items {
-		p := &peers[i]
-		err := strictjson.Fields(item, fmt.Sprintf("%s[%d]", path, i), fail, func(key, path string, val json.RawMessage) error {
-			switch key {
-			case "subnet":
-				return strictjson.String(val, path, fail, &p.Subnet)
-			case "wireguard_public_key":
-				return strictjson.String(val, path, fail, &p.WireguardPublicKey)
-			case "endpoint":
-				return strictjson.String(val, path, fail, &p.Endpoint)
-			case "allowed_ips":
+	peers, err := strictjson.Objects(raw, path, fail, func(p *Peer) strictjson.FieldFunc {
+		texts := []strictjson.Text{{Key: "subnet", To: &p.Subnet}, {Key: "wireguard_public_key", To: &p.WireguardPublicKey},
+			{Key: "endpoint", To: &p.Endpoint}}
+		return strictjson.Members(fail, texts, func(key, path string, val json.RawMessage) error {
+			if key == "allowed_ips" {
 				return decodeStrings(val, path, &p.AllowedIPs)
 			}
 			return fail(path, "unknown field")
 		})
-		if err != nil {
-			return err
-		}
-	}
+	})
 	*out = peers
-	return nil
+	return err
 }
 
 func decodeStrings(raw json.RawMessage, path string, out *[]string) error {

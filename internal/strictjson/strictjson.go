@@ -77,7 +77,7 @@ func Kind(raw json.RawMessage) string {
 // is empty); prefix is raw's own path. It refuses a value that is not an
 // object, a malformed one and a key that appears twice, and stops at the
 // first error fn returns.
-func Fields(raw json.RawMessage, prefix string, fail Fail, fn func(key, path string, val json.RawMessage) error) error {
+func Fields(raw json.RawMessage, prefix string, fail Fail, fn FieldFunc) error {
 	if k := Kind(raw); k != "an object" {
 		return fail(prefix, "must be an object, not %s", k)
 	}
