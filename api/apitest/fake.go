@@ -2,7 +2,6 @@ package apitest
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/znet/znet/api"
@@ -24,32 +23,14 @@ type Fake struct {
 	Grant       api.AccessGrant
 	Access      []api.AccessPeer
 
+	Recorder
+
 	mu         sync.Mutex
-	calls      []string
-	errs       map[string]error
 	lastSpec   *spec.Spec
 	lastAttach api.AttachRequest
 }
 
 var _ api.Service = (*Fake)(nil)
-
-// SetErr makes the method named method (e.g. "Apply") return err from now
-// on; a nil err clears it.
-func (f *Fake) SetErr(method string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.errs == nil {
-		f.errs = map[string]error{}
-	}
-	f.errs[method] = err
-}
-
-// Calls returns the calls so far, one line each, like "Detach(shop, web)".
-func (f *Fake) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
 
 // LastSpec returns the spec of the latest Apply call (nil if none).
 func (f *Fake) LastSpec() *spec.Spec {
@@ -65,24 +46,9 @@ func (f *Fake) LastAttach() api.AttachRequest {
 	return f.lastAttach
 }
 
-// record notes a call and returns the error set for method.
-func (f *Fake) record(method string, args ...any) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	line := method + "("
-	for i, a := range args {
-		if i > 0 {
-			line += ", "
-		}
-		line += fmt.Sprint(a)
-	}
-	f.calls = append(f.calls, line+")")
-	return f.errs[method]
-}
-
 // Reserve implements api.Service.
 func (f *Fake) Reserve(_ context.Context, network string) (api.Reservation, error) {
-	if err := f.record("Reserve", network); err != nil {
+	if err := f.Record("Reserve", network); err != nil {
 		return api.Reservation{}, err
 	}
 	return f.Reservation, nil
@@ -90,7 +56,7 @@ func (f *Fake) Reserve(_ context.Context, network string) (api.Reservation, erro
 
 // ReservePort implements api.Service.
 func (f *Fake) ReservePort(_ context.Context, network string, port int) (api.Reservation, error) {
-	if err := f.record("ReservePort", network, port); err != nil {
+	if err := f.Record("ReservePort", network, port); err != nil {
 		return api.Reservation{}, err
 	}
 	return f.Reservation, nil
@@ -105,7 +71,7 @@ func (f *Fake) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) 
 	f.mu.Lock()
 	f.lastSpec = s.Clone()
 	f.mu.Unlock()
-	if err := f.record("Apply", s.Name, s.Generation); err != nil {
+	if err := f.Record("Apply", s.Name, s.Generation); err != nil {
 		return api.ApplyResult{}, err
 	}
 	if err := s.Validate(NodeID); err != nil {
@@ -116,7 +82,7 @@ func (f *Fake) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) 
 
 // Networks implements api.Service.
 func (f *Fake) Networks(context.Context) ([]api.NetworkSummary, error) {
-	if err := f.record("Networks"); err != nil {
+	if err := f.Record("Networks"); err != nil {
 		return nil, err
 	}
 	return f.Summaries, nil
@@ -124,7 +90,7 @@ func (f *Fake) Networks(context.Context) ([]api.NetworkSummary, error) {
 
 // Network implements api.Service.
 func (f *Fake) Network(_ context.Context, name string) (api.NetworkDetail, error) {
-	if err := f.record("Network", name); err != nil {
+	if err := f.Record("Network", name); err != nil {
 		return api.NetworkDetail{}, err
 	}
 	return f.Detail, nil
@@ -132,7 +98,7 @@ func (f *Fake) Network(_ context.Context, name string) (api.NetworkDetail, error
 
 // DeleteNetwork implements api.Service.
 func (f *Fake) DeleteNetwork(_ context.Context, name string, force bool) error {
-	return f.record("DeleteNetwork", name, force)
+	return f.Record("DeleteNetwork", name, force)
 }
 
 // Attach implements api.Service.
@@ -140,7 +106,7 @@ func (f *Fake) Attach(_ context.Context, network string, req api.AttachRequest) 
 	f.mu.Lock()
 	f.lastAttach = req
 	f.mu.Unlock()
-	if err := f.record("Attach", network, req.Name); err != nil {
+	if err := f.Record("Attach", network, req.Name); err != nil {
 		return api.Attachment{}, err
 	}
 	return f.Attachment, nil
@@ -148,12 +114,12 @@ func (f *Fake) Attach(_ context.Context, network string, req api.AttachRequest) 
 
 // Detach implements api.Service.
 func (f *Fake) Detach(_ context.Context, network, name string) error {
-	return f.record("Detach", network, name)
+	return f.Record("Detach", network, name)
 }
 
 // Workloads implements api.Service.
 func (f *Fake) Workloads(_ context.Context, network string) ([]api.Workload, error) {
-	if err := f.record("Workloads", network); err != nil {
+	if err := f.Record("Workloads", network); err != nil {
 		return nil, err
 	}
 	return f.WorkloadsOf, nil
@@ -161,7 +127,7 @@ func (f *Fake) Workloads(_ context.Context, network string) ([]api.Workload, err
 
 // Workload implements api.Service: it answers Attachment.
 func (f *Fake) Workload(_ context.Context, network, name string) (api.Attachment, error) {
-	if err := f.record("Workload", network, name); err != nil {
+	if err := f.Record("Workload", network, name); err != nil {
 		return api.Attachment{}, err
 	}
 	return f.Attachment, nil
@@ -169,7 +135,7 @@ func (f *Fake) Workload(_ context.Context, network, name string) (api.Attachment
 
 // Status implements api.Service.
 func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, error) {
-	if err := f.record("Status", network); err != nil {
+	if err := f.Record("Status", network); err != nil {
 		return nil, err
 	}
 	return f.Statuses, nil
@@ -177,7 +143,7 @@ func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, e
 
 // AddAccess implements api.Service.
 func (f *Fake) AddAccess(_ context.Context, network string, req api.AccessRequest) (api.AccessGrant, error) {
-	if err := f.record("AddAccess", network, req.Name, req.PublicKey); err != nil {
+	if err := f.Record("AddAccess", network, req.Name, req.PublicKey); err != nil {
 		return api.AccessGrant{}, err
 	}
 	return f.Grant, nil
@@ -185,12 +151,12 @@ func (f *Fake) AddAccess(_ context.Context, network string, req api.AccessReques
 
 // RemoveAccess implements api.Service.
 func (f *Fake) RemoveAccess(_ context.Context, network, name string) error {
-	return f.record("RemoveAccess", network, name)
+	return f.Record("RemoveAccess", network, name)
 }
 
 // AccessPeers implements api.Service.
 func (f *Fake) AccessPeers(_ context.Context, network string) ([]api.AccessPeer, error) {
-	if err := f.record("AccessPeers", network); err != nil {
+	if err := f.Record("AccessPeers", network); err != nil {
 		return nil, err
 	}
 	return f.Access, nil

@@ -28,7 +28,7 @@ func NewZosFake() *ZosFake { return &ZosFake{Fake: &Fake{}} }
 // ZosApply implements api.ZosService.
 func (f *ZosFake) ZosApply(_ context.Context, twin uint32, w *zos.Workload) (api.ZosNetwork, error) {
 	n := api.ZosNetwork{Network: zos.NetworkName(twin, w.Name), Twin: twin, Name: w.Name, Version: w.Version}
-	if err := f.record("ZosApply", twin, w.Name); err != nil {
+	if err := f.Record("ZosApply", twin, w.Name); err != nil {
 		return api.ZosNetwork{}, err
 	}
 	f.zmu.Lock()
@@ -39,7 +39,7 @@ func (f *ZosFake) ZosApply(_ context.Context, twin uint32, w *zos.Workload) (api
 
 // ZosNetworks implements api.ZosService.
 func (f *ZosFake) ZosNetworks(context.Context) ([]api.ZosNetwork, error) {
-	if err := f.record("ZosNetworks"); err != nil {
+	if err := f.Record("ZosNetworks"); err != nil {
 		return nil, err
 	}
 	f.zmu.Lock()
@@ -49,7 +49,7 @@ func (f *ZosFake) ZosNetworks(context.Context) ([]api.ZosNetwork, error) {
 
 // ZosDelete implements api.ZosService: 404 for a workload never applied.
 func (f *ZosFake) ZosDelete(_ context.Context, twin uint32, name string) error {
-	if err := f.record("ZosDelete", twin, name); err != nil {
+	if err := f.Record("ZosDelete", twin, name); err != nil {
 		return err
 	}
 	f.zmu.Lock()

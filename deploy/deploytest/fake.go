@@ -36,17 +36,19 @@ type Node struct {
 	key  string
 	port int
 
+	// Recorder has the calls so far and the errors set with SetErr
+	// (for "Apply", which covers ApplyRaw too).
+	apitest.Recorder
+
 	mu sync.Mutex
 	// nets are the networks the node knows, by name.
 	nets map[string]*network
-	errs map[string]error
 	// handshakeAfter is the number of Status calls after which peers
 	// show a handshake; silent peers never do.
 	handshakeAfter int
 	silent         map[string]bool
 	polls          int
 	reserved       int // networks reserved so far, for the next port
-	calls          []string
 	now            func() time.Time
 }
 
@@ -96,24 +98,6 @@ func (f *Node) HandshakeAfter(n int, silent ...string) {
 	}
 }
 
-// SetErr makes method (e.g. "Apply", which covers ApplyRaw too) fail with
-// err from now on; nil clears it.
-func (f *Node) SetErr(method string, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.errs == nil {
-		f.errs = map[string]error{}
-	}
-	f.errs[method] = err
-}
-
-// Calls returns the calls so far, one line each, like "Apply(shop, 2)".
-func (f *Node) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
 // Spec returns the node's applied spec of network (nil for none).
 func (f *Node) Spec(network string) *spec.Spec {
 	f.mu.Lock()
@@ -129,19 +113,6 @@ func (f *Node) Has(network string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.nets[network] != nil
-}
-
-// recordLocked notes a call and returns the error set for method.
-func (f *Node) recordLocked(method string, args ...any) error {
-	line := method + "("
-	for i, a := range args {
-		if i > 0 {
-			line += ", "
-		}
-		line += fmt.Sprint(a)
-	}
-	f.calls = append(f.calls, line+")")
-	return f.errs[method]
 }
 
 func (f *Node) notFound(network string) error {
@@ -163,7 +134,7 @@ func (f *Node) reserveLocked(name string) *network {
 func (f *Node) Reserve(_ context.Context, name string) (api.Reservation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("Reserve", name); err != nil {
+	if err := f.Record("Reserve", name); err != nil {
 		return api.Reservation{}, err
 	}
 	n := f.reserveLocked(name)
@@ -174,7 +145,7 @@ func (f *Node) Reserve(_ context.Context, name string) (api.Reservation, error) 
 func (f *Node) ReservePort(_ context.Context, name string, port int) (api.Reservation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("ReservePort", name); err != nil {
+	if err := f.Record("ReservePort", name); err != nil {
 		return api.Reservation{}, err
 	}
 	n := f.reserveLocked(name)
@@ -182,13 +153,12 @@ func (f *Node) ReservePort(_ context.Context, name string, port int) (api.Reserv
 	return api.Reservation{NodeID: f.id, PublicKey: f.key, ListenPort: n.port}, nil
 }
 
-// ApplyRaw decodes data as the daemon does and applies it.
+// ApplyRaw parses data as the API server does and applies it, which
+// validates it as the daemon does.
 func (f *Node) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, error) {
-	s, err := spec.Decode(data, f.id)
+	s, err := spec.Parse(data)
 	if err != nil {
-		f.mu.Lock()
-		_ = f.recordLocked("ApplyRaw") // the decode error wins over one set for ApplyRaw
-		f.mu.Unlock()
+		_ = f.Record("ApplyRaw") // the parse error wins over one set for ApplyRaw
 		return api.ApplyResult{}, err
 	}
 	return f.Apply(ctx, s)
@@ -201,7 +171,7 @@ func (f *Node) ApplyRaw(ctx context.Context, data []byte) (api.ApplyResult, erro
 func (f *Node) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("Apply", in.Name, in.Generation); err != nil {
+	if err := f.Record("Apply", in.Name, in.Generation); err != nil {
 		return api.ApplyResult{}, err
 	}
 	s := in.Clone()
@@ -239,7 +209,7 @@ func (f *Node) Apply(_ context.Context, in *spec.Spec) (api.ApplyResult, error) 
 func (f *Node) Networks(context.Context) ([]api.NetworkSummary, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("Networks"); err != nil {
+	if err := f.Record("Networks"); err != nil {
 		return nil, err
 	}
 	out := []api.NetworkSummary{}
@@ -266,7 +236,7 @@ func (f *Node) namesLocked() []string {
 func (f *Node) Network(_ context.Context, name string) (api.NetworkDetail, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("Network", name); err != nil {
+	if err := f.Record("Network", name); err != nil {
 		return api.NetworkDetail{}, err
 	}
 	n := f.nets[name]
@@ -280,7 +250,7 @@ func (f *Node) Network(_ context.Context, name string) (api.NetworkDetail, error
 func (f *Node) DeleteNetwork(_ context.Context, name string, force bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("DeleteNetwork", name, force); err != nil {
+	if err := f.Record("DeleteNetwork", name, force); err != nil {
 		return err
 	}
 	if f.nets[name] == nil {
@@ -296,7 +266,7 @@ func (f *Node) DeleteNetwork(_ context.Context, name string, force bool) error {
 func (f *Node) Status(_ context.Context, name string) ([]api.NetworkStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.recordLocked("Status", name); err != nil {
+	if err := f.Record("Status", name); err != nil {
 		return nil, err
 	}
 	f.polls++
