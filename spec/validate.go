@@ -73,14 +73,10 @@ func (s *Spec) Validate(self string) error {
 
 func checkIPRange(p netip.Prefix) error {
 	const f = "ip_range"
-	switch {
-	case !p.IsValid():
-		return fieldErr(f, "is required")
-	case !p.Addr().Is4():
-		return fieldErr(f, "%s is not an IPv4 prefix", p)
-	case p != p.Masked():
-		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
-	case p.Bits() < MinRangeBits || p.Bits() > MaxRangeBits:
+	if err := checkPrefix(f, p, true, "is required"); err != nil {
+		return err
+	}
+	if p.Bits() < MinRangeBits || p.Bits() > MaxRangeBits {
 		return fieldErr(f, "prefix length /%d is out of range (/%d../%d)", p.Bits(), MinRangeBits, MaxRangeBits)
 	}
 	return nil
@@ -88,17 +84,29 @@ func checkIPRange(p netip.Prefix) error {
 
 func checkIPv6Range(p netip.Prefix) error {
 	const f = "ipv6_range"
-	switch {
-	case !p.IsValid():
-		return fieldErr(f, "is required (SetDefaults derives it from the name)")
-	case !p.Addr().Is6() || p.Addr().Is4In6():
-		return fieldErr(f, "%s is not an IPv6 prefix", p)
+	switch err := checkPrefix(f, p, false, "is required (SetDefaults derives it from the name)"); {
+	case err != nil:
+		return err
 	case p.Bits() != 48:
 		return fieldErr(f, "prefix length must be /48, not /%d", p.Bits())
-	case p != p.Masked():
-		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
 	case !ulaRange.Contains(p.Addr()):
 		return fieldErr(f, "%s is not a unique local range (inside %s)", p, ulaRange)
+	}
+	return nil
+}
+
+// checkPrefix checks what every prefix of a spec must be: given (else
+// missing is the reason), IPv4 (v4) or IPv6, and without host bits.
+func checkPrefix(f string, p netip.Prefix, v4 bool, missing string) error {
+	switch {
+	case !p.IsValid():
+		return fieldErr(f, "%s", missing)
+	case v4 && !p.Addr().Is4():
+		return fieldErr(f, "%s is not an IPv4 prefix", p)
+	case !v4 && (!p.Addr().Is6() || p.Addr().Is4In6()):
+		return fieldErr(f, "%s is not an IPv6 prefix", p)
+	case p != p.Masked():
+		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
 	}
 	return nil
 }
@@ -228,13 +236,10 @@ func inside(r, p netip.Prefix) bool {
 // overlaps between members are checked by checkNode.
 func (s *Spec) checkSubnet(i int, f string) error {
 	p := s.Nodes[i].Subnet
+	if err := checkPrefix(f, p, true, "is required"); err != nil {
+		return err
+	}
 	switch {
-	case !p.IsValid():
-		return fieldErr(f, "is required")
-	case !p.Addr().Is4():
-		return fieldErr(f, "%s is not an IPv4 prefix", p)
-	case p != p.Masked():
-		return fieldErr(f, "%s has host bits; did you mean %s?", p, p.Masked())
 	case p.Bits() > MaxSubnetBits:
 		return fieldErr(f, "prefix length /%d is too long (at most /%d: network, gateway, one workload, broadcast)", p.Bits(), MaxSubnetBits)
 	case p.Bits() < s.IPRange.Bits() || !s.IPRange.Contains(p.Addr()):
