@@ -22,7 +22,7 @@ func Check(name string) error {
 	case len(name) > MaxLen:
 		return fmt.Errorf("is longer than %d bytes", MaxLen)
 	case name == "." || name == "..":
-		return errors.New("is . or ..")
+		return errors.New(`is "." or ".."`)
 	case strings.ContainsAny(name, "/:\x00 \t\n\v\f\r"):
 		return errors.New("has a forbidden character ('/', ':', NUL or white space)")
 	}

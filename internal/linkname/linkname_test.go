@@ -14,8 +14,8 @@ func TestCheck(t *testing.T) {
 	for name, want := range map[string]string{
 		"":                      "is empty",
 		strings.Repeat("a", 16): "is longer than 15 bytes",
-		".":                     "is . or ..",
-		"..":                    "is . or ..",
+		".":                     `is "." or ".."`,
+		"..":                    `is "." or ".."`,
 		"a/b":                   "forbidden character",
 		"a:b":                   "forbidden character",
 		"a b":                   "forbidden character",
