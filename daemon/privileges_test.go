@@ -19,12 +19,13 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/spec"
 )
 
 // startCapsMask is what a data plane's bounding set may keep when its
 // runtime cannot empty it on every thread (a cgo build, as under -race):
-// the capabilities it starts with, unusable once it is nobody with
+// the capabilities it starts with, unusable once it is its own user with
 // no_new_privs.
 const startCapsMask = 1<<unix.CAP_NET_ADMIN | 1<<unix.CAP_SYS_ADMIN | 1<<unix.CAP_NET_BIND_SERVICE |
 	1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID | 1<<unix.CAP_SETPCAP
@@ -43,9 +44,9 @@ func taskStatus(t *testing.T, path string) map[string]string {
 	return out
 }
 
-// requireUnprivileged checks every thread of data plane pid: nobody, no
+// requireUnprivileged checks every thread of data plane pid: its own user, no
 // capabilities, no_new_privs, and no handle of the underlay left open.
-func requireUnprivileged(t *testing.T, pid int, underlay uint64) {
+func requireUnprivileged(t *testing.T, pid int, ifname string, underlay uint64) {
 	t.Helper()
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
@@ -54,8 +55,9 @@ func requireUnprivileged(t *testing.T, pid int, underlay uint64) {
 	for _, task := range tasks {
 		st := taskStatus(t, dir+"/"+task.Name()+"/status")
 		name := "thread " + task.Name()
-		assert.Equal(t, "65534\t65534\t65534\t65534", st["Uid"], name)
-		assert.Equal(t, "65534\t65534\t65534\t65534", st["Gid"], name)
+		ids := strings.Repeat(strconv.Itoa(overlay.DataplaneUID(ifname))+"\t", 4)
+		assert.Equal(t, strings.TrimSuffix(ids, "\t"), st["Uid"], name)
+		assert.Equal(t, strings.TrimSuffix(ids, "\t"), st["Gid"], name)
 		assert.Empty(t, strings.TrimSpace(st["Groups"]), name)
 		for _, set := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb"} {
 			assert.Equal(t, "0000000000000000", st[set], "%s %s", name, set)
@@ -94,7 +96,7 @@ func lookupA(ns, server, name string) ([]string, error) {
 }
 
 // TestDataplanePrivileges checks (issue 10 item 5) that a running data
-// plane is nobody without capabilities, with no_new_privs and without the
+// plane runs as its own user without capabilities, with no_new_privs and without the
 // underlay's handle, and that its network keeps working: DNS records
 // pushed after the drop, peers changed, the device taken down and up by
 // hand; a listen port set by hand, which it cannot bind any more, ends it,
@@ -131,7 +133,7 @@ func TestDataplanePrivileges(t *testing.T) {
 	step(t, "the running data plane holds no privilege", func(t *testing.T) {
 		pid := n.real.PID(n.dev("shop"))
 		require.Positive(t, pid)
-		requireUnprivileged(t, pid, underlay.Ino)
+		requireUnprivileged(t, pid, n.dev("shop").IfName, underlay.Ino)
 		dev, err := n.real.Show(ctx, n.dev("shop"))
 		require.NoError(t, err)
 		assert.Equal(t, res.ListenPort, dev.ListenPort)
@@ -160,7 +162,7 @@ func TestDataplanePrivileges(t *testing.T) {
 		_, err := n.d.Apply(ctx, s) // the routes went with the link
 		require.NoError(t, err)
 		assert.Equal(t, pid, n.real.PID(n.dev("shop")))
-		requireUnprivileged(t, pid, underlay.Ino)
+		requireUnprivileged(t, pid, n.dev("shop").IfName, underlay.Ino)
 		resolves(t, "web", web.IPv4)
 	})
 
@@ -176,7 +178,7 @@ func TestDataplanePrivileges(t *testing.T) {
 			dev, err := n.real.Show(ctx, n.dev("shop"))
 			return newPid != 0 && newPid != pid && err == nil && dev.ListenPort == res.ListenPort && len(dev.Peers) == 2
 		}, 10*time.Second, 20*time.Millisecond, "a new data plane on the reserved port, with the peers")
-		requireUnprivileged(t, newPid, underlay.Ino)
+		requireUnprivileged(t, newPid, n.dev("shop").IfName, underlay.Ino)
 		resolves(t, "web", web.IPv4)
 	})
 
@@ -193,7 +195,7 @@ func TestDataplanePrivileges(t *testing.T) {
 		newPid := n.real.PID(n.dev("shop"))
 		require.Positive(t, newPid)
 		assert.NotEqual(t, pid, newPid)
-		requireUnprivileged(t, newPid, underlay.Ino)
+		requireUnprivileged(t, newPid, n.dev("shop").IfName, underlay.Ino)
 		dev, err := n.real.Show(ctx, n.dev("shop"))
 		require.NoError(t, err)
 		assert.Equal(t, moved, dev.ListenPort)

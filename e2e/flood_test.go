@@ -91,7 +91,7 @@ func TestDataplaneSurvivesDNSFlood(t *testing.T) {
 }
 
 // lowerNofile sets the descriptor limit of process pid to limit. The data
-// plane runs as nobody, and changing another user's limits takes
+// plane runs as its own user, and changing another user's limits takes
 // CAP_SYS_RESOURCE, which a test machine may not grant even to root; a
 // process of the same user and group may, so prlimit runs as the data
 // plane's user and group.

@@ -17,6 +17,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay"
 )
 
 // reapply applies node's current spec of network again: how an operator
@@ -95,7 +96,7 @@ func sleeper(t *testing.T, ns string, pid int) *exec.Cmd {
 // /proc/PID path whose pid, while znetd was down, went to a process in the
 // node's own namespace. Neither new namespace gets an interface or reaches
 // anything, and the rest of the network keeps working. It also reads the
-// shipped (cgo-free) data plane's threads: nobody, no capabilities, an
+// shipped (cgo-free) data plane's threads: its own user, no capabilities, an
 // empty bounding set, no_new_privs (item 5).
 func TestIsolationReplacedNamespace(t *testing.T) {
 	l := newLab(t, 2)
@@ -125,7 +126,7 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 		assert.Empty(t, bad, "unexpected outcomes:\n%s", strings.Join(bad, "\n"))
 	}
 
-	t.Run("data planes run as nobody without capabilities, and names resolve", func(t *testing.T) {
+	t.Run("data planes run as their own users without capabilities, and names resolve", func(t *testing.T) {
 		for _, n := range l.Nodes {
 			pid := dataplanePIDs(t, n)[network]
 			require.Positive(t, pid, "data plane of %s", n.ID)
@@ -137,7 +138,9 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 				require.NoError(t, err)
 				st := string(b)
 				// Built without cgo, the bounding set is empty too.
-				for _, want := range []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nCapEff:\t0000000000000000\n",
+				uid := strconv.Itoa(overlay.DataplaneUID(overlay.IfName(n.ID, network)))
+				ids := uid + "\t" + uid + "\t" + uid + "\t" + uid
+				for _, want := range []string{"\nUid:\t" + ids + "\n", "\nGid:\t" + ids + "\n", "\nCapEff:\t0000000000000000\n",
 					"\nCapPrm:\t0000000000000000\n", "\nCapBnd:\t0000000000000000\n", "\nNoNewPrivs:\t1\n"} {
 					assert.Contains(t, st, want, "%s data plane thread %s", n.ID, task.Name())
 				}

@@ -139,10 +139,11 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	}
 	drop := func() error {
 		ubind.closeUnderlay()
-		if err := dropPrivileges(); err != nil {
+		uid := DataplaneUID(ifname)
+		if err := dropPrivileges(uid); err != nil {
 			return err // fail closed: never serve with them
 		}
-		log.Info("dropped privileges", "uid", dataplaneUID)
+		log.Info("dropped privileges", "uid", uid)
 		return nil
 	}
 	bound := ubind.bound
