@@ -223,17 +223,19 @@ func (d *Daemon) ReservePort(ctx context.Context, network string, port int) (api
 	defer d.mu.Unlock()
 	var res api.Reservation
 	err := d.store.Update(func(tx *store.Tx) error {
-		all, err := tx.Networks()
+		ports, err := tx.ListenPorts()
 		if err != nil {
 			return err
 		}
+		for other, p := range ports {
+			if other != network && p == port {
+				return api.Conflict("listen_port", "port %d is used by network %s on this node", port, other)
+			}
+		}
 		var n *store.Network
-		for _, other := range all {
-			switch {
-			case other.Name == network:
-				n = other
-			case other.ListenPort == port:
-				return api.Conflict("listen_port", "port %d is used by network %s on this node", port, other.Name)
+		if _, ok := ports[network]; ok {
+			if n, err = tx.Network(network); err != nil {
+				return err
 			}
 		}
 		if n != nil && n.Zos != nil {
@@ -269,13 +271,13 @@ func (d *Daemon) newReservationLocked(tx *store.Tx, network string) (*store.Netw
 	if err != nil {
 		return nil, fmt.Errorf("generating key: %w", err)
 	}
-	all, err := tx.Networks()
+	ports, err := tx.ListenPorts()
 	if err != nil {
 		return nil, err
 	}
 	used := map[int]bool{}
-	for _, n := range all {
-		used[n.ListenPort] = true
+	for _, p := range ports {
+		used[p] = true
 	}
 	for port := d.portMin; port <= d.portMax; port++ {
 		if used[port] || !d.free(port) {

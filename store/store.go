@@ -28,7 +28,10 @@ var (
 	bucketNetworks  = []byte("networks")
 	bucketWorkloads = []byte("workloads")
 	bucketAccess    = []byte("access")
-	keyNodeID       = []byte("node_id")
+	// bucketPorts indexes networks' listen ports (name -> decimal port);
+	// Open rebuilds it from bucketNetworks.
+	bucketPorts = []byte("ports")
+	keyNodeID   = []byte("node_id")
 )
 
 // Network is what a node keeps about one network.
@@ -111,7 +114,7 @@ func Open(dir string) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		return indexPorts(tx)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -180,6 +183,9 @@ func (t *Tx) PutNetwork(n *Network) error {
 	if err != nil {
 		return fmt.Errorf("encoding network %s: %w", n.Name, err)
 	}
+	if err := t.tx.Bucket(bucketPorts).Put([]byte(n.Name), []byte(strconv.Itoa(n.ListenPort))); err != nil {
+		return err
+	}
 	return t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v)
 }
 
@@ -202,6 +208,9 @@ func (t *Tx) DeleteNetwork(name string) error {
 		if err := t.DeleteAccess(name, a.Name); err != nil {
 			return err
 		}
+	}
+	if err := t.tx.Bucket(bucketPorts).Delete([]byte(name)); err != nil {
+		return err
 	}
 	return t.tx.Bucket(bucketNetworks).Delete([]byte(name))
 }
@@ -320,5 +329,41 @@ func dumpBucket(buf *bytes.Buffer, path string, b *bolt.Bucket) error {
 		}
 		fmt.Fprintf(buf, "%s %s = %s\n", path, strconv.Quote(string(k)), strconv.Quote(string(v)))
 		return nil
+	})
+}
+
+// ListenPorts returns the UDP port every network reserved, by network
+// name, from the ports index: a reservation on a node with a thousand
+// networks reads them all, and decoding every spec and allocator in full
+// cost that apply more than the rest of it.
+func (t *Tx) ListenPorts() (map[string]int, error) {
+	out := map[string]int{}
+	err := t.tx.Bucket(bucketPorts).ForEach(func(k, v []byte) error {
+		port, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("decoding the port of network %s: %w", k, err)
+		}
+		out[string(k)] = port
+		return nil
+	})
+	return out, err
+}
+
+// indexPorts rebuilds the ports index from the networks. Open runs it, so
+// the index never outlives a state file written without it, or by hand.
+func indexPorts(tx *bolt.Tx) error {
+	if err := tx.DeleteBucket(bucketPorts); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return err
+	}
+	ports, err := tx.CreateBucket(bucketPorts)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketNetworks).ForEach(func(k, v []byte) error {
+		var n Network
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("decoding network %s: %w", k, err)
+		}
+		return ports.Put(k, []byte(strconv.Itoa(n.ListenPort)))
 	})
 }

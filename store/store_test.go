@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/spec"
@@ -122,7 +123,7 @@ func TestDump(t *testing.T) {
 	s := open(t, t.TempDir())
 	empty, err := s.Dump()
 	require.NoError(t, err)
-	assert.Equal(t, "bucket \"access\"\nbucket \"meta\"\nbucket \"networks\"\nbucket \"workloads\"\n", string(empty))
+	assert.Equal(t, "bucket \"access\"\nbucket \"meta\"\nbucket \"networks\"\nbucket \"ports\"\nbucket \"workloads\"\n", string(empty))
 
 	require.NoError(t, s.Update(func(tx *Tx) error {
 		require.NoError(t, tx.SetNodeID("n1"))
@@ -146,4 +147,33 @@ func TestDump(t *testing.T) {
 	changed, err := s.Dump()
 	require.NoError(t, err)
 	assert.NotEqual(t, first, changed)
+}
+
+// TestListenPortsFollowNetworks checks the ports index through put,
+// re-put with a new port, delete and a reopen of a file whose index was
+// lost (a file written before the index existed).
+func TestListenPortsFollowNetworks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	require.NoError(t, err)
+	ports := func(s *Store) map[string]int {
+		var out map[string]int
+		require.NoError(t, s.View(func(tx *Tx) error { out, err = tx.ListenPorts(); return err }))
+		return out
+	}
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		require.NoError(t, tx.PutNetwork(&Network{Name: "shop", ListenPort: 51820}))
+		require.NoError(t, tx.PutNetwork(&Network{Name: "blog", ListenPort: 51821}))
+		return tx.PutNetwork(&Network{Name: "wiki", ListenPort: 51822})
+	}))
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		require.NoError(t, tx.PutNetwork(&Network{Name: "shop", ListenPort: 51830}))
+		return tx.DeleteNetwork("wiki")
+	}))
+	assert.Equal(t, map[string]int{"shop": 51830, "blog": 51821}, ports(s))
+	// Lose the index, as a file from before it would lack it.
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketPorts) }))
+	require.NoError(t, s.Close())
+	s = open(t, dir)
+	assert.Equal(t, map[string]int{"shop": 51830, "blog": 51821}, ports(s))
 }
