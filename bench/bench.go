@@ -12,7 +12,7 @@ import (
 )
 
 // Parts are the parts Run knows, in the order it runs them.
-var Parts = []string{"dataplane", "control", "churn", "deploy", "dns"}
+var Parts = []string{"dataplane", "control", "churn", "deploy", "dns", "scale", "lab100"}
 
 // Config says what to measure and with what.
 type Config struct {
@@ -27,6 +27,10 @@ type Config struct {
 	Seconds int
 	// Rounds is how many times each contender is measured.
 	Rounds int
+	// Networks is how many networks the scale part puts on one node.
+	Networks int
+	// Nodes is how many nodes the lab100 part deploys over.
+	Nodes int
 	// Log gets progress.
 	Log *slog.Logger
 }
@@ -42,6 +46,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if !slices.Contains(Parts, p) {
 			return nil, fmt.Errorf("unknown part %q (want one of %v)", p, Parts)
 		}
+	}
+	if cfg.Networks == 0 {
+		cfg.Networks = DefaultNetworks
+	}
+	if cfg.Nodes == 0 {
+		cfg.Nodes = DefaultLabNodes
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -68,6 +78,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rows = deployRows(ctx, cfg)
 		case "dns":
 			rows, err = dnsPart(ctx, cfg, cfg.Log)
+		case "scale":
+			rows, err = scalePart(ctx, cfg, cfg.Log)
+		case "lab100":
+			rows, err = lab100(ctx, cfg, cfg.Log)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", part, err))

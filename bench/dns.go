@@ -160,6 +160,11 @@ func dnsLab(ctx context.Context, l *lab.Lab) ([]dnsWorkload, error) {
 	if err := deployOver(ctx, l, l.Nodes, d); err != nil {
 		return nil, err
 	}
+	return attachAll(ctx, l)
+}
+
+// attachAll attaches workload w<i> on node i of network dnsNetwork.
+func attachAll(ctx context.Context, l *lab.Lab) ([]dnsWorkload, error) {
 	var ws []dnsWorkload
 	for i, n := range l.Nodes {
 		ns := l.WorkloadNS(i + 1)

@@ -14,7 +14,7 @@ import (
 
 // Row is one figure of the report.
 type Row struct {
-	// Part is "dataplane", "control" or "dns".
+	// Part is "dataplane", "control", "dns", "scale" or "lab100".
 	Part string `json:"part"`
 	// Figure says what was measured.
 	Figure string `json:"figure"`

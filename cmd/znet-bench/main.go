@@ -39,6 +39,8 @@ func run(args []string) error {
 	part := fs.String("part", "", "comma-separated parts to run: "+strings.Join(bench.Parts, ", ")+" (default all)")
 	secs := fs.Int("seconds", 10, "length of each iperf3 run")
 	rounds := fs.Int("rounds", 3, "rounds per contender")
+	networks := fs.Int("networks", bench.DefaultNetworks, "networks on one node in the scale part")
+	nodes := fs.Int("nodes", bench.DefaultLabNodes, "nodes of the lab100 part")
 	out := fs.String("out", "", "JSON report `file` (default bench-DATE.json in a new temporary directory)")
 	markdown := fs.Bool("markdown", false, "print the table as Markdown too")
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +59,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	rep, runErr := bench.Run(ctx, bench.Config{Znetd: *znetd, Self: self, Parts: parts, Seconds: *secs, Rounds: *rounds, Log: log})
+	rep, runErr := bench.Run(ctx, bench.Config{Znetd: *znetd, Self: self, Parts: parts, Seconds: *secs, Rounds: *rounds, Networks: *networks, Nodes: *nodes, Log: log})
 	if rep == nil {
 		return runErr
 	}
