@@ -80,8 +80,10 @@ func (b *Userspace) ours(pid int, ifname string) bool {
 }
 
 // find returns the pid of the data plane of ifname: the one in the pid
-// file, else our own child for ifname, else one found in /proc; 0 if none
-// runs.
+// file, else our own child for ifname, else one that ran when the backend
+// was made (found in /proc then); 0 if none runs. /proc is read once, not
+// here: every apply of a new network asks, and with a thousand data planes
+// a scan of /proc per apply grew with the count.
 func (b *Userspace) find(ifname string) int {
 	if pid, err := readPidFile(b.pidFile(ifname)); err == nil && b.ours(pid, ifname) {
 		return pid
@@ -96,8 +98,12 @@ func (b *Userspace) find(ifname string) int {
 			b.mu.Lock()
 		}
 	}
+	pid := b.atStart[ifname]
 	b.mu.Unlock()
-	return findDataplane(b.pidFile(ifname), ifname)
+	if pid != 0 && isDataplane(pid, ifname) {
+		return pid
+	}
+	return 0
 }
 
 // waitLinkGone waits until no link named d.IfName is left in d's

@@ -41,20 +41,30 @@ func dataplaneArgs(ifname string, mtu, listenPort int, dnsSocket, dropsFile stri
 // "dataplane" and, somewhere after it, "--ifname" ifname (or
 // "--ifname=ifname").
 func isDataplaneCmdline(cmdline []byte, ifname string) bool {
+	got, ok := dataplaneIfName(cmdline)
+	return ok && got == ifname
+}
+
+// dataplaneIfName returns the device a data plane's cmdline names, and
+// whether cmdline is a data plane's at all.
+func dataplaneIfName(cmdline []byte) (string, bool) {
 	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 	if len(args) < 2 || args[1] != "dataplane" {
-		return false
+		return "", false
 	}
 	for i := 2; i < len(args); i++ {
 		switch {
 		case args[i] == "--ifname" || args[i] == "-ifname":
-			return i+1 < len(args) && args[i+1] == ifname
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
 		case strings.HasPrefix(args[i], "--ifname=") || strings.HasPrefix(args[i], "-ifname="):
 			_, v, _ := strings.Cut(args[i], "=")
-			return v == ifname
+			return v, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // procState returns the state letter of process pid (R, S, Z, ...), or 0
@@ -97,9 +107,16 @@ func findDataplane(pidFile, ifname string) int {
 	if pid, err := readPidFile(pidFile); err == nil && isDataplane(pid, ifname) {
 		return pid
 	}
+	return runningDataplanes()[ifname]
+}
+
+// runningDataplanes returns the pid of every live data plane on the
+// machine (but this process), by device name, read from /proc.
+func runningDataplanes() map[string]int {
+	out := map[string]int{}
 	entries, err := os.ReadDir(procDir)
 	if err != nil {
-		return 0
+		return out
 	}
 	self := os.Getpid()
 	for _, e := range entries {
@@ -107,11 +124,15 @@ func findDataplane(pidFile, ifname string) int {
 		if err != nil || pid == self {
 			continue
 		}
-		if isDataplane(pid, ifname) {
-			return pid
+		cmdline, err := os.ReadFile(fmt.Sprintf("%s/%d/cmdline", procDir, pid))
+		if err != nil {
+			continue
+		}
+		if ifname, ok := dataplaneIfName(cmdline); ok && alive(pid) {
+			out[ifname] = pid
 		}
 	}
-	return 0
+	return out
 }
 
 // netnsIno returns the inode of the network namespace of process pid.

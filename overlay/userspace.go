@@ -51,7 +51,11 @@ type Userspace struct {
 	mu       sync.Mutex
 	children map[int]*child  // started by us and not reaped yet
 	exits    map[string]exit // the last reaped child per ifname
-	closed   bool
+	// atStart are the data planes that ran when the backend was made, by
+	// device name: those whose pid file was lost are found here (any
+	// started later is a child).
+	atStart map[string]int
+	closed  bool
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -95,6 +99,7 @@ func newUserspace(opts Options) (*Userspace, error) {
 		termGrace: defaultTermGrace,
 		children:  map[int]*child{},
 		exits:     map[string]exit{},
+		atStart:   runningDataplanes(),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}

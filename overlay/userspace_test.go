@@ -139,6 +139,22 @@ func TestUserspace(t *testing.T) {
 		ping(t, a.network, b.overlay.Addr())
 	})
 
+	step(t, "a new backend finds a data plane whose pid file was lost", func(t *testing.T) {
+		// find reads /proc once, when the backend is made (not at every
+		// Ensure): what ran then must still be found.
+		require.NoError(t, os.Remove(runA+"/"+a.dev.IfName+".pid"))
+		var logs logBuffer
+		b3, err := newUserspace(testOptions(a.ul, runA, logs.logger()))
+		require.NoError(t, err)
+		defer func() { _ = b3.Close() }()
+		pid, err := b3.Ensure(ctx, a.dev)
+		require.NoError(t, err)
+		assert.Equal(t, pidA, pid, "adopted, not replaced")
+		got, err := readPidFile(runA + "/" + a.dev.IfName + ".pid")
+		require.NoError(t, err)
+		assert.Equal(t, pidA, got, "pid file rewritten")
+	})
+
 	step(t, "a lost pid file is found again through /proc", func(t *testing.T) {
 		pidFile := runB + "/" + b.dev.IfName + ".pid"
 		// A live process that is not a data plane: must be ignored, not killed.
