@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -87,26 +88,52 @@ func (d *Daemon) Recover(ctx context.Context) error {
 		return fmt.Errorf("reading state: %w", err)
 	}
 	known := map[string]bool{}
-	var errs []error
+	var (
+		errs   []error
+		errsMu sync.Mutex
+		wg     sync.WaitGroup
+	)
+	// Networks are independent (each its own namespace and data plane), and
+	// each one's recovery mostly waits: on its data plane's UAPI socket and
+	// resolver, on netlink. One after another, a thousand networks kept the
+	// API closed for tens of seconds; a few at a time the waits overlap.
+	sem := make(chan struct{}, recoverWorkers)
 	for _, n := range nets {
 		if n.Spec == nil {
 			continue // reserved only: nothing in the kernel yet
 		}
 		known[d.nsName(n.Name)] = true
-		if err := d.realize(ctx, n, n.Spec, wls[n.Name], acc[n.Name]); err != nil {
-			d.log.Error("recovering network", "network", n.Name, "err", err)
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-			continue
-		}
-		d.removeStrayPorts(n.Name, wls[n.Name])
-		d.repairWorkloads(ctx, n, wls[n.Name])
-		d.backfillMACs(n, wls[n.Name])
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.recoverNetwork(ctx, n, wls[n.Name], acc[n.Name]); err != nil {
+				errsMu.Lock()
+				errs = append(errs, err)
+				errsMu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	if err := d.removeOrphans(ctx, known); err != nil {
 		errs = append(errs, err)
 	}
 	d.log.Info("recovered", "networks", len(nets), "failed", len(errs))
 	return errors.Join(errs...)
+}
+
+// recoverWorkers is how many networks Recover rebuilds or adopts at once.
+const recoverWorkers = 8
+
+// recoverNetwork makes the kernel match one applied network at start.
+func (d *Daemon) recoverNetwork(ctx context.Context, n *store.Network, wls []*store.Workload, acc []*store.AccessPeer) error {
+	if err := d.realize(ctx, n, n.Spec, wls, acc); err != nil {
+		d.log.Error("recovering network", "network", n.Name, "err", err)
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	d.removeStrayPorts(n.Name, wls)
+	d.repairWorkloads(ctx, n, wls)
+	d.backfillMACs(n, wls)
+	return nil
 }
 
 // removeOrphans deletes namespaces (and their data planes) that carry this
