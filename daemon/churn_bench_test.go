@@ -203,7 +203,10 @@ func BenchmarkChurnPhases(b *testing.B) {
 		{"desired", func() error { _, err := peers.Desired(ctx, nw.Spec, n.d.nodeID, nil); return err }},
 		{"ensure", func() error { _, err := n.d.backend.Ensure(ctx, dev); return err }},
 		{"show", func() error { _, err := n.d.backend.Show(ctx, dev); return err }},
-		{"configure-noop", func() error { return n.d.configureDevice(ctx, dev, nw, desired, nil) }},
+		{"configure-noop", func() error { return n.d.configureDevice(ctx, dev, nw, desired, nil, nil) }},
+		{"configure-remembered", func() error {
+			return n.d.configureDeviceOf(ctx, nsh, n.d.backend.PID(dev), dev, nw, desired, nil)
+		}},
 		{"routes", func() error { return syncRoutes(h, wg, peers.Routes(desired)) }},
 		{"routes-remembered", func() error { return n.d.syncRoutesOf(nsh, name, h, wg, true, peers.Routes(desired)) }},
 		{"firewall", func() error { return firewall.Apply(nsh, n.d.rules(dev, wls, nil)) }},

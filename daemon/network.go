@@ -88,7 +88,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return fmt.Errorf("wireguard device: %w", err)
 	}
 	d.sup.watch(n.Name, pid)
-	if err := d.configureDevice(ctx, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
+	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
 		return err
 	}
 	wg, err := h.LinkByName(dev.IfName)
@@ -129,14 +129,16 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 
 // configureDevice sets the key and port if they differ and applies the
 // peer difference; a device that already matches is not touched at all.
-func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
+// cur is what the device holds; nil reads it from the device.
+func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool, cur *wgtypes.Device) error {
 	key, err := wgtypes.ParseKey(n.PrivateKey)
 	if err != nil {
 		return fmt.Errorf("stored key of %s: %w", n.Name, err)
 	}
-	cur, err := d.backend.Show(ctx, dev)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", dev.IfName, err)
+	if cur == nil {
+		if cur, err = d.backend.Show(ctx, dev); err != nil {
+			return fmt.Errorf("reading %s: %w", dev.IfName, err)
+		}
 	}
 	if cur.ListenPort != n.ListenPort && d.backend.Kind() == "userspace" {
 		if cur, err = d.restartOnPort(ctx, dev, n); err != nil {

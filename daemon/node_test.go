@@ -95,6 +95,16 @@ func (f *faultyBackend) Configure(ctx context.Context, d overlay.Device, cfg wgt
 	return f.call(overlaytest.OpConfigure, func() error { return f.Backend.Configure(ctx, d, cfg) })
 }
 
+func (f *faultyBackend) Show(ctx context.Context, d overlay.Device) (*wgtypes.Device, error) {
+	var dev *wgtypes.Device
+	err := f.call(overlaytest.OpShow, func() error {
+		var err error
+		dev, err = f.Backend.Show(ctx, d)
+		return err
+	})
+	return dev, err
+}
+
 // errInjected is what faultyBackend's failures return.
 var errInjected = errors.New("injected failure")
 

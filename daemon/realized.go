@@ -13,6 +13,7 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/namespaces"
@@ -52,6 +53,10 @@ type realizedNet struct {
 	// gen; nil when unknown.
 	rules *firewall.Rules
 	gen   uint32
+	// device is what the userspace data plane pid was last configured
+	// with (key, port, peers as desired); nil when unknown.
+	device *wgtypes.Device
+	pid    int
 }
 
 // take removes and returns network's record, so that a sync that fails

@@ -7,10 +7,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay/overlaytest"
 )
 
 // TestReapplyRepairsWhatRealizeRemembers checks that the routes and the
@@ -77,4 +79,57 @@ func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
 			assert.Equal(t, []string{"bridge znet", "inet znet"}, v.tables)
 		})
 	}
+}
+
+// TestApplyConfiguresFromWhatItRemembers checks that an apply that changes
+// the members diffs against what the data plane was last configured with,
+// not a dump of the device, and that the dump comes back when the record
+// cannot be trusted: a replaced data plane (a new pid) and an apply that
+// changes nothing (a repair).
+func TestApplyConfiguresFromWhatItRemembers(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t)
+	n.use("shop")
+	ctx := testCtx(t)
+	self := member(t, n.id, "10.20.1.0/24")
+	self.PublicKey = ""
+	other := member(t, "node2", "10.20.2.0/24")
+	other.Endpoint = "198.18.0.2:40000"
+	third := member(t, "node3", "10.20.3.0/24")
+	third.Endpoint = "198.18.0.3:40000"
+	dev := n.dev("shop")
+	peerKeys := func() []string {
+		d, err := n.real.Show(ctx, dev)
+		require.NoError(t, err)
+		var out []string
+		for _, p := range d.Peers {
+			out = append(out, p.PublicKey.String())
+		}
+		return sortedStrings(out)
+	}
+	_, err := n.d.Apply(ctx, specOf("shop", 1, self, other))
+	require.NoError(t, err)
+
+	shows := n.backend.count(overlaytest.OpShow)
+	_, err = n.d.Apply(ctx, specOf("shop", 2, self, other, third))
+	require.NoError(t, err)
+	assert.Equal(t, shows, n.backend.count(overlaytest.OpShow), "a member added without a dump")
+	assert.Equal(t, sortedStrings([]string{other.PublicKey, third.PublicKey}), peerKeys())
+	_, err = n.d.Apply(ctx, specOf("shop", 3, self, third))
+	require.NoError(t, err)
+	assert.Equal(t, shows, n.backend.count(overlaytest.OpShow), "a member removed without a dump")
+	assert.Equal(t, []string{third.PublicKey}, peerKeys())
+
+	// A data plane replaced behind the record: the new one starts empty.
+	require.NoError(t, unix.Kill(n.real.PID(dev), unix.SIGKILL))
+	_, err = n.d.Apply(ctx, specOf("shop", 4, self, other, third))
+	require.NoError(t, err)
+	assert.Greater(t, n.backend.count(overlaytest.OpShow), shows, "a new data plane is read")
+	assert.Equal(t, sortedStrings([]string{other.PublicKey, third.PublicKey}), peerKeys())
+
+	// A repair (the same generation) reads the device again.
+	shows = n.backend.count(overlaytest.OpShow)
+	_, err = n.d.Apply(ctx, specOf("shop", 4, self, other, third))
+	require.NoError(t, err)
+	assert.Greater(t, n.backend.count(overlaytest.OpShow), shows, "a repair reads the device")
 }
