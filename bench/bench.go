@@ -14,6 +14,9 @@ import (
 // Parts are the parts Run knows, in the order it runs them.
 var Parts = []string{"dataplane", "control", "churn", "deploy", "dns", "scale", "lab100"}
 
+// DefaultPairRounds is how many rounds the data-plane part runs.
+const DefaultPairRounds = 5
+
 // Config says what to measure and with what.
 type Config struct {
 	// Znetd is the znetd binary the labs run.
@@ -27,6 +30,9 @@ type Config struct {
 	Seconds int
 	// Rounds is how many times each contender is measured.
 	Rounds int
+	// PairRounds is how many rounds the data-plane part runs (znet and the
+	// bare library back to back in each).
+	PairRounds int
 	// Networks is how many networks the scale part puts on one node.
 	Networks int
 	// Nodes is how many nodes the lab100 part deploys over.
@@ -46,6 +52,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if !slices.Contains(Parts, p) {
 			return nil, fmt.Errorf("unknown part %q (want one of %v)", p, Parts)
 		}
+	}
+	if cfg.PairRounds == 0 {
+		cfg.PairRounds = DefaultPairRounds
 	}
 	if cfg.Networks == 0 {
 		cfg.Networks = DefaultNetworks

@@ -75,9 +75,15 @@ func inNS(ctx context.Context, ns string, args ...string) (string, error) {
 }
 
 // barePair makes two workload namespaces of l joined by a raw veth
-// (198.18.200.1 and .2), and on top of it a tunnel of the wireguard-go
-// library (10.99.1.0/24, run by self) and one of Debian's wireguard-go
-// binary (10.99.2.0/24). It returns the three contenders.
+// (198.18.200.1 and .2): the raw veth contender. On top of the lab's own
+// underlay it makes a tunnel of the wireguard-go library (10.99.1.0/24, run
+// by self) and one of Debian's wireguard-go binary (10.99.2.0/24), their
+// devices in the namespaces of nodes 1 and 2, so that their UDP takes the
+// path znet's does (node 1, the lab's internet, node 2). Each runs in a
+// session of its own, as znet's data planes do: with the kernel's
+// autogroup scheduling a session is a scheduler group, and a contender
+// sharing the bench's group would get a smaller share of the CPU. It
+// returns the three contenders.
 func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contender, error) {
 	a, b := l.Prefix()+"ba", l.Prefix()+"bb"
 	for _, ns := range []string{a, b} {
@@ -101,6 +107,7 @@ func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contend
 	lib := func(ns, ifname string) (*exec.Cmd, error) {
 		cmd := exec.Command(self, BareWGCommand, "--ifname", ifname)
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		h, err := namespaces.Open(ns)
 		if err != nil {
 			return nil, err
@@ -111,17 +118,19 @@ func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contend
 	debian := func(ns, ifname string) (*exec.Cmd, error) {
 		cmd := exec.Command("ip", "netns", "exec", ns, "wireguard-go", "-f", ifname)
 		cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		return cmd, cmd.Start()
 	}
 	out := []contender{{name: "raw veth", cli: a, srv: b, addr: "198.18.200.2"}}
+	n1, n2 := l.Nodes[0], l.Nodes[1]
 	for i, c := range []struct {
 		name  string
 		start func(ns, ifname string) (*exec.Cmd, error)
-	}{{"bare wireguard-go library", lib}, {"Debian wireguard-go", debian}} {
+	}{{bareName, lib}, {"Debian wireguard-go", debian}} {
 		net := fmt.Sprintf("10.99.%d", i+1)
-		port := 51820 + i
+		port := bareBasePort + i // outside the lab znetds' range
 		ifA, ifB := fmt.Sprintf("zb%s%da", tag, i), fmt.Sprintf("zb%s%db", tag, i)
-		for _, d := range []struct{ ns, ifname string }{{a, ifA}, {b, ifB}} {
+		for _, d := range []struct{ ns, ifname string }{{n1.NetNS, ifA}, {n2.NetNS, ifB}} {
 			cmd, err := c.start(d.ns, d.ifname)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", c.name, err)
@@ -132,13 +141,21 @@ func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contend
 				return nil, fmt.Errorf("%s: %w", c.name, err)
 			}
 		}
-		if err := wgPair(ctx, l.Dir, a, ifA, net+".1", "198.18.200.1", b, ifB, net+".2", "198.18.200.2", port); err != nil {
+		if err := wgPair(ctx, l.Dir, n1.NetNS, ifA, net+".1", n1.Underlay.String(), n2.NetNS, ifB, net+".2", n2.Underlay.String(), port); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		out = append(out, contender{name: c.name, cli: a, srv: b, addr: net + ".2"})
+		out = append(out, contender{name: c.name, cli: n1.NetNS, srv: n2.NetNS, addr: net + ".2"})
 	}
 	return out, nil
 }
+
+// bareName is the bare wireguard-go library contender, the one znet is
+// compared with in pairs.
+const bareName = "bare wireguard-go library"
+
+// bareBasePort is the UDP port of the first bare tunnel; znetd hands out
+// ports from daemon.DefaultPortMin (51820) up.
+const bareBasePort = 61820
 
 // wgPair configures two WireGuard devices as each other's only peer and
 // gives them addresses.
