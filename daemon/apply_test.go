@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 	"sort"
 	"testing"
 	"time"
@@ -118,6 +119,11 @@ func TestApplyLifecycle(t *testing.T) {
 		assert.Empty(t, v.routeStrings(wg), "no peers, no routes")
 		assert.Equal(t, "1", sysctl(t, ns, "net/ipv4/ip_forward"))
 		assert.Equal(t, "1", sysctl(t, ns, "net/ipv6/conf/all/forwarding"))
+		if _, err := os.Stat("/proc/sys/net/bridge"); err == nil { // br_netfilter is loaded
+			for _, k := range bridgeSysctls {
+				assert.Equal(t, "0", sysctl(t, ns, k), "the bridge skips the IP hooks")
+			}
+		}
 
 		st, err := n.d.Status(ctx, "shop")
 		require.NoError(t, err)

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/store"
 )
 
@@ -66,7 +69,34 @@ func setSysctls(ns netns.NsHandle) error {
 		"net/ipv6/conf/default/proxy_ndp": "1",
 		"net/ipv6/conf/all/proxy_ndp":     "1",
 	}
-	return writeSysctls(ns, values)
+	if err := writeSysctls(ns, values); err != nil {
+		return err
+	}
+	return namespaces.Do(ns, bridgeOffIPHooks)
+}
+
+// bridgeSysctls make the bridge hand the frames it forwards to the IP (and
+// ARP) firewall hooks; they exist only while br_netfilter is loaded.
+var bridgeSysctls = []string{
+	"net/bridge/bridge-nf-call-iptables",
+	"net/bridge/bridge-nf-call-ip6tables",
+	"net/bridge/bridge-nf-call-arptables",
+}
+
+// bridgeOffIPHooks, run in a network's namespace, stops its bridge from
+// calling the IP hooks for frames it forwards between workloads: the
+// bridge table checks those frames already, and the inet table accepts
+// them, so the detour through br_netfilter (on by default wherever the
+// module is loaded, e.g. by Docker) cost every bridged packet without
+// deciding anything. Routed packets reach the IP hooks as before.
+func bridgeOffIPHooks() error {
+	for _, k := range bridgeSysctls {
+		err := os.WriteFile(filepath.Join("/proc/sys", k), []byte("0"), 0o644)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("setting %s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // ensureBridge makes the workloads' bridge with the gateway addresses.

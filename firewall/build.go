@@ -104,7 +104,32 @@ func inetTable(r Rules) table {
 		name: "output", hook: nftables.ChainHookOutput, hookName: "output",
 		priority: 0, policy: nftables.ChainPolicyAccept,
 	}
-	return table{family: nftables.TableFamilyINet, chains: append([]chain{input, forward, output}, egressNAT(r)...)}
+	return table{family: nftables.TableFamilyINet, chains: append([]chain{rawChain(r), input, forward, output}, egressNAT(r)...)}
+}
+
+// rawChain exempts from connection tracking what is only forwarded between
+// the bridge and the overlay (or relayed overlay to overlay): the forward
+// chain passes it by interface alone, so tracking it bought nothing and
+// cost a lookup and an entry per flow on the data plane's path. Tracked
+// still are packets to the gateway itself (the input chain answers replies
+// by state, the resolver's own queries among them) and every packet from
+// or to an access peer (nothing may open a connection to one: its replies
+// are told apart by state). It runs at the raw priority, before conntrack.
+func rawChain(r Rules) chain {
+	raw := chain{
+		name: "raw", hook: nftables.ChainHookPrerouting, hookName: "prerouting",
+		priority: *nftables.ChainPriorityRaw, policy: nftables.ChainPolicyAccept,
+	}
+	ret := verdict(expr.VerdictReturn, "")
+	for _, a := range r.AccessPeers {
+		raw.rules = append(raw.rules, rule(saddr(a), ret), rule(daddr(a), ret))
+	}
+	raw.rules = append(raw.rules,
+		rule(daddrLocal(), ret),
+		rule(iifname(r.Bridge), notrack),
+		rule(iifname(r.Overlay), notrack),
+	)
+	return raw
 }
 
 // bridgeTable checks the source of every frame a workload port sends.

@@ -227,7 +227,7 @@ func TestApplyAndRemoveTwice(t *testing.T) {
 			assert.ElementsMatch(t, s.want, kernelChains(t, n))
 		})
 	}
-	assert.Len(t, wantChains(r), 3+1+2, "inet input/forward/output, bridge prerouting, one chain per port")
+	assert.Len(t, wantChains(r), 4+1+2, "inet raw/input/forward/output, bridge prerouting, one chain per port")
 	kept, err := c.ListChain(other, "keep")
 	require.NoError(t, err, "the other table survives")
 	assert.Equal(t, "keep", kept.Name)

@@ -88,6 +88,31 @@ func daddr(a netip.Addr) match {
 	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
 }
 
+// saddr matches IPv4 or IPv6 packets (inet family) sent from a.
+func saddr(a netip.Addr) match {
+	if a.Is4() {
+		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
+		d := field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), false)
+		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
+	}
+	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
+	d := field("ip6 saddr", expr.PayloadBaseNetworkHeader, 8, single(a), false)
+	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
+}
+
+// daddrLocal matches packets addressed to this namespace itself (the
+// gateway), by a route lookup: in prerouting, before the kernel's own.
+func daddrLocal() match {
+	return match{text: "fib daddr type local", exprs: []expr.Any{
+		&expr.Fib{Register: reg, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	}}
+}
+
+// notrack exempts the packet from connection tracking. It is a statement:
+// the packet goes on to the next rule.
+var notrack = match{text: "notrack", exprs: []expr.Any{&expr.Notrack{}}}
+
 // ctState matches packets whose conntrack state is any of bits; names are
 // the states' names in the same order.
 func ctState(bits uint32, names ...string) match {
@@ -260,6 +285,8 @@ func verdict(kind expr.VerdictKind, chain string) match {
 		text = "drop"
 	case expr.VerdictJump:
 		text = "jump " + chain
+	case expr.VerdictReturn:
+		text = "return"
 	default:
 		panic(fmt.Sprintf("firewall: verdict %d not used", kind))
 	}

@@ -14,6 +14,13 @@ import (
 // inetGolden is the inet table of every rule set with bridge br0 and
 // overlay wg0.
 const inetGolden = `table inet znet {
+	chain raw {
+		type filter hook prerouting priority -300; policy accept;
+		fib daddr type local return
+		iifname "br0" notrack
+		iifname "wg0" notrack
+	}
+
 	chain input {
 		type filter hook input priority 0; policy drop;
 		iifname "lo" accept
@@ -130,6 +137,18 @@ func TestRenderAccessPeers(t *testing.T) {
 		iifname "br0" oifname "br0" accept
 `
 	assert.Contains(t, Render(r), want, "sorted, unmapped, once each, before any accept by interface")
+	raw := `	chain raw {
+		type filter hook prerouting priority -300; policy accept;
+		meta nfproto ipv4 ip saddr 10.20.1.9 return
+		meta nfproto ipv4 ip daddr 10.20.1.9 return
+		meta nfproto ipv6 ip6 saddr fd00:20:1::9 return
+		meta nfproto ipv6 ip6 daddr fd00:20:1::9 return
+		fib daddr type local return
+		iifname "br0" notrack
+		iifname "wg0" notrack
+	}
+`
+	assert.Contains(t, Render(r), raw, "access peers' packets stay tracked: the forward chain tells their replies by state")
 }
 
 func TestRenderIsStable(t *testing.T) {
@@ -143,7 +162,8 @@ func TestRenderIsStable(t *testing.T) {
 // TestRenderMatchesExpressions checks that every rule's text and
 // expressions come from the same matches: each rule ends in exactly one
 // verdict, and its text ends with that verdict's word, or (the MSS clamp)
-// in a write of the TCP option, and its text ends with that assignment.
+// in a write of the TCP option, and its text ends with that assignment, or
+// in notrack.
 func TestRenderMatchesExpressions(t *testing.T) {
 	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{
 		{IfName: "veth-a", IPv4: netip.MustParseAddr("10.20.1.2"), IPv6: netip.MustParseAddr("fd00:20:1::2")},
@@ -157,6 +177,9 @@ func TestRenderMatchesExpressions(t *testing.T) {
 					v := verdictOf(last)
 					if w, ok := last.(*expr.Exthdr); ok && w.SourceRegister != 0 {
 						v = "tcp option maxseg size set rt mtu"
+					}
+					if _, ok := last.(*expr.Notrack); ok {
+						v = "notrack"
 					}
 					require.NotEmpty(t, v, "last expression is a verdict or a write")
 					assert.True(t, strings.HasSuffix(rl.text, v), "%q ends with %q", rl.text, v)
