@@ -94,7 +94,7 @@ demo-down: build
 	$(BIN)/znet lab down --dir /tmp/znet-lab
 
 # bench measures znet against its goals (issue 6) on a lab it builds and
-# removes; BENCH=dataplane|control|churn|deploy|dns (comma-separated) runs only those
+# removes; BENCH=dataplane|control|churn|deploy|dns|scale|lab100 (comma-separated) runs only those
 # parts. It never runs in `make test`.
 bench: deps build
 	$(GO) build -o $(BIN)/ ./cmd/znet-bench
