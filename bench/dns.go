@@ -141,13 +141,19 @@ func propagation(ctx context.Context, cfg Config, log *slog.Logger) ([]float64, 
 	if err != nil {
 		return nil, err
 	}
+	return propagations(ctx, l, ws, max(1, cfg.Rounds), log.With("part", "dns"))
+}
+
+// propagations runs propagate rounds times and returns the milliseconds
+// of each.
+func propagations(ctx context.Context, l *lab.Lab, ws []dnsWorkload, rounds int, log *slog.Logger) ([]float64, error) {
 	var prop []float64
-	for r := range max(1, cfg.Rounds) {
+	for r := range rounds {
 		ms, err := propagate(ctx, l, ws, r)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("dns", "propagation-ms", ms)
+		log.Info("name propagated", "ms", ms)
 		prop = append(prop, ms)
 	}
 	return prop, nil

@@ -44,14 +44,9 @@ func lab100(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	var prop []float64
-	for r := range max(1, cfg.Rounds) {
-		ms, err := propagate(ctx, l, ws, r)
-		if err != nil {
-			return nil, err
-		}
-		log.Info("lab100", "propagation-ms", ms)
-		prop = append(prop, ms)
+	prop, err := propagations(ctx, l, ws, max(1, cfg.Rounds), log.With("part", "lab100"))
+	if err != nil {
+		return nil, err
 	}
 	cpuAll := cpuOf(l.Dir)
 	meshS, propS := mesh.Seconds(), median(prop)/1000

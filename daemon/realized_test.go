@@ -13,6 +13,7 @@ import (
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay/overlaytest"
+	"github.com/znet/znet/spec"
 )
 
 // TestReapplyRepairsWhatRealizeRemembers checks that the routes and the
@@ -23,13 +24,8 @@ import (
 // remembers: it is how an operator repairs a network).
 func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
-	n := newTestNode(t)
-	n.use("shop")
+	n, self, other := shopNode(t)
 	ctx := testCtx(t)
-	self := member(t, n.id, "10.20.1.0/24")
-	self.PublicKey = ""
-	other := member(t, "node2", "10.20.2.0/24")
-	other.Endpoint = "198.18.0.2:40000"
 	ns := n.nsName("shop")
 	wg := n.dev("shop").IfName
 	s := specOf("shop", 1, self, other)
@@ -88,13 +84,8 @@ func TestReapplyRepairsWhatRealizeRemembers(t *testing.T) {
 // changes nothing (a repair).
 func TestApplyConfiguresFromWhatItRemembers(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
-	n := newTestNode(t)
-	n.use("shop")
+	n, self, other := shopNode(t)
 	ctx := testCtx(t)
-	self := member(t, n.id, "10.20.1.0/24")
-	self.PublicKey = ""
-	other := member(t, "node2", "10.20.2.0/24")
-	other.Endpoint = "198.18.0.2:40000"
 	third := member(t, "node3", "10.20.3.0/24")
 	third.Endpoint = "198.18.0.3:40000"
 	dev := n.dev("shop")
@@ -132,4 +123,16 @@ func TestApplyConfiguresFromWhatItRemembers(t *testing.T) {
 	_, err = n.d.Apply(ctx, specOf("shop", 4, self, other, third))
 	require.NoError(t, err)
 	assert.Greater(t, n.backend.count(overlaytest.OpShow), shows, "a repair reads the device")
+}
+
+// shopNode starts a node for network "shop" and returns it with its own
+// entry (key left to the reservation) and a public member node2.
+func shopNode(t *testing.T) (n *testNode, self, other spec.Node) {
+	n = newTestNode(t)
+	n.use("shop")
+	self = member(t, n.id, "10.20.1.0/24")
+	self.PublicKey = ""
+	other = member(t, "node2", "10.20.2.0/24")
+	other.Endpoint = "198.18.0.2:40000"
+	return n, self, other
 }

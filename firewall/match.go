@@ -77,26 +77,22 @@ func nfproto(family byte, name string) match {
 }
 
 // daddr matches IPv4 or IPv6 packets (inet family) sent to a.
-func daddr(a netip.Addr) match {
-	if a.Is4() {
-		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-		d := field("ip daddr", expr.PayloadBaseNetworkHeader, 16, single(a), false)
-		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
-	}
-	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
-	d := field("ip6 daddr", expr.PayloadBaseNetworkHeader, 24, single(a), false)
-	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
-}
+func daddr(a netip.Addr) match { return inetAddr(a, "daddr", 16, 24) }
 
 // saddr matches IPv4 or IPv6 packets (inet family) sent from a.
-func saddr(a netip.Addr) match {
+func saddr(a netip.Addr) match { return inetAddr(a, "saddr", 12, 8) }
+
+// inetAddr matches IPv4 or IPv6 packets (inet family) whose address dir
+// ("saddr" or "daddr"), at offset off4 of the IPv4 header or off6 of the
+// IPv6 one, is a.
+func inetAddr(a netip.Addr, dir string, off4, off6 uint32) match {
 	if a.Is4() {
 		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-		d := field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), false)
+		d := field("ip "+dir, expr.PayloadBaseNetworkHeader, off4, single(a), false)
 		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
 	}
 	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
-	d := field("ip6 saddr", expr.PayloadBaseNetworkHeader, 8, single(a), false)
+	d := field("ip6 "+dir, expr.PayloadBaseNetworkHeader, off6, single(a), false)
 	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
 }
 
