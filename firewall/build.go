@@ -112,9 +112,11 @@ func inetTable(r Rules) table {
 // chain passes it by interface alone, so tracking it bought nothing and
 // cost a lookup and an entry per flow on the data plane's path. Tracked
 // still are packets to the gateway itself (the input chain answers replies
-// by state, the resolver's own queries among them) and every packet from
-// or to an access peer (nothing may open a connection to one: its replies
-// are told apart by state). It runs at the raw priority, before conntrack.
+// by state, the resolver's own queries among them), every packet from or
+// to an access peer (nothing may open a connection to one: its replies are
+// told apart by state) and what the bridge sends anywhere but the overlay:
+// the egress's source NAT and its replies need the connection. It runs at
+// the raw priority, before conntrack.
 func rawChain(r Rules) chain {
 	raw := chain{
 		name: "raw", hook: nftables.ChainHookPrerouting, hookName: "prerouting",
@@ -126,7 +128,7 @@ func rawChain(r Rules) chain {
 	}
 	raw.rules = append(raw.rules,
 		rule(daddrLocal(), ret),
-		rule(iifname(r.Bridge), notrack),
+		rule(iifname(r.Bridge), daddrVia(r.Overlay), notrack),
 		rule(iifname(r.Overlay), notrack),
 	)
 	return raw

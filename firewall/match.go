@@ -105,6 +105,15 @@ func daddrLocal() match {
 	}}
 }
 
+// daddrVia matches packets whose route (looked up in prerouting, before
+// the kernel's own) leaves through interface name.
+func daddrVia(name string) match {
+	return match{text: fmt.Sprintf("fib daddr oifname %q", name), exprs: []expr.Any{
+		&expr.Fib{Register: reg, FlagDADDR: true, ResultOIFNAME: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ifName(name)},
+	}}
+}
+
 // notrack exempts the packet from connection tracking. It is a statement:
 // the packet goes on to the next rule.
 var notrack = match{text: "notrack", exprs: []expr.Any{&expr.Notrack{}}}

@@ -17,7 +17,7 @@ const inetGolden = `table inet znet {
 	chain raw {
 		type filter hook prerouting priority -300; policy accept;
 		fib daddr type local return
-		iifname "br0" notrack
+		iifname "br0" fib daddr oifname "wg0" notrack
 		iifname "wg0" notrack
 	}
 
@@ -144,7 +144,7 @@ func TestRenderAccessPeers(t *testing.T) {
 		meta nfproto ipv6 ip6 saddr fd00:20:1::9 return
 		meta nfproto ipv6 ip6 daddr fd00:20:1::9 return
 		fib daddr type local return
-		iifname "br0" notrack
+		iifname "br0" fib daddr oifname "wg0" notrack
 		iifname "wg0" notrack
 	}
 `
