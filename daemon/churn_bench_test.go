@@ -22,6 +22,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -189,6 +190,10 @@ func BenchmarkChurnPhases(b *testing.B) {
 	defer h.Close()
 	wg, err := h.LinkByName(dev.IfName)
 	require.NoError(b, err)
+	k, err := netconf.Kernel{}.Open(n.d.nsName(name), false)
+	require.NoError(b, err)
+	defer func() { _ = k.Close() }()
+	wgState := netconf.LinkState{Index: wg.Attrs().Index, WasUp: true}
 
 	phases := []struct {
 		name string
@@ -205,14 +210,14 @@ func BenchmarkChurnPhases(b *testing.B) {
 		{"show", func() error { _, err := n.d.backend.Show(ctx, dev); return err }},
 		{"configure-noop", func() error { return n.d.configureDevice(ctx, dev, nw, desired, nil, nil) }},
 		{"configure-remembered", func() error {
-			return n.d.configureDeviceOf(ctx, nsh, n.d.backend.PID(dev), dev, nw, desired, nil)
+			return n.d.configureDeviceOf(ctx, k, n.d.backend.PID(dev), dev, nw, desired, nil)
 		}},
-		{"routes", func() error { return syncRoutes(h, wg, peers.Routes(desired)) }},
-		{"routes-remembered", func() error { return n.d.syncRoutesOf(nsh, name, h, wg, true, peers.Routes(desired)) }},
+		{"routes", func() error { return k.Routes(dev.IfName, nil, peers.Routes(desired)) }},
+		{"routes-remembered", func() error { return n.d.syncRoutesOf(k, name, dev.IfName, wgState, peers.Routes(desired)) }},
 		{"firewall", func() error { return firewall.Apply(nsh, n.d.rules(dev, wls, nil)) }},
-		{"firewall-remembered", func() error { return n.d.applyFirewallOf(nsh, name, n.d.rules(dev, wls, nil)) }},
+		{"firewall-remembered", func() error { return n.d.applyFirewallOf(k, name, n.d.rules(dev, wls, nil)) }},
 		{"netns-cookie", func() error { _, err := namespaces.Cookie(nsh); return err }},
-		{"nft-generation", func() error { _, err := nftGeneration(nsh); return err }},
+		{"nft-generation", func() error { _, err := firewall.Generation(nsh); return err }},
 		{"dns-config", func() error {
 			cfg, err := n.d.dnsConfig(nw.Spec, wls)
 			if err == nil {

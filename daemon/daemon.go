@@ -15,6 +15,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -32,7 +33,9 @@ type Config struct {
 	NodeID  string
 	Store   *store.Store
 	Backend overlay.Backend
-	Logger  *slog.Logger
+	// Host opens the networks' namespaces; default: netconf.Kernel.
+	Host   netconf.Host
+	Logger *slog.Logger
 	// PortMin and PortMax bound the UDP ports Reserve hands out.
 	PortMin, PortMax int
 	// Resolve turns endpoint host names into addresses; default: the
@@ -65,6 +68,7 @@ type Daemon struct {
 	nodeID  string
 	store   *store.Store
 	backend overlay.Backend
+	host    netconf.Host
 	log     *slog.Logger
 	resolve peers.Resolver
 	portMin int
@@ -107,6 +111,7 @@ func New(cfg Config) (*Daemon, error) {
 		nodeID:  cfg.NodeID,
 		store:   cfg.Store,
 		backend: cfg.Backend,
+		host:    cfg.Host,
 		log:     cfg.Logger,
 		resolve: cfg.Resolve,
 		portMin: cfg.PortMin,
@@ -121,6 +126,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.host == nil {
+		d.host = netconf.Kernel{}
 	}
 	if d.resolve == nil {
 		d.resolve = systemResolve

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -19,6 +16,7 @@ import (
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 )
@@ -273,14 +271,11 @@ func permanentNeigh(h *netlink.Handle, idx int, ip netip.Addr, mac net.HardwareA
 
 // writeSysctls sets /proc/sys keys in ns.
 func writeSysctls(ns netns.NsHandle, values map[string]string) error {
-	return namespaces.Do(ns, func() error {
-		for k, v := range values {
-			if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
-				return fmt.Errorf("setting %s: %w", k, err)
-			}
-		}
-		return nil
-	})
+	sysctls := make([]netconf.Sysctl, 0, len(values))
+	for k, v := range values {
+		sysctls = append(sysctls, netconf.Sysctl{Key: k, Value: v})
+	}
+	return netconf.WriteSysctls(ns, sysctls)
 }
 
 // egressBlocked lists what the namespace's way out must never reach beyond
@@ -435,14 +430,6 @@ func (d *Daemon) egressStatus(n *store.Network) (addr netip.Addr, problem string
 	}
 	a, _ := netip.AddrFromSlice(routes[0].Src)
 	return a.Unmap(), ""
-}
-
-// sameEgress reports whether a and b are the same way out.
-func sameEgress(a, b *firewall.Egress) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.IfName == b.IfName && a.Source == b.Source && slices.Equal(a.Blocked, b.Blocked)
 }
 
 // syncWorkloadRoutes gives every workload a default route via the gateway

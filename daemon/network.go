@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -50,35 +48,19 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := d.markOwned(name); err != nil {
 		return err
 	}
-	if err := namespaces.Create(name); err != nil {
-		return err
-	}
-	ns, err := namespaces.Open(name)
+	ns, err := d.host.Open(name, true)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = ns.Close() }()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", name, err)
-	}
-	defer h.Close()
-
-	if lo, err := h.LinkByName("lo"); err == nil {
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("lo up: %w", err)
-		}
-	}
-	if err := setSysctls(ns); err != nil {
+	if err := ns.Prepare(networkSysctls); err != nil {
 		return err
 	}
 	gw4 := netip.PrefixFrom(subnets.Gateway4, subnets.V4.Bits())
 	gw6 := netip.PrefixFrom(subnets.Gateway6, subnets.V6.Bits())
 	mtu := d.overlayMTU(s, desired)
-	if _, err := ensureBridge(h, gw4, gw6, mtu); err != nil {
-		return err
-	}
-	if err := pinBridgeMAC(ns, h, n.Name); err != nil {
+	bridge := netconf.Link{Name: bridgeName, Bridge: true, MTU: mtu, MAC: bridgeMAC(n.Name), Addrs: []netip.Prefix{gw4, gw6}}
+	if _, err := ns.SetLink(bridge); err != nil {
 		return err
 	}
 	dev := d.device(n.Name, mtu)
@@ -91,29 +73,20 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
 		return err
 	}
-	wg, err := h.LinkByName(dev.IfName)
+	wg, err := ns.SetLink(netconf.Link{Name: dev.IfName, MTU: mtu, Addrs: linkAddress(s, d.nodeID)})
 	if err != nil {
-		return fmt.Errorf("finding %s: %w", dev.IfName, err)
-	}
-	if wg.Attrs().MTU != mtu {
-		if err := h.LinkSetMTU(wg, mtu); err != nil {
-			return fmt.Errorf("setting %s mtu: %w", dev.IfName, err)
-		}
-	}
-	if err := h.LinkSetUp(wg); err != nil {
-		return fmt.Errorf("%s up: %w", dev.IfName, err)
-	}
-	d.followMTU(h, n.Name, wls, mtu)
-	if err := syncAddrs(h, wg, linkAddress(s, d.nodeID)); err != nil {
-		return fmt.Errorf("%s addresses: %w", dev.IfName, err)
-	}
-	if err := d.syncRoutesOf(ns, n.Name, h, wg, linkUp(wg), peers.Routes(desired)); err != nil {
 		return err
 	}
-	if err := syncProxyNeigh(h, acc); err != nil {
+	if raw, ok := ns.(netconf.Raw); ok {
+		d.followMTU(raw.Handle(), n.Name, wls, mtu)
+	}
+	if err := d.syncRoutesOf(ns, n.Name, dev.IfName, wg, peers.Routes(desired)); err != nil {
 		return err
 	}
-	eg, err := d.syncEgress(ns, h, n, s)
+	if err := ns.ProxyNeigh(bridgeName, proxyAddrs(acc)); err != nil {
+		return err
+	}
+	eg, err := d.syncEgressIn(ns, n, s)
 	if err != nil {
 		return err
 	}
@@ -125,6 +98,43 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	d.syncWorkloadRoutes(s, wls)
 	d.pushDNS(ctx, n, s, wls)
 	return nil
+}
+
+// removePorts deletes the workloads' ports (veths and taps) in network's
+// namespace that keep says to: deleting the bridge end of a veth takes the
+// end in the workload's namespace with it. A namespace that cannot be
+// opened has none.
+func (d *Daemon) removePorts(network string, keep func(netconf.LinkInfo) bool) error {
+	ns, err := d.host.Open(d.nsName(network), false)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = ns.Close() }()
+	links, err := ns.Links()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range links {
+		if isWorkloadPort(l) && keep(l) {
+			errs = append(errs, ns.DeleteLink(l.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncEgressIn is syncEgress through ns. The way out is not behind
+// netconf.Namespace yet: it needs the kernel's handles, and a namespace
+// without them (a fake) can only be a network without one.
+func (d *Daemon) syncEgressIn(ns netconf.Namespace, n *store.Network, s *spec.Spec) (*firewall.Egress, error) {
+	raw, ok := ns.(netconf.Raw)
+	switch {
+	case ok:
+		return d.syncEgress(raw.NsHandle(), raw.Handle(), n, s)
+	case s.Egress:
+		return nil, errors.New("egress needs a namespace of the kernel")
+	}
+	return nil, nil
 }
 
 // configureDevice sets the key and port if they differ and applies the
@@ -256,30 +266,14 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	// at once; left to the namespace's deletion, the ends in the workloads'
 	// namespaces would linger until the kernel's asynchronous cleanup gets
 	// to them, after delete has returned.
-	_ = d.withHandle(network, func(h *netlink.Handle) {
-		links, _ := retryDump(h.LinkList)
-		for _, l := range links {
-			if isWorkloadPort(l) {
-				// Gone meanwhile (its workload's namespace went) is fine.
-				if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-					errs = append(errs, fmt.Errorf("removing workload port %s: %w", l.Attrs().Name, err))
-				}
-			}
-		}
-	})
+	errs = append(errs, d.removePorts(network, func(netconf.LinkInfo) bool { return true }))
 	name := d.nsName(network)
-	id, idErr := namespaces.Identify(namespaces.Path(name))
-	if err := namespaces.Delete(name); err != nil {
-		errs = append(errs, err)
-	} else if err := d.unmarkOwned(name); err != nil {
-		errs = append(errs, err)
-	}
-	if idErr == nil {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := namespaces.WaitGone(wctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("waiting for namespace %s to go: %w", name, err))
+	err := d.host.Delete(ctx, name)
+	if err == nil || errors.Is(err, netconf.ErrLingering) {
+		if uerr := d.unmarkOwned(name); uerr != nil {
+			errs = append(errs, uerr)
 		}
 	}
+	errs = append(errs, err)
 	return errors.Join(errs...)
 }

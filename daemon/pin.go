@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/namespaces"
@@ -82,45 +80,6 @@ func pinPort(h *netlink.Handle, port string, mac net.HardwareAddr) error {
 // bridgeMAC is the gateway's MAC in network: derived like a workload's,
 // from a name no workload can have (names are never empty).
 func bridgeMAC(network string) net.HardwareAddr { return tap.MAC(network, "") }
-
-// pinBridgeMAC gives the bridge its fixed MAC. A bridge without one takes
-// the lowest MAC among its ports, so the gateway's MAC would change as
-// workloads come and go (every neighbour cache pointing at the old one)
-// and would be a VM's tap's when that is the lowest.
-func pinBridgeMAC(ns netns.NsHandle, h *netlink.Handle, network string) error {
-	return setBridgeMAC(ns, h, bridgeMAC(network))
-}
-
-// setBridgeMAC sets the bridge's MAC to mac. When it changes (a bridge
-// made before MACs were fixed), the kernel announces the new one with a
-// gratuitous ARP and an unsolicited neighbour advertisement (arp_notify,
-// ndisc_notify), so workloads do not keep sending to the old one until
-// their neighbour entries time out.
-func setBridgeMAC(ns netns.NsHandle, h *netlink.Handle, mac net.HardwareAddr) error {
-	br, err := h.LinkByName(bridgeName)
-	if err != nil {
-		return fmt.Errorf("finding bridge: %w", err)
-	}
-	if bytes.Equal(br.Attrs().HardwareAddr, mac) {
-		return nil
-	}
-	err = namespaces.Do(ns, func() error {
-		for _, k := range []string{"ipv4/conf/" + bridgeName + "/arp_notify", "ipv6/conf/" + bridgeName + "/ndisc_notify"} {
-			// /proc/sys/net shows the namespace of the thread that opens it.
-			if err := os.WriteFile("/proc/sys/net/"+k, []byte("1"), 0o644); err != nil {
-				return fmt.Errorf("setting %s: %w", k, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := h.LinkSetHardwareAddr(br, mac); err != nil {
-		return fmt.Errorf("setting the bridge's MAC: %w", err)
-	}
-	return nil
-}
 
 // tapHostMAC is the MAC of a tap device itself, on the host side: the
 // guest's with its first byte fe, as libvirt does. It must differ from

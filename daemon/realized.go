@@ -1,23 +1,14 @@
 package daemon
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 
-	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/firewall"
-	"github.com/znet/znet/namespaces"
-	"github.com/znet/znet/peers"
+	"github.com/znet/znet/netconf"
 )
 
 // realized remembers, per network, the routes and the firewall that
@@ -49,10 +40,9 @@ type realizedNet struct {
 	// through it (sorted, canonical); routes is nil when unknown.
 	link   int
 	routes []netip.Prefix
-	// rules is the firewall installed when the nftables generation was
-	// gen; nil when unknown.
-	rules *firewall.Rules
-	gen   uint32
+	// rules is the firewall installed and the nftables generation after;
+	// nil when unknown.
+	rules *firewall.Installed
 	// device is what the userspace data plane pid was last configured
 	// with (key, port, peers as desired); nil when unknown.
 	device *wgtypes.Device
@@ -92,120 +82,40 @@ func (r *realized) put(network string, e *realizedNet) {
 	r.nets[network] = e
 }
 
-// syncRoutesOf makes the routes through wg exactly want, as syncRoutes
-// does; when the record of network shows what the link has, only the
-// difference is changed, without a dump. wasUp tells whether wg was up
-// before realize set it up.
-func (d *Daemon) syncRoutesOf(ns netns.NsHandle, network string, h *vnl.Handle, wg vnl.Link, wasUp bool, want []netip.Prefix) error {
-	cookie, err := namespaces.Cookie(ns)
+// syncRoutesOf makes the routes through link exactly want; when the
+// record of network shows what the link has, only the difference is
+// changed, without a dump. st is the link's state before realize set it up.
+func (d *Daemon) syncRoutesOf(ns netconf.Namespace, network, link string, st netconf.LinkState, want []netip.Prefix) error {
+	cookie, err := ns.Cookie()
 	if err != nil {
 		d.realized.take(network, 0) // forget: the sync changes what it says
-		return syncRoutes(h, wg, want)
+		return ns.Routes(link, nil, want)
 	}
 	e := d.realized.take(network, cookie)
-	idx := wg.Attrs().Index
-	if e.routes != nil && e.link == idx && wasUp {
-		err = changeRoutes(h, idx, e.routes, want)
-	} else {
-		err = syncRoutes(h, wg, want)
+	var have []netip.Prefix
+	if e.routes != nil && e.link == st.Index && st.WasUp {
+		have = e.routes
 	}
-	if err != nil {
+	if err := ns.Routes(link, have, want); err != nil {
 		e.routes = nil
 		d.realized.put(network, e)
 		return err
 	}
-	e.link, e.routes = idx, slices.Clip(slices.Clone(want))
+	e.link, e.routes = st.Index, slices.Clip(slices.Clone(want))
 	d.realized.put(network, e)
 	return nil
 }
 
-// changeRoutes turns the routes through link idx from have into want,
-// both sorted sets as peers.Routes returns them.
-func changeRoutes(h *vnl.Handle, idx int, have, want []netip.Prefix) error {
-	add, del := peers.RouteDiff(have, want)
-	for _, p := range del {
-		// The scope must be the route's own: IPv4 matches it on delete.
-		r := &vnl.Route{LinkIndex: idx, Dst: ipNet(p), Scope: vnl.SCOPE_LINK, Table: unix.RT_TABLE_MAIN}
-		if err := h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("removing route %s: %w", p, err)
-		}
-	}
-	for _, p := range add {
-		if err := addRoute(h, idx, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyFirewallOf installs rules in ns as firewall.Apply does, unless the
-// record of network shows they are there already.
-func (d *Daemon) applyFirewallOf(ns netns.NsHandle, network string, rules firewall.Rules) error {
-	cookie, err := namespaces.Cookie(ns)
+// applyFirewallOf installs rules in ns, unless the record of network shows
+// they are there already (firewall.Ensure).
+func (d *Daemon) applyFirewallOf(ns netconf.Namespace, network string, rules firewall.Rules) error {
+	cookie, err := ns.Cookie()
 	if err != nil {
 		d.realized.take(network, 0) // forget: the rebuild changes what it says
-		return firewall.Apply(ns, rules)
+		return ns.Install(rules)
 	}
 	e := d.realized.take(network, cookie)
-	if e.rules != nil && sameRules(*e.rules, rules) {
-		if gen, err := nftGeneration(ns); err == nil && gen == e.gen {
-			d.realized.put(network, e)
-			return nil
-		}
-	}
-	e.rules = nil
-	if err := firewall.Apply(ns, rules); err != nil {
-		d.realized.put(network, e)
-		return err
-	}
-	if gen, err := nftGeneration(ns); err == nil {
-		e.rules, e.gen = &rules, gen
-	}
+	e.rules, err = firewall.Ensure(ns, rules, e.rules)
 	d.realized.put(network, e)
-	return nil
+	return err
 }
-
-func sameRules(a, b firewall.Rules) bool {
-	return a.Bridge == b.Bridge && a.Overlay == b.Overlay && slices.Equal(a.Ports, b.Ports) &&
-		slices.Equal(a.AccessPeers, b.AccessPeers) && sameEgress(a.Egress, b.Egress)
-}
-
-// nftGeneration returns the nftables ruleset generation of ns, which the
-// kernel bumps at every committed change of any table there.
-func nftGeneration(ns netns.NsHandle) (uint32, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(ns)})
-	if err != nil {
-		return 0, fmt.Errorf("nftables in namespace: %w", err)
-	}
-	defer func() { _ = c.Close() }()
-	req := netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
-			Flags: netlink.Request,
-		},
-		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, // nfgenmsg
-	}
-	msgs, err := c.Execute(req)
-	if err != nil {
-		return 0, fmt.Errorf("reading the nftables generation: %w", err)
-	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return 0, fmt.Errorf("reading the nftables generation: %w", err)
-		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID {
-				return ad.Uint32(), ad.Err()
-			}
-		}
-	}
-	return 0, errors.New("reading the nftables generation: no NFTA_GEN_ID in the answer")
-}
-
-// linkUp reports whether link was administratively up when it was read.
-func linkUp(link vnl.Link) bool { return link.Attrs().Flags&net.FlagUp != 0 }

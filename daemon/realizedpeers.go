@@ -4,10 +4,9 @@ import (
 	"context"
 	"net"
 
-	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
-	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/store"
@@ -25,8 +24,8 @@ import (
 // plus an endpoint the device learned from a roaming peer (a dump would
 // have set it back to the spec's): an apply that changes nothing forgets
 // the record and so compares against the device again.
-func (d *Daemon) configureDeviceOf(ctx context.Context, ns netns.NsHandle, pid int, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
-	cookie, err := namespaces.Cookie(ns)
+func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pid int, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
+	cookie, err := ns.Cookie()
 	if err != nil {
 		d.realized.take(n.Name, 0) // forget: the configuration changes what it says
 		return d.configureDevice(ctx, dev, n, desired, wait, nil)

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/store"
 )
 
@@ -142,7 +141,7 @@ func (d *Daemon) recoverNetwork(ctx context.Context, n *store.Network, wls []*st
 // made are removed (see owner.go).
 func (d *Daemon) removeOrphans(ctx context.Context, known map[string]bool) error {
 	prefix := namespaces.NodePrefix(d.nodeID)
-	names, err := namespaces.List(prefix)
+	names, err := d.host.List(prefix)
 	if err != nil {
 		return err
 	}
@@ -173,17 +172,14 @@ func (d *Daemon) removeStrayPorts(network string, wls []*store.Workload) {
 	for _, w := range wls {
 		known[w.HostIf] = true
 	}
-	_ = d.withHandle(network, func(h *netlink.Handle) {
-		links, _ := retryDump(h.LinkList)
-		for _, l := range links {
-			name := l.Attrs().Name
-			if !isWorkloadPort(l) || (!strings.HasPrefix(name, "vw") && !strings.HasPrefix(name, tapPrefix)) || known[name] {
-				continue
-			}
-			d.log.Warn("removing stray workload port", "network", network, "link", l.Attrs().Name)
-			if err := h.LinkDel(l); err != nil {
-				d.log.Warn("removing stray workload port", "network", network, "link", l.Attrs().Name, "err", err)
-			}
+	stray := func(l netconf.LinkInfo) bool {
+		if (!strings.HasPrefix(l.Name, "vw") && !strings.HasPrefix(l.Name, tapPrefix)) || known[l.Name] {
+			return false
 		}
-	})
+		d.log.Warn("removing stray workload port", "network", network, "link", l.Name)
+		return true
+	}
+	if err := d.removePorts(network, stray); err != nil {
+		d.log.Warn("removing stray workload ports", "network", network, "err", err)
+	}
 }

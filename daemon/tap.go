@@ -14,6 +14,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 	"github.com/znet/znet/tap"
@@ -223,12 +224,12 @@ func (d *Daemon) Workload(ctx context.Context, network, name string) (api.Attach
 
 // isWorkloadPort reports whether l is a workload's port on the bridge: a
 // veth, or a tap named by tapIfName.
-func isWorkloadPort(l netlink.Link) bool {
-	switch l.(type) {
-	case *netlink.Veth:
+func isWorkloadPort(l netconf.LinkInfo) bool {
+	switch l.Kind {
+	case "veth":
 		return true
-	case *netlink.Tuntap:
-		return len(l.Attrs().Name) > len(tapPrefix) && l.Attrs().Name[:len(tapPrefix)] == tapPrefix
+	case "tuntap":
+		return len(l.Name) > len(tapPrefix) && l.Name[:len(tapPrefix)] == tapPrefix
 	}
 	return false
 }

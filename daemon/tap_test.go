@@ -19,6 +19,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 	"github.com/znet/znet/tap"
@@ -414,10 +415,24 @@ func TestGatewayMACChangeIsAnnounced(t *testing.T) {
 	}
 
 	other := net.HardwareAddr{0x02, 0x99, 0, 0, 0, 1}
-	ns := namespacesOpen(t, namespaces.Path(n.nsName("shop")))
-	h := handleIn(t, namespaces.Path(n.nsName("shop")))
-	defer h.Close()
-	require.NoError(t, setBridgeMAC(ns, h, other))
+	k, err := netconf.Kernel{}.Open(n.nsName("shop"), false)
+	require.NoError(t, err)
+	defer func() { _ = k.Close() }()
+	br := k.(netconf.Raw).Handle()
+	link, err := br.LinkByName(bridgeName)
+	require.NoError(t, err)
+	addrs, err := br.AddrList(link, netlink.FAMILY_ALL)
+	require.NoError(t, err)
+	var keep []netip.Prefix
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		ones, _ := a.Mask.Size()
+		if !ip.IsLinkLocalUnicast() {
+			keep = append(keep, netip.PrefixFrom(ip.Unmap(), ones))
+		}
+	}
+	_, err = k.SetLink(netconf.Link{Name: bridgeName, MTU: link.Attrs().MTU, MAC: other, Addrs: keep})
+	require.NoError(t, err)
 	for _, gw := range gateways {
 		deadline := time.Now().Add(time.Second)
 		for !bytes.Equal(gatewayNeighbour(t, ws, gw), other) && time.Now().Before(deadline) {
