@@ -382,6 +382,9 @@ func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netl
 // dropEgress is removeEgress for a network being torn down, whose
 // namespace may be gone already (and the veth with it).
 func (d *Daemon) dropEgress(network string) error {
+	if _, ok := d.host.(netconf.Kernel); !ok {
+		return nil // only the kernel's namespaces have a way out (syncEgressIn)
+	}
 	port, had := 0, false
 	_ = d.store.View(func(tx *store.Tx) error {
 		if n, err := tx.Network(network); err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/netconf/netconftest"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
@@ -72,7 +73,10 @@ type unit struct {
 	d       *Daemon
 	store   *store.Store
 	backend *overlaytest.Backend
+	host    *netconftest.Host
 	dir     string
+	id      string
+	busy    map[int]bool
 }
 
 // newUnit returns a unit for node id; busy ports are refused by PortFree.
@@ -83,19 +87,26 @@ func newUnit(t *testing.T, id string, busy ...int) *unit {
 	st, err := store.Open(dir)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, st.Close()) })
-	b := overlaytest.New("userspace")
-	taken := map[int]bool{}
+	u := &unit{store: st, backend: overlaytest.New("userspace"), host: netconftest.New(), dir: dir, id: id, busy: map[int]bool{}}
 	for _, p := range busy {
-		taken[p] = true
+		u.busy[p] = true
 	}
+	u.d = u.newDaemon(t)
+	return u
+}
+
+// newDaemon returns a daemon over u's state, backend and namespaces: a
+// restart of znetd, with the kernel objects as they are.
+func (u *unit) newDaemon(t *testing.T) *Daemon {
+	t.Helper()
 	d, err := New(Config{
-		NodeID: id, Store: st, Backend: b,
+		NodeID: u.id, Store: u.store, Backend: u.backend, Host: u.host,
 		PortMin: 40000, PortMax: 40009,
-		PortFree: func(p int) bool { return !taken[p] },
+		PortFree: func(p int) bool { return !u.busy[p] },
 	})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
-	return &unit{d: d, store: st, backend: b, dir: dir}
+	return d
 }
 
 // oneNodeSpec returns generation gen of network name with only node id,

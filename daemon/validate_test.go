@@ -246,79 +246,86 @@ func TestRequestsRefusedBeforeTheKernel(t *testing.T) {
 	// The calling process's own namespace: a valid path that these
 	// requests must never get to use.
 	const self = "/proc/self/ns/net"
+	const needsSetns = true
 
 	tests := []struct {
-		name   string
+		name string
+		// setns: the request identifies its namespace, which takes
+		// CAP_SYS_ADMIN, before it gets to the check.
+		setns  bool
 		call   func() error
 		status int
 		field  string
 	}{
-		{"attach: bad name", func() error {
+		{"attach: bad name", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "Web", NetNS: self})
 			return err
 		}, http.StatusBadRequest, "name"},
-		{"attach: bad ifname", func() error {
+		{"attach: bad ifname", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IfName: "a/b"})
 			return err
 		}, http.StatusBadRequest, "ifname"},
-		{"attach: no netns", func() error {
+		{"attach: no netns", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db"})
 			return err
 		}, http.StatusBadRequest, "netns"},
-		{"attach: missing netns", func() error {
+		{"attach: missing netns", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: "/run/netns/zt-dm-nonexistent"})
 			return err
 		}, http.StatusBadRequest, "netns"},
-		{"attach: netns is a plain file", func() error {
+		{"attach: netns is a plain file", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: notNS})
 			return err
 		}, http.StatusBadRequest, "netns"},
-		{"attach: unknown network", func() error {
+		{"attach: unknown network", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "nope", api.AttachRequest{Name: "db", NetNS: self})
 			return err
 		}, http.StatusNotFound, "name"},
-		{"attach: reserved only", func() error {
+		{"attach: reserved only", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "spare", api.AttachRequest{Name: "db", NetNS: self})
 			return err
 		}, http.StatusConflict, "network"},
 		// web's namespace is gone, so its name may be attached again (see
 		// TestWorkloadNamespaceReplaced), but never to the node's namespace.
-		{"attach: a gone workload's name, into the node's namespace", func() error {
+		{"attach: a gone workload's name, into the node's namespace", false, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: self})
 			return err
 		}, http.StatusBadRequest, "netns"},
-		{"attach: ipv4 taken", func() error {
+		{"attach: ipv4 taken", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.1.2")})
 			return err
 		}, http.StatusConflict, "ipv4"},
-		{"attach: ipv4 outside the subnet", func() error {
+		{"attach: ipv4 outside the subnet", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.2.5")})
 			return err
 		}, http.StatusBadRequest, "ipv4"},
-		{"attach: ipv4 is the network address", func() error {
+		{"attach: ipv4 is the network address", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.1.0")})
 			return err
 		}, http.StatusBadRequest, "ipv4"},
-		{"attach: ipv4 is the gateway", func() error {
+		{"attach: ipv4 is the gateway", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.1.1")})
 			return err
 		}, http.StatusBadRequest, "ipv4"},
-		{"attach: ipv4 is the broadcast address", func() error {
+		{"attach: ipv4 is the broadcast address", needsSetns, func() error {
 			_, err := u.d.Attach(ctx, "shop", api.AttachRequest{Name: "db", NetNS: self, IPv4: mustAddr("10.20.1.255")})
 			return err
 		}, http.StatusBadRequest, "ipv4"},
-		{"detach: bad name", func() error { return u.d.Detach(ctx, "shop", "Web") }, http.StatusBadRequest, "workload"},
-		{"detach: unknown network", func() error { return u.d.Detach(ctx, "nope", "web") }, http.StatusNotFound, "name"},
-		{"detach: unknown workload", func() error { return u.d.Detach(ctx, "shop", "db") }, http.StatusNotFound, "workload"},
-		{"workloads: unknown network", func() error { _, err := u.d.Workloads(ctx, "nope"); return err }, http.StatusNotFound, "name"},
-		{"network: bad name", func() error { _, err := u.d.Network(ctx, "No"); return err }, http.StatusBadRequest, "name"},
-		{"network: unknown", func() error { _, err := u.d.Network(ctx, "nope"); return err }, http.StatusNotFound, "name"},
-		{"status: unknown network", func() error { _, err := u.d.Status(ctx, "nope"); return err }, http.StatusNotFound, "name"},
-		{"delete: unknown network", func() error { return u.d.DeleteNetwork(ctx, "nope", true) }, http.StatusNotFound, "name"},
-		{"delete: workloads attached", func() error { return u.d.DeleteNetwork(ctx, "shop", false) }, http.StatusConflict, "name"},
+		{"detach: bad name", false, func() error { return u.d.Detach(ctx, "shop", "Web") }, http.StatusBadRequest, "workload"},
+		{"detach: unknown network", false, func() error { return u.d.Detach(ctx, "nope", "web") }, http.StatusNotFound, "name"},
+		{"detach: unknown workload", false, func() error { return u.d.Detach(ctx, "shop", "db") }, http.StatusNotFound, "workload"},
+		{"workloads: unknown network", false, func() error { _, err := u.d.Workloads(ctx, "nope"); return err }, http.StatusNotFound, "name"},
+		{"network: bad name", false, func() error { _, err := u.d.Network(ctx, "No"); return err }, http.StatusBadRequest, "name"},
+		{"network: unknown", false, func() error { _, err := u.d.Network(ctx, "nope"); return err }, http.StatusNotFound, "name"},
+		{"status: unknown network", false, func() error { _, err := u.d.Status(ctx, "nope"); return err }, http.StatusNotFound, "name"},
+		{"delete: unknown network", false, func() error { return u.d.DeleteNetwork(ctx, "nope", true) }, http.StatusNotFound, "name"},
+		{"delete: workloads attached", false, func() error { return u.d.DeleteNetwork(ctx, "shop", false) }, http.StatusConflict, "name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.setns {
+				testutil.SkipUnlessRoot(t)
+			}
 			requireAPIError(t, tt.call(), tt.status, tt.field)
 		})
 	}
