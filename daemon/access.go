@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -33,14 +32,18 @@ func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRe
 	if err != nil {
 		return api.AccessGrant{}, api.Invalid("public_key", "is not a base64 WireGuard key of 32 bytes")
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	n, wls, err := d.loadNetwork(network)
-	if err != nil {
-		return api.AccessGrant{}, err
-	}
+	var grant api.AccessGrant
+	err = d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
+		var err error
+		grant, err = d.addAccessLocked(ctx, n, wls, req.Name, key)
+		return err
+	})
+	return grant, err
+}
+
+// addAccessLocked is AddAccess for network n with workloads wls.
+func (d *Daemon) addAccessLocked(ctx context.Context, n *store.Network, wls []*store.Workload, name string, key wgtypes.Key) (api.AccessGrant, error) {
+	network := n.Name
 	if n.Spec == nil {
 		return api.AccessGrant{}, api.Conflict("network", "network %s is reserved but not applied yet", network)
 	}
@@ -52,34 +55,35 @@ func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRe
 	if err != nil {
 		return api.AccessGrant{}, err
 	}
-	if err := checkNewAccess(n.Spec, acc, req.Name, key); err != nil {
+	if err := checkNewAccess(n.Spec, acc, name, key); err != nil {
 		return api.AccessGrant{}, err
 	}
 	subnets, err := d.subnetsOf(n.Spec)
 	if err != nil {
 		return api.AccessGrant{}, err
 	}
-	addr, err := n.Addrs.Allocate("access/" + req.Name)
+	addr, err := n.Addrs.Allocate("access/" + name)
 	if err != nil {
 		return api.AccessGrant{}, api.Conflict("name", "no free address in %s: %v", subnets.V4, err)
 	}
-	a := &store.AccessPeer{Network: network, Name: req.Name, PublicKey: key.String(), IPv4: addr, IPv6: subnets.Twin(addr)}
+	a := &store.AccessPeer{Network: network, Name: name, PublicKey: key.String(), IPv4: addr, IPv6: subnets.Twin(addr)}
 	next := append(append([]*store.AccessPeer{}, acc...), a)
-	if err := d.realize(ctx, n, n.Spec, wls, next); err != nil {
-		d.rollbackAccess(ctx, n, wls, acc)
-		return api.AccessGrant{}, fmt.Errorf("adding access %s: %w", req.Name, err)
-	}
-	err = d.store.Update(func(tx *store.Tx) error {
-		if err := tx.PutAccess(a); err != nil {
-			return err
-		}
-		return tx.PutNetwork(n)
+	err = d.commit(ctx, change{
+		doing:  "adding access " + name,
+		kernel: func() error { return d.realize(ctx, n, n.Spec, wls, next) },
+		saving: "saving access " + name,
+		save: func(tx *store.Tx) error {
+			if err := tx.PutAccess(a); err != nil {
+				return err
+			}
+			return tx.PutNetwork(n)
+		},
+		undo: func(ctx context.Context) { d.rollbackAccess(ctx, n, wls, acc) },
 	})
 	if err != nil {
-		d.rollbackAccess(ctx, n, wls, acc)
-		return api.AccessGrant{}, fmt.Errorf("saving access %s: %w", req.Name, err)
+		return api.AccessGrant{}, err
 	}
-	d.log.Info("access added", "network", network, "peer", req.Name, "ipv4", addr)
+	d.log.Info("access added", "network", network, "peer", name, "ipv4", addr)
 	// The network's MTU on this node, which the device may have derived;
 	// unknown, the config leaves it to wg-quick (MTU 0 writes no line).
 	mtu, err := d.linkMTU(network)
@@ -129,14 +133,14 @@ func (d *Daemon) RemoveAccess(ctx context.Context, network, name string) error {
 	if err := spec.ValidName(name); err != nil {
 		return api.Invalid("peer", "%v", err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	n, wls, err := d.loadNetwork(network)
-	if err != nil {
-		return err
-	}
+	return d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
+		return d.removeAccessLocked(ctx, n, wls, name)
+	})
+}
+
+// removeAccessLocked is RemoveAccess for network n with workloads wls.
+func (d *Daemon) removeAccessLocked(ctx context.Context, n *store.Network, wls []*store.Workload, name string) error {
+	network := n.Name
 	acc, err := d.access(network)
 	if err != nil {
 		return err
@@ -155,23 +159,32 @@ func (d *Daemon) RemoveAccess(ctx context.Context, network, name string) error {
 	if gone == nil {
 		return api.NotFound("peer", "no access peer %s in %s", name, network)
 	}
-	if n.Spec != nil {
-		if err := d.realize(ctx, n, n.Spec, wls, rest); err != nil {
-			d.rollbackAccess(ctx, n, wls, acc)
-			return fmt.Errorf("removing access %s: %w", name, err)
-		}
-	}
-	if n.Addrs != nil {
-		n.Addrs.Release(gone.IPv4)
-	}
-	err = d.store.Update(func(tx *store.Tx) error {
-		if err := tx.DeleteAccess(network, name); err != nil {
-			return err
-		}
-		return tx.PutNetwork(n)
+	err = d.commit(ctx, change{
+		doing: "removing access " + name,
+		kernel: func() error {
+			if n.Spec == nil {
+				return nil
+			}
+			return d.realize(ctx, n, n.Spec, wls, rest)
+		},
+		saving: "saving removal of " + name,
+		save: func(tx *store.Tx) error {
+			if n.Addrs != nil {
+				n.Addrs.Release(gone.IPv4)
+			}
+			if err := tx.DeleteAccess(network, name); err != nil {
+				return err
+			}
+			return tx.PutNetwork(n)
+		},
+		undo: func(ctx context.Context) {
+			if n.Spec != nil {
+				d.rollbackAccess(ctx, n, wls, acc)
+			}
+		},
 	})
 	if err != nil {
-		return fmt.Errorf("saving removal of %s: %w", name, err)
+		return err
 	}
 	d.log.Info("access removed", "network", network, "peer", name)
 	return nil

@@ -29,27 +29,26 @@ func (d *Daemon) Apply(ctx context.Context, in *spec.Spec) (api.ApplyResult, err
 	if err := admit.Member(s, d.nodeID); err != nil {
 		return api.ApplyResult{}, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-
-	n, wls, err := d.loadNetwork(s.Name)
-	switch {
-	case errors.Is(err, api.ErrNotFound):
-		// A spec that lists only this node may come without a reservation.
-		n, err = d.reserveForApply(s)
-		if err != nil {
-			return api.ApplyResult{}, err
+	var res api.ApplyResult
+	err := d.locked(ctx, func(ctx context.Context) error {
+		n, wls, err := d.loadNetwork(s.Name)
+		switch {
+		case errors.Is(err, api.ErrNotFound):
+			// A spec that lists only this node may come without a reservation.
+			if n, err = d.reserveForApply(s); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
 		}
-	case err != nil:
-		return api.ApplyResult{}, err
-	}
-	if n.Zos != nil {
-		return api.ApplyResult{}, api.Conflict("name", "network %s realizes zos workload %q of twin %d; change it with znet zos apply",
-			s.Name, n.Zos.Name, n.Zos.Twin)
-	}
-	return d.applyLocked(ctx, n, n, s, wls)
+		if n.Zos != nil {
+			return api.Conflict("name", "network %s realizes zos workload %q of twin %d; change it with znet zos apply",
+				s.Name, n.Zos.Name, n.Zos.Twin)
+		}
+		res, err = d.applyLocked(ctx, n, n, s, wls)
+		return err
+	})
+	return res, err
 }
 
 // applyLocked makes network n, whose stored record is old, match spec s
@@ -87,16 +86,23 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 			return api.ApplyResult{}, api.Invalid("nodes", "%v", err)
 		}
 	}
-	if err := d.realize(ctx, &next, s, wls, acc); err != nil {
-		d.rollback(ctx, old, wls)
-		return api.ApplyResult{}, fmt.Errorf("applying %s generation %d: %w", s.Name, s.Generation, err)
-	}
-	// Workloads whose plumbing was lost (reboot, crash) come back on a
-	// re-apply too: re-applying is how an operator repairs a network.
-	d.repairWorkloads(ctx, &next, wls)
-	if err := d.store.Update(func(tx *store.Tx) error { return tx.PutNetwork(&next) }); err != nil {
-		d.rollback(ctx, old, wls)
-		return api.ApplyResult{}, fmt.Errorf("saving %s: %w", s.Name, err)
+	err = d.commit(ctx, change{
+		doing: fmt.Sprintf("applying %s generation %d", s.Name, s.Generation),
+		kernel: func() error {
+			if err := d.realize(ctx, &next, s, wls, acc); err != nil {
+				return err
+			}
+			// Workloads whose plumbing was lost (reboot, crash) come back on a
+			// re-apply too: re-applying is how an operator repairs a network.
+			d.repairWorkloads(ctx, &next, wls)
+			return nil
+		},
+		saving: "saving " + s.Name,
+		save:   func(tx *store.Tx) error { return tx.PutNetwork(&next) },
+		undo:   func(ctx context.Context) { d.rollback(ctx, old, wls) },
+	})
+	if err != nil {
+		return api.ApplyResult{}, err
 	}
 	if changed {
 		d.log.Info("applied", "network", s.Name, "generation", s.Generation, "nodes", len(s.Nodes))
@@ -193,7 +199,6 @@ func (d *Daemon) selfSubnet(s *spec.Spec) netip.Prefix {
 // rollback puts the kernel back to n's last good spec, or removes what a
 // first apply made. Errors are logged: the caller reports the apply's own.
 func (d *Daemon) rollback(ctx context.Context, n *store.Network, wls []*store.Workload) {
-	ctx = context.WithoutCancel(ctx)
 	var err error
 	if n.Spec != nil {
 		var acc []*store.AccessPeer

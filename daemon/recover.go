@@ -18,23 +18,17 @@ import (
 // objects are gone; a crash in between leaves it listed, and deleting again
 // finishes the job.
 func (d *Daemon) DeleteNetwork(ctx context.Context, name string, force bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	_, wls, err := d.loadNetwork(name)
-	if err != nil {
-		return err
-	}
-	if len(wls) > 0 && !force {
-		names := make([]string, len(wls))
-		for i, w := range wls {
-			names[i] = w.Name
+	return d.withNetwork(ctx, name, func(ctx context.Context, _ *store.Network, wls []*store.Workload) error {
+		if len(wls) > 0 && !force {
+			names := make([]string, len(wls))
+			for i, w := range wls {
+				names[i] = w.Name
+			}
+			return api.Conflict("name", "network %s still has %d workloads (%s); detach them or use --force",
+				name, len(wls), strings.Join(names, ", "))
 		}
-		return api.Conflict("name", "network %s still has %d workloads (%s); detach them or use --force",
-			name, len(wls), strings.Join(names, ", "))
-	}
-	return d.deleteLocked(ctx, name, wls)
+		return d.deleteLocked(ctx, name, wls)
+	})
 }
 
 // deleteLocked removes network name, with its workloads wls, from the

@@ -58,14 +58,19 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		}
 		defer func() { _ = wlNS.Close() }()
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	n, wls, err := d.loadNetwork(network)
-	if err != nil {
-		return api.Attachment{}, err
-	}
+	var att api.Attachment
+	err := d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
+		var err error
+		att, err = d.attachLocked(ctx, n, wls, req, wlNS, id)
+		return err
+	})
+	return att, err
+}
+
+// attachLocked is Attach into network n with workloads wls; wlNS and id
+// are the workload's namespace as checked (none for a tap).
+func (d *Daemon) attachLocked(ctx context.Context, n *store.Network, wls []*store.Workload, req api.AttachRequest, wlNS netns.NsHandle, id namespaces.Identity) (api.Attachment, error) {
+	network := n.Name
 	if n.Spec == nil {
 		return api.Attachment{}, api.Conflict("network", "network %s is reserved but not applied yet", network)
 	}
@@ -103,20 +108,23 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
 	}
 	all := append(append([]*store.Workload{}, wls...), w)
-	if err := d.applyFirewall(n, all); err != nil {
-		d.unplumb(n, w)
-		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
-	}
-	err = d.store.Update(func(tx *store.Tx) error {
-		if err := tx.PutWorkload(w); err != nil {
-			return err
-		}
-		return tx.PutNetwork(n)
+	err = d.commit(ctx, change{
+		doing:  "attaching " + req.Name,
+		kernel: func() error { return d.applyFirewall(n, all) },
+		saving: "saving " + req.Name,
+		save: func(tx *store.Tx) error {
+			if err := tx.PutWorkload(w); err != nil {
+				return err
+			}
+			return tx.PutNetwork(n)
+		},
+		undo: func(context.Context) {
+			d.unplumb(n, w)
+			_ = d.applyFirewall(n, wls)
+		},
 	})
 	if err != nil {
-		d.unplumb(n, w)
-		_ = d.applyFirewall(n, wls)
-		return api.Attachment{}, fmt.Errorf("saving %s: %w", req.Name, err)
+		return api.Attachment{}, err
 	}
 	if old != nil && old.ResolvConf != w.ResolvConf {
 		removeResolvConf(old)
@@ -313,12 +321,15 @@ func (d *Daemon) Detach(ctx context.Context, network, name string) error {
 	if err := spec.ValidName(name); err != nil {
 		return api.Invalid("workload", "%v", err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, wls, err := d.loadNetwork(network)
-	if err != nil {
-		return err
-	}
+	return d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
+		return d.detachLocked(ctx, n, wls, name)
+	})
+}
+
+// detachLocked is Detach of workload name from network n with workloads
+// wls.
+func (d *Daemon) detachLocked(ctx context.Context, n *store.Network, wls []*store.Workload, name string) error {
+	network := n.Name
 	var (
 		w    *store.Workload
 		rest []*store.Workload
@@ -341,7 +352,7 @@ func (d *Daemon) Detach(ctx context.Context, network, name string) error {
 		return fmt.Errorf("detaching %s: %w", name, err)
 	}
 	n.Addrs.Release(w.IPv4)
-	err = d.store.Update(func(tx *store.Tx) error {
+	err := d.store.Update(func(tx *store.Tx) error {
 		if err := tx.DeleteWorkload(network, name); err != nil {
 			return err
 		}

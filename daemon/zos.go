@@ -29,25 +29,24 @@ func (d *Daemon) ZosApply(ctx context.Context, twin uint32, w *zos.Workload) (ap
 	}
 	s := plan.Spec
 	origin := &store.ZosOrigin{Twin: twin, Name: w.Name, Version: w.Version}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-
-	old, wls, err := d.loadNetwork(s.Name)
-	switch {
-	case errors.Is(err, api.ErrNotFound):
-		old = &store.Network{Name: s.Name}
-	case err != nil:
-		return api.ZosNetwork{}, err
-	}
-	if err := d.checkZos(old, origin, plan); err != nil {
-		return api.ZosNetwork{}, err
-	}
-	n := *old
-	n.PrivateKey, n.PublicKey, n.ListenPort = plan.PrivateKey.String(), plan.PrivateKey.PublicKey().String(), plan.ListenPort
-	n.Zos = origin
-	res, err := d.applyLocked(ctx, old, &n, s, wls)
+	var res api.ApplyResult
+	err = d.locked(ctx, func(ctx context.Context) error {
+		old, wls, err := d.loadNetwork(s.Name)
+		switch {
+		case errors.Is(err, api.ErrNotFound):
+			old = &store.Network{Name: s.Name}
+		case err != nil:
+			return err
+		}
+		if err := d.checkZos(old, origin, plan); err != nil {
+			return err
+		}
+		n := *old
+		n.PrivateKey, n.PublicKey, n.ListenPort = plan.PrivateKey.String(), plan.PrivateKey.PublicKey().String(), plan.ListenPort
+		n.Zos = origin
+		res, err = d.applyLocked(ctx, old, &n, s, wls)
+		return err
+	})
 	if err != nil {
 		return api.ZosNetwork{}, err
 	}
