@@ -375,10 +375,9 @@ func TestFakeRecoverReportsFailure(t *testing.T) {
 	labBefore := lab.render()
 	u.host.Remove(shop.ns())
 	u.host.Remove(lab.ns())
-	u.host.FailNext(netconftest.OpInstall, errInjected)
+	u.host.FailNextIn(lab.ns(), netconftest.OpInstall, errInjected)
 	err := u.d.Recover(context.Background())
 	require.ErrorIs(t, err, errInjected)
-	// Networks recover in the order of the state (by name): lab first.
 	assert.Contains(t, err.Error(), "network lab")
 	assert.Equal(t, shop.want(t, shop.spec(1)), shop.render(), "the other network still comes up")
 	require.NoError(t, u.d.Recover(context.Background()))

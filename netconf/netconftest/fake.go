@@ -70,12 +70,28 @@ func (h *Host) FailNext(op string, err error) {
 	h.fail[op] = err
 }
 
-// failLocked returns the error set for op, once, and records the call.
-func (h *Host) failLocked(op, name string) error {
-	h.calls = append(h.calls, op+" "+name)
-	err := h.fail[op]
-	delete(h.fail, op)
-	return err
+// FailNextIn makes the next call of op in namespace ns return err.
+func (h *Host) FailNextIn(ns, op string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fail[op+" "+ns] = err
+}
+
+// failLocked returns the error set for op (in namespace ns), once, and
+// records the call as "op ns[ detail]".
+func (h *Host) failLocked(op, ns, detail string) error {
+	call := op + " " + ns
+	if detail != "" {
+		call += " " + detail
+	}
+	h.calls = append(h.calls, call)
+	for _, key := range []string{op + " " + ns, op} {
+		if err, ok := h.fail[key]; ok {
+			delete(h.fail, key)
+			return err
+		}
+	}
+	return nil
 }
 
 // Calls returns the operations called so far, as "op name", and forgets
@@ -219,7 +235,7 @@ func (h *Host) spaceLocked(name string) *space {
 func (h *Host) Open(name string, create bool) (netconf.Namespace, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.failLocked(OpOpen, name); err != nil {
+	if err := h.failLocked(OpOpen, name, ""); err != nil {
 		return nil, err
 	}
 	if h.spaces[name] == nil && !create {
@@ -232,7 +248,7 @@ func (h *Host) Open(name string, create bool) (netconf.Namespace, error) {
 func (h *Host) Delete(ctx context.Context, name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.failLocked(OpDelete, name); err != nil {
+	if err := h.failLocked(OpDelete, name, ""); err != nil {
 		return err
 	}
 	delete(h.spaces, name)
@@ -268,7 +284,7 @@ func (n *Namespace) Cookie() (uint64, error) { return n.s.cookie, nil }
 func (n *Namespace) Prepare(sysctls []netconf.Sysctl) error {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpPrepare, n.name); err != nil {
+	if err := n.h.failLocked(OpPrepare, n.name, ""); err != nil {
 		return err
 	}
 	n.s.links["lo"].up = true
@@ -282,7 +298,7 @@ func (n *Namespace) Prepare(sysctls []netconf.Sysctl) error {
 func (n *Namespace) SetLink(l netconf.Link) (netconf.LinkState, error) {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpSetLink, n.name+" "+l.Name); err != nil {
+	if err := n.h.failLocked(OpSetLink, n.name, l.Name); err != nil {
 		return netconf.LinkState{}, err
 	}
 	have := n.s.links[l.Name]
@@ -308,7 +324,7 @@ func (n *Namespace) SetLink(l netconf.Link) (netconf.LinkState, error) {
 func (n *Namespace) Routes(name string, have, want []netip.Prefix) error {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpRoutes, n.name+" "+name); err != nil {
+	if err := n.h.failLocked(OpRoutes, n.name, name); err != nil {
 		return err
 	}
 	if n.s.links[name] == nil {
@@ -325,7 +341,7 @@ func (n *Namespace) Routes(name string, have, want []netip.Prefix) error {
 func (n *Namespace) ProxyNeigh(name string, want []netip.Addr) error {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpProxyNeigh, n.name+" "+name); err != nil {
+	if err := n.h.failLocked(OpProxyNeigh, n.name, name); err != nil {
 		return err
 	}
 	if n.s.links[name] == nil {
@@ -356,7 +372,7 @@ func (n *Namespace) Links() ([]netconf.LinkInfo, error) {
 func (n *Namespace) DeleteLink(name string) error {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpDeleteLink, n.name+" "+name); err != nil {
+	if err := n.h.failLocked(OpDeleteLink, n.name, name); err != nil {
 		return err
 	}
 	delete(n.s.links, name)
@@ -369,7 +385,7 @@ func (n *Namespace) DeleteLink(name string) error {
 func (n *Namespace) Install(r firewall.Rules) error {
 	n.h.mu.Lock()
 	defer n.h.mu.Unlock()
-	if err := n.h.failLocked(OpInstall, n.name); err != nil {
+	if err := n.h.failLocked(OpInstall, n.name, ""); err != nil {
 		return err
 	}
 	n.s.rules = &r
