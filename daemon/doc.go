@@ -11,6 +11,10 @@
 // a crash or reboot and removes objects of this node that the state does not
 // know.
 //
+// The kernel work inside a network's namespace goes through netconf (a fake
+// in the tests that run without root); the workloads' ports and egress
+// still use netlink handles directly.
+//
 // It leaves out the HTTP surface (api), the data-plane process (overlay) and
 // decoding specs (spec).
 package daemon
