@@ -15,6 +15,7 @@ import (
 	"github.com/znet/znet/netconf/netconftest"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
+	"github.com/znet/znet/store"
 )
 
 // These tests run the daemon's logic over fakes (overlaytest for the data
@@ -449,4 +450,95 @@ func TestFakeAccessRemoveRollback(t *testing.T) {
 	assert.Equal(t, with, f.render())
 	assert.Equal(t, peers, f.peers(t))
 	assert.Equal(t, []netip.Addr{g.IPv4, g.IPv6}, u.host.Rules(f.ns()).AccessPeers)
+}
+
+// seedWorkload records workload name in network f as attached (its port
+// in the namespace, its address taken), as an attach would have left it.
+func (f *fakeNet) seedWorkload(t *testing.T, name string, addr netip.Addr) *store.Workload {
+	t.Helper()
+	w := &store.Workload{Network: f.name, Name: name, NetNS: "/run/netns/zt-fake-" + name, IfName: "znet0",
+		HostIf: hostIfName(name), IPv4: addr, IPv6: subnetsFor(t, f.spec(1), f.self).Twin(addr)}
+	require.NoError(t, f.u.store.Update(func(tx *store.Tx) error {
+		n, err := tx.Network(f.name)
+		if err != nil {
+			return err
+		}
+		if err := n.Addrs.Reserve(addr, "workload/"+name); err != nil {
+			return err
+		}
+		if err := tx.PutWorkload(w); err != nil {
+			return err
+		}
+		return tx.PutNetwork(n)
+	}))
+	f.u.host.Add(f.ns(), map[string]string{w.HostIf: "veth"})
+	return w
+}
+
+func TestFakeDetach(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	before := f.render()
+	web := f.seedWorkload(t, "web", mustAddr("10.20.1.2"))
+	db := f.seedWorkload(t, "db", mustAddr("10.20.1.3"))
+	require.Contains(t, f.render(), "link "+web.HostIf+" veth")
+
+	require.NoError(t, u.d.Detach(context.Background(), "shop", "web"))
+	assert.NotContains(t, f.render(), web.HostIf, "its port is removed")
+	assert.Contains(t, f.render(), db.HostIf, "the other's stays")
+	rules := u.host.Rules(f.ns())
+	require.NotNil(t, rules)
+	require.Len(t, rules.Ports, 1, "the firewall admits the other one only")
+	assert.Equal(t, db.HostIf, rules.Ports[0].IfName)
+	wls, err := u.d.Workloads(context.Background(), "shop")
+	require.NoError(t, err)
+	require.Len(t, wls, 1)
+	assert.Equal(t, "db", wls[0].Name)
+	requireAPIError(t, u.d.Detach(context.Background(), "shop", "web"), 404, "workload")
+
+	require.NoError(t, u.d.Detach(context.Background(), "shop", "db"))
+	assert.Equal(t, before, f.render())
+	assert.Empty(t, u.host.Rules(f.ns()).Ports)
+	var owners map[netip.Addr]string
+	require.NoError(t, u.store.View(func(tx *store.Tx) error {
+		n, err := tx.Network("shop")
+		if err == nil {
+			owners = n.Addrs.Allocated()
+		}
+		return err
+	}))
+	assert.Empty(t, owners, "both addresses are free again")
+}
+
+// TestFakeDetachWithoutNamespace detaches a workload of a network whose
+// namespace is gone (a reboot, before recovery rebuilds it): the state
+// forgets it, and there is no firewall to update.
+func TestFakeDetachWithoutNamespace(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	f.seedWorkload(t, "web", mustAddr("10.20.1.2"))
+	u.host.Remove(f.ns())
+	require.NoError(t, u.d.Detach(context.Background(), "shop", "web"))
+	wls, err := u.d.Workloads(context.Background(), "shop")
+	require.NoError(t, err)
+	assert.Empty(t, wls)
+}
+
+// TestFakeDetachFirewallFails keeps the workload when its network's
+// firewall cannot be updated: the port is gone, but the state, which
+// recovery and a re-apply follow, still has it, so detaching again works.
+func TestFakeDetachFirewallFails(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	f.seedWorkload(t, "web", mustAddr("10.20.1.2"))
+	u.host.FailNext(netconftest.OpInstall, errInjected)
+	require.ErrorIs(t, u.d.Detach(context.Background(), "shop", "web"), errInjected)
+	wls, err := u.d.Workloads(context.Background(), "shop")
+	require.NoError(t, err)
+	assert.Len(t, wls, 1)
+	require.NoError(t, u.d.Detach(context.Background(), "shop", "web"))
+	assert.Empty(t, u.host.Rules(f.ns()).Ports)
 }

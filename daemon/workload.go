@@ -10,13 +10,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/znet/znet/api"
-	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/internal/linkname"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
@@ -290,11 +290,10 @@ func subnetBits(p netip.Prefix, s ipam.Subnets) int {
 // resolv.conf written for it. Errors are ignored: the objects may be gone.
 func (d *Daemon) unplumb(n *store.Network, w *store.Workload) {
 	removeResolvConf(w)
-	_ = d.withHandle(n.Name, func(h *netlink.Handle) {
-		if link, err := h.LinkByName(w.HostIf); err == nil {
-			_ = h.LinkDel(link)
-		}
-	})
+	if ns, err := d.host.Open(d.nsName(n.Name), false); err == nil {
+		_ = ns.DeleteLink(w.HostIf)
+		_ = ns.Close()
+	}
 }
 
 // applyFirewall rebuilds the firewall of network n for workloads wls (and
@@ -304,7 +303,7 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 	if err != nil {
 		return err
 	}
-	ns, err := namespaces.Open(d.nsName(n.Name))
+	ns, err := d.host.Open(d.nsName(n.Name), false)
 	if err != nil {
 		return err
 	}
@@ -313,7 +312,14 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 	if rules.Egress, err = d.egressOf(n); err != nil {
 		return err
 	}
-	return firewall.Apply(ns, rules)
+	return ns.Install(rules)
+}
+
+// nsExists reports whether network's namespace exists on this node.
+func (d *Daemon) nsExists(network string) bool {
+	name := d.nsName(network)
+	names, err := d.host.List(name)
+	return err == nil && slices.Contains(names, name)
 }
 
 // Detach implements api.Service.
@@ -348,7 +354,7 @@ func (d *Daemon) detachLocked(ctx context.Context, n *store.Network, wls []*stor
 	// Without the network's namespace (before a re-apply or restart
 	// rebuilds it) there is no firewall to update; the rebuild uses the
 	// state, which no longer has the workload.
-	if err := d.applyFirewall(n, rest); err != nil && namespaces.Exists(d.nsName(network)) {
+	if err := d.applyFirewall(n, rest); err != nil && d.nsExists(network) {
 		return fmt.Errorf("detaching %s: %w", name, err)
 	}
 	n.Addrs.Release(w.IPv4)
