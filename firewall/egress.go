@@ -20,6 +20,10 @@ type Egress struct {
 	// to on the way out (the node's underlay rewrites it once more, to the
 	// node's own address).
 	Source netip.Addr
+	// Source6 is the IPv6 transfer address, set only where the node has
+	// global IPv6 and an IPv6 default route; unset, the namespace sends no
+	// IPv6 out.
+	Source6 netip.Addr
 	// Blocked are destinations beyond the fixed closed ranges (ClosedRanges)
 	// that no flow may go to: the node's own addresses and underlay
 	// subnets, the ranges of the node's other networks.
@@ -28,7 +32,11 @@ type Egress struct {
 
 // ClosedRanges are the destinations egress never reaches whatever the node
 // says: private (RFC 1918), shared (RFC 6598), link-local, loopback,
-// multicast and the IPv6 unique local and link-local ranges.
+// multicast and the IPv6 unique local and link-local ranges; for IPv6 also
+// the unspecified and loopback addresses, IPv4-mapped addresses, the
+// discard prefix, local-use NAT64 (it leads to private IPv4), 6to4 (it
+// tunnels to any IPv4, private ones included), deprecated site-local and
+// multicast.
 var ClosedRanges = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("10.0.0.0/8"),
@@ -40,6 +48,13 @@ var ClosedRanges = []netip.Prefix{
 	netip.MustParsePrefix("224.0.0.0/3"),
 	netip.MustParsePrefix("fc00::/7"),
 	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("::/127"),
+	netip.MustParsePrefix("::ffff:0:0/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("ff00::/8"),
 }
 
 // normalized returns e with addresses unmapped, blocked prefixes masked,
@@ -48,7 +63,7 @@ func (e *Egress) normalized() *Egress {
 	if e == nil {
 		return nil
 	}
-	out := &Egress{IfName: e.IfName, Source: e.Source.Unmap()}
+	out := &Egress{IfName: e.IfName, Source: e.Source.Unmap(), Source6: e.Source6}
 	for _, p := range e.Blocked {
 		out.Blocked = append(out.Blocked, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked())
 	}
@@ -76,6 +91,9 @@ func (e *Egress) validate(seen map[string]bool) error {
 	if !e.Source.Is4() {
 		return fmt.Errorf("egress source %q is not an IPv4 address: %w", e.Source, ErrInvalid)
 	}
+	if e.Source6.IsValid() && (!e.Source6.Is6() || e.Source6.Is4In6()) {
+		return fmt.Errorf("egress source6 %q is not an IPv6 address: %w", e.Source6, ErrInvalid)
+	}
 	for _, p := range e.Blocked {
 		if !p.IsValid() {
 			return fmt.Errorf("egress blocked prefix %q is not a prefix: %w", p, ErrInvalid)
@@ -86,7 +104,8 @@ func (e *Egress) validate(seen map[string]bool) error {
 
 // egressForward is what the forward chain of a network's namespace adds
 // for its way out: workloads (the bridge, never the overlay: remote members
-// and access peers leave through their own node) may open IPv4 flows
+// and access peers leave through their own node) may open IPv4 flows (and
+// IPv6 ones where the node has global IPv6)
 // through the egress veth, to any destination but the closed and blocked
 // ones. Replies come back through the chain's established rule; nothing
 // from the veth opens a flow, so the chain's policy drops it.
@@ -99,7 +118,11 @@ func egressForward(r Rules) []match {
 	for _, p := range append(slices.Clone(ClosedRanges), e.Blocked...) {
 		rules = append(rules, rule(oifname(e.IfName), daddrIn(p), drop))
 	}
-	return append(rules, rule(iifname(r.Bridge), oifname(e.IfName), nfproto(unix.NFPROTO_IPV4, "ipv4"), accept))
+	rules = append(rules, rule(iifname(r.Bridge), oifname(e.IfName), nfproto(unix.NFPROTO_IPV4, "ipv4"), accept))
+	if e.Source6.IsValid() {
+		rules = append(rules, rule(iifname(r.Bridge), oifname(e.IfName), nfproto(unix.NFPROTO_IPV6, "ipv6"), accept))
+	}
+	return rules
 }
 
 // egressNAT is the namespace's source NAT chain: what leaves through the
@@ -112,8 +135,18 @@ func egressNAT(r Rules) []chain {
 	return []chain{{
 		name: "egress-nat", hook: nftables.ChainHookPostrouting, hookName: "postrouting",
 		ctype: nftables.ChainTypeNAT, priority: 100, policy: nftables.ChainPolicyAccept,
-		rules: []match{rule(oifname(e.IfName), nfproto(unix.NFPROTO_IPV4, "ipv4"), snatTo(e.Source))},
+		rules: snatRules(e),
 	}}
+}
+
+// snatRules rewrites what leaves through the egress veth to the transfer
+// address of its family.
+func snatRules(e *Egress) []match {
+	rules := []match{rule(oifname(e.IfName), nfproto(unix.NFPROTO_IPV4, "ipv4"), snatTo(e.Source))}
+	if e.Source6.IsValid() {
+		rules = append(rules, rule(oifname(e.IfName), nfproto(unix.NFPROTO_IPV6, "ipv6"), snatTo(e.Source6)))
+	}
+	return rules
 }
 
 // daddrIn matches packets (inet family) sent into p.
@@ -128,25 +161,30 @@ func daddrIn(p netip.Prefix) match {
 	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
 }
 
-// saddrIs matches IPv4 packets (inet family) sent from a.
-func saddrIs(a netip.Addr) match {
-	m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-	s := field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), false)
+// saddrIs matches packets (inet family) of a's family sent from a.
+func saddrIs(a netip.Addr) match { return saddrCmp(a, false) }
+
+// saddrIsNot matches packets (inet family) of a's family not sent from a.
+func saddrIsNot(a netip.Addr) match { return saddrCmp(a, true) }
+
+// saddrCmp is saddrIs (neq false) or saddrIsNot (neq true).
+func saddrCmp(a netip.Addr, neq bool) match {
+	m, s := nfproto(unix.NFPROTO_IPV4, "ipv4"), field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), neq)
+	if a.Is6() {
+		m, s = nfproto(unix.NFPROTO_IPV6, "ipv6"), field("ip6 saddr", expr.PayloadBaseNetworkHeader, 8, single(a), neq)
+	}
 	return match{text: m.text + " " + s.text, exprs: append(m.exprs, s.exprs...)}
 }
 
-// saddrIsNot matches IPv4 packets (inet family) not sent from a.
-func saddrIsNot(a netip.Addr) match {
-	m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-	s := field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), true)
-	return match{text: m.text + " " + s.text, exprs: append(m.exprs, s.exprs...)}
-}
-
-// snatTo rewrites the source of IPv4 packets to a.
+// snatTo rewrites the source of packets of a's family to a.
 func snatTo(a netip.Addr) match {
-	return match{text: "snat ip to " + a.String(), exprs: []expr.Any{
+	text, family := "snat ip to ", byte(unix.NFPROTO_IPV4)
+	if a.Is6() {
+		text, family = "snat ip6 to ", unix.NFPROTO_IPV6
+	}
+	return match{text: text + a.String(), exprs: []expr.Any{
 		&expr.Immediate{Register: reg, Data: a.AsSlice()},
-		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: uint32(family), RegAddrMin: reg},
 	}}
 }
 

@@ -44,6 +44,13 @@ const egressForwardGolden = `	chain forward {
 		oifname "egress" meta nfproto ipv4 ip daddr 224.0.0.0/3 drop
 		oifname "egress" meta nfproto ipv6 ip6 daddr fc00::/7 drop
 		oifname "egress" meta nfproto ipv6 ip6 daddr fe80::/10 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr ::/127 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr ::ffff:0.0.0.0/96 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr 64:ff9b:1::/48 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr 100::/64 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr 2002::/16 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr fec0::/10 drop
+		oifname "egress" meta nfproto ipv6 ip6 daddr ff00::/8 drop
 		oifname "egress" meta nfproto ipv4 ip daddr 198.18.0.0/24 drop
 		oifname "egress" meta nfproto ipv4 ip daddr 198.18.0.1 drop
 		iifname "br0" oifname "egress" meta nfproto ipv4 accept
@@ -73,6 +80,60 @@ func TestRenderEgress(t *testing.T) {
 	assert.NotContains(t, plain, "nat")
 }
 
+// egress6Rules is egressRules on a node with global IPv6.
+func egress6Rules() Rules {
+	r := egressRules
+	e := *r.Egress
+	e.Source6 = netip.MustParseAddr("fd5a:6e65:6567::ca6c")
+	r.Egress = &e
+	return r
+}
+
+// TestRenderEgress6: with an IPv6 transfer address the bridge may also
+// open IPv6 flows through the veth, after the same drops, rewritten to it.
+func TestRenderEgress6(t *testing.T) {
+	got := Render(egress6Rules())
+	want := strings.Replace(egressForwardGolden,
+		"\t\tiifname \"br0\" oifname \"egress\" meta nfproto ipv4 accept\n",
+		"\t\tiifname \"br0\" oifname \"egress\" meta nfproto ipv4 accept\n"+
+			"\t\tiifname \"br0\" oifname \"egress\" meta nfproto ipv6 accept\n", 1)
+	want = strings.Replace(want,
+		"\t\toifname \"egress\" meta nfproto ipv4 snat ip to 169.254.202.108\n",
+		"\t\toifname \"egress\" meta nfproto ipv4 snat ip to 169.254.202.108\n"+
+			"\t\toifname \"egress\" meta nfproto ipv6 snat ip6 to fd5a:6e65:6567::ca6c\n", 1)
+	require.NotEqual(t, egressForwardGolden, want)
+	start := strings.Index(got, "\tchain forward {")
+	end := strings.Index(got, "table bridge")
+	require.True(t, start > 0 && end > start, "%s", got)
+	assert.Equal(t, want, got[start:end])
+}
+
+func TestRenderUplink6(t *testing.T) {
+	links := []EgressLink{{IfName: "zea", Source: netip.MustParseAddr("169.254.202.108"), Source6: netip.MustParseAddr("fd5a:6e65:6567::ca6c")}}
+	want := `table inet znet-egress {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname "zea" drop
+	}
+
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "zea" meta nfproto ipv4 ip saddr != 169.254.202.108 drop
+		iifname "zea" meta nfproto ipv6 ip6 saddr != fd5a:6e65:6567::ca6c drop
+		oifname "zea" ct state established,related accept
+		oifname "zea" drop
+	}
+
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		meta nfproto ipv4 ip saddr 169.254.202.108 masquerade
+		meta nfproto ipv6 ip6 saddr fd5a:6e65:6567::ca6c masquerade
+	}
+}
+`
+	assert.Equal(t, want, RenderUplink(links))
+}
+
 func TestRenderUplink(t *testing.T) {
 	links := []EgressLink{
 		{IfName: "zeb", Source: netip.MustParseAddr("169.254.202.109")},
@@ -88,9 +149,11 @@ func TestRenderUplink(t *testing.T) {
 	chain forward {
 		type filter hook forward priority 0; policy accept;
 		iifname "zea" meta nfproto ipv4 ip saddr != 169.254.202.108 drop
+		iifname "zea" meta nfproto ipv6 drop
 		oifname "zea" ct state established,related accept
 		oifname "zea" drop
 		iifname "zeb" meta nfproto ipv4 ip saddr != 169.254.202.109 drop
+		iifname "zeb" meta nfproto ipv6 drop
 		oifname "zeb" ct state established,related accept
 		oifname "zeb" drop
 	}
@@ -116,6 +179,12 @@ func TestEgressInvalid(t *testing.T) {
 		{name: "egress named as the bridge", rules: Rules{Bridge: "br0", Overlay: "wg0", Egress: &Egress{IfName: "br0", Source: src}}},
 		{name: "egress source IPv6", rules: Rules{Bridge: "br0", Overlay: "wg0", Egress: &Egress{IfName: "e", Source: netip.MustParseAddr("fd00::1")}}},
 		{name: "egress blocked invalid", rules: Rules{Bridge: "br0", Overlay: "wg0", Egress: &Egress{IfName: "e", Source: src, Blocked: []netip.Prefix{{}}}}},
+		{name: "egress source6 IPv4", rules: Rules{Bridge: "br0", Overlay: "wg0", Egress: &Egress{IfName: "e", Source: src, Source6: src}}},
+		{name: "link source6 IPv4", links: []EgressLink{{IfName: "zea", Source: src, Source6: netip.MustParseAddr("169.254.1.2")}}},
+		{name: "two links one source6", links: []EgressLink{
+			{IfName: "zea", Source: src, Source6: netip.MustParseAddr("fd00::1")},
+			{IfName: "zeb", Source: netip.MustParseAddr("169.254.1.2"), Source6: netip.MustParseAddr("fd00::1")},
+		}},
 		{name: "link without source", links: []EgressLink{{IfName: "zea"}}},
 		{name: "two links one source", links: []EgressLink{{IfName: "zea", Source: src}, {IfName: "zeb", Source: src}}},
 		{name: "link name too long", links: []EgressLink{{IfName: "ze0123456789abcdef", Source: src}}},
@@ -143,10 +212,10 @@ func TestApplyUplinkTwiceAndRemove(t *testing.T) {
 		want  []string
 	}{
 		{"none at first", nil, nil},
-		{"one", one, []string{"inet input 1", "inet forward 3", "inet postrouting 1"}},
-		{"two", two, []string{"inet input 2", "inet forward 6", "inet postrouting 2"}},
-		{"two again", two, []string{"inet input 2", "inet forward 6", "inet postrouting 2"}},
-		{"back to one", one, []string{"inet input 1", "inet forward 3", "inet postrouting 1"}},
+		{"one", one, []string{"inet input 1", "inet forward 4", "inet postrouting 1"}},
+		{"two", two, []string{"inet input 2", "inet forward 8", "inet postrouting 2"}},
+		{"two again", two, []string{"inet input 2", "inet forward 8", "inet postrouting 2"}},
+		{"back to one", one, []string{"inet input 1", "inet forward 4", "inet postrouting 1"}},
 		{"last goes: table gone", nil, nil},
 		{"none again", nil, nil},
 	}
@@ -167,8 +236,10 @@ func TestKernelReadsEgress(t *testing.T) {
 		t.Skip("nft not installed (apt-get install nftables)")
 	}
 	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
-	mustApply(t, n, egressRules)
-	require.NoError(t, ApplyUplink(n.ns, []EgressLink{{IfName: "zea", Source: netip.MustParseAddr("169.254.202.108")}}))
+	mustApply(t, n, egress6Rules())
+	require.NoError(t, ApplyUplink(n.ns, []EgressLink{
+		{IfName: "zea", Source: netip.MustParseAddr("169.254.202.108"), Source6: netip.MustParseAddr("fd5a:6e65:6567::ca6c")},
+	}))
 	out, err := exec.Command("ip", "netns", "exec", n.name, "nft", "list", "ruleset").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	listing := string(out)
@@ -184,6 +255,11 @@ func TestKernelReadsEgress(t *testing.T) {
 		`iifname "zea" ip saddr != 169.254.202.108 drop`,
 		`oifname "zea" ct state established,related accept`,
 		`ip saddr 169.254.202.108 masquerade`,
+		`oifname "egress" ip6 daddr ff00::/8 drop`,
+		`iifname "br0" oifname "egress" meta nfproto ipv6 accept`,
+		`oifname "egress" meta nfproto ipv6 snat ip6 to fd5a:6e65:6567::ca6c`,
+		`iifname "zea" ip6 saddr != fd5a:6e65:6567::ca6c drop`,
+		`ip6 saddr fd5a:6e65:6567::ca6c masquerade`,
 	} {
 		assert.Contains(t, listing, w)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // uplinkTable is the name of the one table znet keeps in the node's
@@ -17,17 +18,19 @@ import (
 const uplinkTable = "znet-egress"
 
 // EgressLink is one network's egress veth as the node's underlay sees it:
-// its end there and the transfer address the network's flows come from.
+// its end there and the transfer addresses the network's flows come from
+// (Source6 unset: the link carries no IPv6).
 type EgressLink struct {
-	IfName string
-	Source netip.Addr
+	IfName  string
+	Source  netip.Addr
+	Source6 netip.Addr
 }
 
 // normalizeLinks returns links with unmapped addresses, sorted by name.
 func normalizeLinks(links []EgressLink) []EgressLink {
 	out := make([]EgressLink, len(links))
 	for i, l := range links {
-		out[i] = EgressLink{IfName: l.IfName, Source: l.Source.Unmap()}
+		out[i] = EgressLink{IfName: l.IfName, Source: l.Source.Unmap(), Source6: l.Source6}
 	}
 	slices.SortFunc(out, func(a, b EgressLink) int { return cmp.Compare(a.IfName, b.IfName) })
 	return out
@@ -44,6 +47,10 @@ func validateLinks(links []EgressLink) error {
 		if !l.Source.Is4() {
 			return fmt.Errorf("egress link %s: source %q is not an IPv4 address: %w", l.IfName, l.Source, ErrInvalid)
 		}
+		if l.Source6.IsValid() && (!l.Source6.Is6() || l.Source6.Is4In6() || addrs[l.Source6]) {
+			return fmt.Errorf("egress link %s: source6 %q is not an IPv6 address or repeats one: %w", l.IfName, l.Source6, ErrInvalid)
+		}
+		addrs[l.Source6] = l.Source6.IsValid()
 		if seen[l.IfName] || addrs[l.Source] {
 			return fmt.Errorf("egress link %s (%s) repeats a name or an address: %w", l.IfName, l.Source, ErrInvalid)
 		}
@@ -73,12 +80,20 @@ func uplink(links []EgressLink) table {
 	established := ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established", "related")
 	for _, l := range links {
 		input.rules = append(input.rules, rule(iifname(l.IfName), drop))
+		forward.rules = append(forward.rules, rule(iifname(l.IfName), saddrIsNot(l.Source), drop))
+		if l.Source6.IsValid() {
+			forward.rules = append(forward.rules, rule(iifname(l.IfName), saddrIsNot(l.Source6), drop))
+		} else {
+			forward.rules = append(forward.rules, rule(iifname(l.IfName), nfproto(unix.NFPROTO_IPV6, "ipv6"), drop))
+		}
 		forward.rules = append(forward.rules,
-			rule(iifname(l.IfName), saddrIsNot(l.Source), drop),
 			rule(oifname(l.IfName), established, accept),
 			rule(oifname(l.IfName), drop),
 		)
 		nat.rules = append(nat.rules, rule(saddrIs(l.Source), masquerade))
+		if l.Source6.IsValid() {
+			nat.rules = append(nat.rules, rule(saddrIs(l.Source6), masquerade))
+		}
 	}
 	return table{family: nftables.TableFamilyINet, chains: []chain{input, forward, nat}}
 }
