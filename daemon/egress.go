@@ -106,30 +106,41 @@ func (d *Daemon) plumbEgress(ns netns.NsHandle, h *netlink.Handle, under netns.N
 	if err != nil {
 		return nil, err
 	}
+	src6, up6, err := egress6Source(uh, src)
+	if err != nil {
+		return nil, err
+	}
 	if err := plumbEgressInside(ns, h, inner, out, src); err != nil {
+		return nil, err
+	}
+	if err := plumbEgressInside6(ns, h, inner, out, src6); err != nil {
 		return nil, err
 	}
 	if err := plumbEgressUnderlay(under, uh, out, inner, src); err != nil {
 		return nil, err
 	}
-	links, err := d.egressLinks(network, &firewall.EgressLink{IfName: outer, Source: src})
+	if err := plumbEgressUnderlay6(under, uh, out, inner, src6, up6); err != nil {
+		return nil, err
+	}
+	links, err := d.egressLinks(network, &firewall.EgressLink{IfName: outer, Source: src, Source6: src6}, src6.IsValid())
 	if err != nil {
 		return nil, err
 	}
 	if err := firewall.ApplyUplink(under, links); err != nil {
 		return nil, err
 	}
-	return d.egressFilter(uh, network, src)
+	return d.egressFilter(uh, network, src, src6)
 }
 
 // egressFilter is what the firewall of network's namespace adds for its
-// way out from transfer address src (uh: a handle in the underlay).
-func (d *Daemon) egressFilter(uh *netlink.Handle, network string, src netip.Addr) (*firewall.Egress, error) {
+// way out from transfer addresses src and src6 (unset: no IPv6; uh: a
+// handle in the underlay).
+func (d *Daemon) egressFilter(uh *netlink.Handle, network string, src, src6 netip.Addr) (*firewall.Egress, error) {
 	blocked, err := d.egressBlocked(uh, network)
 	if err != nil {
 		return nil, err
 	}
-	return &firewall.Egress{IfName: egressIfName, Source: src, Blocked: blocked}, nil
+	return &firewall.Egress{IfName: egressIfName, Source: src, Source6: src6, Blocked: blocked}, nil
 }
 
 // egressOf is egressFilter for an applied network n (nil without egress),
@@ -144,7 +155,11 @@ func (d *Daemon) egressOf(n *store.Network) (*firewall.Egress, error) {
 	}
 	var eg *firewall.Egress
 	err = d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
-		eg, err = d.egressFilter(uh, n.Name, src)
+		src6, _, err := egress6Source(uh, src)
+		if err != nil {
+			return err
+		}
+		eg, err = d.egressFilter(uh, n.Name, src, src6)
 		return err
 	})
 	return eg, err
@@ -180,12 +195,8 @@ func ensureEgressVeth(h, uh *netlink.Handle, under netns.NsHandle, outer string)
 }
 
 // plumbEgressInside gives the namespace's end the transfer address and the
-// namespace a default route through it (IPv4 only: the veth carries no
-// IPv6).
+// namespace an IPv4 default route through it (IPv6: plumbEgressInside6).
 func plumbEgressInside(ns netns.NsHandle, h *netlink.Handle, inner, out netlink.Link, src netip.Addr) error {
-	if err := writeSysctls(ns, map[string]string{"net/ipv6/conf/" + egressIfName + "/disable_ipv6": "1"}); err != nil {
-		return err
-	}
 	if err := syncAddrs(h, inner, []netip.Prefix{netip.PrefixFrom(src, 32)}); err != nil {
 		return fmt.Errorf("egress address: %w", err)
 	}
@@ -210,11 +221,8 @@ func plumbEgressInside(ns netns.NsHandle, h *netlink.Handle, inner, out netlink.
 // and lets the underlay forward between it and its uplinks. It adds no
 // address to the underlay.
 func plumbEgressUnderlay(under netns.NsHandle, uh *netlink.Handle, out, inner netlink.Link, src netip.Addr) error {
-	values := map[string]string{
-		"net/ipv6/conf/" + out.Attrs().Name + "/disable_ipv6": "1",
-		"net/ipv4/conf/" + out.Attrs().Name + "/forwarding":   "1",
-	}
-	uplinks, err := defaultRouteLinks(uh)
+	values := map[string]string{"net/ipv4/conf/" + out.Attrs().Name + "/forwarding": "1"}
+	uplinks, err := defaultRouteLinks(uh, netlink.FAMILY_V4)
 	if err != nil {
 		return err
 	}
@@ -242,9 +250,10 @@ func plumbEgressUnderlay(under netns.NsHandle, uh *netlink.Handle, out, inner ne
 	return nil
 }
 
-// defaultRouteLinks names the devices of the underlay's IPv4 default routes.
-func defaultRouteLinks(uh *netlink.Handle) ([]string, error) {
-	routes, err := retryDump(func() ([]netlink.Route, error) { return uh.RouteList(nil, netlink.FAMILY_V4) })
+// defaultRouteLinks names the devices of the underlay's default routes of
+// family (netlink.FAMILY_V4 or FAMILY_V6).
+func defaultRouteLinks(uh *netlink.Handle, family int) ([]string, error) {
+	routes, err := retryDump(func() ([]netlink.Route, error) { return uh.RouteList(nil, family) })
 	if err != nil {
 		return nil, fmt.Errorf("listing underlay routes: %w", err)
 	}
@@ -262,7 +271,11 @@ func defaultRouteLinks(uh *netlink.Handle) ([]string, error) {
 
 // permanentNeigh maps ip to mac on link idx for good.
 func permanentNeigh(h *netlink.Handle, idx int, ip netip.Addr, mac net.HardwareAddr) error {
-	n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	n := &netlink.Neigh{LinkIndex: idx, Family: family, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
 	if err := h.NeighSet(n); err != nil {
 		return fmt.Errorf("neighbour %s: %w", ip, err)
 	}
@@ -306,8 +319,9 @@ func (d *Daemon) egressBlocked(uh *netlink.Handle, network string) ([]netip.Pref
 }
 
 // egressLinks lists the underlay ends of every network with egress on this
-// node, from the state, with network's own replaced by self (nil: none).
-func (d *Daemon) egressLinks(network string, self *firewall.EgressLink) ([]firewall.EgressLink, error) {
+// node, from the state, with network's own replaced by self (nil: none);
+// v6 says the node has IPv6 egress, so the others carry IPv6 too.
+func (d *Daemon) egressLinks(network string, self *firewall.EgressLink, v6 bool) ([]firewall.EgressLink, error) {
 	var out []firewall.EgressLink
 	if self != nil {
 		out = append(out, *self)
@@ -319,7 +333,11 @@ func (d *Daemon) egressLinks(network string, self *firewall.EgressLink) ([]firew
 				continue
 			}
 			if src, err := transferAddr(n.ListenPort); err == nil {
-				out = append(out, firewall.EgressLink{IfName: egressLinkName(d.nodeID, n.Name), Source: src})
+				l := firewall.EgressLink{IfName: egressLinkName(d.nodeID, n.Name), Source: src}
+				if v6 {
+					l.Source6 = transferAddr6(src)
+				}
+				out = append(out, l)
 			}
 		}
 		return err
@@ -361,15 +379,20 @@ func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netl
 	if !had {
 		return nil
 	}
-	links, err := d.egressLinks(network, nil)
+	up6, err := egress6Uplinks(uh)
 	if err == nil {
-		err = firewall.ApplyUplink(under, links)
+		var links []firewall.EgressLink
+		if links, err = d.egressLinks(network, nil, len(up6) > 0); err == nil {
+			err = firewall.ApplyUplink(under, links)
+		}
 	}
 	errs = append(errs, err)
 	if src, err := transferAddr(port); err == nil {
-		errs = append(errs, flushConntrack(uh, src))
-		if h != nil {
-			errs = append(errs, flushConntrack(h, src))
+		for _, a := range []netip.Addr{src, transferAddr6(src)} {
+			errs = append(errs, flushConntrack(uh, a))
+			if h != nil {
+				errs = append(errs, flushConntrack(h, a))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -399,9 +422,13 @@ func (d *Daemon) dropEgress(network string) error {
 	return err
 }
 
-// flushConntrack deletes the tracked IPv4 flows that left from (underlay)
-// or were translated to (network namespace) the transfer address src.
+// flushConntrack deletes the tracked flows that left from (underlay) or
+// were translated to (network namespace) the transfer address src.
 func flushConntrack(h *netlink.Handle, src netip.Addr) error {
+	family := netlink.InetFamily(unix.AF_INET)
+	if src.Is6() {
+		family = unix.AF_INET6
+	}
 	from, to := &netlink.ConntrackFilter{}, &netlink.ConntrackFilter{}
 	if err := from.AddIP(netlink.ConntrackOrigSrcIP, src.AsSlice()); err != nil {
 		return err
@@ -409,7 +436,7 @@ func flushConntrack(h *netlink.Handle, src netip.Addr) error {
 	if err := to.AddIP(netlink.ConntrackReplyDstIP, src.AsSlice()); err != nil {
 		return err
 	}
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, from, to); err != nil {
+	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, family, from, to); err != nil {
 		return fmt.Errorf("flushing the egress flows of %s: %w", src, err)
 	}
 	return nil
@@ -445,9 +472,10 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 	if err != nil {
 		return
 	}
+	on6 := s.Egress && d.egress6Ready()
 	for _, w := range wls {
 		if isTap(w) {
-			continue // its namespace is the network's; the guest routes itself (egressRoute)
+			continue // its namespace is the network's; the guest routes itself (egressRoutes)
 		}
 		ns, state := openWorkloadNS(w)
 		if state != api.StateAttached {
@@ -460,7 +488,8 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 				return err
 			}
 			defer h.Close()
-			return syncDefaultRoute(h, w.IfName, subnets.Gateway4, s.Egress)
+			return errors.Join(syncDefaultRoute(h, w.IfName, subnets.Gateway4, s.Egress),
+				syncDefaultRoute(h, w.IfName, subnets.Gateway6, on6))
 		}()
 		if err != nil {
 			d.log.Warn("workload default route", "network", s.Name, "workload", w.Name, "err", err)
@@ -468,15 +497,19 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 	}
 }
 
-// syncDefaultRoute adds (on) or removes (off) the IPv4 default route via
-// gw on ifname; a default route the workload made itself elsewhere is left
-// alone.
+// syncDefaultRoute adds (on) or removes (off) the default route of gw's
+// family via gw on ifname; a default route the workload made itself
+// elsewhere is left alone.
 func syncDefaultRoute(wh *netlink.Handle, ifname string, gw netip.Addr, on bool) error {
 	link, err := wh.LinkByName(ifname)
 	if err != nil {
 		return fmt.Errorf("finding %s: %w", ifname, err)
 	}
-	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: gw.AsSlice()}
+	def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if gw.Is6() {
+		def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(def), Gw: gw.AsSlice()}
 	if on {
 		if err := wh.RouteReplace(r); err != nil {
 			return fmt.Errorf("default route via %s: %w", gw, err)
@@ -489,9 +522,14 @@ func syncDefaultRoute(wh *netlink.Handle, ifname string, gw netip.Addr, on bool)
 	return nil
 }
 
-// egressRoute is the default route a VM's guest config gets with egress
-// (a namespace workload gets it from syncDefaultRoute). A running guest
-// picks up a change of egress only with a new guest config.
-func egressRoute(subnets ipam.Subnets) api.Route {
-	return api.Route{To: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: subnets.Gateway4}
+// egressRoutes are the default routes a VM's guest config gets with egress
+// (a namespace workload gets them from syncDefaultRoute): IPv4, and IPv6
+// with v6 (the node has IPv6 egress). A running guest picks up a change of
+// egress only with a new guest config.
+func egressRoutes(subnets ipam.Subnets, v6 bool) []api.Route {
+	out := []api.Route{{To: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: subnets.Gateway4}}
+	if v6 {
+		out = append(out, api.Route{To: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Via: subnets.Gateway6})
+	}
+	return out
 }

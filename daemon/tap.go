@@ -192,7 +192,7 @@ func (d *Daemon) attachment(network string, s *spec.Spec, subnets ipam.Subnets, 
 		}
 	}
 	if s.Egress {
-		a.Routes = append(a.Routes, egressRoute(subnets))
+		a.Routes = append(a.Routes, egressRoutes(subnets, d.egress6Ready())...)
 	}
 	return a
 }

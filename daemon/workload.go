@@ -274,7 +274,8 @@ func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets
 		}
 	}
 	if s.Egress {
-		return syncDefaultRoute(wh, w.IfName, subnets.Gateway4, true)
+		return errors.Join(syncDefaultRoute(wh, w.IfName, subnets.Gateway4, true),
+			syncDefaultRoute(wh, w.IfName, subnets.Gateway6, d.egress6Ready()))
 	}
 	return nil
 }
