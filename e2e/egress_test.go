@@ -207,6 +207,13 @@ func TestEgress(t *testing.T) {
 		for _, o := range outs {
 			assert.True(t, probeICMP(o.a.ns, "", inetHost, time.Second), "ping from %s", o.node.ID)
 			assert.Equal(t, o.node.Underlay.String(), probeTCP(o.a.ns, inetHost, time.Second), "the host sees %s's address", o.node.ID)
+			// The node has no global IPv6: no IPv6 way out (TestEgressIPv6 has one).
+			out, err := inNS(o.a.ns, "ip", "-6", "route", "show", "default")
+			assert.NoError(t, err)
+			assert.Empty(t, strings.TrimSpace(out), "IPv6 default route on %s without global IPv6", o.node.ID)
+			out, err = inNS(namespaces.Name(o.node.ID, "out"), "ip", "-6", "route", "show", "default")
+			assert.NoError(t, err)
+			assert.Empty(t, strings.TrimSpace(out), "IPv6 way out on %s without global IPv6", o.node.ID)
 		}
 		if t.Failed() { // what the node and the namespace hold, to see where it stops
 			n := outs[0].node
