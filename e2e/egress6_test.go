@@ -65,6 +65,21 @@ func waitNoTentative(t *testing.T, nss ...string) {
 	}
 }
 
+// transfer6Of returns the IPv6 transfer address the underlay routes to the
+// one egress veth on node n.
+func transfer6Of(t *testing.T, n lab.Node) string {
+	t.Helper()
+	out, err := inNS(n.NetNS, "ip", "-6", "route", "show", "dev", egressLinkOf(t, n))
+	require.NoError(t, err, out)
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "fd5a:6e65:6567:") {
+			return f
+		}
+	}
+	t.Fatalf("no IPv6 transfer route on %s:\n%s", n.ID, out)
+	return ""
+}
+
 // TestEgressIPv6 covers IPv6 egress (issue 15): where the node has a
 // global IPv6 address and an IPv6 default route, an egress network's
 // workloads reach the internet over IPv6 too, as the node, and nothing
@@ -137,7 +152,11 @@ func TestEgressIPv6(t *testing.T) {
 		_, err = r.ReadString('\n')
 		require.NoError(t, err)
 		require.True(t, echo(c, r, "before", time.Second), "the flow works")
+		src6 := transfer6Of(t, n)
+		require.NotZero(t, trackedFrom(t, n.NetNS, src6), "no tracked flow from %s", src6)
 		egressDeploy(t, l, "out6", "10.82.0.0/16", false)
+		assert.Zero(t, trackedFrom(t, n.NetNS, src6), "tracked flows from %s left in the underlay", src6)
+		assert.Zero(t, trackedFrom(t, namespaces.Name(n.ID, "out6"), src6), "tracked flows via %s left in the network", src6)
 		assert.False(t, echo(c, r, "after", time.Second), "the IPv6 flow still runs")
 		assert.Empty(t, probeTCP(o.ns, inetHost6, probeTimeout), "new IPv6 flow")
 		assert.False(t, probeICMP(o.ns, "", inetHost6, probeTimeout), "ping6")

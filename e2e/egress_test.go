@@ -352,8 +352,8 @@ func TestEgress(t *testing.T) {
 	})
 }
 
-// trackedFrom counts the IPv4 flows in ns's conntrack table that left from
-// addr or were translated to it.
+// trackedFrom counts the flows (of addr's family) in ns's conntrack table
+// that left from addr or were translated to it.
 func trackedFrom(t *testing.T, ns, addr string) int {
 	t.Helper()
 	h, err := namespaces.Open(ns)
@@ -362,7 +362,11 @@ func trackedFrom(t *testing.T, ns, addr string) int {
 	nh, err := netlink.NewHandleAt(h)
 	require.NoError(t, err)
 	defer nh.Close()
-	flows, err := nh.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+	family := netlink.InetFamily(netlink.FAMILY_V4)
+	if strings.Contains(addr, ":") {
+		family = netlink.FAMILY_V6
+	}
+	flows, err := nh.ConntrackTableList(netlink.ConntrackTable, family)
 	require.NoError(t, err)
 	n := 0
 	for _, f := range flows {
