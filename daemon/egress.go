@@ -203,16 +203,27 @@ func plumbEgressInside(ns netns.NsHandle, h *netlink.Handle, inner, out netlink.
 	if err := h.LinkSetUp(inner); err != nil {
 		return fmt.Errorf("egress veth up: %w", err)
 	}
+	return egressDefaultRoute(h, inner, out, egressNextHop)
+}
+
+// egressDefaultRoute routes everything of hop's family through the egress
+// veth's inner end to hop, which a permanent neighbour maps to the outer
+// end's MAC.
+func egressDefaultRoute(h *netlink.Handle, inner, out netlink.Link, hop netip.Addr) error {
 	idx := inner.Attrs().Index
-	if err := permanentNeigh(h, idx, egressNextHop, out.Attrs().HardwareAddr); err != nil {
+	if err := permanentNeigh(h, idx, hop, out.Attrs().HardwareAddr); err != nil {
 		return err
 	}
-	def := &netlink.Route{
-		LinkIndex: idx, Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: egressNextHop.AsSlice(),
+	def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if hop.Is6() {
+		def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	r := &netlink.Route{
+		LinkIndex: idx, Dst: ipNet(def), Gw: hop.AsSlice(),
 		Flags: int(netlink.FLAG_ONLINK), Protocol: unix.RTPROT_STATIC,
 	}
-	if err := h.RouteReplace(def); err != nil {
-		return fmt.Errorf("egress default route: %w", err)
+	if err := h.RouteReplace(r); err != nil {
+		return fmt.Errorf("egress default route %s: %w", def, err)
 	}
 	return nil
 }

@@ -104,18 +104,7 @@ func plumbEgressInside6(ns netns.NsHandle, h *netlink.Handle, inner, out netlink
 	if err := netconf.WriteSysctls(ns, ipv6On(egressIfName)); err != nil {
 		return err
 	}
-	idx := inner.Attrs().Index
-	if err := permanentNeigh(h, idx, egressNextHop6, out.Attrs().HardwareAddr); err != nil {
-		return err
-	}
-	def := &netlink.Route{
-		LinkIndex: idx, Dst: ipNet(netip.MustParsePrefix("::/0")), Gw: egressNextHop6.AsSlice(),
-		Flags: int(netlink.FLAG_ONLINK), Protocol: unix.RTPROT_STATIC,
-	}
-	if err := h.RouteReplace(def); err != nil {
-		return fmt.Errorf("egress IPv6 default route: %w", err)
-	}
-	return nil
+	return egressDefaultRoute(h, inner, out, egressNextHop6)
 }
 
 // plumbEgressUnderlay6 routes the IPv6 transfer address src6 to the
