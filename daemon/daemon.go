@@ -22,10 +22,13 @@ import (
 	"github.com/znet/znet/store"
 )
 
-// Default range of UDP ports that networks' WireGuard sockets get.
+// Default range of UDP ports that networks' WireGuard sockets get: 2,000,
+// so that a node with 1,000 networks still has room beside other users of
+// the range. znetd reserves it (ReservePortRange) so that no ephemeral
+// socket takes one of them.
 const (
 	DefaultPortMin = 51820
-	DefaultPortMax = 52819
+	DefaultPortMax = 53819
 )
 
 // Config is what a Daemon needs.

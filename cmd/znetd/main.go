@@ -209,6 +209,12 @@ func run(args []string) error {
 		return fmt.Errorf("--wireguard %s: %w", o.wireguard, err)
 	}
 	defer closeBackend(backend)
+	// Before any data plane starts: their ephemeral underlay sockets must
+	// not take the networks' listen ports (see ReservePortRange). A node
+	// whose /proc/sys is read-only still works, with that risk logged.
+	if err := daemon.ReservePortRange(daemon.ReservedPortsSysctl, daemon.DefaultPortMin, daemon.DefaultPortMax); err != nil {
+		log.Warn("listen ports not reserved: an ephemeral socket may take one", "err", err)
+	}
 	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys,
 		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply(), DNSUpstreams: o.dnsUpstreams})
 	if err != nil {
