@@ -27,7 +27,7 @@ import (
 func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pid int, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
 	cookie, err := ns.Cookie()
 	if err != nil {
-		d.realized.take(n.Name, 0) // forget: the configuration changes what it says
+		d.realized.forget(n.Name) // the configuration changes what it says
 		return d.configureDevice(ctx, dev, n, desired, wait, nil)
 	}
 	e := d.realized.take(n.Name, cookie)

@@ -309,9 +309,7 @@ func (d *Daemon) restartDataplane(ctx context.Context, network string) (int, err
 	ctx, cancel := context.WithTimeout(ctx, mutationTimeout)
 	defer cancel()
 	d.realized.forget(network) // a new device: look at everything
-	if err := d.realize(ctx, n, n.Spec, wls, acc); err != nil {
-		// It may have started a data plane before it failed.
-		return d.backend.PID(d.device(network, n.Spec.MTU)), err
-	}
-	return d.backend.PID(d.device(network, n.Spec.MTU)), nil
+	err = d.realize(ctx, n, n.Spec, wls, acc)
+	// On failure too: it may have started a data plane before it failed.
+	return d.backend.PID(d.device(network, n.Spec.MTU)), err
 }

@@ -83,18 +83,18 @@ func (d *Daemon) checkZos(old *store.Network, origin *store.ZosOrigin, plan *zos
 // checkZosPort refuses a port another network of this node uses, or, when
 // the port changes, one that is taken in the underlay.
 func (d *Daemon) checkZosPort(old *store.Network, port int) error {
-	var all []*store.Network
+	var ports map[string]int
 	err := d.store.View(func(tx *store.Tx) error {
 		var err error
-		all, err = tx.Networks()
+		ports, err = tx.ListenPorts()
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	for _, other := range all {
-		if other.Name != old.Name && other.ListenPort == port {
-			return api.Conflict("data.wireguard_listen_port", "port %d is used by network %s on this node", port, other.Name)
+	for other, p := range ports {
+		if other != old.Name && p == port {
+			return api.Conflict("data.wireguard_listen_port", "port %d is used by network %s on this node", port, other)
 		}
 	}
 	if port != old.ListenPort && !d.free(port) {
@@ -125,19 +125,14 @@ func (d *Daemon) ZosNetworks(ctx context.Context) ([]api.ZosNetwork, error) {
 // network lose it, as they do when zos deletes a network.
 func (d *Daemon) ZosDelete(ctx context.Context, twin uint32, name string) error {
 	network := zos.NetworkName(twin, name)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	n, wls, err := d.loadNetwork(network)
-	if err == nil && (n.Zos == nil || n.Zos.Twin != twin || n.Zos.Name != name) {
-		err = api.NotFound("name", "no zos workload %q of twin %d on node %s", name, twin, d.nodeID)
-	}
-	if errors.Is(err, api.ErrNotFound) {
-		return api.NotFound("name", "no zos workload %q of twin %d on node %s", name, twin, d.nodeID)
-	}
-	if err != nil {
-		return err
-	}
-	return d.deleteLocked(ctx, network, wls)
+	return d.locked(ctx, func(ctx context.Context) error {
+		n, wls, err := d.loadNetwork(network)
+		if errors.Is(err, api.ErrNotFound) || (err == nil && (n.Zos == nil || n.Zos.Twin != twin || n.Zos.Name != name)) {
+			return api.NotFound("name", "no zos workload %q of twin %d on node %s", name, twin, d.nodeID)
+		}
+		if err != nil {
+			return err
+		}
+		return d.deleteLocked(ctx, network, wls)
+	})
 }

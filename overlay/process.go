@@ -100,16 +100,6 @@ func isDataplane(pid int, ifname string) bool {
 	return isDataplaneCmdline(cmdline, ifname)
 }
 
-// findDataplane returns the pid of a live data plane of ifname, looking at
-// the pid file first and then through /proc (in case the pid file was
-// lost), or 0 when none runs.
-func findDataplane(pidFile, ifname string) int {
-	if pid, err := readPidFile(pidFile); err == nil && isDataplane(pid, ifname) {
-		return pid
-	}
-	return runningDataplanes()[ifname]
-}
-
 // runningDataplanes returns the pid of every live data plane on the
 // machine (but this process), by device name, read from /proc.
 func runningDataplanes() map[string]int {

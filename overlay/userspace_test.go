@@ -346,3 +346,14 @@ func inotifyInstances(t *testing.T, pid int) int {
 	}
 	return n
 }
+
+// findDataplane (a test helper: the backend itself reads /proc once, at
+// start) returns the pid of a live data plane of ifname, looking at
+// the pid file first and then through /proc (in case the pid file was
+// lost), or 0 when none runs.
+func findDataplane(pidFile, ifname string) int {
+	if pid, err := readPidFile(pidFile); err == nil && isDataplane(pid, ifname) {
+		return pid
+	}
+	return runningDataplanes()[ifname]
+}
