@@ -14,8 +14,8 @@ type rcodeCounts [maxCountedRcode + 1]atomic.Uint64
 
 // maxCountedRcode is the largest response code counted: BADCOOKIE (23),
 // the highest one an EDNS0 answer can carry in practice. The resolver
-// itself only answers NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED and
-// BADVERS.
+// itself answers NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED and BADVERS,
+// and when it forwards (egress) SERVFAIL or whatever the upstream answered.
 const maxCountedRcode = dns.RcodeBadCookie
 
 // add counts one answer with rcode.

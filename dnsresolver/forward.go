@@ -133,7 +133,7 @@ func sameQuestion(a, b dns.Question) bool {
 
 // Exchange answers q (class IN) from the cache or from the first of
 // upstreams that answers, each tried in turn. The answer is a fresh
-// message the caller may change; its id is 0.
+// message the caller may change; its id is the upstream query's.
 func (f *Forwarder) Exchange(ctx context.Context, q dns.Question, upstreams []netip.AddrPort) (*dns.Msg, error) {
 	key := cacheKey{name: strings.ToLower(q.Name), qtype: q.Qtype}
 	if m, ok := f.cached(key, time.Now()); ok {
@@ -326,6 +326,7 @@ func (r *Resolver) serveForwarded(w dns.ResponseWriter, v *view, req *dns.Msg, t
 		}
 	}
 	fit(resp, req, tcp)
+	r.answers.add(resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("writing answer", "to", w.RemoteAddr(), "err", err)
 	}

@@ -150,6 +150,9 @@ func TestResolverForwardsOnlyOutsideItsNames(t *testing.T) {
 	assert.True(t, got.RecursionAvailable)
 	assert.Equal(t, []string{"A 198.19.7.2"}, render(got.Answer))
 	assert.Equal(t, dns.RcodeNameError, ask(t, r, "nope.com.", dns.TypeA, false, src).msgs[0].Rcode)
+	q := r.Stats().Queries
+	assert.Equal(t, uint64(1), q["NOERROR"], "forwarded answers are counted: %v", q)
+	assert.Equal(t, uint64(1), q["NXDOMAIN"], "forwarded answers are counted: %v", q)
 
 	before := up.queries.Load()
 	for _, name := range []string{"web.shop.internal.", "nothing.shop.internal.", "5.1.20.10.in-addr.arpa."} {

@@ -63,7 +63,7 @@ func (e *Egress) Equal(o *Egress) bool {
 	if e == nil || o == nil {
 		return e == o
 	}
-	return e.IfName == o.IfName && e.Source == o.Source && slices.Equal(e.Blocked, o.Blocked)
+	return e.IfName == o.IfName && e.Source == o.Source && e.Source6 == o.Source6 && slices.Equal(e.Blocked, o.Blocked)
 }
 
 // Generation returns the nftables ruleset generation of ns.

@@ -62,6 +62,9 @@ func TestRulesEqual(t *testing.T) {
 	b := a
 	b.Egress = &Egress{IfName: "egress", Blocked: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}}
 	assert.True(t, a.Equal(b), "equal ways out, different pointers")
+	b.Egress.Source6 = netip.MustParseAddr("fd5a:6e65:6567::1")
+	assert.False(t, a.Equal(b), "the node gained global IPv6: the IPv6 way out must be installed")
+	b.Egress.Source6 = netip.Addr{}
 	b.Egress.Blocked = nil
 	assert.False(t, a.Equal(b))
 	b.Egress = nil

@@ -71,7 +71,7 @@ func NodeSubnets(ipRange, ula, subnet4 netip.Prefix) (Subnets, error) {
 // So two subnets that do not overlap never share an id: block-aligned
 // network addresses differ in their block number, the others in their /30
 // number, and the first kind stays below the number of blocks. Ranges of
-// /15 or longer map every subnet; in a longer range (fewer bits) a subnet
+// /15 or longer map every subnet; in a shorter range (fewer bits) a subnet
 // off a block boundary may not fit.
 //
 // It fails when a prefix is not IPv4 or has host bits set, when subnet4 is
