@@ -14,6 +14,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/dnsresolver"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
@@ -64,6 +65,13 @@ type Config struct {
 	// DNSUpstreams are the node's resolvers, which networks with egress
 	// have names outside their zone resolved by.
 	DNSUpstreams []netip.AddrPort
+	// DNS configures and reads the networks' resolvers (dnsclient.Sockets
+	// at dataplane.ResolverSocket); nil: the daemon pushes no records.
+	DNS dnsresolver.Client
+	// Resolvers runs a resolver-only process per network when the backend
+	// runs no data plane to host it (kernel); nil: such networks have no
+	// resolver.
+	Resolvers ResolverHost
 }
 
 // Daemon is one node's agent. It implements api.Service.
@@ -100,6 +108,12 @@ type Daemon struct {
 
 	// sup watches the data planes and restarts those that die.
 	sup *supervisor
+
+	// dns is Config.DNS, resolvers Config.Resolvers; resolverSup watches
+	// the resolver-only processes.
+	dns         dnsresolver.Client
+	resolvers   ResolverHost
+	resolverSup *supervisor
 }
 
 var _ api.Service = (*Daemon)(nil)
@@ -126,6 +140,8 @@ func New(cfg Config) (*Daemon, error) {
 		markDir:      cfg.MarkDir,
 		observeApply: cfg.ObserveApply,
 		upstreams:    cfg.DNSUpstreams,
+		dns:          cfg.DNS,
+		resolvers:    cfg.Resolvers,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -144,6 +160,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.sup = newSupervisor(d.log)
 	d.sup.wait, d.sup.current, d.sup.restart = d.waitDataplane, d.currentDataplane, d.restartDataplane
+	d.resolverSup = d.newResolverSupervisor()
 	if d.observeApply == nil {
 		d.observeApply = func(time.Duration) {}
 	}

@@ -59,15 +59,14 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 // fail the change that caused it (the network itself works); it is logged,
 // and status shows the resolver's state.
 func (d *Daemon) pushDNS(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload) {
-	sock := d.backend.DNSSocket(d.device(n.Name, s.MTU))
-	if sock == "" {
+	if !d.hasResolver() {
 		return
 	}
 	cfg, err := d.dnsConfig(s, wls)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 		defer cancel()
-		err = pushResolver(ctx, sock, cfg)
+		err = d.dns.Push(ctx, n.Name, cfg)
 	}
 	if err != nil {
 		d.log.Warn("updating the resolver", "network", n.Name, "err", err)
@@ -76,13 +75,12 @@ func (d *Daemon) pushDNS(ctx context.Context, n *store.Network, s *spec.Spec, wl
 
 // dnsStatus asks the resolver of n what it holds.
 func (d *Daemon) dnsStatus(ctx context.Context, n *store.Network) (*api.DNSStatus, string) {
-	sock := d.backend.DNSSocket(d.device(n.Name, n.Spec.MTU))
-	if sock == "" {
+	if !d.hasResolver() {
 		return nil, ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 	defer cancel()
-	st, err := queryResolver(ctx, sock)
+	st, err := d.dns.Query(ctx, n.Name)
 	if err != nil {
 		return nil, fmt.Sprintf("resolver: %v", err)
 	}

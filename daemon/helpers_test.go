@@ -12,9 +12,10 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/dnsresolver/dnsresolvertest"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/netconf/netconftest"
-	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/overlay/overlaytest"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -26,7 +27,7 @@ const dataplaneEnv = "ZNET_DAEMON_TEST_DATAPLANE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(dataplaneEnv) == "1" {
-		os.Exit(overlay.RunDataplane(os.Args[1:]))
+		os.Exit(dataplane.Main(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -77,6 +78,10 @@ type unit struct {
 	dir     string
 	id      string
 	busy    map[int]bool
+	// dns and resolvers, when set before newDaemon, are the daemon's
+	// resolver client and resolver host.
+	dns       *dnsresolvertest.Client
+	resolvers ResolverHost
 }
 
 // newUnit returns a unit for node id; busy ports are refused by PortFree.
@@ -99,11 +104,16 @@ func newUnit(t *testing.T, id string, busy ...int) *unit {
 // restart of znetd, with the kernel objects as they are.
 func (u *unit) newDaemon(t *testing.T) *Daemon {
 	t.Helper()
-	d, err := New(Config{
+	cfg := Config{
 		NodeID: u.id, Store: u.store, Backend: u.backend, Host: u.host,
 		PortMin: 40000, PortMax: 40009,
-		PortFree: func(p int) bool { return !u.busy[p] },
-	})
+		PortFree:  func(p int) bool { return !u.busy[p] },
+		Resolvers: u.resolvers,
+	}
+	if u.dns != nil {
+		cfg.DNS = u.dns // a nil *Client would be a non-nil interface
+	}
+	d, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	return d

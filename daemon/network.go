@@ -96,6 +96,9 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return err
 	}
 	d.syncWorkloadRoutes(s, wls)
+	if err := d.ensureResolver(ctx, n.Name); err != nil {
+		return err
+	}
 	d.pushDNS(ctx, n, s, wls)
 	return nil
 }
@@ -255,6 +258,7 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 	if err := d.backend.Delete(ctx, dev); err != nil {
 		errs = append(errs, fmt.Errorf("removing device: %w", err))
 	}
+	errs = append(errs, d.removeResolver(ctx, network))
 	for _, w := range wls {
 		removeResolvConf(w)
 	}

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/dnsresolver/dnsclient"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
@@ -120,6 +122,10 @@ type testNode struct {
 	real     overlay.Backend
 	backend  *faultyBackend
 	d        *Daemon
+	// kernel makes start use a fake kernel backend (dummyKernel) instead
+	// of the userspace one; resolvers host the resolvers then.
+	kernel    bool
+	resolvers *dataplane.Resolvers
 
 	mu        sync.Mutex
 	networks  map[string]bool // every network name used, for the leak checks
@@ -130,7 +136,13 @@ type testNode struct {
 // daemon, sweeps what is left and fails t if anything was left.
 func newTestNode(t *testing.T) *testNode {
 	t.Helper()
-	n := &testNode{id: newNodeID(t), dir: t.TempDir(), networks: map[string]bool{}}
+	return newTestNodeOf(t, false)
+}
+
+// newTestNodeOf is newTestNode, with the fake kernel backend if kernel.
+func newTestNodeOf(t *testing.T, kernel bool) *testNode {
+	t.Helper()
+	n := &testNode{id: newNodeID(t), dir: t.TempDir(), networks: map[string]bool{}, kernel: kernel}
 	ul := "zt-dm-" + testutil.RandomHex(t, 4) + "-ul"
 	require.NoError(t, namespaces.Create(ul))
 	h, err := namespaces.Open(ul)
@@ -151,20 +163,34 @@ func (n *testNode) start(t *testing.T) {
 	st, err := store.Open(n.dir)
 	require.NoError(t, err)
 	n.store = st
-	b, err := overlay.New("userspace", overlay.Options{
-		Underlay: n.underlay,
-		RunDir:   filepath.Join(n.dir, "run"),
-		Exe:      os.Args[0],
-		Env:      []string{dataplaneEnv + "=1"},
+	runDir := filepath.Join(n.dir, "run")
+	var b overlay.Backend
+	if n.kernel {
+		b = newDummyKernel()
+	} else {
+		b, err = overlay.New("userspace", overlay.Options{
+			Underlay: n.underlay,
+			RunDir:   runDir,
+			Exe:      os.Args[0],
+			Env:      []string{dataplaneEnv + "=1"},
+		})
+		require.NoError(t, err)
+	}
+	n.real = b
+	n.resolvers, err = dataplane.NewResolvers(dataplane.ResolverOptions{
+		Underlay: n.underlay, RunDir: runDir, Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"},
 	})
 	require.NoError(t, err)
-	n.real = b
 	n.backend = &faultyBackend{Backend: b, faults: map[string][]fault{}, calls: map[string]int{}}
 	n.d, err = New(Config{
 		NodeID: n.id, Store: st, Backend: n.backend,
 		PortMin: 40000, PortMax: 40099,
 		PortFree: func(int) bool { return true }, // the underlay is ours alone
 		Underlay: n.underlay,
+		DNS: dnsclient.Sockets{Path: func(network string) string {
+			return dataplane.ResolverSocket(runDir, overlay.IfName(n.id, network))
+		}},
+		Resolvers: n.resolvers,
 	})
 	require.NoError(t, err)
 }
@@ -179,6 +205,10 @@ func (n *testNode) stop(t *testing.T) {
 	if n.real != nil {
 		assert.NoError(t, n.real.(interface{ Close() error }).Close())
 		n.real = nil
+	}
+	if n.resolvers != nil {
+		assert.NoError(t, n.resolvers.Close())
+		n.resolvers = nil
 	}
 	if n.store != nil {
 		assert.NoError(t, n.store.Close())
@@ -295,7 +325,7 @@ func (n *testNode) dataplanes(t *testing.T) []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) < 4 || args[0] != os.Args[0] || args[1] != "dataplane" {
+		if len(args) < 4 || args[0] != os.Args[0] || (args[1] != "dataplane" && args[1] != "resolver") {
 			continue
 		}
 		for i, a := range args[:len(args)-1] {

@@ -17,9 +17,9 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
-	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/spec"
 )
 
@@ -55,7 +55,7 @@ func requireUnprivileged(t *testing.T, pid int, ifname string, underlay uint64) 
 	for _, task := range tasks {
 		st := taskStatus(t, dir+"/"+task.Name()+"/status")
 		name := "thread " + task.Name()
-		ids := strings.Repeat(strconv.Itoa(overlay.DataplaneUID(ifname))+"\t", 4)
+		ids := strings.Repeat(strconv.Itoa(dataplane.UID(ifname))+"\t", 4)
 		assert.Equal(t, strings.TrimSuffix(ids, "\t"), st["Uid"], name)
 		assert.Equal(t, strings.TrimSuffix(ids, "\t"), st["Gid"], name)
 		assert.Empty(t, strings.TrimSpace(st["Groups"]), name)

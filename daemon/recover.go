@@ -39,6 +39,9 @@ func (d *Daemon) deleteLocked(ctx context.Context, name string, wls []*store.Wor
 		// The network stays in the state: keep restarting a data plane
 		// that still runs, until a delete gets through.
 		d.sup.watch(name, d.backend.PID(d.device(name, 0)))
+		if d.ownResolver() {
+			d.resolverSup.watch(name, d.resolvers.PID(d.device(name, 0).IfName))
+		}
 		return fmt.Errorf("deleting %s: %w", name, err)
 	}
 	if err := d.store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {

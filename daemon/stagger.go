@@ -83,5 +83,6 @@ func (d *Daemon) raiseKeepalives(dev overlay.Device, raise []wgtypes.PeerConfig)
 // and without holding the daemon's lock.
 func (d *Daemon) Close() {
 	d.sup.close()
+	d.resolverSup.close()
 	d.later.stop()
 }

@@ -32,8 +32,8 @@ const (
 // ErrHTTPControl is returned (wrapped) by Push and Query when the control
 // socket answers in HTTP: a data plane started by an older znetd, which
 // spoke HTTP with JSON bodies (PUT /config, GET /stats). Data planes
-// outlive znetd upgrades, so the caller may speak that instead (the daemon
-// does; this package does not, to keep net/http out of data planes).
+// outlive znetd upgrades, so the caller may speak that instead (package
+// dnsclient does; this package does not, to keep net/http out of data planes).
 var ErrHTTPControl = errors.New("the resolver speaks the older HTTP control protocol")
 
 // controlRequest is what a client sends.

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -76,7 +77,7 @@ func (b *Userspace) ours(pid int, ifname string) bool {
 	if ok && c.ifname == ifname {
 		return true
 	}
-	return isDataplane(pid, ifname)
+	return dataplane.IsDataplane(pid, ifname)
 }
 
 // find returns the pid of the data plane of ifname: the one in the pid
@@ -85,7 +86,7 @@ func (b *Userspace) ours(pid int, ifname string) bool {
 // here: every apply of a new network asks, and with a thousand data planes
 // a scan of /proc per apply grew with the count.
 func (b *Userspace) find(ifname string) int {
-	if pid, err := readPidFile(b.pidFile(ifname)); err == nil && b.ours(pid, ifname) {
+	if pid, err := dataplane.ReadPidFile(b.pidFile(ifname)); err == nil && b.ours(pid, ifname) {
 		return pid
 	}
 	b.mu.Lock()
@@ -100,7 +101,7 @@ func (b *Userspace) find(ifname string) int {
 	}
 	pid := b.atStart[ifname]
 	b.mu.Unlock()
-	if pid != 0 && isDataplane(pid, ifname) {
+	if pid != 0 && dataplane.IsDataplane(pid, ifname) {
 		return pid
 	}
 	return 0
@@ -187,7 +188,7 @@ func (b *Userspace) reapLocked(pid int) {
 		return // still running
 	}
 	delete(b.children, pid)
-	b.exits[c.ifname] = exit{pid: pid, reason: exitReason(ws, err)}
+	b.exits[c.ifname] = exit{pid: pid, reason: dataplane.ExitReason(ws, err)}
 	close(c.exited)
 	switch {
 	case err != nil:
@@ -202,18 +203,6 @@ func (b *Userspace) reapLocked(pid int) {
 type exit struct {
 	pid    int
 	reason string
-}
-
-// exitReason words a wait status for an operator.
-func exitReason(ws unix.WaitStatus, err error) string {
-	switch {
-	case err != nil:
-		return fmt.Sprintf("exited (status lost: %v)", err)
-	case ws.Signaled():
-		return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
-	default:
-		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
-	}
 }
 
 // unknownExit is the reason given for a data plane that was not our
@@ -232,7 +221,7 @@ func (b *Userspace) Wait(ctx context.Context, d Device, pid int) (string, error)
 		return "", err
 	}
 	if fd >= 0 {
-		if err := waitPidfd(ctx, fd); err != nil {
+		if err := dataplane.WaitPidfd(ctx, fd); err != nil {
 			return "", err
 		}
 		b.reap(pid)
@@ -243,35 +232,6 @@ func (b *Userspace) Wait(ctx context.Context, d Device, pid int) (string, error)
 		return e.reason, nil
 	}
 	return unknownExit, nil
-}
-
-// waitPidfd waits until the process of pidfd fd (which it closes) has
-// exited, or ctx ends.
-func waitPidfd(ctx context.Context, fd int) error {
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-		return fmt.Errorf("watching data plane: %w", err)
-	}
-	// Non-blocking, so the file is pollable and its deadline works.
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer func() { _ = f.Close() }()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("watching data plane: %w", err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	err = rc.Read(func(fd uintptr) bool {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
-	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err != nil {
-		return fmt.Errorf("watching data plane: %w", err)
-	}
-	return nil
 }
 
 // reaper collects children that exit on their own until Close.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
@@ -31,7 +32,7 @@ const dataplaneEnv = "ZNET_TEST_DATAPLANE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(dataplaneEnv) == "1" {
-		os.Exit(RunDataplane(os.Args[1:]))
+		os.Exit(dataplane.Main(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -214,4 +215,24 @@ func testOptions(underlay netns.NsHandle, runDir string, log *slog.Logger) Optio
 		Env:      []string{dataplaneEnv + "=1"},
 		Logger:   log,
 	}
+}
+
+// namespaceLink returns the namespace of the calling process's threads,
+// failing if they are not all in one.
+func namespaceLink(t *testing.T) string {
+	t.Helper()
+	tids, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	links := map[string]bool{}
+	for _, tid := range tids {
+		l, err := os.Readlink("/proc/self/task/" + tid.Name() + "/ns/net")
+		if err == nil {
+			links[l] = true
+		}
+	}
+	require.Len(t, links, 1, "threads in several namespaces: %v", links)
+	for l := range links {
+		return l
+	}
+	return ""
 }

@@ -108,10 +108,6 @@ func (b *Kernel) PID(Device) int { return 0 }
 // Wait returns ErrNoProcess: the kernel's device has no process to die.
 func (b *Kernel) Wait(context.Context, Device, int) (string, error) { return "", ErrNoProcess }
 
-// DNSSocket implements Backend. The kernel backend has no process that
-// outlives znetd to host the resolver yet, so it runs none.
-func (b *Kernel) DNSSocket(Device) string { return "" }
-
 // SendDrops implements Backend: kernel WireGuard fragments an outer packet
 // that is too big for the underlay instead of dropping it, and counts
 // nothing of its own.

@@ -12,11 +12,16 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/internal/linkname"
 )
 
 // DefaultMTU is the MTU a Device gets when its MTU is 0.
-const DefaultMTU = 1420
+const DefaultMTU = dataplane.DefaultMTU
+
+// SendDrops is what a device could not send on the underlay (see
+// dataplane.SendDrops).
+type SendDrops = dataplane.SendDrops
 
 // Device names one network's WireGuard device on this node.
 type Device struct {
@@ -78,10 +83,6 @@ type Backend interface {
 	// ErrNoProcess at once. It is safe to call concurrently with the other
 	// methods: a Delete or a replacing Ensure makes it return too.
 	Wait(ctx context.Context, d Device, pid int) (reason string, err error)
-	// DNSSocket returns the control socket of the network's resolver,
-	// which runs inside d's data plane so that it answers while znetd is
-	// down; "" when the backend runs no resolver.
-	DNSSocket(d Device) string
 	// SendDrops returns what d could not send on the underlay, without
 	// waiting for d's data plane; zero for a backend whose device never
 	// drops for size (the kernel fragments its outer packets).
@@ -118,9 +119,8 @@ type Options struct {
 	// RunDir holds pid files and data-plane logs, e.g. <state-dir>/run.
 	// Required for userspace.
 	RunDir string
-	// Exe is the binary run as data plane; default DataplaneBinary next to
-	// os.Executable() if it is there, else os.Executable() itself. It must
-	// dispatch `<exe> dataplane ...` to RunDataplane.
+	// Exe is the binary run as data plane; default dataplane.Exe(). It
+	// must dispatch `<exe> dataplane ...` to dataplane.Main.
 	Exe string
 	// Env is added to the data plane's environment (after os.Environ()).
 	Env []string
@@ -156,20 +156,7 @@ func New(kind string, opts Options) (Backend, error) {
 }
 
 // underlayHandle returns a handle of the underlay that the backend owns.
-func underlayHandle(h netns.NsHandle) (netns.NsHandle, error) {
-	if h <= 0 {
-		cur, err := netns.Get()
-		if err != nil {
-			return netns.None(), fmt.Errorf("getting current namespace: %w", err)
-		}
-		return cur, nil
-	}
-	dup, err := dupFd(int(h))
-	if err != nil {
-		return netns.None(), fmt.Errorf("duplicating underlay handle: %w", err)
-	}
-	return netns.NsHandle(dup), nil
-}
+func underlayHandle(h netns.NsHandle) (netns.NsHandle, error) { return dataplane.OwnHandle(h) }
 
 // logger returns l or a logger that discards.
 func logger(l *slog.Logger) *slog.Logger {
@@ -187,7 +174,7 @@ func (d Device) check() error {
 	if d.NetNS == "" {
 		return fmt.Errorf("device %s: no namespace: %w", d.IfName, os.ErrInvalid)
 	}
-	if d.MTU < 0 || d.MTU > 65535 || (d.MTU > 0 && d.MTU < 576) {
+	if !dataplane.ValidMTU(d.MTU) {
 		return fmt.Errorf("device %s: mtu %d: %w", d.IfName, d.MTU, os.ErrInvalid)
 	}
 	return nil

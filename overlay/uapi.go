@@ -7,27 +7,18 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/znet/znet/internal/acceptloop"
+	"github.com/znet/znet/dataplane"
 )
-
-// SocketDir is where userspace WireGuard devices put their UAPI sockets
-// (<SocketDir>/<ifname>.sock), shared by every namespace of the machine.
-const SocketDir = "/var/run/wireguard"
 
 // uapiTimeout bounds one question to a data plane's UAPI socket.
 const uapiTimeout = 2 * time.Second
 
 // socketPath returns the UAPI socket of ifname.
-func socketPath(ifname string) string {
-	return filepath.Join(SocketDir, ifname+".sock")
-}
+func socketPath(ifname string) string { return dataplane.UAPISocket(ifname) }
 
 // uapiAnswers sends the UAPI socket of ifname an empty set ("set=1") and
 // returns the pid of the process serving it (from SO_PEERCRED) if it
@@ -41,7 +32,7 @@ func uapiAnswers(ctx context.Context, ifname string) (int, error) {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)
 	}
 	defer func() { _ = c.Close() }()
-	pid, err := peerPid(c)
+	pid, err := dataplane.PeerPID(c)
 	if err != nil {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)
 	}
@@ -70,45 +61,6 @@ func uapiAnswers(ctx context.Context, ifname string) (int, error) {
 		return 0, fmt.Errorf("asking %s: %w", ifname, err)
 	}
 	return 0, fmt.Errorf("asking %s: no answer", ifname)
-}
-
-// acceptUAPI hands every connection accepted on l to handle, each on a
-// goroutine of its own, until l fails for good (net.ErrClosed once it is
-// closed). A temporary error is waited out (acceptloop): running out of
-// descriptors, which connections to the resolver in the same process could
-// cause, must not end the data plane.
-func acceptUAPI(l net.Listener, handle func(net.Conn)) error {
-	for {
-		c, err := acceptloop.Accept(l)
-		if err != nil {
-			return err
-		}
-		go handle(c)
-	}
-}
-
-// peerPid returns the pid of the process that made the listening end of
-// the Unix connection c.
-func peerPid(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return 0, fmt.Errorf("not a unix connection: %T", c)
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, fmt.Errorf("reading peer credentials: %w", credErr)
-	}
-	return int(cred.Pid), nil
 }
 
 // wgctrlErr wraps an error of wgctrl about ifname, turning a missing device

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -79,7 +80,7 @@ func newUserspace(opts Options) (*Userspace, error) {
 	exe := opts.Exe
 	if exe == "" {
 		var err error
-		if exe, err = dataplaneExe(); err != nil {
+		if exe, err = dataplane.Exe(); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +100,7 @@ func newUserspace(opts Options) (*Userspace, error) {
 		termGrace: defaultTermGrace,
 		children:  map[int]*child{},
 		exits:     map[string]exit{},
-		atStart:   runningDataplanes(),
+		atStart:   dataplane.Running(),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -130,9 +131,27 @@ func (b *Userspace) pidFile(ifname string) string {
 	return filepath.Join(b.runDir, ifname+".pid")
 }
 
-// DNSSocket implements Backend: the resolver runs in the data plane.
-func (b *Userspace) DNSSocket(d Device) string {
-	return filepath.Join(b.runDir, d.IfName+".dns")
+// dnsSocket is where d's data plane serves the network's resolver (see
+// dataplane.ResolverSocket): it runs there so that names keep answering
+// while znetd is down.
+func (b *Userspace) dnsSocket(d Device) string {
+	return dataplane.ResolverSocket(b.runDir, d.IfName)
+}
+
+// dropsFile returns where the data plane of ifname counts its drops.
+func (b *Userspace) dropsFile(ifname string) string {
+	return dataplane.DropsFile(b.runDir, ifname)
+}
+
+// SendDrops implements Backend: the data plane counts into its drops file,
+// read here without talking to the process, so a stopped or busy data plane
+// never delays the answer. A data plane started before znetd knew the file
+// has none: zero.
+func (b *Userspace) SendDrops(d Device) (SendDrops, error) {
+	if err := checkIfName(d.IfName); err != nil {
+		return SendDrops{}, err
+	}
+	return dataplane.ReadDrops(b.dropsFile(d.IfName))
 }
 
 func (b *Userspace) logFile(ifname string) string {
@@ -151,8 +170,8 @@ func (b *Userspace) PID(d Device) int {
 	if checkIfName(d.IfName) != nil {
 		return 0
 	}
-	pid, err := readPidFile(b.pidFile(d.IfName))
-	if err != nil || !isDataplane(pid, d.IfName) {
+	pid, err := dataplane.ReadPidFile(b.pidFile(d.IfName))
+	if err != nil || !dataplane.IsDataplane(pid, d.IfName) {
 		return 0
 	}
 	return pid
@@ -169,13 +188,13 @@ func (b *Userspace) Ensure(ctx context.Context, d Device) (int, error) {
 		return 0, ErrClosed
 	}
 	defer b.devices.lock(d.IfName)()
-	wantIno, err := pathIno(d.NetNS)
+	wantIno, err := dataplane.PathIno(d.NetNS)
 	if err != nil || !namespaces.IsNetNS(d.NetNS) {
 		return 0, fmt.Errorf("ensuring %s: namespace %s: %w", d.IfName, d.NetNS, errors.Join(err, namespaces.ErrNotNetNS))
 	}
 	pidFile := b.pidFile(d.IfName)
 	if pid := b.find(d.IfName); pid != 0 {
-		ino, inoErr := netnsIno(pid)
+		ino, inoErr := dataplane.NetnsIno(pid)
 		var reason error
 		switch {
 		case inoErr != nil:
@@ -190,8 +209,8 @@ func (b *Userspace) Ensure(ctx context.Context, d Device) (int, error) {
 			reason = err
 		}
 		if reason == nil {
-			if got, err := readPidFile(pidFile); err != nil || got != pid {
-				if err := writePidFile(pidFile, pid); err != nil {
+			if got, err := dataplane.ReadPidFile(pidFile); err != nil || got != pid {
+				if err := dataplane.WritePidFile(pidFile, pid); err != nil {
 					return 0, fmt.Errorf("ensuring %s: %w", d.IfName, err)
 				}
 			}
@@ -230,14 +249,14 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = ns.Close() }()
-	ufd, err := dupFd(int(b.underlay))
+	ufd, err := dataplane.DupFd(int(b.underlay))
 	if err != nil {
 		return 0, fmt.Errorf("duplicating underlay handle: %w", err)
 	}
 	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
 	defer func() { _ = underlay.Close() }()
 
-	cmd := exec.Command(b.exe, dataplaneArgs(d.IfName, d.mtu(), d.ListenPort, b.DNSSocket(d), b.dropsFile(d.IfName))...)
+	cmd := exec.Command(b.exe, dataplane.Args(d.IfName, d.mtu(), d.ListenPort, b.dnsSocket(d), b.dropsFile(d.IfName))...)
 	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Dir = "/" // pin no directory of the daemon
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -249,7 +268,7 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 		b.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if err := namespaces.StartRestricted(cmd, ns, restrictForDataplane); err != nil {
+	if err := namespaces.StartRestricted(cmd, ns, dataplane.Restrict); err != nil {
 		b.mu.Unlock()
 		return 0, err
 	}
@@ -262,16 +281,16 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	_ = cmd.Process.Release()
 	b.log.Info("started data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
 
-	if err := writePidFile(b.pidFile(d.IfName), pid); err != nil {
+	if err := dataplane.WritePidFile(b.pidFile(d.IfName), pid); err != nil {
 		return 0, errors.Join(err, b.terminate(context.WithoutCancel(ctx), pid, d))
 	}
 	if err := b.waitReady(ctx, pid, c); err != nil {
 		err = fmt.Errorf("data plane %d: %w", pid, err)
-		if t := tail(logPath, 512); t != "" {
+		if t := dataplane.Tail(logPath, 512); t != "" {
 			err = fmt.Errorf("%w; log: %s", err, t)
 		}
 		kerr := b.terminate(context.WithoutCancel(ctx), pid, d)
-		_ = removeIfExists(b.pidFile(d.IfName))
+		_ = dataplane.RemoveIfExists(b.pidFile(d.IfName))
 		return 0, errors.Join(err, kerr)
 	}
 	return pid, nil
@@ -324,12 +343,12 @@ func (b *Userspace) Delete(ctx context.Context, d Device) error {
 	delete(b.exits, d.IfName)
 	b.mu.Unlock()
 	var errs []error
-	errs = append(errs, removeIfExists(b.pidFile(d.IfName)), removeIfExists(b.logFile(d.IfName)),
-		removeIfExists(b.dropsFile(d.IfName)))
+	errs = append(errs, dataplane.RemoveIfExists(b.pidFile(d.IfName)), dataplane.RemoveIfExists(b.logFile(d.IfName)),
+		dataplane.RemoveIfExists(b.dropsFile(d.IfName)))
 	// A socket that still answers belongs to a process that is not ours.
 	if _, err := uapiAnswers(ctx, d.IfName); err != nil {
-		errs = append(errs, removeIfExists(socketPath(d.IfName)))
-		errs = append(errs, removeIfExists(b.DNSSocket(d)))
+		errs = append(errs, dataplane.RemoveIfExists(socketPath(d.IfName)))
+		errs = append(errs, dataplane.RemoveIfExists(b.dnsSocket(d)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("deleting %s: %w", d.IfName, err)

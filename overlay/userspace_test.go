@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"github.com/znet/znet/dataplane"
 	"net"
 	"os"
 	"strconv"
@@ -59,9 +60,9 @@ func TestUserspace(t *testing.T) {
 	step(t, "ensure starts a data plane inside the network namespace", func(t *testing.T) {
 		var err error
 		pidA, err = ba.Ensure(ctx, a.dev)
-		require.NoError(t, err, "log: %s", tail(runA+"/"+a.dev.IfName+".log", 2000))
+		require.NoError(t, err, "log: %s", dataplane.Tail(runA+"/"+a.dev.IfName+".log", 2000))
 		pidB, err = bb.Ensure(ctx, b.dev)
-		require.NoError(t, err, "log: %s", tail(runB+"/"+b.dev.IfName+".log", 2000))
+		require.NoError(t, err, "log: %s", dataplane.Tail(runB+"/"+b.dev.IfName+".log", 2000))
 		for _, x := range []struct {
 			s   *side
 			pid int
@@ -71,7 +72,7 @@ func TestUserspace(t *testing.T) {
 			require.Positive(t, x.pid)
 			assert.Equal(t, x.pid, x.b.PID(x.s.dev))
 			assert.Zero(t, inotifyInstances(t, x.pid), "root may have only 128 inotify instances: one per network would cap a node near 120 networks")
-			got, err := readPidFile(x.dir + "/" + x.s.dev.IfName + ".pid")
+			got, err := dataplane.ReadPidFile(x.dir + "/" + x.s.dev.IfName + ".pid")
 			require.NoError(t, err)
 			assert.Equal(t, x.pid, got)
 			assert.FileExists(t, x.dir+"/"+x.s.dev.IfName+".drops", "the data plane counts its drops")
@@ -80,7 +81,7 @@ func TestUserspace(t *testing.T) {
 			assert.Zero(t, drops.TooBig)
 			want, err := namespaces.ID(x.s.network)
 			require.NoError(t, err)
-			ino, err := netnsIno(x.pid)
+			ino, err := dataplane.NetnsIno(x.pid)
 			require.NoError(t, err)
 			assert.Equal(t, want, ino, "data plane lives in the network namespace")
 			sid, err := unix.Getsid(x.pid)
@@ -135,7 +136,7 @@ func TestUserspace(t *testing.T) {
 		require.NoError(t, b2.Close(), "close twice")
 		_, err = b2.Ensure(ctx, a.dev)
 		require.ErrorIs(t, err, ErrClosed)
-		assert.True(t, isDataplane(pidA, a.dev.IfName), "close leaves the data plane running")
+		assert.True(t, dataplane.IsDataplane(pidA, a.dev.IfName), "close leaves the data plane running")
 		ping(t, a.network, b.overlay.Addr())
 	})
 
@@ -150,7 +151,7 @@ func TestUserspace(t *testing.T) {
 		pid, err := b3.Ensure(ctx, a.dev)
 		require.NoError(t, err)
 		assert.Equal(t, pidA, pid, "adopted, not replaced")
-		got, err := readPidFile(runA + "/" + a.dev.IfName + ".pid")
+		got, err := dataplane.ReadPidFile(runA + "/" + a.dev.IfName + ".pid")
 		require.NoError(t, err)
 		assert.Equal(t, pidA, got, "pid file rewritten")
 	})
@@ -163,7 +164,7 @@ func TestUserspace(t *testing.T) {
 		pid, err := bb.Ensure(ctx, b.dev)
 		require.NoError(t, err)
 		assert.Equal(t, pidB, pid)
-		got, err := readPidFile(pidFile)
+		got, err := dataplane.ReadPidFile(pidFile)
 		require.NoError(t, err)
 		assert.Equal(t, pidB, got, "pid file rewritten")
 	})
@@ -179,7 +180,7 @@ func TestUserspace(t *testing.T) {
 		_, err := uapiAnswers(ctx, b.dev.IfName)
 		assert.Error(t, err, "nothing answers on the stopped data plane's socket")
 		assert.Contains(t, logsB.String(), fmt.Sprintf("pid=%d status=0", pidB))
-		assert.Contains(t, tail(runB+"/"+b.dev.IfName+".log", 4000), "stopping")
+		assert.Contains(t, dataplane.Tail(runB+"/"+b.dev.IfName+".log", 4000), "stopping")
 
 		pid, err := bb.Ensure(ctx, b.dev)
 		require.NoError(t, err)
@@ -214,7 +215,7 @@ func TestUserspace(t *testing.T) {
 		pid, err := bb.Ensure(ctx, b.dev)
 		require.NoError(t, err)
 		assert.NotEqual(t, pidB, pid)
-		assert.False(t, isDataplane(pidB, b.dev.IfName))
+		assert.False(t, dataplane.IsDataplane(pidB, b.dev.IfName))
 		dev, err := bb.Show(ctx, b.dev)
 		require.NoError(t, err)
 		assert.Equal(t, wgtypes.Key{}, dev.PrivateKey, "a fresh device")
@@ -223,12 +224,12 @@ func TestUserspace(t *testing.T) {
 
 	step(t, "an unresponsive data plane is replaced", func(t *testing.T) {
 		require.NoError(t, unix.Kill(pidB, unix.SIGSTOP))
-		require.Eventually(t, func() bool { return procState(pidB) == 'T' }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return dataplane.ProcState(pidB) == 'T' }, 5*time.Second, 5*time.Millisecond)
 		bb.termGrace = 300 * time.Millisecond
 		pid, err := bb.Ensure(ctx, b.dev)
 		require.NoError(t, err)
 		assert.NotEqual(t, pidB, pid)
-		assert.False(t, isDataplane(pidB, b.dev.IfName), "stopped process killed")
+		assert.False(t, dataplane.IsDataplane(pidB, b.dev.IfName), "stopped process killed")
 		assert.Contains(t, logsB.String(), "killing data plane")
 		pidB = pid
 	})
@@ -243,7 +244,7 @@ func TestUserspace(t *testing.T) {
 			start := time.Now()
 			require.NoError(t, x.b.Delete(ctx, x.s.dev))
 			assert.Less(t, time.Since(start), defaultTermGrace, "exited on SIGTERM")
-			assert.False(t, alive(x.pid), "process gone")
+			assert.False(t, dataplane.Alive(x.pid), "process gone")
 			assert.NoFileExists(t, x.dir+"/"+x.s.dev.IfName+".pid")
 			assert.NoFileExists(t, x.dir+"/"+x.s.dev.IfName+".log")
 			assert.NoFileExists(t, x.dir+"/"+x.s.dev.IfName+".drops")
@@ -326,7 +327,7 @@ func TestUserspaceErrors(t *testing.T) {
 		require.ErrorIs(t, err, ErrNotFound)
 		pid, err := b.Ensure(ctx, good)
 		require.NoError(t, err)
-		assert.True(t, isDataplane(pid, good.IfName))
+		assert.True(t, dataplane.IsDataplane(pid, good.IfName))
 		require.NoError(t, b.Delete(ctx, good))
 		assert.NoFileExists(t, socketPath(good.IfName))
 	})
@@ -352,8 +353,8 @@ func inotifyInstances(t *testing.T, pid int) int {
 // the pid file first and then through /proc (in case the pid file was
 // lost), or 0 when none runs.
 func findDataplane(pidFile, ifname string) int {
-	if pid, err := readPidFile(pidFile); err == nil && isDataplane(pid, ifname) {
+	if pid, err := dataplane.ReadPidFile(pidFile); err == nil && dataplane.IsDataplane(pid, ifname) {
 		return pid
 	}
-	return runningDataplanes()[ifname]
+	return dataplane.Running()[ifname]
 }

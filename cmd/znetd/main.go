@@ -23,14 +23,16 @@ import (
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/daemon"
+	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/dnsresolver/dnsclient"
 	"github.com/znet/znet/nodelock"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/store"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "dataplane" {
-		os.Exit(overlay.RunDataplane(os.Args[2:]))
+	if len(os.Args) > 1 && (os.Args[1] == "dataplane" || os.Args[1] == "resolver") {
+		os.Exit(dataplane.Main(os.Args[1:]))
 	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "znetd:", err)
@@ -201,14 +203,23 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = st.Close() }()
+	runDir := filepath.Join(o.stateDir, "run")
 	backend, err := overlay.New(o.wireguard, overlay.Options{
-		RunDir: filepath.Join(o.stateDir, "run"),
+		RunDir: runDir,
 		Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("--wireguard %s: %w", o.wireguard, err)
 	}
 	defer closeBackend(backend)
+	resolvers, err := dataplane.NewResolvers(dataplane.ResolverOptions{RunDir: runDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resolvers.Close() }()
+	dns := dnsclient.Sockets{Path: func(network string) string {
+		return dataplane.ResolverSocket(runDir, overlay.IfName(o.nodeID, network))
+	}}
 	// Before any data plane starts: their ephemeral underlay sockets must
 	// not take the networks' listen ports (see ReservePortRange). A node
 	// whose /proc/sys is read-only still works, with that risk logged.
@@ -216,7 +227,8 @@ func run(args []string) error {
 		log.Warn("listen ports not reserved: an ephemeral socket may take one", "err", err)
 	}
 	d, err := daemon.New(daemon.Config{NodeID: o.nodeID, Store: st, Backend: backend, Logger: log, AllowImportedKeys: o.importKeys,
-		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply(), DNSUpstreams: o.dnsUpstreams})
+		MarkDir: filepath.Join(o.stateDir, "netns"), ObserveApply: mets.observeApply(), DNSUpstreams: o.dnsUpstreams,
+		DNS: dns, Resolvers: resolvers})
 	if err != nil {
 		return err
 	}

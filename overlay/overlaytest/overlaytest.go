@@ -205,9 +205,6 @@ func (b *Backend) Delete(ctx context.Context, d overlay.Device) error {
 	return nil
 }
 
-// DNSSocket implements overlay.Backend: the fake runs no resolver.
-func (b *Backend) DNSSocket(overlay.Device) string { return "" }
-
 // SetSendDrops makes SendDrops of device ifname return drops.
 func (b *Backend) SetSendDrops(ifname string, drops overlay.SendDrops) {
 	b.mu.Lock()

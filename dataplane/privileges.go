@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"crypto/sha256"
@@ -16,7 +16,7 @@ import (
 // no_new_privs and cut the capability bounding set to startCaps (both are
 // inherited by every thread of the child, whatever the child's runtime
 // does). Once its device has bound its UDP port in the underlay, the data
-// plane closes the underlay handle and becomes its own user (DataplaneUID): every thread
+// plane closes the underlay handle and becomes its own user (UID): every thread
 // loses every capability. What the running device needs after that is
 // already open (TUN, UDP sockets, UAPI and resolver control sockets) or
 // needs no privilege (the resolver's port 53: the data plane lowers its
@@ -27,7 +27,7 @@ import (
 // do: the data plane then exits. znetd never asks it to: to move a port it
 // starts a new data plane that binds the new port at start.
 
-// DataplaneUID returns the user (and group) id the data plane of the device
+// UID returns the user (and group) id the data plane of the device
 // ifname runs as once it has dropped its privileges: one of its own per
 // network, so that a data plane taken over through a parser bug cannot
 // signal (kill) the data planes of other networks, as it could if they all
@@ -38,7 +38,7 @@ import (
 // Two networks share an id with a chance of about n^2/2^29 for n networks
 // on a machine (0.2 % at 1,000); they are then as separated as before. No
 // passwd entry is needed: the data plane owns no file after the drop.
-func DataplaneUID(ifname string) int {
+func UID(ifname string) int {
 	sum := sha256.Sum256([]byte("znet-dataplane-uid/" + ifname))
 	const base, span = 0x70000000, 0x7ffe0000 - 0x70000000
 	return base + int(binary.BigEndian.Uint32(sum[:4])%span)
@@ -54,11 +54,11 @@ var startCaps = []uintptr{
 	unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP,
 }
 
-// restrictForDataplane runs on the locked thread that forks a data plane
+// Restrict runs on the locked thread that forks a data plane
 // (and dies with it): it sets no_new_privs and drops every capability but
 // startCaps from the thread's bounding set, so the data plane can never
 // gain more. Both are per-thread attributes that a forked child inherits.
-func restrictForDataplane() error {
+func Restrict() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
 	}

@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"errors"
@@ -30,7 +30,7 @@ func TestCountingBind(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, drops.close()) }()
 
-	got, err := readDrops(path)
+	got, err := ReadDrops(path)
 	require.NoError(t, err)
 	assert.Equal(t, SendDrops{}, got, "a new file counts nothing")
 
@@ -45,7 +45,7 @@ func TestCountingBind(t *testing.T) {
 	fine := &countingBind{Bind: failingBind{}, drops: drops}
 	require.NoError(t, fine.Send(make([][]byte, 7), nil))
 
-	got, err = readDrops(path)
+	got, err = ReadDrops(path)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(5), got.TooBig, "3 + 2 packets of the refused batches")
 	assert.False(t, got.LastTooBig.Before(before.Truncate(time.Nanosecond)), "last %v, test began %v", got.LastTooBig, before)
@@ -56,19 +56,19 @@ func TestCountingBind(t *testing.T) {
 	require.NoError(t, err)
 	again.addTooBig(1)
 	require.NoError(t, again.close())
-	got, err = readDrops(path)
+	got, err = ReadDrops(path)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(6), got.TooBig)
 }
 
 func TestReadDropsMissingOrShort(t *testing.T) {
 	dir := t.TempDir()
-	got, err := readDrops(filepath.Join(dir, "none.drops"))
+	got, err := ReadDrops(filepath.Join(dir, "none.drops"))
 	require.NoError(t, err, "a data plane older than the file counts nothing")
 	assert.Equal(t, SendDrops{}, got)
 
 	short := filepath.Join(dir, "short.drops")
 	require.NoError(t, os.WriteFile(short, []byte{1, 2, 3}, 0o600))
-	_, err = readDrops(short)
+	_, err = ReadDrops(short)
 	require.Error(t, err)
 }

@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"bytes"
@@ -103,7 +103,7 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = devnull.Close() }()
 	var stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], dataplaneArgs("zt0bad", 1420, 0, "", "")...)
+	cmd := exec.Command(os.Args[0], Args("zt0bad", 1420, 0, "", "")...)
 	cmd.Env = append(os.Environ(), dataplaneEnv+"=1")
 	cmd.Stderr = &stderr
 	cmd.ExtraFiles = []*os.File{devnull}
@@ -121,5 +121,5 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 1, ee.ExitCode())
 	assert.Contains(t, stderr.String(), "not a network namespace")
-	assert.NoFileExists(t, socketPath("zt0bad"))
+	assert.NoFileExists(t, UAPISocket("zt0bad"))
 }

@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"encoding/binary"
@@ -30,24 +30,15 @@ type SendDrops struct {
 // TooBig count and LastTooBig in Unix nanoseconds.
 const dropsSize = 16
 
-// dropsFile returns where the data plane of ifname counts its drops.
-func (b *Userspace) dropsFile(ifname string) string {
-	return filepath.Join(b.runDir, ifname+".drops")
+// DropsFile returns where the data plane of ifname counts its drops, in
+// the run directory runDir.
+func DropsFile(runDir, ifname string) string {
+	return filepath.Join(runDir, ifname+".drops")
 }
 
-// SendDrops implements Backend: the data plane counts into its drops file,
-// read here without talking to the process, so a stopped or busy data plane
-// never delays the answer. A data plane started before znetd knew the file
-// has none: zero.
-func (b *Userspace) SendDrops(d Device) (SendDrops, error) {
-	if err := checkIfName(d.IfName); err != nil {
-		return SendDrops{}, err
-	}
-	return readDrops(b.dropsFile(d.IfName))
-}
-
-// readDrops reads a drops file; a missing file is zero.
-func readDrops(path string) (SendDrops, error) {
+// ReadDrops reads a drops file without talking to the data plane that
+// writes it; a missing file is zero.
+func ReadDrops(path string) (SendDrops, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return SendDrops{}, nil

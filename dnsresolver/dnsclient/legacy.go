@@ -1,4 +1,4 @@
-package daemon
+package dnsclient
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 // before the resolver's control protocol became one JSON request per
 // connection speak HTTP (PUT /config, GET /stats, JSON bodies, errors as
 // {"error": ...} with 400 for an invalid config and 503 for a closed
-// resolver). The daemon speaks it to them, so that their DNS keeps
+// resolver). This client speaks it to them, so that their DNS keeps
 // following the state until they are replaced; the dnsresolver package
 // does not, because every data plane links it and net/http would cost each
 // about 1.9 MiB of resident memory.

@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"bytes"
@@ -15,15 +15,15 @@ import (
 // procDir is where processes are looked up.
 const procDir = "/proc"
 
-// dupFd duplicates fd with close-on-exec set.
-func dupFd(fd int) (int, error) {
+// DupFd duplicates fd with close-on-exec set.
+func DupFd(fd int) (int, error) {
 	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 }
 
-// dataplaneArgs returns the arguments after the program name that start
+// Args returns the arguments after the program name that start
 // the data plane of ifname.
-func dataplaneArgs(ifname string, mtu, listenPort int, dnsSocket, dropsFile string) []string {
-	args := []string{"dataplane", "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
+func Args(ifname string, mtu, listenPort int, dnsSocket, dropsFile string) []string {
+	args := []string{modeDataplane, "--ifname", ifname, "--mtu", strconv.Itoa(mtu)}
 	if listenPort != 0 {
 		args = append(args, "--listen-port", strconv.Itoa(listenPort))
 	}
@@ -41,15 +41,16 @@ func dataplaneArgs(ifname string, mtu, listenPort int, dnsSocket, dropsFile stri
 // "dataplane" and, somewhere after it, "--ifname" ifname (or
 // "--ifname=ifname").
 func isDataplaneCmdline(cmdline []byte, ifname string) bool {
-	got, ok := dataplaneIfName(cmdline)
+	got, ok := modeIfName(cmdline, modeDataplane)
 	return ok && got == ifname
 }
 
-// dataplaneIfName returns the device a data plane's cmdline names, and
-// whether cmdline is a data plane's at all.
-func dataplaneIfName(cmdline []byte) (string, bool) {
+// modeIfName returns the device a cmdline of the program in mode
+// (modeDataplane, modeResolver) names, and whether cmdline is one of that
+// mode at all.
+func modeIfName(cmdline []byte, mode string) (string, bool) {
 	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(args) < 2 || args[1] != "dataplane" {
+	if len(args) < 2 || args[1] != mode {
 		return "", false
 	}
 	for i := 2; i < len(args); i++ {
@@ -67,9 +68,9 @@ func dataplaneIfName(cmdline []byte) (string, bool) {
 	return "", false
 }
 
-// procState returns the state letter of process pid (R, S, Z, ...), or 0
+// ProcState returns the state letter of process pid (R, S, Z, ...), or 0
 // when there is no such process.
-func procState(pid int) byte {
+func ProcState(pid int) byte {
 	b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", procDir, pid))
 	if err != nil {
 		return 0
@@ -82,27 +83,34 @@ func procState(pid int) byte {
 	return b[i+2]
 }
 
-// alive reports whether process pid exists and is not a zombie.
-func alive(pid int) bool {
-	s := procState(pid)
+// Alive reports whether process pid exists and is not a zombie.
+func Alive(pid int) bool {
+	s := ProcState(pid)
 	return s != 0 && s != 'Z' && s != 'X'
 }
 
-// isDataplane reports whether pid is a live data plane of ifname.
-func isDataplane(pid int, ifname string) bool {
-	if pid <= 0 || !alive(pid) {
+// IsDataplane reports whether pid is a live data plane of ifname.
+func IsDataplane(pid int, ifname string) bool {
+	return isMode(pid, modeDataplane, ifname)
+}
+
+// isMode reports whether pid is a live process of the program in mode for
+// ifname.
+func isMode(pid int, mode, ifname string) bool {
+	if pid <= 0 || !Alive(pid) {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("%s/%d/cmdline", procDir, pid))
 	if err != nil {
 		return false
 	}
-	return isDataplaneCmdline(cmdline, ifname)
+	got, ok := modeIfName(cmdline, mode)
+	return ok && got == ifname
 }
 
-// runningDataplanes returns the pid of every live data plane on the
+// Running returns the pid of every live data plane on the
 // machine (but this process), by device name, read from /proc.
-func runningDataplanes() map[string]int {
+func Running() map[string]int {
 	out := map[string]int{}
 	entries, err := os.ReadDir(procDir)
 	if err != nil {
@@ -118,15 +126,15 @@ func runningDataplanes() map[string]int {
 		if err != nil {
 			continue
 		}
-		if ifname, ok := dataplaneIfName(cmdline); ok && alive(pid) {
+		if ifname, ok := modeIfName(cmdline, modeDataplane); ok && Alive(pid) {
 			out[ifname] = pid
 		}
 	}
 	return out
 }
 
-// netnsIno returns the inode of the network namespace of process pid.
-func netnsIno(pid int) (uint64, error) {
+// NetnsIno returns the inode of the network namespace of process pid.
+func NetnsIno(pid int) (uint64, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("%s/%d/ns/net", procDir, pid), &st); err != nil {
 		return 0, err
@@ -134,8 +142,8 @@ func netnsIno(pid int) (uint64, error) {
 	return st.Ino, nil
 }
 
-// pathIno returns the inode of the namespace file at path.
-func pathIno(path string) (uint64, error) {
+// PathIno returns the inode of the namespace file at path.
+func PathIno(path string) (uint64, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, err
@@ -143,8 +151,8 @@ func pathIno(path string) (uint64, error) {
 	return st.Ino, nil
 }
 
-// readPidFile reads a pid written by writePidFile.
-func readPidFile(path string) (int, error) {
+// ReadPidFile reads a pid written by WritePidFile.
+func ReadPidFile(path string) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
@@ -156,8 +164,8 @@ func readPidFile(path string) (int, error) {
 	return pid, nil
 }
 
-// writePidFile writes pid to path atomically.
-func writePidFile(path string, pid int) error {
+// WritePidFile writes pid to path atomically.
+func WritePidFile(path string, pid int) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing pid file: %w", err)
@@ -175,8 +183,8 @@ func writePidFile(path string, pid int) error {
 	return nil
 }
 
-// removeIfExists removes path, ignoring a missing file.
-func removeIfExists(path string) error {
+// RemoveIfExists removes path, ignoring a missing file.
+func RemoveIfExists(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -184,7 +192,7 @@ func removeIfExists(path string) error {
 }
 
 // tail returns the last n bytes of the file at path, for error messages.
-func tail(path string, n int64) string {
+func Tail(path string, n int64) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""

@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 func TestDataplaneExeNextTo(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, path string) // makes (or not) DataplaneBinary at path
+		setup func(t *testing.T, path string) // makes (or not) Binary at path
 		want  bool                            // whether it is chosen over self
 	}{
 		{"absent", func(*testing.T, string) {}, false},
@@ -39,13 +39,13 @@ func TestDataplaneExeNextTo(t *testing.T) {
 			dir := t.TempDir()
 			self := filepath.Join(dir, "znetd")
 			require.NoError(t, os.WriteFile(self, []byte("#!/bin/sh\n"), 0o755))
-			candidate := filepath.Join(dir, DataplaneBinary)
+			candidate := filepath.Join(dir, Binary)
 			tt.setup(t, candidate)
 			want := self
 			if tt.want {
 				want = candidate
 			}
-			assert.Equal(t, want, dataplaneExeNextTo(self))
+			assert.Equal(t, want, exeNextTo(self))
 		})
 	}
 }
@@ -55,10 +55,10 @@ func TestDataplaneExeNextTo(t *testing.T) {
 func TestDataplaneExe(t *testing.T) {
 	self, err := os.Executable()
 	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(filepath.Dir(self), DataplaneBinary)); err == nil {
-		t.Skipf("%s lies next to the test binary", DataplaneBinary)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(self), Binary)); err == nil {
+		t.Skipf("%s lies next to the test binary", Binary)
 	}
-	got, err := dataplaneExe()
+	got, err := Exe()
 	require.NoError(t, err)
 	assert.Equal(t, self, got)
 }

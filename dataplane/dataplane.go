@@ -1,4 +1,4 @@
-package overlay
+package dataplane
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ import (
 // of the underlay namespace.
 const underlayFd = 3
 
-// RunDataplane is the main of the userspace data-plane process, run as
+// Run is the main of the userspace data-plane process, run as
 // `znetd dataplane --ifname X --mtu N` inside the network's namespace with
 // the underlay namespace passed as fd 3. args are the arguments after the
 // program name; a leading "dataplane" is skipped. It serves the device until
@@ -34,7 +34,7 @@ const underlayFd = 3
 // the exit code: 0 after a clean stop, 1 on a runtime failure, 2 on bad
 // arguments. It logs to stderr. The private key never passes through its
 // arguments or environment: znetd sets it through the UAPI socket.
-func RunDataplane(args []string) int {
+func Run(args []string) int {
 	if len(args) > 0 && args[0] == "dataplane" {
 		args = args[1:]
 	}
@@ -49,7 +49,7 @@ func RunDataplane(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || checkIfName(*ifname) != nil || (Device{IfName: *ifname, NetNS: "-", MTU: *mtu}).check() != nil ||
+	if fs.NArg() > 0 || checkIfName(*ifname) != nil || !ValidMTU(*mtu) ||
 		*listenPort < 0 || *listenPort > 65535 {
 		fmt.Fprintf(os.Stderr, "dataplane: bad arguments %q\n", args)
 		fs.Usage()
@@ -132,14 +132,14 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	if err != nil {
 		return fmt.Errorf("listening on UAPI socket: %w", err)
 	}
-	defer func() { _ = os.Remove(socketPath(ifname)) }()
+	defer func() { _ = os.Remove(UAPISocket(ifname)) }()
 	defer func() { _ = uapi.Close() }()
 	if err := linkUp(ifname); err != nil {
 		return err
 	}
 	drop := func() error {
 		ubind.closeUnderlay()
-		uid := DataplaneUID(ifname)
+		uid := UID(ifname)
 		if err := dropPrivileges(uid); err != nil {
 			return err // fail closed: never serve with them
 		}

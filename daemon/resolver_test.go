@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/api"
+	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/dnsresolver"
+	"github.com/znet/znet/dnsresolver/dnsresolvertest"
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/overlay"
+	"github.com/znet/znet/overlay/overlaytest"
+)
+
+// fakeResolvers is a ResolverHost that runs nothing: it records calls as
+// "Op ifname" and hands out pids from 5000.
+type fakeResolvers struct {
+	mu    sync.Mutex
+	calls []string
+	pids  map[string]int
+	next  int
+}
+
+func (f *fakeResolvers) Ensure(_ context.Context, ifname, _ string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Ensure "+ifname)
+	if f.pids == nil {
+		f.pids, f.next = map[string]int{}, 5000
+	}
+	if f.pids[ifname] == 0 {
+		f.pids[ifname] = f.next
+		f.next++
+	}
+	return f.pids[ifname], nil
+}
+
+func (f *fakeResolvers) PID(ifname string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pids[ifname]
+}
+
+func (f *fakeResolvers) Wait(ctx context.Context, _ string, _ int) (string, error) {
+	<-ctx.Done() // never dies
+	return "", ctx.Err()
+}
+
+func (f *fakeResolvers) Delete(_ context.Context, ifname string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Delete "+ifname)
+	delete(f.pids, ifname)
+	return nil
+}
+
+func (f *fakeResolvers) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// TestFakeDNSPushes checks, without root, that the daemon pushes the
+// resolver of a network its records on apply and on a detach (attach runs
+// the same push; it needs root), and that status shows what the resolver
+// answers.
+func TestFakeDNSPushes(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	u.dns = &dnsresolvertest.Client{}
+	u.d = u.newDaemon(t)
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	cfg, ok := u.dns.Last("shop")
+	require.True(t, ok, "apply pushes")
+	assert.Equal(t, "shop", cfg.Network)
+	assert.Equal(t, u.id, cfg.NodeID)
+	assert.Equal(t, mustAddr("10.20.1.1"), cfg.Gateway4)
+	require.Len(t, cfg.Members, 1)
+	assert.Equal(t, "node2", cfg.Members[0].ID)
+	assert.Empty(t, cfg.Local)
+
+	f.seedWorkload(t, "web", mustAddr("10.20.1.2"))
+	f.seedWorkload(t, "db", mustAddr("10.20.1.3"))
+	f.apply(t, 2)
+	cfg, _ = u.dns.Last("shop")
+	require.Len(t, cfg.Local, 2, "the workloads' names are pushed")
+	require.NoError(t, u.d.Detach(context.Background(), "shop", "web"))
+	cfg, _ = u.dns.Last("shop")
+	require.Len(t, cfg.Local, 1, "a detach pushes the names left")
+	assert.Equal(t, "db", cfg.Local[0].Name)
+
+	u.dns.SetStats("shop", dnsresolver.Stats{Serial: 7, Records: 1, Queries: map[string]uint64{"NOERROR": 42},
+		Members: map[string]dnsresolver.MemberStats{"node2": {Serial: 3, Records: 2}}})
+	// Status asks it only of a namespace that exists in the kernel: ask as
+	// status does.
+	n, _, err := u.d.loadNetwork("shop")
+	require.NoError(t, err)
+	st, problem := u.d.dnsStatus(context.Background(), n)
+	assert.Empty(t, problem)
+	require.NotNil(t, st)
+	assert.Equal(t, uint32(7), st.Serial)
+	assert.Equal(t, uint64(42), st.Queries["NOERROR"])
+	require.Len(t, st.Members, 1)
+	assert.Equal(t, "node2", st.Members[0].ID)
+
+	u.dns.Fail(errors.New("no answer"))
+	st, problem = u.d.dnsStatus(context.Background(), n)
+	assert.Nil(t, st)
+	assert.Equal(t, "resolver: no answer", problem)
+}
+
+// TestFakeResolverOnly checks, without root, that a network on a backend
+// whose devices run no process (kernel) gets a resolver-only process on
+// apply, is adopted again after a restart, and loses it with the network;
+// a userspace network gets none (its data plane hosts the resolver).
+func TestFakeResolverOnly(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	u.backend = overlaytest.New("kernel")
+	res := &fakeResolvers{}
+	u.dns, u.resolvers = &dnsresolvertest.Client{}, res
+	u.d = u.newDaemon(t)
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	ifname := f.ifname()
+	assert.Equal(t, []string{"Ensure " + ifname}, res.Calls())
+	_, pushed := u.dns.Last("shop")
+	assert.True(t, pushed, "records pushed to the resolver-only process")
+	pid := res.PID(ifname)
+
+	u.d.Close()
+	u.d = u.newDaemon(t)
+	require.NoError(t, u.d.Recover(context.Background()))
+	assert.Equal(t, pid, res.PID(ifname), "adopted, not replaced")
+
+	require.NoError(t, u.d.DeleteNetwork(context.Background(), "shop", true))
+	assert.Equal(t, "Delete "+ifname, res.Calls()[len(res.Calls())-1])
+	assert.Zero(t, res.PID(ifname))
+
+	t.Run("userspace networks have none", func(t *testing.T) {
+		u := newUnit(t, newNodeID(t))
+		res := &fakeResolvers{}
+		u.dns, u.resolvers = &dnsresolvertest.Client{}, res
+		u.d = u.newDaemon(t)
+		newFakeNet(t, u, "shop").apply(t, 1)
+		assert.Empty(t, res.Calls())
+		_, pushed := u.dns.Last("shop")
+		assert.True(t, pushed, "pushed to the data plane's resolver")
+	})
+}
+
+// dummyKernel is the fake kernel backend with a veth standing for
+// each WireGuard device in its namespace, so that the daemon can address
+// and route it as it does a kernel device on a machine without WireGuard.
+type dummyKernel struct{ *overlaytest.Backend }
+
+func newDummyKernel() dummyKernel { return dummyKernel{overlaytest.New("kernel")} }
+
+func (b dummyKernel) Ensure(ctx context.Context, d overlay.Device) (int, error) {
+	pid, err := b.Backend.Ensure(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	ns, err := namespaces.Open(d.NetNS)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = ns.Close() }()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	if _, err := h.LinkByName(d.IfName); err == nil {
+		return pid, nil
+	}
+	mtu := d.MTU
+	if mtu == 0 {
+		mtu = overlay.DefaultMTU
+	}
+	// A veth (this kernel has no dummy links either), whose other end stays
+	// in the namespace too and goes with it.
+	return pid, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: d.IfName, MTU: mtu}, PeerName: d.IfName + "p"})
+}
+
+func (b dummyKernel) Close() error { return nil }
+
+// TestResolverOnlyProcess checks (issue 12 item 3) that a network on a
+// backend without processes (the fake kernel backend: this kernel has no
+// WireGuard) gets a resolver-only process in its namespace that answers the
+// workloads' names at the gateway, holds no privilege, is adopted by a
+// restarted znetd, is restarted when it dies, and is gone with the network.
+func TestResolverOnlyProcess(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNodeOf(t, true)
+	ctx := testCtx(t)
+	n.use("shop")
+	_, err := n.d.Reserve(ctx, "shop")
+	require.NoError(t, err)
+	s := oneNodeSpec("shop", n.id, 1)
+	_, err = n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	ws := n.newWorkloadNS(t)
+	web, err := n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: namespaces.Path(ws)})
+	require.NoError(t, err)
+	ifname := n.dev("shop").IfName
+	resolves := func(t *testing.T) {
+		t.Helper()
+		var got []string
+		assert.Eventually(t, func() bool {
+			got, err = lookupA(namespaces.Path(ws), web.Gateway.String(), "web.shop.internal")
+			return err == nil && len(got) == 1 && got[0] == web.IPv4.String()
+		}, 5*time.Second, 50*time.Millisecond, "web: %v %v", got, err)
+	}
+	pid := n.resolvers.PID(ifname)
+	require.Positive(t, pid)
+	sock := dataplane.ResolverSocket(filepath.Join(n.dir, "run"), ifname)
+
+	step(t, "the workload's name answers at the gateway", func(t *testing.T) {
+		resolves(t)
+		underlay, err := namespaces.IdentityOf(n.underlay)
+		require.NoError(t, err)
+		requireUnprivileged(t, pid, ifname, underlay.Ino)
+		ino, err := dataplane.NetnsIno(pid)
+		require.NoError(t, err)
+		want, err := dataplane.PathIno(n.dev("shop").NetNS)
+		require.NoError(t, err)
+		assert.Equal(t, want, ino, "runs in the network's namespace")
+		st, err := n.d.Status(ctx, "shop")
+		require.NoError(t, err)
+		require.NotNil(t, st[0].DNS)
+		assert.Equal(t, 1, st[0].DNS.Records)
+	})
+
+	step(t, "a restarted znetd adopts it", func(t *testing.T) {
+		n.restart(t)
+		require.NoError(t, n.d.Recover(ctx))
+		assert.Equal(t, pid, n.resolvers.PID(ifname), "same process")
+		resolves(t)
+	})
+
+	step(t, "one that dies is restarted", func(t *testing.T) {
+		require.NoError(t, unix.Kill(pid, unix.SIGKILL))
+		require.Eventually(t, func() bool {
+			p := n.resolvers.PID(ifname)
+			return p != 0 && p != pid
+		}, 10*time.Second, 20*time.Millisecond)
+		pid = n.resolvers.PID(ifname)
+		resolves(t)
+	})
+
+	step(t, "deleting the network leaves nothing", func(t *testing.T) {
+		require.NoError(t, n.d.DeleteNetwork(ctx, "shop", true))
+		assert.False(t, dataplane.Alive(pid), "resolver %d gone", pid)
+		assert.NoFileExists(t, sock)
+		entries, err := os.ReadDir(filepath.Join(n.dir, "run"))
+		require.NoError(t, err)
+		assert.Empty(t, entries, "run directory")
+	})
+}
