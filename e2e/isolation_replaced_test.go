@@ -17,6 +17,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/overlay"
 )
 
@@ -138,7 +139,7 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 				require.NoError(t, err)
 				st := string(b)
 				// Built without cgo, the bounding set is empty too.
-				uid := strconv.Itoa(overlay.DataplaneUID(overlay.IfName(n.ID, network)))
+				uid := strconv.Itoa(dataplane.UID(overlay.IfName(n.ID, network)))
 				ids := uid + "\t" + uid + "\t" + uid + "\t" + uid
 				for _, want := range []string{"\nUid:\t" + ids + "\n", "\nGid:\t" + ids + "\n", "\nCapEff:\t0000000000000000\n",
 					"\nCapPrm:\t0000000000000000\n", "\nCapBnd:\t0000000000000000\n", "\nNoNewPrivs:\t1\n"} {
