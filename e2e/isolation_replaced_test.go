@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/lab"
 	"github.com/znet/znet/namespaces"
-	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/overlay"
 )
 
