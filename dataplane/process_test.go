@@ -103,3 +103,34 @@ func TestRunDataplaneBadArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestResolverCmdline checks that a resolver-only process and a data plane
+// of the same device are never taken for each other.
+func TestResolverCmdline(t *testing.T) {
+	resolver := "/bin/znetd\x00resolver\x00--ifname\x00zn1\x00--dns-socket\x00/run/zn1.dns\x00"
+	got, ok := modeIfName([]byte(resolver), modeResolver)
+	assert.True(t, ok)
+	assert.Equal(t, "zn1", got)
+	assert.False(t, isDataplaneCmdline([]byte(resolver), "zn1"), "a resolver is no data plane")
+	_, ok = modeIfName([]byte("/bin/znetd\x00dataplane\x00--ifname\x00zn1\x00"), modeResolver)
+	assert.False(t, ok, "a data plane is no resolver")
+}
+
+func TestRunResolverBadArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no ifname", []string{"resolver", "--dns-socket", "/tmp/x.dns"}},
+		{"no socket", []string{"resolver", "--ifname", "zn1"}},
+		{"bad ifname", []string{"resolver", "--ifname", "a/b", "--dns-socket", "/tmp/x.dns"}},
+		{"extra argument", []string{"resolver", "--ifname", "zn1", "--dns-socket", "/tmp/x.dns", "extra"}},
+		{"unknown flag", []string{"resolver", "--ifname", "zn1", "--mtu", "1420"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Exits before touching fd 3 or creating anything.
+			assert.Equal(t, 2, Main(tt.args))
+		})
+	}
+}

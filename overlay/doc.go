@@ -1,5 +1,5 @@
 // Package overlay makes, adopts and removes the WireGuard device of one
-// network on this node, and runs the userspace data plane.
+// network on this node: Backend is the device's life cycle, nothing more.
 //
 // A Device is a name (unique on the machine), the network's namespace and an
 // MTU. The cleartext device lives in the network's namespace while its UDP
@@ -13,8 +13,9 @@
 //   - kernel: the link is created in the underlay (its socket stays there)
 //     and moved into the network's namespace. Used when the kernel has
 //     WireGuard.
-//   - userspace: one data-plane process per network (RunDataplane, embedding
-//     golang.zx2c4.com/wireguard) forked inside the network's namespace; its
+//   - userspace: one data-plane process per network (package dataplane,
+//     embedding golang.zx2c4.com/wireguard) forked inside the network's
+//     namespace, with the pid files and process helpers of that package; its
 //     conn.Bind opens the UDP sockets on a thread switched into the underlay,
 //     handed to it as fd 3. Data planes outlive znetd: a daemon that exits or
 //     is killed leaves them running, and the next one adopts them through
@@ -22,5 +23,8 @@
 //
 // The package does not decide which peers a device has (package peers), nor
 // does it add addresses, routes or firewall rules to the network's
-// namespace; it only makes sure the WireGuard link exists there and is up.
+// namespace (packages netconf, firewall), nor does it know about DNS (a
+// userspace data plane hosts its network's resolver, but where that
+// listens is package dataplane's business); it only makes sure the
+// WireGuard link exists there and is up.
 package overlay
