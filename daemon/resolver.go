@@ -84,15 +84,9 @@ func (d *Daemon) newResolverSupervisor() *supervisor {
 func (d *Daemon) restartResolver(ctx context.Context, network string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return 0, err // stopped while waiting for the lock: deleted meanwhile
-	}
-	n, wls, err := d.loadNetwork(network)
+	n, wls, err := d.loadApplied(ctx, network)
 	if err != nil {
 		return 0, err
-	}
-	if n.Spec == nil {
-		return 0, fmt.Errorf("network %s has no applied spec", network)
 	}
 	dev := d.device(network, 0)
 	pid, err := d.resolvers.Ensure(ctx, dev.IfName, dev.NetNS)

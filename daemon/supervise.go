@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/znet/znet/store"
 )
 
 // The restart policy of a data plane that dies: the first death after a
@@ -285,6 +287,23 @@ func (d *Daemon) currentDataplane(ctx context.Context, network string) int {
 	return d.backend.PID(d.device(network, 0))
 }
 
+// loadApplied loads an applied network for a restart, under the daemon's
+// lock; a ctx that ended while the caller waited for the lock means the
+// network was deleted meanwhile.
+func (d *Daemon) loadApplied(ctx context.Context, network string) (*store.Network, []*store.Workload, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	n, wls, err := d.loadNetwork(network)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.Spec == nil {
+		return nil, nil, fmt.Errorf("network %s has no applied spec", network)
+	}
+	return n, wls, nil
+}
+
 // restartDataplane is the supervisor's restart: it realizes network again
 // from the state, which starts a new data plane with the same key, port,
 // peers, routes, firewall and DNS records, and returns its pid (on
@@ -292,15 +311,9 @@ func (d *Daemon) currentDataplane(ctx context.Context, network string) int {
 func (d *Daemon) restartDataplane(ctx context.Context, network string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return 0, err // stopped while waiting for the lock: deleted meanwhile
-	}
-	n, wls, err := d.loadNetwork(network)
+	n, wls, err := d.loadApplied(ctx, network)
 	if err != nil {
 		return 0, err
-	}
-	if n.Spec == nil {
-		return 0, fmt.Errorf("network %s has no applied spec", network)
 	}
 	acc, err := d.access(network)
 	if err != nil {
