@@ -63,6 +63,11 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if _, err := ns.SetLink(bridge); err != nil {
 		return err
 	}
+	// Before the device: a resolver-only process left from the kernel
+	// backend must be gone before a data plane takes its socket.
+	if err := d.ensureResolver(ctx, n.Name); err != nil {
+		return err
+	}
 	dev := d.device(n.Name, mtu)
 	dev.ListenPort = n.ListenPort // bound at start, before the data plane drops its privileges
 	pid, err := d.backend.Ensure(ctx, dev)
@@ -96,9 +101,6 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 		return err
 	}
 	d.syncWorkloadRoutes(s, wls)
-	if err := d.ensureResolver(ctx, n.Name); err != nil {
-		return err
-	}
 	d.pushDNS(ctx, n, s, wls)
 	return nil
 }

@@ -36,9 +36,14 @@ func (d *Daemon) hasResolver() bool {
 }
 
 // ensureResolver starts or adopts network's resolver-only process, when
-// networks have one, and has the supervisor watch it.
+// networks have one, and has the supervisor watch it. With a backend whose
+// data planes host the resolver, one left from a run on the kernel backend
+// is removed instead: its socket is the data plane's now.
 func (d *Daemon) ensureResolver(ctx context.Context, network string) error {
 	if !d.ownResolver() {
+		if d.resolvers != nil && d.resolvers.PID(d.device(network, 0).IfName) != 0 {
+			return d.removeResolver(ctx, network)
+		}
 		return nil
 	}
 	dev := d.device(network, 0)

@@ -124,8 +124,9 @@ func TestFakeDNSPushes(t *testing.T) {
 
 // TestFakeResolverOnly checks, without root, that a network on a backend
 // whose devices run no process (kernel) gets a resolver-only process on
-// apply, is adopted again after a restart, and loses it with the network;
-// a userspace network gets none (its data plane hosts the resolver).
+// apply, is adopted again after a restart, and loses it with the network
+// or when the node moves to the userspace backend; a userspace network gets
+// none (its data plane hosts the resolver).
 func TestFakeResolverOnly(t *testing.T) {
 	u := newUnit(t, newNodeID(t))
 	u.backend = overlaytest.New("kernel")
@@ -148,6 +149,23 @@ func TestFakeResolverOnly(t *testing.T) {
 	require.NoError(t, u.d.DeleteNetwork(context.Background(), "shop", true))
 	assert.Equal(t, "Delete "+ifname, res.Calls()[len(res.Calls())-1])
 	assert.Zero(t, res.PID(ifname))
+
+	t.Run("a switch to userspace removes it", func(t *testing.T) {
+		u := newUnit(t, newNodeID(t))
+		u.backend = overlaytest.New("kernel")
+		res := &fakeResolvers{}
+		u.dns, u.resolvers = &dnsresolvertest.Client{}, res
+		u.d = u.newDaemon(t)
+		f := newFakeNet(t, u, "shop")
+		f.apply(t, 1)
+		require.NotZero(t, res.PID(f.ifname()))
+		u.d.Close()
+		u.backend = overlaytest.New("userspace")
+		u.d = u.newDaemon(t)
+		require.NoError(t, u.d.Recover(context.Background()))
+		assert.Equal(t, []string{"Ensure " + f.ifname(), "Delete " + f.ifname()}, res.Calls())
+		assert.Zero(t, res.PID(f.ifname()))
+	})
 
 	t.Run("userspace networks have none", func(t *testing.T) {
 		u := newUnit(t, newNodeID(t))
