@@ -182,7 +182,7 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 
 // restartOnPort replaces a userspace data plane by one that binds n's port
 // at start (and has the supervisor follow it): a running one gave up the privileges it would need to bind a new
-// port in the underlay (see overlay's privileges.go). The new one starts
+// port in the underlay (see dataplane's privileges.go). The new one starts
 // empty, so the caller configures key and peers from scratch; the DNS
 // records follow with realize's push.
 func (d *Daemon) restartOnPort(ctx context.Context, dev overlay.Device, n *store.Network) (*wgtypes.Device, error) {

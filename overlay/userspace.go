@@ -37,7 +37,7 @@ const (
 )
 
 // Userspace is the userspace backend: one data-plane process per device
-// (RunDataplane), forked inside the device's namespace. Data planes outlive
+// (dataplane.Run), forked inside the device's namespace. Data planes outlive
 // the backend and the daemon: Close leaves them running and a later backend
 // with the same RunDir adopts them.
 type Userspace struct {
