@@ -66,6 +66,13 @@ type Resolvers struct {
 
 	mu       sync.Mutex
 	children map[int]*resolverChild // started by this Resolvers, by pid
+	exits    map[string]lastExit    // the last reaped child per ifname
+}
+
+// lastExit is how a reaped child ended.
+type lastExit struct {
+	pid    int
+	reason string
 }
 
 // resolverChild is a process this Resolvers started; reason is set and
@@ -101,7 +108,7 @@ func NewResolvers(opts ResolverOptions) (*Resolvers, error) {
 	}
 	return &Resolvers{
 		log: log.With("part", "resolvers"), underlay: underlay, runDir: opts.RunDir,
-		exe: exe, env: opts.Env, children: map[int]*resolverChild{},
+		exe: exe, env: opts.Env, children: map[int]*resolverChild{}, exits: map[string]lastExit{},
 	}, nil
 }
 
@@ -282,6 +289,7 @@ func (r *Resolvers) reap(cmd *exec.Cmd, c *resolverChild) {
 	c.reason = ExitReason(unix.WaitStatus(ws), nil)
 	r.mu.Lock()
 	delete(r.children, cmd.Process.Pid)
+	r.exits[c.ifname] = lastExit{pid: cmd.Process.Pid, reason: c.reason}
 	r.mu.Unlock()
 	close(c.done)
 	r.log.Info("resolver exited", "ifname", c.ifname, "pid", cmd.Process.Pid, "how", c.reason)
@@ -323,17 +331,20 @@ func (r *Resolvers) Wait(ctx context.Context, ifname string, pid int) (string, e
 		}
 	}
 	r.mu.Lock()
-	c := r.children[pid]
+	c, e := r.children[pid], r.exits[ifname]
 	r.mu.Unlock()
-	if c == nil {
-		return unknownExit, nil
+	switch {
+	case c != nil:
+		select {
+		case <-c.done: // reaped right after the exit
+			return c.reason, nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	case e.pid == pid:
+		return e.reason, nil
 	}
-	select {
-	case <-c.done: // reaped right after the exit
-		return c.reason, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return unknownExit, nil
 }
 
 // open returns a pidfd of pid if it is ifname's resolver, else -1.

@@ -1,0 +1,83 @@
+package dataplane
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/znet/znet/dnsresolver"
+	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
+	"github.com/znet/znet/namespaces"
+)
+
+// TestResolvers checks the life of a resolver-only process: started in
+// its namespace, serving its control socket; adopted by a new Resolvers (a
+// restarted znetd); replaced when it runs in another namespace; its death
+// reported by Wait; gone with its files after Delete.
+func TestResolvers(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := "zt-rs-" + testutil.RandomHex(t, 4)
+	ul := nstest.CreateNS(t, base+"-u")
+	nstest.CreateNS(t, base+"-a")
+	nstest.CreateNS(t, base+"-b")
+	pathA, pathB := namespaces.Path(base+"-a"), namespaces.Path(base+"-b")
+	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
+	ifname := "zt" + testutil.RandomHex(t, 4)
+	newResolvers := func() *Resolvers {
+		r, err := NewResolvers(opts)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			assert.NoError(t, r.Delete(context.Background(), ifname))
+			assert.NoError(t, r.Close())
+		})
+		return r
+	}
+	inNS := func(pid int, path string) bool {
+		got, err := NetnsIno(pid)
+		require.NoError(t, err)
+		want, err := PathIno(path)
+		require.NoError(t, err)
+		return got == want
+	}
+
+	r := newResolvers()
+	pid, err := r.Ensure(ctx, ifname, pathA)
+	require.NoError(t, err)
+	assert.Equal(t, pid, r.PID(ifname))
+	assert.True(t, inNS(pid, pathA), "runs in its namespace")
+	_, err = dnsresolver.Query(ctx, r.Socket(ifname))
+	require.NoError(t, err, "its control socket answers")
+
+	r2 := newResolvers()
+	got, err := r2.Ensure(ctx, ifname, pathA)
+	require.NoError(t, err)
+	assert.Equal(t, pid, got, "adopted by a restarted znetd")
+
+	moved, err := r2.Ensure(ctx, ifname, pathB)
+	require.NoError(t, err)
+	assert.NotEqual(t, pid, moved, "one in another namespace is replaced")
+	assert.True(t, inNS(moved, pathB))
+	assert.Eventually(t, func() bool { return !Alive(pid) }, 5*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, unix.Kill(moved, unix.SIGKILL))
+	reason, err := r2.Wait(ctx, ifname, moved)
+	require.NoError(t, err)
+	assert.Equal(t, "killed by signal 9 (killed)", reason)
+	assert.Zero(t, r2.PID(ifname), "a dead one has no pid")
+
+	last, err := r2.Ensure(ctx, ifname, pathB)
+	require.NoError(t, err)
+	require.NoError(t, r2.Delete(ctx, ifname))
+	assert.False(t, Alive(last))
+	entries, err := os.ReadDir(opts.RunDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "pid file, log and socket removed")
+}
