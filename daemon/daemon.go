@@ -95,6 +95,9 @@ type Daemon struct {
 	observeApply func(time.Duration)
 	// upstreams are the resolvers egress networks' names go to.
 	upstreams []netip.AddrPort
+	// etcNetns is where workloads' resolv.conf files go: /etc/netns (a
+	// temporary directory in tests over fakes).
+	etcNetns string
 
 	// mu serialises every change to the state and the kernel objects, so
 	// each mutation sees the result of the one before.
@@ -142,6 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 		upstreams:    cfg.DNSUpstreams,
 		dns:          cfg.DNS,
 		resolvers:    cfg.Resolvers,
+		etcNetns:     "/etc/netns",
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -426,11 +426,16 @@ func (d *Daemon) dropEgress(network string) error {
 		}
 		return nil
 	})
-	var err error
-	if d.withHandle(network, func(h *netlink.Handle) { err = d.removeEgress(h, network, port, had) }) != nil {
-		err = d.removeEgress(nil, network, port, had)
+	ns, err := d.host.Open(d.nsName(network), false)
+	if err != nil {
+		return d.removeEgress(nil, network, port, had)
 	}
-	return err
+	defer func() { _ = ns.Close() }()
+	var h *netlink.Handle
+	if raw, ok := ns.(netconf.Raw); ok {
+		h = raw.Handle()
+	}
+	return d.removeEgress(h, network, port, had)
 }
 
 // flushConntrack deletes the tracked flows that left from (underlay) or
@@ -488,20 +493,13 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 		if isTap(w) {
 			continue // its namespace is the network's; the guest routes itself (egressRoutes)
 		}
-		ns, state := openWorkloadNS(w)
+		wl, state := d.openWorkloadNS(w)
 		if state != api.StateAttached {
 			continue
 		}
-		err := func() error {
-			defer func() { _ = ns.Close() }()
-			h, err := netlink.NewHandleAt(ns)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return errors.Join(syncDefaultRoute(h, w.IfName, subnets.Gateway4, s.Egress),
-				syncDefaultRoute(h, w.IfName, subnets.Gateway6, on6))
-		}()
+		err := errors.Join(syncDefaultRoute(wl, w.IfName, subnets.Gateway4, s.Egress),
+			syncDefaultRoute(wl, w.IfName, subnets.Gateway6, on6))
+		_ = wl.Close()
 		if err != nil {
 			d.log.Warn("workload default route", "network", s.Name, "workload", w.Name, "err", err)
 		}
@@ -511,26 +509,12 @@ func (d *Daemon) syncWorkloadRoutes(s *spec.Spec, wls []*store.Workload) {
 // syncDefaultRoute adds (on) or removes (off) the default route of gw's
 // family via gw on ifname; a default route the workload made itself
 // elsewhere is left alone.
-func syncDefaultRoute(wh *netlink.Handle, ifname string, gw netip.Addr, on bool) error {
-	link, err := wh.LinkByName(ifname)
-	if err != nil {
-		return fmt.Errorf("finding %s: %w", ifname, err)
-	}
+func syncDefaultRoute(wl netconf.Namespace, ifname string, gw netip.Addr, on bool) error {
 	def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	if gw.Is6() {
 		def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 	}
-	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(def), Gw: gw.AsSlice()}
-	if on {
-		if err := wh.RouteReplace(r); err != nil {
-			return fmt.Errorf("default route via %s: %w", gw, err)
-		}
-		return nil
-	}
-	if err := wh.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("removing default route via %s: %w", gw, err)
-	}
-	return nil
+	return wl.RouteVia(ifname, def, gw, on)
 }
 
 // egressRoutes are the default routes a VM's guest config gets with egress

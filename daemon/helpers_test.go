@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -115,6 +116,7 @@ func (u *unit) newDaemon(t *testing.T) *Daemon {
 	}
 	d, err := New(cfg)
 	require.NoError(t, err)
+	d.etcNetns = filepath.Join(u.dir, "etc-netns") // the fakes' workloads' resolv.conf
 	t.Cleanup(d.Close)
 	return d
 }

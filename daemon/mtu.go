@@ -1,16 +1,15 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
@@ -221,50 +220,50 @@ func hasGlobalAddr(h *netlink.Handle, l netlink.Link) bool {
 // followMTU gives every workload's veth pair the overlay MTU: the end in
 // the workload's namespace first, then the bridge end, so that a pair
 // whose bridge end has the MTU is done and a crash in between is finished
-// by the next realize. h is in the network's namespace. A workload whose
+// by the next realize. ns is the network's namespace. A workload whose
 // veth or namespace is gone is skipped (repairWorkloads re-plumbs it with
 // the bridge's MTU); other failures are logged, not returned: a workload
 // with a stale MTU still talks (TCP is clamped), and failing the network
 // for it would roll back every other one.
-func (d *Daemon) followMTU(h *netlink.Handle, network string, wls []*store.Workload, mtu int) {
+func (d *Daemon) followMTU(ns netconf.Namespace, network string, wls []*store.Workload, mtu int) {
 	if len(wls) == 0 {
 		return
 	}
-	links, err := retryDump(h.LinkList)
+	links, err := ns.Links()
 	if err != nil {
 		d.log.Warn("listing workload ports", "network", network, "err", err)
 		return
 	}
-	byName := map[string]netlink.Link{}
+	byName := map[string]netconf.LinkInfo{}
 	for _, l := range links {
-		byName[l.Attrs().Name] = l
+		byName[l.Name] = l
 	}
 	for _, w := range wls {
-		if t, ok := byName[w.HostIf].(*netlink.Tuntap); ok && isTap(w) {
+		port, ok := byName[w.HostIf]
+		if ok && port.Kind == "tuntap" && isTap(w) {
 			// The tap follows the network like a veth; the guest keeps
 			// the MTU it was configured with until it is configured again.
-			if t.Attrs().MTU != mtu {
-				if err := h.LinkSetMTU(t, mtu); err != nil {
+			if port.MTU != mtu {
+				if err := ns.SetMTU(port.Name, mtu); err != nil {
 					d.log.Warn("changing a tap's mtu", "network", network, "workload", w.Name, "mtu", mtu, "err", err)
 				}
 			}
 			continue
 		}
-		host, ok := byName[w.HostIf].(*netlink.Veth)
-		if !ok || host.Attrs().MTU == mtu {
+		if !ok || port.Kind != "veth" || port.MTU == mtu {
 			continue
 		}
 		// Only the namespace checked at attach: a path that names
 		// another one now would have us change a foreign link.
-		ns, state := openWorkloadNS(w)
+		wl, state := d.openWorkloadNS(w)
 		if state != api.StateAttached {
 			d.log.Warn("not changing a workload's mtu", "network", network, "workload", w.Name, "netns", w.NetNS, "state", state)
 			continue
 		}
-		err := setPeerMTU(host, w, ns, mtu)
-		_ = ns.Close()
+		err := setPeerMTU(port, w, wl, mtu)
+		_ = wl.Close()
 		if err == nil {
-			err = h.LinkSetMTU(host, mtu)
+			err = ns.SetMTU(port.Name, mtu)
 		}
 		if err != nil {
 			d.log.Warn("changing a workload's mtu", "network", network, "workload", w.Name, "mtu", mtu, "err", err)
@@ -274,44 +273,50 @@ func (d *Daemon) followMTU(h *netlink.Handle, network string, wls []*store.Workl
 	}
 }
 
-// setPeerMTU sets the MTU of host's peer, w's end in its namespace ns (the
+// setPeerMTU sets the MTU of host's peer, w's end in its namespace wl (the
 // one checked at attach), found by the index the kernel reports as host's
-// link (the workload may have renamed it), else by name.
-func setPeerMTU(host *netlink.Veth, w *store.Workload, ns netns.NsHandle, mtu int) error {
-	wh, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", w.NetNS, err)
-	}
-	defer wh.Close()
-	var peer netlink.Link
-	if idx := host.Attrs().ParentIndex; idx > 0 {
-		peer, err = wh.LinkByIndex(idx)
+// peer (the workload may have renamed it), else by name.
+func setPeerMTU(host netconf.LinkInfo, w *store.Workload, wl netconf.Namespace, mtu int) error {
+	var (
+		peer netconf.LinkInfo
+		err  error
+	)
+	if host.Peer > 0 {
+		var ok bool
+		if peer, ok = linkByIndex(wl, host.Peer); !ok {
+			err = netconf.ErrNoLink
+		}
 	} else {
-		peer, err = wh.LinkByName(w.IfName)
+		peer, err = wl.Link(w.IfName)
 	}
 	if err != nil {
 		return fmt.Errorf("peer of %s in %s: %w", host.Name, w.NetNS, err)
 	}
-	if peer.Attrs().MTU == mtu {
+	if peer.MTU == mtu {
 		return nil
 	}
-	return wh.LinkSetMTU(peer, mtu)
+	return wl.SetMTU(peer.Name, mtu)
 }
 
 // linkMTU returns the MTU of the bridge in network's namespace: the MTU
 // the network has on this node (realize sets it on the bridge, the
 // WireGuard device and every workload's veth).
 func (d *Daemon) linkMTU(network string) (int, error) {
-	mtu := 0
-	err := d.withHandle(network, func(h *netlink.Handle) {
-		if l, err := h.LinkByName(bridgeName); err == nil {
-			mtu = l.Attrs().MTU
-		}
-	})
-	if err == nil && mtu == 0 {
-		err = errors.New("no bridge")
+	return d.nsLinkMTU(network, bridgeName)
+}
+
+// nsLinkMTU returns the MTU of link in network's namespace.
+func (d *Daemon) nsLinkMTU(network, link string) (int, error) {
+	ns, err := d.host.Open(d.nsName(network), false)
+	if err != nil {
+		return 0, err
 	}
-	return mtu, err
+	defer func() { _ = ns.Close() }()
+	l, err := ns.Link(link)
+	if err != nil {
+		return 0, err
+	}
+	return l.MTU, nil
 }
 
 // tooBigRecent is how long after the last packet refused as too big
@@ -323,11 +328,9 @@ const tooBigRecent = 5 * time.Minute
 // plane could not send because the underlay refused them as too big, and
 // returns a problem to report when the last was recent, else "".
 func (d *Daemon) mtuStatus(st *api.NetworkStatus, dev overlay.Device, now time.Time) string {
-	_ = d.withHandle(st.Name, func(h *netlink.Handle) {
-		if l, err := h.LinkByName(dev.IfName); err == nil {
-			st.MTU = l.Attrs().MTU
-		}
-	})
+	if mtu, err := d.nsLinkMTU(st.Name, dev.IfName); err == nil {
+		st.MTU = mtu
+	}
 	drops, err := d.backend.SendDrops(dev)
 	if err != nil {
 		return fmt.Sprintf("reading the data plane's drops: %v", err)

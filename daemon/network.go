@@ -82,9 +82,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err != nil {
 		return err
 	}
-	if raw, ok := ns.(netconf.Raw); ok {
-		d.followMTU(raw.Handle(), n.Name, wls, mtu)
-	}
+	d.followMTU(ns, n.Name, wls, mtu)
 	if err := d.syncRoutesOf(ns, n.Name, dev.IfName, wg, peers.Routes(desired)); err != nil {
 		return err
 	}

@@ -1,16 +1,11 @@
 package daemon
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
-	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/store"
 	"github.com/znet/znet/tap"
 )
@@ -28,51 +23,13 @@ func (d *Daemon) pinWorkload(network string, w *store.Workload) error {
 	if err != nil {
 		return fmt.Errorf("stored MAC of %s: %w", w.Name, err)
 	}
-	var pinErr error
-	err = d.withHandle(network, func(h *netlink.Handle) { pinErr = pinPort(h, w.HostIf, mac) })
+	ns, err := d.host.Open(d.nsName(network), false)
 	if err == nil {
-		err = pinErr
+		err = ns.Pin(w.HostIf, mac)
+		_ = ns.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("pinning %s to %s: %w", w.Name, w.MAC, err)
-	}
-	return nil
-}
-
-// pinPort turns learning off on the bridge port port and adds a static
-// FDB entry for mac on it. "static" (NUD_NOARP), not "permanent": a
-// permanent entry would mean the bridge itself owns mac.
-func pinPort(h *netlink.Handle, port string, mac net.HardwareAddr) error {
-	link, err := h.LinkByName(port)
-	if err != nil {
-		return fmt.Errorf("finding port %s: %w", port, err)
-	}
-	if err := h.LinkSetLearning(link, false); err != nil {
-		return fmt.Errorf("learning off on %s: %w", port, err)
-	}
-	fdb := &netlink.Neigh{
-		LinkIndex:    link.Attrs().Index,
-		Family:       unix.AF_BRIDGE,
-		Flags:        netlink.NTF_MASTER,
-		State:        netlink.NUD_NOARP,
-		HardwareAddr: mac,
-	}
-	if err := h.NeighSet(fdb); err != nil {
-		return fmt.Errorf("static fdb entry on %s: %w", port, err)
-	}
-	// The port's static entries are exactly this one: a MAC pinned here
-	// before (a workload re-pinned) must not keep leading here.
-	have, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(link.Attrs().Index, unix.AF_BRIDGE) })
-	if err != nil {
-		return fmt.Errorf("listing fdb entries of %s: %w", port, err)
-	}
-	for _, e := range have {
-		if e.State == netlink.NUD_NOARP && !bytes.Equal(e.HardwareAddr, mac) {
-			e.Flags |= netlink.NTF_MASTER
-			if err := h.NeighDel(&e); err != nil && !errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("removing fdb entry %s of %s: %w", e.HardwareAddr, port, err)
-			}
-		}
 	}
 	return nil
 }
@@ -101,14 +58,7 @@ func (d *Daemon) backfillMACs(n *store.Network, wls []*store.Workload) {
 		if w.MAC != "" || isTap(w) {
 			continue
 		}
-		var (
-			mac     net.HardwareAddr
-			findErr error
-		)
-		err := d.withHandle(n.Name, func(h *netlink.Handle) { mac, findErr = workloadSideMAC(h, w) })
-		if err == nil {
-			err = findErr
-		}
+		mac, err := d.workloadSideMAC(n.Name, w)
 		if err == nil {
 			w.MAC = mac.String()
 			if err = d.pinWorkload(n.Name, w); err == nil {
@@ -131,30 +81,45 @@ func (d *Daemon) backfillMACs(n *store.Network, wls []*store.Workload) {
 }
 
 // workloadSideMAC returns the MAC of w's end of its veth pair: the link in
-// w's namespace whose index the bridge end (found with h) names as its
-// peer, and which names the bridge end back, so that a path naming another
-// namespace by now is not read.
-func workloadSideMAC(h *netlink.Handle, w *store.Workload) (net.HardwareAddr, error) {
-	host, err := h.LinkByName(w.HostIf)
-	if err != nil {
-		return nil, fmt.Errorf("finding %s: %w", w.HostIf, err)
-	}
-	if _, ok := host.(*netlink.Veth); !ok {
-		return nil, fmt.Errorf("%s is a %s, not a veth", w.HostIf, host.Type())
-	}
-	ns, err := namespaces.Open(w.NetNS)
+// w's namespace whose index the bridge end (in network's namespace) names
+// as its peer, and which names the bridge end back, so that a path naming
+// another namespace by now is not read.
+func (d *Daemon) workloadSideMAC(network string, w *store.Workload) (net.HardwareAddr, error) {
+	ns, err := d.host.Open(d.nsName(network), false)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = ns.Close() }()
-	wh, err := netlink.NewHandleAt(ns)
+	host, err := ns.Link(w.HostIf)
 	if err != nil {
 		return nil, err
 	}
-	defer wh.Close()
-	peer, err := wh.LinkByIndex(host.Attrs().ParentIndex)
-	if err != nil || peer.Attrs().ParentIndex != host.Attrs().Index {
+	if host.Kind != "veth" {
+		return nil, fmt.Errorf("%s is a %s, not a veth", w.HostIf, host.Kind)
+	}
+	wl, _, err := d.host.OpenPath(w.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = wl.Close() }()
+	peer, ok := linkByIndex(wl, host.Peer)
+	if !ok || peer.Peer != host.Index {
 		return nil, fmt.Errorf("the peer of %s is not in %s", w.HostIf, w.NetNS)
 	}
-	return peer.Attrs().HardwareAddr, nil
+	return peer.MAC, nil
+}
+
+// linkByIndex finds the link of ns with index idx (the workload may have
+// renamed its end).
+func linkByIndex(ns netconf.Namespace, idx int) (netconf.LinkInfo, bool) {
+	links, err := ns.Links()
+	if err != nil || idx <= 0 {
+		return netconf.LinkInfo{}, false
+	}
+	for _, l := range links {
+		if l.Index == idx {
+			return l, true
+		}
+	}
+	return netconf.LinkInfo{}, false
 }

@@ -28,7 +28,7 @@ func TestResolvConfReadableUnderStrictUmask(t *testing.T) {
 	defer syscall.Umask(old)
 
 	w := &store.Workload{Name: "web", Network: "shop", NetNS: filepath.Join(namespaces.Dir, name)}
-	path, err := writeResolvConf(w, "shop", "node1", netip.MustParseAddr("10.20.1.1"))
+	path, err := writeResolvConf("/etc/netns", w, "shop", "node1", netip.MustParseAddr("10.20.1.1"))
 	require.NoError(t, err)
 	fi, err := os.Stat(path)
 	require.NoError(t, err)

@@ -139,7 +139,7 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 		}
 	}
 	for _, w := range wls {
-		if p := stateProblem(w, workloadState(w)); p != "" {
+		if p := stateProblem(w, d.workloadState(w)); p != "" {
 			st.Problems = append(st.Problems, p)
 		}
 	}

@@ -5,11 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
@@ -89,12 +85,12 @@ func (d *Daemon) shapeWorkload(n *store.Network, w *store.Workload, others []*st
 // plumbPort makes w's port on the bridge (a veth pair into wlNS, or a tap,
 // which needs no wlNS) and pins it to w's MAC. On error nothing is left
 // behind.
-func (d *Daemon) plumbPort(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload, wlNS netns.NsHandle, pickName bool) error {
+func (d *Daemon) plumbPort(n *store.Network, subnets ipam.Subnets, w *store.Workload, wlNS netconf.Namespace, pickName bool) error {
 	var err error
 	if isTap(w) {
 		err = d.plumbTap(n, w)
 	} else {
-		err = d.plumb(ctx, n, subnets, w, wlNS, pickName)
+		err = d.plumb(n, subnets, w, wlNS, pickName)
 	}
 	if err != nil {
 		return err
@@ -115,55 +111,22 @@ func (d *Daemon) plumbTap(n *store.Network, w *store.Workload) error {
 	if err != nil {
 		return fmt.Errorf("stored MAC of %s: %w", w.Name, err)
 	}
-	ns, err := namespaces.Open(d.nsName(n.Name))
+	ns, err := d.host.Open(d.nsName(n.Name), false)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = ns.Close() }()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	br, err := h.LinkByName(bridgeName)
+	br, err := ns.Link(bridgeName)
 	if err != nil {
 		return fmt.Errorf("finding bridge: %w", err)
 	}
-	if old, err := h.LinkByName(w.HostIf); err == nil {
-		// A leftover of an attach that crashed before it was saved.
-		_ = h.LinkDel(old)
-	}
-	if err := tap.Create(ns, w.HostIf, w.Queues); err != nil {
-		return err
-	}
+	// A leftover of an attach that crashed before it was saved.
+	_ = ns.DeleteLink(w.HostIf)
 	// The bridge has the MTU realize chose for the network on this node.
-	if err := configureTap(h, w.HostIf, tapHostMAC(mac), br.Attrs().MTU, br); err != nil {
+	port := netconf.Port{Name: w.HostIf, Master: bridgeName, MTU: br.MTU, Tap: true, Queues: w.Queues, MAC: tapHostMAC(mac)}
+	if err := ns.AddPort(port, nil); err != nil {
 		d.unplumb(n, w)
 		return err
-	}
-	return nil
-}
-
-// configureTap sets the new tap's MTU and MAC, puts it on the bridge and
-// sets it up.
-func configureTap(h *netlink.Handle, name string, mac net.HardwareAddr, mtu int, br netlink.Link) error {
-	link, err := h.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("finding tap %s: %w", name, err)
-	}
-	steps := []struct {
-		what string
-		do   func() error
-	}{
-		{"mtu", func() error { return h.LinkSetMTU(link, mtu) }},
-		{"mac", func() error { return h.LinkSetHardwareAddr(link, mac) }},
-		{"bridge", func() error { return h.LinkSetMaster(link, br) }},
-		{"up", func() error { return h.LinkSetUp(link) }},
-	}
-	for _, s := range steps {
-		if err := s.do(); err != nil {
-			return fmt.Errorf("tap %s %s: %w", name, s.what, err)
-		}
 	}
 	return nil
 }

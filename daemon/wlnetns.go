@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/store"
 )
 
@@ -25,17 +24,17 @@ import (
 // closes it) only when the state is api.StateAttached. A workload attached
 // before identities were recorded cannot be verified and counts as
 // replaced: its owner attaches it again.
-func openWorkloadNS(w *store.Workload) (netns.NsHandle, string) {
-	h, id, err := namespaces.OpenIdentified(w.NetNS)
+func (d *Daemon) openWorkloadNS(w *store.Workload) (netconf.Namespace, string) {
+	h, id, err := d.host.OpenPath(w.NetNS)
 	switch {
 	case errors.Is(err, namespaces.ErrProcessChanged):
-		return netns.None(), api.StateNetNSReplaced
+		return nil, api.StateNetNSReplaced
 	case err != nil:
-		return netns.None(), api.StateNetNSGone
+		return nil, api.StateNetNSGone
 	}
 	if w.NetNSID.IsZero() || !sameWorkloadNS(w.NetNSID, id) {
 		_ = h.Close()
-		return netns.None(), api.StateNetNSReplaced
+		return nil, api.StateNetNSReplaced
 	}
 	return h, api.StateAttached
 }
@@ -49,16 +48,17 @@ func sameWorkloadNS(recorded, id namespaces.Identity) bool {
 // workloadState is the state shown for w: what its path names now, or, if
 // that looks fine, what the last repair recorded (a workload without a
 // recorded identity looks fine until a repair needs to plumb it).
-func workloadState(w *store.Workload) string {
+func (d *Daemon) workloadState(w *store.Workload) string {
+	h, id, err := d.host.OpenPath(w.NetNS)
 	if isTap(w) {
 		// A tap lives in the network's namespace, which znetd itself
 		// makes again after a reboot: there is no one else's to verify.
-		if !namespaces.IsNetNS(w.NetNS) {
+		if err != nil {
 			return api.StateNetNSGone
 		}
+		_ = h.Close()
 		return api.StateAttached
 	}
-	h, id, err := namespaces.OpenIdentified(w.NetNS)
 	switch {
 	case errors.Is(err, namespaces.ErrProcessChanged):
 		return api.StateNetNSReplaced
@@ -92,21 +92,19 @@ func stateProblem(w *store.Workload, state string) string {
 // znet's own network namespaces: a veth there would bridge a network into
 // the node or into another network. The handle being open, the namespace
 // is alive, so its inode cannot belong to another one during the check.
-func refuseOwnNamespace(path string, id namespaces.Identity) error {
-	// thread-self, not self: /proc/self is the main thread's namespace,
-	// and the main thread may be inside another namespace at this moment,
-	// running a namespaces.Do of another goroutine; the calling goroutine's
-	// thread is not locked and so is in the node's namespace.
-	self, err := namespaces.ID("/proc/thread-self/ns/net")
+func (d *Daemon) refuseOwnNamespace(path string, id namespaces.Identity) error {
+	// The calling goroutine's thread is not locked and so is in the node's
+	// namespace (see netconf.SelfPath).
+	self, err := d.host.Ino(netconf.SelfPath)
 	if err != nil {
 		return fmt.Errorf("reading the node's namespace: %w", err)
 	}
 	if self == id.Ino {
 		return api.Invalid("netns", "%s is the node's own namespace", path)
 	}
-	names, _ := namespaces.List("zn-")
+	names, _ := d.host.List("zn-")
 	for _, name := range names {
-		if other, err := namespaces.ID(namespaces.Path(name)); err == nil && other == id.Ino {
+		if other, err := d.host.Ino(namespaces.Path(name)); err == nil && other == id.Ino {
 			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
 		}
 	}
@@ -116,12 +114,12 @@ func refuseOwnNamespace(path string, id namespaces.Identity) error {
 // takeStale looks for a workload called name in wls. One that is attached
 // is a conflict; one whose namespace is gone or replaced is taken out of
 // wls and returned, for its owner is attaching it again.
-func takeStale(wls []*store.Workload, name, network string) ([]*store.Workload, *store.Workload, error) {
+func (d *Daemon) takeStale(wls []*store.Workload, name, network string) ([]*store.Workload, *store.Workload, error) {
 	for i, w := range wls {
 		if w.Name != name {
 			continue
 		}
-		if workloadState(w) == api.StateAttached {
+		if d.workloadState(w) == api.StateAttached {
 			return nil, nil, api.Conflict("name", "workload %s is already attached to %s (%s)", name, network, w.IPv4)
 		}
 		rest := append(append([]*store.Workload{}, wls[:i]...), wls[i+1:]...)
@@ -177,14 +175,14 @@ func (d *Daemon) repairWorkloads(ctx context.Context, n *store.Network, wls []*s
 // returns the state it found.
 func (d *Daemon) repairWorkload(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload) string {
 	if isTap(w) {
-		if err := d.plumbPort(ctx, n, subnets, w, netns.None(), false); err != nil {
+		if err := d.plumbPort(n, subnets, w, nil, false); err != nil {
 			d.log.Warn("re-making a workload's tap", "network", n.Name, "workload", w.Name, "err", err)
 		} else {
 			d.log.Info("re-made tap", "network", n.Name, "workload", w.Name)
 		}
 		return api.StateAttached
 	}
-	h, state := openWorkloadNS(w)
+	h, state := d.openWorkloadNS(w)
 	if state != api.StateAttached {
 		if state != w.State {
 			d.log.Warn("not re-attaching workload", "network", n.Name, "workload", w.Name, "netns", w.NetNS, "state", state)
@@ -192,11 +190,11 @@ func (d *Daemon) repairWorkload(ctx context.Context, n *store.Network, subnets i
 		return state
 	}
 	defer func() { _ = h.Close() }()
-	if err := refuseOwnNamespace(w.NetNS, w.NetNSID); err != nil {
+	if err := d.refuseOwnNamespace(w.NetNS, w.NetNSID); err != nil {
 		d.log.Warn("not re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
 		return api.StateNetNSReplaced
 	}
-	if err := d.plumbPort(ctx, n, subnets, w, h, false); err != nil {
+	if err := d.plumbPort(n, subnets, w, h, false); err != nil {
 		d.log.Warn("re-attaching workload", "network", n.Name, "workload", w.Name, "err", err)
 		return api.StateAttached
 	}

@@ -13,13 +13,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/linkname"
 	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 )
@@ -36,7 +34,10 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 	if err := spec.ValidName(req.Name); err != nil {
 		return api.Attachment{}, api.Invalid("name", "%v", err)
 	}
-	wlNS, id := netns.None(), namespaces.Identity{}
+	var (
+		wlNS netconf.Namespace
+		id   namespaces.Identity
+	)
 	if req.Tap {
 		if err := checkTapRequest(req); err != nil {
 			return api.Attachment{}, err
@@ -53,7 +54,7 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 		}
 		// Opened once: the namespace checked is the namespace plumbed.
 		var err error
-		if wlNS, id, err = namespaces.OpenIdentified(req.NetNS); err != nil {
+		if wlNS, id, err = d.host.OpenPath(req.NetNS); err != nil {
 			return api.Attachment{}, api.Invalid("netns", "%v", err)
 		}
 		defer func() { _ = wlNS.Close() }()
@@ -68,13 +69,13 @@ func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachReque
 }
 
 // attachLocked is Attach into network n with workloads wls; wlNS and id
-// are the workload's namespace as checked (none for a tap).
-func (d *Daemon) attachLocked(ctx context.Context, n *store.Network, wls []*store.Workload, req api.AttachRequest, wlNS netns.NsHandle, id namespaces.Identity) (api.Attachment, error) {
+// are the workload's namespace as checked (nil for a tap).
+func (d *Daemon) attachLocked(ctx context.Context, n *store.Network, wls []*store.Workload, req api.AttachRequest, wlNS netconf.Namespace, id namespaces.Identity) (api.Attachment, error) {
 	network := n.Name
 	if n.Spec == nil {
 		return api.Attachment{}, api.Conflict("network", "network %s is reserved but not applied yet", network)
 	}
-	wls, old, err := takeStale(wls, req.Name, network)
+	wls, old, err := d.takeStale(wls, req.Name, network)
 	if err != nil {
 		return api.Attachment{}, err
 	}
@@ -96,7 +97,7 @@ func (d *Daemon) attachLocked(ctx context.Context, n *store.Network, wls []*stor
 		return api.Attachment{}, err
 	}
 	if !req.Tap {
-		if err := refuseOwnNamespace(req.NetNS, id); err != nil {
+		if err := d.refuseOwnNamespace(req.NetNS, id); err != nil {
 			return api.Attachment{}, err
 		}
 		w.NetNSID = id
@@ -104,7 +105,7 @@ func (d *Daemon) attachLocked(ctx context.Context, n *store.Network, wls []*stor
 	if err := d.shapeWorkload(n, w, wls, req); err != nil {
 		return api.Attachment{}, err
 	}
-	if err := d.plumbPort(ctx, n, subnets, w, wlNS, req.IfName == ""); err != nil {
+	if err := d.plumbPort(n, subnets, w, wlNS, req.IfName == ""); err != nil {
 		return api.Attachment{}, fmt.Errorf("attaching %s: %w", req.Name, err)
 	}
 	all := append(append([]*store.Workload{}, wls...), w)
@@ -170,66 +171,42 @@ func (d *Daemon) allocate(n *store.Network, subnets ipam.Subnets, req api.Attach
 // w.NetNS opened again) with its addresses and routes. When
 // pickName is set, w.IfName is chosen as the first free znetN. On error
 // nothing is left behind.
-func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subnets, w *store.Workload, wlNS netns.NsHandle, pickName bool) error {
-	netNS, err := namespaces.Open(d.nsName(n.Name))
+func (d *Daemon) plumb(n *store.Network, subnets ipam.Subnets, w *store.Workload, wlNS netconf.Namespace, pickName bool) error {
+	ns, err := d.host.Open(d.nsName(n.Name), false)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = netNS.Close() }()
-	h, err := netlink.NewHandleAt(netNS)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	wh, err := netlink.NewHandleAt(wlNS)
-	if err != nil {
-		return err
-	}
-	defer wh.Close()
-
+	defer func() { _ = ns.Close() }()
 	if pickName {
-		if w.IfName, err = freeIfName(wh); err != nil {
+		if w.IfName, err = freeIfName(wlNS); err != nil {
 			return err
 		}
-	} else if _, err := wh.LinkByName(w.IfName); err == nil {
+	} else if _, err := wlNS.Link(w.IfName); err == nil {
 		return api.Conflict("ifname", "%s already exists in %s", w.IfName, w.NetNS)
 	}
-	br, err := h.LinkByName(bridgeName)
+	br, err := ns.Link(bridgeName)
 	if err != nil {
 		return fmt.Errorf("finding bridge: %w", err)
 	}
-	if old, err := h.LinkByName(w.HostIf); err == nil {
-		// A leftover of an attach that crashed before it was saved.
-		_ = h.LinkDel(old)
-	}
+	// A leftover of an attach that crashed before it was saved.
+	_ = ns.DeleteLink(w.HostIf)
 	// The bridge has the MTU realize chose for the network on this node.
-	mtu := br.Attrs().MTU
 	// The workload's end gets the MAC its port is pinned to; a workload
 	// that changes it cuts itself off.
 	mac, _ := net.ParseMAC(w.MAC)
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: w.HostIf, MTU: mtu, MasterIndex: br.Attrs().Index},
-		PeerName:         w.IfName,
-		PeerHardwareAddr: mac,
-		PeerMTU:          uint32(mtu),
-		PeerNamespace:    netlink.NsFd(wlNS),
+	port := netconf.Port{Name: w.HostIf, Master: bridgeName, MTU: br.MTU, PeerName: w.IfName, PeerMAC: mac}
+	if err := ns.AddPort(port, wlNS); err != nil {
+		return err
 	}
-	if err := h.LinkAdd(veth); err != nil {
-		return fmt.Errorf("adding veth: %w", err)
-	}
-	if err := d.configureWorkloadSide(wh, n.Spec, subnets, w); err != nil {
+	if err := d.configureWorkloadSide(wlNS, n.Spec, subnets, w, br.MTU); err != nil {
 		d.unplumb(n, w)
 		return err
 	}
-	host, err := h.LinkByName(w.HostIf)
-	if err == nil {
-		err = h.LinkSetUp(host)
-	}
-	if err != nil {
+	if _, err := ns.SetLink(netconf.Link{Name: w.HostIf, MTU: br.MTU}); err != nil {
 		d.unplumb(n, w)
 		return fmt.Errorf("veth up: %w", err)
 	}
-	if w.ResolvConf, err = writeResolvConf(w, n.Name, d.nodeID, subnets.Gateway4); err != nil {
+	if w.ResolvConf, err = writeResolvConf(d.etcNetns, w, n.Name, d.nodeID, subnets.Gateway4); err != nil {
 		d.unplumb(n, w)
 		return err
 	}
@@ -240,20 +217,13 @@ func (d *Daemon) plumb(ctx context.Context, n *store.Network, subnets ipam.Subne
 // route for the network's ranges (and, on a network with link addresses,
 // spec.LinkRange) via the gateway. A default route only when the network
 // has a way out (egress).
-func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets ipam.Subnets, w *store.Workload) error {
-	link, err := wh.LinkByName(w.IfName)
-	if err != nil {
-		return fmt.Errorf("finding %s in workload: %w", w.IfName, err)
-	}
+func (d *Daemon) configureWorkloadSide(wl netconf.Namespace, s *spec.Spec, subnets ipam.Subnets, w *store.Workload, mtu int) error {
 	want := []netip.Prefix{
 		netip.PrefixFrom(w.IPv4, subnets.V4.Bits()),
 		netip.PrefixFrom(w.IPv6, subnets.V6.Bits()),
 	}
-	if err := syncAddrs(wh, link, want); err != nil {
-		return err
-	}
-	if err := wh.LinkSetUp(link); err != nil {
-		return fmt.Errorf("%s up: %w", w.IfName, err)
+	if _, err := wl.SetLink(netconf.Link{Name: w.IfName, MTU: mtu, Addrs: want}); err != nil {
+		return fmt.Errorf("in workload: %w", err)
 	}
 	type route struct {
 		dst netip.Prefix
@@ -268,14 +238,13 @@ func (d *Daemon) configureWorkloadSide(wh *netlink.Handle, s *spec.Spec, subnets
 		if r.dst.Bits() == subnetBits(r.dst, subnets) {
 			continue // the range is the subnet: on-link already
 		}
-		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.dst), Gw: r.gw.AsSlice()}
-		if err := wh.RouteReplace(route); err != nil {
-			return fmt.Errorf("route %s via %s: %w", r.dst, r.gw, err)
+		if err := wl.RouteVia(w.IfName, r.dst, r.gw, true); err != nil {
+			return err
 		}
 	}
 	if s.Egress {
-		return errors.Join(syncDefaultRoute(wh, w.IfName, subnets.Gateway4, true),
-			syncDefaultRoute(wh, w.IfName, subnets.Gateway6, d.egress6Ready()))
+		return errors.Join(syncDefaultRoute(wl, w.IfName, subnets.Gateway4, true),
+			syncDefaultRoute(wl, w.IfName, subnets.Gateway6, d.egress6Ready()))
 	}
 	return nil
 }
@@ -383,7 +352,7 @@ func (d *Daemon) Workloads(ctx context.Context, network string) ([]api.Workload,
 	}
 	out := []api.Workload{}
 	for _, w := range wls {
-		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: workloadState(w),
+		out = append(out, api.Workload{Name: w.Name, IPv4: w.IPv4, IPv6: w.IPv6, NetNS: w.NetNS, Interface: w.IfName, State: d.workloadState(w),
 			Kind: kindOf(w), MAC: w.MAC})
 	}
 	return out, nil
@@ -392,18 +361,22 @@ func (d *Daemon) Workloads(ctx context.Context, network string) ([]api.Workload,
 // hostLinks returns the names of the links in network's namespace.
 func (d *Daemon) hostLinks(network string) map[string]bool {
 	out := map[string]bool{}
-	var links []netlink.Link
-	_ = d.withHandle(network, func(h *netlink.Handle) { links, _ = retryDump(h.LinkList) })
+	ns, err := d.host.Open(d.nsName(network), false)
+	if err != nil {
+		return out
+	}
+	defer func() { _ = ns.Close() }()
+	links, _ := ns.Links()
 	for _, l := range links {
-		out[l.Attrs().Name] = true
+		out[l.Name] = true
 	}
 	return out
 }
 
-func freeIfName(h *netlink.Handle) (string, error) {
+func freeIfName(wl netconf.Namespace) (string, error) {
 	for i := range 100 {
 		name := fmt.Sprintf("znet%d", i)
-		if _, err := h.LinkByName(name); err != nil {
+		if _, err := wl.Link(name); err != nil {
 			return name, nil
 		}
 	}
@@ -414,16 +387,17 @@ func validIfName(s string) bool {
 	return linkname.Check(s) == nil
 }
 
-// writeResolvConf writes /etc/netns/NAME/resolv.conf for a workload in a
-// named namespace (ip netns exec bind-mounts it over /etc/resolv.conf).
-// It returns the path it wrote, or "" for unnamed namespaces.
-func writeResolvConf(w *store.Workload, network, nodeID string, gw netip.Addr) (string, error) {
+// writeResolvConf writes etcNetns/NAME/resolv.conf (etcNetns is
+// /etc/netns but in tests) for a workload in a named namespace (ip netns
+// exec bind-mounts it over /etc/resolv.conf). It returns the path it
+// wrote, or "" for unnamed namespaces.
+func writeResolvConf(etcNetns string, w *store.Workload, network, nodeID string, gw netip.Addr) (string, error) {
 	dir, ok := strings.CutPrefix(w.NetNS, namespaces.Dir+"/")
 	if !ok || strings.Contains(dir, "/") {
 		return "", nil
 	}
-	path := filepath.Join("/etc/netns", dir, "resolv.conf")
-	for _, d := range []string{"/etc/netns", filepath.Dir(path)} {
+	path := filepath.Join(etcNetns, dir, "resolv.conf")
+	for _, d := range []string{etcNetns, filepath.Dir(path)} {
 		if err := mkdirReadable(d); err != nil {
 			return "", fmt.Errorf("writing resolv.conf: %w", err)
 		}
@@ -466,22 +440,4 @@ func removeResolvConf(w *store.Workload) {
 	}
 	_ = os.Remove(w.ResolvConf)
 	_ = os.Remove(filepath.Dir(w.ResolvConf)) // only if empty
-}
-
-// withHandle runs fn with a netlink handle in network's namespace on this
-// node. It returns an error, and does not run fn, when the namespace cannot
-// be opened.
-func (d *Daemon) withHandle(network string, fn func(h *netlink.Handle)) error {
-	ns, err := namespaces.Open(d.nsName(network))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = ns.Close() }()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", d.nsName(network), err)
-	}
-	defer h.Close()
-	fn(h)
-	return nil
 }

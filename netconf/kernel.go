@@ -179,7 +179,7 @@ func (k *kernelNS) Links() ([]LinkInfo, error) {
 	}
 	out := make([]LinkInfo, 0, len(links))
 	for _, l := range links {
-		out = append(out, LinkInfo{Name: l.Attrs().Name, Kind: l.Type()})
+		out = append(out, linkInfo(l))
 	}
 	return out, nil
 }

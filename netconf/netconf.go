@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/znet/znet/firewall"
+	"github.com/znet/znet/namespaces"
 )
 
 // ErrLingering is returned (wrapped) by Host.Delete when the namespace was
@@ -28,7 +29,21 @@ type Host interface {
 	Delete(ctx context.Context, name string) error
 	// List returns the names of the namespaces that start with prefix.
 	List(prefix string) ([]string, error)
+	// OpenPath opens the namespace at path (a workload's: a name in
+	// namespaces.Dir, /run/netns/NAME or /proc/PID/ns/net) and returns its
+	// identity read from the open handle, as namespaces.OpenIdentified
+	// does (and with its errors). The caller closes it.
+	OpenPath(path string) (Namespace, namespaces.Identity, error)
+	// Ino returns the inode of the namespace at path, as namespaces.ID;
+	// SelfPath names the caller's own (the underlay znetd runs in).
+	Ino(path string) (uint64, error)
 }
+
+// SelfPath is the namespace of the calling thread. thread-self, not self:
+// /proc/self is the main thread's namespace, and the main thread may be
+// inside another namespace at this moment, running a namespaces.Do of
+// another goroutine.
+const SelfPath = "/proc/thread-self/ns/net"
 
 // Namespace is one open network namespace. It is used by one goroutine at
 // a time; after Close no method may be called.
@@ -51,6 +66,23 @@ type Namespace interface {
 	ProxyNeigh(link string, want []netip.Addr) error
 	// Links lists the links of the namespace.
 	Links() ([]LinkInfo, error)
+	// Link describes link name; a missing link is an error wrapping
+	// ErrNoLink.
+	Link(name string) (LinkInfo, error)
+	// SetMTU sets link name's MTU.
+	SetMTU(name string, mtu int) error
+	// AddPort makes a workload's port on bridge p.Master: a veth pair
+	// whose end p.PeerName goes into peer, or (p.Tap, peer nil) a
+	// persistent tap, set up. A veth's end here is left down: the caller
+	// sets it up (SetLink) once the other end is configured.
+	AddPort(p Port, peer Namespace) error
+	// Pin turns learning off on bridge port port and makes mac its only
+	// static FDB entry, so frames for mac go to that port alone.
+	Pin(port string, mac net.HardwareAddr) error
+	// RouteVia adds (on, replacing) or removes (a missing route is no
+	// error) the route to dst via gw through link, as a workload's routes
+	// to its gateway are.
+	RouteVia(link string, dst netip.Prefix, gw netip.Addr, on bool) error
 	// DeleteLink removes link name (with its peer, for a veth); a link
 	// that is gone is no error.
 	DeleteLink(name string) error
@@ -91,12 +123,36 @@ type LinkState struct {
 	WasUp bool
 }
 
+// ErrNoLink is wrapped by the errors for a link that does not exist.
+var ErrNoLink = errors.New("no such link")
+
 // LinkInfo describes a link of the namespace.
 type LinkInfo struct {
 	Name string
 	// Kind is the link's type as netlink names it: "veth", "tuntap",
 	// "bridge", "wireguard", "device", ...
-	Kind string
+	Kind  string
+	Index int
+	MTU   int
+	MAC   net.HardwareAddr
+	// Peer is, for a veth, the index of its other end in the namespace
+	// that end is in (0 when unknown or not a veth).
+	Peer int
+}
+
+// Port is a workload's port on a bridge, as AddPort makes it.
+type Port struct {
+	// Name is the port's link in this namespace; Master the bridge.
+	Name, Master string
+	MTU          int
+	// Tap makes a persistent tap with Queues queues and the MAC MAC;
+	// without it the port is a veth whose other end, PeerName, has the
+	// MAC PeerMAC (and MTU).
+	Tap      bool
+	Queues   int
+	MAC      net.HardwareAddr
+	PeerName string
+	PeerMAC  net.HardwareAddr
 }
 
 // Raw is implemented by the kernel's namespaces only: the handles for

@@ -24,6 +24,11 @@ const (
 	OpInstall    = "install"
 	OpDeleteLink = "deletelink"
 	OpDelete     = "delete"
+	OpOpenPath   = "openpath"
+	OpSetMTU     = "setmtu"
+	OpAddPort    = "addport"
+	OpPin        = "pin"
+	OpRouteVia   = "routevia"
 )
 
 // Host is a fake netconf.Host. Its methods may be called concurrently.
@@ -41,7 +46,10 @@ var (
 )
 
 type space struct {
+	name     string
 	cookie   uint64
+	next     int                       // the next link's index
+	via      map[string][]route        // link -> routes via a gateway, sorted
 	links    map[string]*link
 	routes   map[string][]netip.Prefix // link -> sorted
 	neigh    map[string][]netip.Addr   // link -> sorted
@@ -58,10 +66,20 @@ type link struct {
 	up    bool
 	addrs []netip.Prefix
 	index int
+	// master is the bridge a port is on; pin the MAC pinned to it.
+	master string
+	pin    net.HardwareAddr
+	// peer is a veth's other end, in space peerIn.
+	peer   *link
+	peerIn *space
+	name   string
 }
 
 // New returns a Host without namespaces.
-func New() *Host { return &Host{spaces: map[string]*space{}, fail: map[string]error{}} }
+func New() *Host {
+	// Cookies (and inodes) start after selfIno, the underlay's.
+	return &Host{spaces: map[string]*space{}, fail: map[string]error{}, cookie: selfIno}
+}
 
 // FailNext makes the next call of op (one of the Op constants) return err.
 func (h *Host) FailNext(op string, err error) {
@@ -111,14 +129,20 @@ func (h *Host) Add(name string, links map[string]string) {
 	defer h.mu.Unlock()
 	s := h.spaceLocked(name)
 	for l, kind := range links {
-		s.links[l] = &link{kind: kind, index: len(s.links) + 1}
+		s.add(l, &link{kind: kind})
 	}
 }
 
-// Remove makes namespace name vanish, as a reboot does.
+// Remove makes namespace name vanish, as a reboot does (or a workload's
+// namespace going away: the veths with an end in it go too).
 func (h *Host) Remove(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if s := h.spaces[name]; s != nil {
+		for n := range s.links {
+			s.deleteLink(n)
+		}
+	}
 	delete(h.spaces, name)
 }
 
@@ -163,6 +187,12 @@ func (h *Host) Rules(name string) *firewall.Rules {
 //	route 10.20.2.0/24 dev wg0
 //	proxy fd00::5 dev znbr
 //
+// and, for workloads' ports and namespaces:
+//
+//	link vw0123456789 veth mtu 1400 up master znbr peer wl1/znet0
+//	fdb 02:00:00:00:00:02 dev vw0123456789
+//	route 10.20.0.0/16 via 10.20.1.1 dev znet0
+//
 // and "" for a namespace that does not exist. Sysctls and the firewall
 // are left out (see Sysctl and Rules).
 func (h *Host) Render(name string) string {
@@ -174,14 +204,10 @@ func (h *Host) Render(name string) string {
 	}
 	var lines []string
 	for n, l := range s.links {
-		line := fmt.Sprintf("link %s %s mtu %d", n, l.kind, l.mtu)
-		if l.up {
-			line += " up"
+		lines = append(lines, l.render(n))
+		if l.pin != nil {
+			lines = append(lines, fmt.Sprintf("fdb %s dev %s", l.pin, n))
 		}
-		if l.mac != nil {
-			line += " mac " + l.mac.String()
-		}
-		lines = append(lines, line)
 		for _, a := range l.addrs {
 			lines = append(lines, fmt.Sprintf("addr %s %s", n, a))
 		}
@@ -189,6 +215,11 @@ func (h *Host) Render(name string) string {
 	for n, ps := range s.routes {
 		for _, p := range ps {
 			lines = append(lines, fmt.Sprintf("route %s dev %s", p, n))
+		}
+	}
+	for n, rs := range s.via {
+		for _, r := range rs {
+			lines = append(lines, fmt.Sprintf("route %s via %s dev %s", r.dst, r.gw, n))
 		}
 	}
 	for n, as := range s.neigh {
@@ -224,8 +255,10 @@ func (h *Host) spaceLocked(name string) *space {
 	s := h.spaces[name]
 	if s == nil {
 		h.cookie++
-		s = &space{cookie: h.cookie, links: map[string]*link{"lo": {kind: "device", index: 1, mtu: 65536}},
-			routes: map[string][]netip.Prefix{}, neigh: map[string][]netip.Addr{}, sysctls: map[string]string{}}
+		s = &space{name: name, cookie: h.cookie, links: map[string]*link{},
+			routes: map[string][]netip.Prefix{}, neigh: map[string][]netip.Addr{}, sysctls: map[string]string{},
+			via: map[string][]route{}}
+		s.add("lo", &link{kind: "device", mtu: 65536})
 		h.spaces[name] = s
 	}
 	return s
@@ -307,8 +340,8 @@ func (n *Namespace) SetLink(l netconf.Link) (netconf.LinkState, error) {
 		if l.Bridge {
 			kind = "bridge"
 		}
-		have = &link{kind: kind, index: len(n.s.links) + 1}
-		n.s.links[l.Name] = have
+		have = &link{kind: kind}
+		n.s.add(l.Name, have)
 	}
 	st := netconf.LinkState{Index: have.index, WasUp: have.up}
 	have.mtu, have.up = l.MTU, true
@@ -362,7 +395,7 @@ func (n *Namespace) Links() ([]netconf.LinkInfo, error) {
 	defer n.h.mu.Unlock()
 	var out []netconf.LinkInfo
 	for name, l := range n.s.links {
-		out = append(out, netconf.LinkInfo{Name: name, Kind: l.kind})
+		out = append(out, l.info(name))
 	}
 	slices.SortFunc(out, func(a, b netconf.LinkInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -375,9 +408,7 @@ func (n *Namespace) DeleteLink(name string) error {
 	if err := n.h.failLocked(OpDeleteLink, n.name, name); err != nil {
 		return err
 	}
-	delete(n.s.links, name)
-	delete(n.s.routes, name)
-	delete(n.s.neigh, name)
+	n.s.deleteLink(name)
 	return nil
 }
 
