@@ -48,8 +48,8 @@ var (
 type space struct {
 	name     string
 	cookie   uint64
-	next     int                       // the next link's index
-	via      map[string][]route        // link -> routes via a gateway, sorted
+	next     int                // the next link's index
+	via      map[string][]route // link -> routes via a gateway, sorted
 	links    map[string]*link
 	routes   map[string][]netip.Prefix // link -> sorted
 	neigh    map[string][]netip.Addr   // link -> sorted
