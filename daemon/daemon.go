@@ -151,7 +151,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.host == nil {
-		d.host = netconf.Kernel{}
+		d.host = netconf.Kernel{UnderlayNS: cfg.Underlay}
 	}
 	if d.resolve == nil {
 		d.resolve = systemResolve

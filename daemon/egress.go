@@ -5,17 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/ipam"
-	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/netconf"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
@@ -54,89 +48,76 @@ func transferAddr(port int) (netip.Addr, error) {
 	return a, nil
 }
 
-// withUnderlay runs fn with handles to the node's underlay namespace:
-// Config.Underlay, or the one znetd runs in. That is read from the calling
-// thread, not /proc/self (the main thread): a thread in another namespace is
-// locked to the namespaces.Do call that moved it, so the caller's never is,
-// while the main thread may be that one for a moment.
-func (d *Daemon) withUnderlay(fn func(under netns.NsHandle, uh *netlink.Handle) error) error {
-	ns := d.underlay
-	if ns <= 0 {
-		var err error
-		if ns, err = namespaces.Open("/proc/thread-self/ns/net"); err != nil {
-			return err
-		}
-		defer func() { _ = ns.Close() }()
-	}
-	h, err := netlink.NewHandleAt(ns)
+// withUnderlay runs fn with the node's underlay namespace open.
+func (d *Daemon) withUnderlay(fn func(u netconf.Underlay) error) error {
+	u, err := d.host.Underlay()
 	if err != nil {
-		return fmt.Errorf("netlink in the underlay: %w", err)
+		return err
 	}
-	defer h.Close()
-	return fn(ns, h)
+	defer func() { _ = u.Close() }()
+	return fn(u)
 }
 
-// syncEgress makes network n's way out match spec s: with egress, the veth,
-// its addresses, neighbours and routes on both sides and the underlay's
-// table; without, none of it (and the flows that used it are cut). It
-// returns what the namespace's firewall must add (nil without egress).
-// Without egress and with nothing left from before it touches nothing in
-// the underlay.
-func (d *Daemon) syncEgress(ns netns.NsHandle, h *netlink.Handle, n *store.Network, s *spec.Spec) (*firewall.Egress, error) {
+// syncEgress makes network n's way out match spec s through ns, its
+// namespace: with egress, the veth, its addresses, neighbours and routes on
+// both sides and the underlay's table; without, none of it (and the flows
+// that used it are cut). It returns what the namespace's firewall must add
+// (nil without egress). Without egress and with nothing left from before
+// it touches nothing in the underlay.
+func (d *Daemon) syncEgress(ns netconf.Namespace, n *store.Network, s *spec.Spec) (*firewall.Egress, error) {
 	if !s.Egress {
-		return nil, d.removeEgress(h, n.Name, n.ListenPort, false)
+		return nil, d.removeEgress(ns, n.Name, n.ListenPort, false)
 	}
 	src, err := transferAddr(n.ListenPort)
 	if err != nil {
 		return nil, err
 	}
 	var eg *firewall.Egress
-	err = d.withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
-		eg, err = d.plumbEgress(ns, h, under, uh, n.Name, src)
+	err = d.withUnderlay(func(u netconf.Underlay) error {
+		eg, err = d.plumbEgress(ns, u, n.Name, src)
 		return err
 	})
 	return eg, err
 }
 
-// plumbEgress is syncEgress for a network with egress, with handles to
-// both namespaces.
-func (d *Daemon) plumbEgress(ns netns.NsHandle, h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, src netip.Addr) (*firewall.Egress, error) {
+// plumbEgress is syncEgress for a network with egress, with the underlay
+// open.
+func (d *Daemon) plumbEgress(ns netconf.Namespace, u netconf.Underlay, network string, src netip.Addr) (*firewall.Egress, error) {
 	outer := egressLinkName(d.nodeID, network)
-	inner, out, err := ensureEgressVeth(h, uh, under, outer)
+	inner, out, err := ensureEgressVeth(ns, u, outer)
 	if err != nil {
 		return nil, err
 	}
-	src6, up6, err := egress6Source(uh, src)
+	src6, up6, err := egress6Source(u, src)
 	if err != nil {
 		return nil, err
 	}
-	if err := plumbEgressInside(ns, h, inner, out, src); err != nil {
+	if err := plumbEgressInside(ns, inner, out, src); err != nil {
 		return nil, err
 	}
-	if err := plumbEgressInside6(ns, h, inner, out, src6); err != nil {
+	if err := plumbEgressInside6(ns, out, src6); err != nil {
 		return nil, err
 	}
-	if err := plumbEgressUnderlay(under, uh, out, inner, src); err != nil {
+	if err := plumbEgressUnderlay(u, out, inner, src); err != nil {
 		return nil, err
 	}
-	if err := plumbEgressUnderlay6(under, uh, out, inner, src6, up6); err != nil {
+	if err := plumbEgressUnderlay6(u, out, inner, src6, up6); err != nil {
 		return nil, err
 	}
 	links, err := d.egressLinks(network, &firewall.EgressLink{IfName: outer, Source: src, Source6: src6}, src6.IsValid())
 	if err != nil {
 		return nil, err
 	}
-	if err := firewall.ApplyUplink(under, links); err != nil {
+	if err := u.InstallUplink(links); err != nil {
 		return nil, err
 	}
-	return d.egressFilter(uh, network, src, src6)
+	return d.egressFilter(u, network, src, src6)
 }
 
 // egressFilter is what the firewall of network's namespace adds for its
-// way out from transfer addresses src and src6 (unset: no IPv6; uh: a
-// handle in the underlay).
-func (d *Daemon) egressFilter(uh *netlink.Handle, network string, src, src6 netip.Addr) (*firewall.Egress, error) {
-	blocked, err := d.egressBlocked(uh, network)
+// way out from transfer addresses src and src6 (unset: no IPv6).
+func (d *Daemon) egressFilter(u netconf.Underlay, network string, src, src6 netip.Addr) (*firewall.Egress, error) {
+	blocked, err := d.egressBlocked(u, network)
 	if err != nil {
 		return nil, err
 	}
@@ -154,75 +135,66 @@ func (d *Daemon) egressOf(n *store.Network) (*firewall.Egress, error) {
 		return nil, err
 	}
 	var eg *firewall.Egress
-	err = d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
-		src6, _, err := egress6Source(uh, src)
+	err = d.withUnderlay(func(u netconf.Underlay) error {
+		src6, _, err := egress6Source(u, src)
 		if err != nil {
 			return err
 		}
-		eg, err = d.egressFilter(uh, n.Name, src, src6)
+		eg, err = d.egressFilter(u, n.Name, src, src6)
 		return err
 	})
 	return eg, err
 }
 
 // ensureEgressVeth returns both ends of the egress veth, creating it
-// (inside end in the network's namespace, outer end in the underlay) when
-// either is missing.
-func ensureEgressVeth(h, uh *netlink.Handle, under netns.NsHandle, outer string) (inner, out netlink.Link, err error) {
-	inner, errIn := h.LinkByName(egressIfName)
-	out, errOut := uh.LinkByName(outer)
+// (inside end in the network's namespace ns, outer end in the underlay)
+// when either is missing.
+func ensureEgressVeth(ns netconf.Namespace, u netconf.Underlay, outer string) (inner, out netconf.LinkInfo, err error) {
+	inner, errIn := ns.Link(egressIfName)
+	out, errOut := u.Link(outer)
 	if errIn == nil && errOut == nil {
 		return inner, out, nil
 	}
 	// Half a veth cannot be: a leftover end is someone else's or stale.
 	if errIn == nil {
-		_ = h.LinkDel(inner)
+		_ = ns.DeleteLink(egressIfName)
 	}
 	if errOut == nil {
-		_ = uh.LinkDel(out)
+		_ = u.DeleteLink(outer)
 	}
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: egressIfName}, PeerName: outer, PeerNamespace: netlink.NsFd(under)}
-	if err := h.LinkAdd(veth); err != nil {
-		return nil, nil, fmt.Errorf("adding egress veth %s: %w", outer, err)
+	if err := ns.AddPort(netconf.Port{Name: egressIfName, PeerName: outer}, u); err != nil {
+		return inner, out, fmt.Errorf("adding egress veth %s: %w", outer, err)
 	}
-	if inner, err = h.LinkByName(egressIfName); err != nil {
-		return nil, nil, fmt.Errorf("finding egress veth: %w", err)
+	if inner, err = ns.Link(egressIfName); err != nil {
+		return inner, out, fmt.Errorf("finding egress veth: %w", err)
 	}
-	if out, err = uh.LinkByName(outer); err != nil {
-		return nil, nil, fmt.Errorf("finding egress veth %s in the underlay: %w", outer, err)
+	if out, err = u.Link(outer); err != nil {
+		return inner, out, fmt.Errorf("finding egress veth %s in the underlay: %w", outer, err)
 	}
 	return inner, out, nil
 }
 
 // plumbEgressInside gives the namespace's end the transfer address and the
 // namespace an IPv4 default route through it (IPv6: plumbEgressInside6).
-func plumbEgressInside(ns netns.NsHandle, h *netlink.Handle, inner, out netlink.Link, src netip.Addr) error {
-	if err := syncAddrs(h, inner, []netip.Prefix{netip.PrefixFrom(src, 32)}); err != nil {
-		return fmt.Errorf("egress address: %w", err)
+func plumbEgressInside(ns netconf.Namespace, inner, out netconf.LinkInfo, src netip.Addr) error {
+	if _, err := ns.SetLink(netconf.Link{Name: egressIfName, MTU: inner.MTU, Addrs: []netip.Prefix{netip.PrefixFrom(src, 32)}}); err != nil {
+		return fmt.Errorf("egress veth: %w", err)
 	}
-	if err := h.LinkSetUp(inner); err != nil {
-		return fmt.Errorf("egress veth up: %w", err)
-	}
-	return egressDefaultRoute(h, inner, out, egressNextHop)
+	return egressDefaultRoute(ns, out, egressNextHop)
 }
 
 // egressDefaultRoute routes everything of hop's family through the egress
 // veth's inner end to hop, which a permanent neighbour maps to the outer
 // end's MAC.
-func egressDefaultRoute(h *netlink.Handle, inner, out netlink.Link, hop netip.Addr) error {
-	idx := inner.Attrs().Index
-	if err := permanentNeigh(h, idx, hop, out.Attrs().HardwareAddr); err != nil {
+func egressDefaultRoute(ns netconf.Namespace, out netconf.LinkInfo, hop netip.Addr) error {
+	if err := ns.Neigh(egressIfName, hop, out.MAC); err != nil {
 		return err
 	}
 	def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	if hop.Is6() {
 		def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 	}
-	r := &netlink.Route{
-		LinkIndex: idx, Dst: ipNet(def), Gw: hop.AsSlice(),
-		Flags: int(netlink.FLAG_ONLINK), Protocol: unix.RTPROT_STATIC,
-	}
-	if err := h.RouteReplace(r); err != nil {
+	if err := ns.AddRoute(egressIfName, def, hop); err != nil {
 		return fmt.Errorf("egress default route %s: %w", def, err)
 	}
 	return nil
@@ -231,9 +203,9 @@ func egressDefaultRoute(h *netlink.Handle, inner, out netlink.Link, hop netip.Ad
 // plumbEgressUnderlay routes the transfer address to the underlay's end
 // and lets the underlay forward between it and its uplinks. It adds no
 // address to the underlay.
-func plumbEgressUnderlay(under netns.NsHandle, uh *netlink.Handle, out, inner netlink.Link, src netip.Addr) error {
-	values := map[string]string{"net/ipv4/conf/" + out.Attrs().Name + "/forwarding": "1"}
-	uplinks, err := defaultRouteLinks(uh, netlink.FAMILY_V4)
+func plumbEgressUnderlay(u netconf.Underlay, out, inner netconf.LinkInfo, src netip.Addr) error {
+	sysctls := []netconf.Sysctl{{Key: "net/ipv4/conf/" + out.Name + "/forwarding", Value: "1"}}
+	uplinks, err := u.DefaultRoutes(false)
 	if err != nil {
 		return err
 	}
@@ -243,79 +215,35 @@ func plumbEgressUnderlay(under netns.NsHandle, uh *netlink.Handle, out, inner ne
 	// Replies come in on the uplink; Linux forwards only what arrives on a
 	// device that forwards.
 	for _, name := range uplinks {
-		values["net/ipv4/conf/"+name+"/forwarding"] = "1"
+		sysctls = append(sysctls, netconf.Sysctl{Key: "net/ipv4/conf/" + name + "/forwarding", Value: "1"})
 	}
-	if err := writeSysctls(under, values); err != nil {
+	if err := u.Sysctls(sysctls); err != nil {
 		return err
 	}
-	if err := uh.LinkSetUp(out); err != nil {
-		return fmt.Errorf("egress veth %s up: %w", out.Attrs().Name, err)
+	if _, err := u.SetLink(netconf.Link{Name: out.Name, MTU: out.MTU}); err != nil {
+		return fmt.Errorf("egress veth %s: %w", out.Name, err)
 	}
-	idx := out.Attrs().Index
-	if err := permanentNeigh(uh, idx, src, inner.Attrs().HardwareAddr); err != nil {
+	if err := u.Neigh(out.Name, src, inner.MAC); err != nil {
 		return err
 	}
-	if err := addRoute(uh, idx, netip.PrefixFrom(src, 32)); err != nil {
+	if err := u.AddRoute(out.Name, netip.PrefixFrom(src, 32), netip.Addr{}); err != nil {
 		return fmt.Errorf("underlay: %w", err)
 	}
 	return nil
 }
 
-// defaultRouteLinks names the devices of the underlay's default routes of
-// family (netlink.FAMILY_V4 or FAMILY_V6).
-func defaultRouteLinks(uh *netlink.Handle, family int) ([]string, error) {
-	routes, err := retryDump(func() ([]netlink.Route, error) { return uh.RouteList(nil, family) })
-	if err != nil {
-		return nil, fmt.Errorf("listing underlay routes: %w", err)
-	}
-	var out []string
-	for _, r := range routes {
-		if r.Dst != nil && prefixOf(r.Dst).Bits() != 0 {
-			continue
-		}
-		if l, err := uh.LinkByIndex(r.LinkIndex); err == nil {
-			out = append(out, l.Attrs().Name)
-		}
-	}
-	return out, nil
-}
-
-// permanentNeigh maps ip to mac on link idx for good.
-func permanentNeigh(h *netlink.Handle, idx int, ip netip.Addr, mac net.HardwareAddr) error {
-	family := netlink.FAMILY_V4
-	if ip.Is6() {
-		family = netlink.FAMILY_V6
-	}
-	n := &netlink.Neigh{LinkIndex: idx, Family: family, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
-	if err := h.NeighSet(n); err != nil {
-		return fmt.Errorf("neighbour %s: %w", ip, err)
-	}
-	return nil
-}
-
-// writeSysctls sets /proc/sys keys in ns.
-func writeSysctls(ns netns.NsHandle, values map[string]string) error {
-	sysctls := make([]netconf.Sysctl, 0, len(values))
-	for k, v := range values {
-		sysctls = append(sysctls, netconf.Sysctl{Key: k, Value: v})
-	}
-	return netconf.WriteSysctls(ns, sysctls)
-}
-
 // egressBlocked lists what the namespace's way out must never reach beyond
 // firewall.ClosedRanges: every address of the node's underlay and the
 // subnet around it, and the ranges of the node's networks.
-func (d *Daemon) egressBlocked(uh *netlink.Handle, network string) ([]netip.Prefix, error) {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return uh.AddrList(nil, netlink.FAMILY_ALL) })
+func (d *Daemon) egressBlocked(u netconf.Underlay, network string) ([]netip.Prefix, error) {
+	addrs, err := u.Addrs()
 	if err != nil {
-		return nil, fmt.Errorf("listing underlay addresses: %w", err)
+		return nil, err
 	}
 	var out []netip.Prefix
 	for _, a := range addrs {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		ones, _ := a.Mask.Size()
-		ip = ip.Unmap()
-		out = append(out, netip.PrefixFrom(ip, ip.BitLen()), netip.PrefixFrom(ip, ones).Masked())
+		ip := a.Prefix.Addr()
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()), a.Prefix.Masked())
 	}
 	err = d.store.View(func(tx *store.Tx) error {
 		nets, err := tx.Networks()
@@ -360,49 +288,50 @@ func (d *Daemon) egressLinks(network string, self *firewall.EgressLink, v6 bool)
 // (which takes the routes and neighbours with it), its rules in the
 // underlay's table (the table itself with the last one), and every tracked
 // flow of the network, so an open connection stops at once instead of
-// lingering on a stale translation.
+// lingering on a stale translation. ns is the network's namespace, nil
+// when it is gone.
 // had says the network is known to have had a way out, so the underlay's
 // table is rebuilt even when the veth is gone already.
-func (d *Daemon) removeEgress(h *netlink.Handle, network string, port int, had bool) error {
-	return d.withUnderlay(func(under netns.NsHandle, uh *netlink.Handle) error {
-		return d.unplumbEgress(h, under, uh, network, port, had)
+func (d *Daemon) removeEgress(ns netconf.Namespace, network string, port int, had bool) error {
+	return d.withUnderlay(func(u netconf.Underlay) error {
+		return d.unplumbEgress(ns, u, network, port, had)
 	})
 }
 
-// unplumbEgress is removeEgress with handles to the underlay.
-func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netlink.Handle, network string, port int, had bool) error {
+// unplumbEgress is removeEgress with the underlay open.
+func (d *Daemon) unplumbEgress(ns netconf.Namespace, u netconf.Underlay, network string, port int, had bool) error {
 	outer := egressLinkName(d.nodeID, network)
 	var errs []error
-	if h != nil {
-		if l, err := h.LinkByName(egressIfName); err == nil {
+	if ns != nil {
+		if _, err := ns.Link(egressIfName); err == nil {
 			had = true
-			if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			if err := ns.DeleteLink(egressIfName); err != nil {
 				errs = append(errs, fmt.Errorf("removing egress veth: %w", err))
 			}
 		}
 	}
-	if l, err := uh.LinkByName(outer); err == nil {
+	if _, err := u.Link(outer); err == nil {
 		had = true
-		if err := uh.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		if err := u.DeleteLink(outer); err != nil {
 			errs = append(errs, fmt.Errorf("removing egress veth %s: %w", outer, err))
 		}
 	}
 	if !had {
 		return nil
 	}
-	up6, err := egress6Uplinks(uh)
+	up6, err := egress6Uplinks(u)
 	if err == nil {
 		var links []firewall.EgressLink
 		if links, err = d.egressLinks(network, nil, len(up6) > 0); err == nil {
-			err = firewall.ApplyUplink(under, links)
+			err = u.InstallUplink(links)
 		}
 	}
 	errs = append(errs, err)
 	if src, err := transferAddr(port); err == nil {
 		for _, a := range []netip.Addr{src, transferAddr6(src)} {
-			errs = append(errs, flushConntrack(uh, a))
-			if h != nil {
-				errs = append(errs, flushConntrack(h, a))
+			errs = append(errs, u.FlushConntrack(a))
+			if ns != nil {
+				errs = append(errs, ns.FlushConntrack(a))
 			}
 		}
 	}
@@ -416,9 +345,6 @@ func (d *Daemon) unplumbEgress(h *netlink.Handle, under netns.NsHandle, uh *netl
 // dropEgress is removeEgress for a network being torn down, whose
 // namespace may be gone already (and the veth with it).
 func (d *Daemon) dropEgress(network string) error {
-	if _, ok := d.host.(netconf.Kernel); !ok {
-		return nil // only the kernel's namespaces have a way out (syncEgressIn)
-	}
 	port, had := 0, false
 	_ = d.store.View(func(tx *store.Tx) error {
 		if n, err := tx.Network(network); err == nil {
@@ -431,31 +357,7 @@ func (d *Daemon) dropEgress(network string) error {
 		return d.removeEgress(nil, network, port, had)
 	}
 	defer func() { _ = ns.Close() }()
-	var h *netlink.Handle
-	if raw, ok := ns.(netconf.Raw); ok {
-		h = raw.Handle()
-	}
-	return d.removeEgress(h, network, port, had)
-}
-
-// flushConntrack deletes the tracked flows that left from (underlay) or
-// were translated to (network namespace) the transfer address src.
-func flushConntrack(h *netlink.Handle, src netip.Addr) error {
-	family := netlink.InetFamily(unix.AF_INET)
-	if src.Is6() {
-		family = unix.AF_INET6
-	}
-	from, to := &netlink.ConntrackFilter{}, &netlink.ConntrackFilter{}
-	if err := from.AddIP(netlink.ConntrackOrigSrcIP, src.AsSlice()); err != nil {
-		return err
-	}
-	if err := to.AddIP(netlink.ConntrackReplyDstIP, src.AsSlice()); err != nil {
-		return err
-	}
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, family, from, to); err != nil {
-		return fmt.Errorf("flushing the egress flows of %s: %w", src, err)
-	}
-	return nil
+	return d.removeEgress(ns, network, port, had)
 }
 
 // egressStatus reports whether network n has a way out and the address its
@@ -465,17 +367,15 @@ func (d *Daemon) egressStatus(n *store.Network) (addr netip.Addr, problem string
 	if n.Spec == nil || !n.Spec.Egress {
 		return netip.Addr{}, ""
 	}
-	var routes []netlink.Route
-	err := d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+	err := d.withUnderlay(func(u netconf.Underlay) error {
 		var err error
-		routes, err = uh.RouteGet(net.IPv4(192, 0, 2, 1)) // any public destination: the default route's
+		addr, err = u.RouteSource(netip.AddrFrom4([4]byte{192, 0, 2, 1})) // any public destination: the default route's
 		return err
 	})
-	if err != nil || len(routes) == 0 {
+	if err != nil {
 		return netip.Addr{}, "egress: the node has no IPv4 route to the internet"
 	}
-	a, _ := netip.AddrFromSlice(routes[0].Src)
-	return a.Unmap(), ""
+	return addr, ""
 }
 
 // syncWorkloadRoutes gives every workload a default route via the gateway

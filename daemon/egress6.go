@@ -3,14 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"strings"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
-	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/netconf"
 )
 
@@ -43,15 +36,15 @@ func transferAddr6(src netip.Addr) netip.Addr {
 // egress6Uplinks names the devices of the underlay's IPv6 default routes if
 // the node has a global IPv6 address (not unique local, not tentative);
 // none means no IPv6 egress.
-func egress6Uplinks(uh *netlink.Handle) ([]string, error) {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return uh.AddrList(nil, netlink.FAMILY_V6) })
+func egress6Uplinks(u netconf.Underlay) ([]string, error) {
+	addrs, err := u.Addrs()
 	if err != nil {
-		return nil, fmt.Errorf("listing underlay IPv6 addresses: %w", err)
+		return nil, err
 	}
 	for _, a := range addrs {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		if ip.IsGlobalUnicast() && !ip.IsPrivate() && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
-			return defaultRouteLinks(uh, netlink.FAMILY_V6)
+		ip := a.Prefix.Addr()
+		if ip.Is6() && ip.IsGlobalUnicast() && !ip.IsPrivate() && !a.Unusable {
+			return u.DefaultRoutes(true)
 		}
 	}
 	return nil, nil
@@ -60,8 +53,8 @@ func egress6Uplinks(uh *netlink.Handle) ([]string, error) {
 // egress6Source returns the IPv6 transfer address for the network whose
 // IPv4 one is src if the node has IPv6 egress (unset if not), and the IPv6
 // uplinks.
-func egress6Source(uh *netlink.Handle, src netip.Addr) (netip.Addr, []string, error) {
-	up6, err := egress6Uplinks(uh)
+func egress6Source(u netconf.Underlay, src netip.Addr) (netip.Addr, []string, error) {
+	up6, err := egress6Uplinks(u)
 	if err != nil || len(up6) == 0 {
 		return netip.Addr{}, nil, err
 	}
@@ -72,9 +65,9 @@ func egress6Source(uh *netlink.Handle, src netip.Addr) (netip.Addr, []string, er
 // workloads' default routes; an error reading the underlay counts as no.
 func (d *Daemon) egress6Ready() bool {
 	var up6 []string
-	err := d.withUnderlay(func(_ netns.NsHandle, uh *netlink.Handle) error {
+	err := d.withUnderlay(func(u netconf.Underlay) error {
 		var err error
-		up6, err = egress6Uplinks(uh)
+		up6, err = egress6Uplinks(u)
 		return err
 	})
 	if err != nil {
@@ -97,14 +90,14 @@ func ipv6On(dev string) []netconf.Sysctl {
 // the egress veth (src6 set) or keeps IPv6 off it (unset). The transfer
 // address is not put on the veth: source NAT needs none, and replies are
 // translated back before routing.
-func plumbEgressInside6(ns netns.NsHandle, h *netlink.Handle, inner, out netlink.Link, src6 netip.Addr) error {
+func plumbEgressInside6(ns netconf.Namespace, out netconf.LinkInfo, src6 netip.Addr) error {
 	if !src6.IsValid() {
-		return writeSysctls(ns, map[string]string{"net/ipv6/conf/" + egressIfName + "/disable_ipv6": "1"})
+		return ns.Sysctls([]netconf.Sysctl{{Key: "net/ipv6/conf/" + egressIfName + "/disable_ipv6", Value: "1"}})
 	}
-	if err := netconf.WriteSysctls(ns, ipv6On(egressIfName)); err != nil {
+	if err := ns.Sysctls(ipv6On(egressIfName)); err != nil {
 		return err
 	}
-	return egressDefaultRoute(h, inner, out, egressNextHop6)
+	return egressDefaultRoute(ns, out, egressNextHop6)
 }
 
 // plumbEgressUnderlay6 routes the IPv6 transfer address src6 to the
@@ -113,25 +106,23 @@ func plumbEgressInside6(ns netns.NsHandle, h *netlink.Handle, inner, out netlink
 // makes the node ignore router advertisements where accept_ra is 1: the
 // uplinks that take them are set to 2 first, so a node configured by
 // SLAAC keeps its default route.
-func plumbEgressUnderlay6(under netns.NsHandle, uh *netlink.Handle, out, inner netlink.Link, src6 netip.Addr, up6 []string) error {
-	name := out.Attrs().Name
+func plumbEgressUnderlay6(u netconf.Underlay, out, inner netconf.LinkInfo, src6 netip.Addr, up6 []string) error {
 	if !src6.IsValid() {
-		return writeSysctls(under, map[string]string{"net/ipv6/conf/" + name + "/disable_ipv6": "1"})
+		return u.Sysctls([]netconf.Sysctl{{Key: "net/ipv6/conf/" + out.Name + "/disable_ipv6", Value: "1"}})
 	}
-	sysctls, err := keepRAs(under, up6)
+	sysctls, err := keepRAs(u, up6)
 	if err != nil {
 		return err
 	}
-	sysctls = append(sysctls, ipv6On(name)...)
+	sysctls = append(sysctls, ipv6On(out.Name)...)
 	sysctls = append(sysctls, netconf.Sysctl{Key: "net/ipv6/conf/all/forwarding", Value: "1"})
-	if err := netconf.WriteSysctls(under, sysctls); err != nil {
+	if err := u.Sysctls(sysctls); err != nil {
 		return err
 	}
-	idx := out.Attrs().Index
-	if err := permanentNeigh(uh, idx, src6, inner.Attrs().HardwareAddr); err != nil {
+	if err := u.Neigh(out.Name, src6, inner.MAC); err != nil {
 		return err
 	}
-	if err := addRoute(uh, idx, netip.PrefixFrom(src6, 128)); err != nil {
+	if err := u.AddRoute(out.Name, netip.PrefixFrom(src6, 128), netip.Addr{}); err != nil {
 		return fmt.Errorf("underlay: %w", err)
 	}
 	return nil
@@ -139,20 +130,17 @@ func plumbEgressUnderlay6(under netns.NsHandle, uh *netlink.Handle, out, inner n
 
 // keepRAs lists accept_ra=2 for every device in devs that takes router
 // advertisements now (accept_ra 1), which forwarding would stop.
-func keepRAs(under netns.NsHandle, devs []string) ([]netconf.Sysctl, error) {
+func keepRAs(u netconf.Underlay, devs []string) ([]netconf.Sysctl, error) {
 	var out []netconf.Sysctl
-	err := namespaces.Do(under, func() error {
-		for _, dev := range devs {
-			key := "net/ipv6/conf/" + dev + "/accept_ra"
-			b, err := os.ReadFile("/proc/sys/" + key)
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", key, err)
-			}
-			if strings.TrimSpace(string(b)) == "1" {
-				out = append(out, netconf.Sysctl{Key: key, Value: "2"})
-			}
+	for _, dev := range devs {
+		key := "net/ipv6/conf/" + dev + "/accept_ra"
+		v, err := u.Sysctl(key)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return out, err
+		if v == "1" {
+			out = append(out, netconf.Sysctl{Key: key, Value: "2"})
+		}
+	}
+	return out, nil
 }

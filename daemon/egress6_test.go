@@ -7,10 +7,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/vishvananda/netlink"
 
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
+	"github.com/znet/znet/netconf"
 )
 
 func TestTransferAddr6(t *testing.T) {
@@ -38,9 +38,9 @@ func TestEgress6Uplinks(t *testing.T) {
 	ns, err := namespaces.Open("/run/netns/" + name)
 	require.NoError(t, err)
 	defer func() { _ = ns.Close() }()
-	h, err := netlink.NewHandleAt(ns)
+	u, err := netconf.Kernel{UnderlayNS: ns}.Underlay()
 	require.NoError(t, err)
-	defer h.Close()
+	defer func() { _ = u.Close() }()
 	steps := []struct {
 		name string
 		args []string
@@ -59,7 +59,7 @@ func TestEgress6Uplinks(t *testing.T) {
 		if s.name == "" {
 			continue
 		}
-		got, err := egress6Uplinks(h)
+		got, err := egress6Uplinks(u)
 		require.NoError(t, err)
 		assert.Equal(t, s.want, got, s.name)
 	}

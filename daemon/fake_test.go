@@ -276,14 +276,17 @@ func TestFakeRollbackUpdate(t *testing.T) {
 	}
 }
 
-func TestFakeEgressNeedsKernel(t *testing.T) {
+// TestFakeEgressNoDefaultRoute: a node without an IPv4 default route
+// cannot give a network a way out; the apply is refused and rolled back.
+func TestFakeEgressNoDefaultRoute(t *testing.T) {
 	u := newUnit(t, newNodeID(t))
 	f := newFakeNet(t, u, "shop")
 	s := f.spec(1)
 	s.Egress = true
 	_, err := u.d.Apply(context.Background(), s)
-	require.Error(t, err)
+	require.ErrorIs(t, err, api.ErrInvalid)
 	assert.Empty(t, u.host.Names())
+	assert.Equal(t, "link lo device mtu 65536", u.host.Render(netconftest.UnderlayName), "the veth's end is gone too")
 }
 
 func TestFakeDelete(t *testing.T) {

@@ -10,13 +10,12 @@ import (
 // bridgeName is the workloads' L2 segment inside every network namespace.
 const bridgeName = "znbr"
 
-// The netlink helpers the daemon's own kernel work (workloads' ports,
-// egress) still uses; the rest of it is behind netconf.Namespace.
+// The netlink helpers the derivation of the overlay MTU from the
+// underlay's routes (mtu.go) and the root tests use; the rest of the
+// daemon's kernel work is behind netconf.
 var (
-	syncAddrs = netconf.SyncAddrs
-	addRoute  = netconf.AddRoute
-	ipNet     = netconf.IPNet
-	prefixOf  = netconf.PrefixOf
+	ipNet    = netconf.IPNet
+	prefixOf = netconf.PrefixOf
 )
 
 // retryDump is netconf.RetryDump (generic functions cannot be aliased).

@@ -89,7 +89,7 @@ func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	if err := ns.ProxyNeigh(bridgeName, proxyAddrs(acc)); err != nil {
 		return err
 	}
-	eg, err := d.syncEgressIn(ns, n, s)
+	eg, err := d.syncEgress(ns, n, s)
 	if err != nil {
 		return err
 	}
@@ -124,20 +124,6 @@ func (d *Daemon) removePorts(network string, keep func(netconf.LinkInfo) bool) e
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// syncEgressIn is syncEgress through ns. The way out is not behind
-// netconf.Namespace yet: it needs the kernel's handles, and a namespace
-// without them (a fake) can only be a network without one.
-func (d *Daemon) syncEgressIn(ns netconf.Namespace, n *store.Network, s *spec.Spec) (*firewall.Egress, error) {
-	raw, ok := ns.(netconf.Raw)
-	switch {
-	case ok:
-		return d.syncEgress(raw.NsHandle(), raw.Handle(), n, s)
-	case s.Egress:
-		return nil, errors.New("egress needs a namespace of the kernel")
-	}
-	return nil, nil
 }
 
 // configureDevice sets the key and port if they differ and applies the

@@ -418,20 +418,10 @@ func TestGatewayMACChangeIsAnnounced(t *testing.T) {
 	k, err := netconf.Kernel{}.Open(n.nsName("shop"), false)
 	require.NoError(t, err)
 	defer func() { _ = k.Close() }()
-	br := k.(netconf.Raw).Handle()
-	link, err := br.LinkByName(bridgeName)
+	br, err := k.Link(bridgeName)
 	require.NoError(t, err)
-	addrs, err := br.AddrList(link, netlink.FAMILY_ALL)
-	require.NoError(t, err)
-	var keep []netip.Prefix
-	for _, a := range addrs {
-		ip, _ := netip.AddrFromSlice(a.IP)
-		ones, _ := a.Mask.Size()
-		if !ip.IsLinkLocalUnicast() {
-			keep = append(keep, netip.PrefixFrom(ip.Unmap(), ones))
-		}
-	}
-	_, err = k.SetLink(netconf.Link{Name: bridgeName, MTU: link.Attrs().MTU, MAC: other, Addrs: keep})
+	keep := []netip.Prefix{netip.PrefixFrom(a.Gateway, a.Subnet.Bits()), netip.PrefixFrom(a.Gateway6, a.Subnet6.Bits())}
+	_, err = k.SetLink(netconf.Link{Name: bridgeName, MTU: br.MTU, MAC: other, Addrs: keep})
 	require.NoError(t, err)
 	for _, gw := range gateways {
 		deadline := time.Now().Add(time.Second)

@@ -23,12 +23,16 @@ import (
 const deleteWait = 10 * time.Second
 
 // Kernel is the Host of the machine's own namespaces (namespaces.Dir).
-type Kernel struct{}
+type Kernel struct {
+	// UnderlayNS is the underlay namespace; 0: the calling thread's
+	// (znetd runs in the underlay).
+	UnderlayNS netns.NsHandle
+}
 
 var (
 	_ Host      = Kernel{}
 	_ Namespace = (*kernelNS)(nil)
-	_ Raw       = (*kernelNS)(nil)
+	_ Underlay  = (*kernelUnderlay)(nil)
 )
 
 // Open implements Host.
@@ -75,9 +79,6 @@ type kernelNS struct {
 	ns netns.NsHandle
 	h  *netlink.Handle
 }
-
-func (k *kernelNS) NsHandle() netns.NsHandle { return k.ns }
-func (k *kernelNS) Handle() *netlink.Handle  { return k.h }
 
 func (k *kernelNS) Close() error {
 	k.h.Close()

@@ -6,9 +6,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/namespaces"
 )
@@ -37,6 +34,34 @@ type Host interface {
 	// Ino returns the inode of the namespace at path, as namespaces.ID;
 	// SelfPath names the caller's own (the underlay znetd runs in).
 	Ino(path string) (uint64, error)
+	// Underlay opens the node's underlay namespace, where its uplinks
+	// are. The caller closes it.
+	Underlay() (Underlay, error)
+}
+
+// Underlay is the node's underlay namespace, open: a Namespace that also
+// tells where the node's traffic leaves, for the networks' way out.
+type Underlay interface {
+	Namespace
+	// DefaultRoutes names the devices of the default routes of one
+	// family (IPv6 with v6).
+	DefaultRoutes(v6 bool) ([]string, error)
+	// Addrs lists the addresses of every link.
+	Addrs() ([]Addr, error)
+	// RouteSource returns the source address of the route to dst (unset
+	// when the route names none).
+	RouteSource(dst netip.Addr) (netip.Addr, error)
+	// InstallUplink makes the underlay's egress table translate the flows
+	// of exactly links (firewall.ApplyUplink).
+	InstallUplink(links []firewall.EgressLink) error
+}
+
+// Addr is an address of a link and its subnet's length.
+type Addr struct {
+	Prefix netip.Prefix
+	// Unusable is set while the address is tentative or failed duplicate
+	// detection.
+	Unusable bool
 }
 
 // SelfPath is the namespace of the calling thread. thread-self, not self:
@@ -83,6 +108,19 @@ type Namespace interface {
 	// error) the route to dst via gw through link, as a workload's routes
 	// to its gateway are.
 	RouteVia(link string, dst netip.Prefix, gw netip.Addr, on bool) error
+	// AddRoute routes dst through link, replacing a route there was: via
+	// hop on-link (no subnet holds hop; a Neigh maps it) or, with hop
+	// unset, in scope link.
+	AddRoute(link string, dst netip.Prefix, hop netip.Addr) error
+	// Neigh maps ip to mac on link for good (a permanent entry).
+	Neigh(link string, ip netip.Addr, mac net.HardwareAddr) error
+	// Sysctls writes sysctls, in order (Prepare without the loopback).
+	Sysctls(sysctls []Sysctl) error
+	// Sysctl reads key under /proc/sys.
+	Sysctl(key string) (string, error)
+	// FlushConntrack deletes the tracked flows that left from addr or were
+	// translated to it.
+	FlushConntrack(addr netip.Addr) error
 	// DeleteLink removes link name (with its peer, for a veth); a link
 	// that is gone is no error.
 	DeleteLink(name string) error
@@ -142,7 +180,8 @@ type LinkInfo struct {
 
 // Port is a workload's port on a bridge, as AddPort makes it.
 type Port struct {
-	// Name is the port's link in this namespace; Master the bridge.
+	// Name is the port's link in this namespace; Master the bridge (none
+	// for a veth that is no workload's port, such as the way out).
 	Name, Master string
 	MTU          int
 	// Tap makes a persistent tap with Queues queues and the MAC MAC;
@@ -153,11 +192,4 @@ type Port struct {
 	MAC      net.HardwareAddr
 	PeerName string
 	PeerMAC  net.HardwareAddr
-}
-
-// Raw is implemented by the kernel's namespaces only: the handles for
-// the work that is not behind Namespace yet (workloads' ports, egress).
-type Raw interface {
-	NsHandle() netns.NsHandle
-	Handle() *netlink.Handle
 }

@@ -77,19 +77,29 @@ func (k *kernelNS) SetMTU(name string, mtu int) error {
 }
 
 func (k *kernelNS) AddPort(p Port, peer Namespace) error {
-	br, err := k.link(p.Master)
-	if err != nil {
-		return err
+	attrs := netlink.LinkAttrs{Name: p.Name, MTU: p.MTU}
+	var br netlink.Link
+	if p.Master != "" {
+		var err error
+		if br, err = k.link(p.Master); err != nil {
+			return err
+		}
+		attrs.MasterIndex = br.Attrs().Index
 	}
 	if p.Tap {
 		return k.addTap(p, br)
 	}
-	other, ok := peer.(*kernelNS)
-	if !ok {
+	var other *kernelNS
+	switch peer := peer.(type) {
+	case *kernelNS:
+		other = peer
+	case *kernelUnderlay:
+		other = peer.kernelNS
+	default:
 		return fmt.Errorf("veth %s: the other end's namespace is not the kernel's", p.Name)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: p.Name, MTU: p.MTU, MasterIndex: br.Attrs().Index},
+		LinkAttrs:        attrs,
 		PeerName:         p.PeerName,
 		PeerHardwareAddr: p.PeerMAC,
 		PeerMTU:          uint32(p.MTU),

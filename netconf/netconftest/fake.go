@@ -29,6 +29,11 @@ const (
 	OpAddPort    = "addport"
 	OpPin        = "pin"
 	OpRouteVia   = "routevia"
+	OpAddRoute   = "addroute"
+	OpNeigh      = "neigh"
+	OpSysctls    = "sysctls"
+	OpFlush      = "flush"
+	OpUplink     = "uplink"
 )
 
 // Host is a fake netconf.Host. Its methods may be called concurrently.
@@ -38,6 +43,9 @@ type Host struct {
 	fail   map[string]error
 	cookie uint64
 	calls  []string
+	// under is the underlay (UnderlayName), uplink its egress table.
+	under  *space
+	uplink []firewall.EgressLink
 }
 
 var (
@@ -48,8 +56,9 @@ var (
 type space struct {
 	name     string
 	cookie   uint64
-	next     int                // the next link's index
-	via      map[string][]route // link -> routes via a gateway, sorted
+	next     int                                        // the next link's index
+	via      map[string][]route                         // link -> routes via a gateway, sorted
+	neighs   map[string]map[netip.Addr]net.HardwareAddr // link -> permanent neighbours
 	links    map[string]*link
 	routes   map[string][]netip.Prefix // link -> sorted
 	neigh    map[string][]netip.Addr   // link -> sorted
@@ -78,7 +87,8 @@ type link struct {
 // New returns a Host without namespaces.
 func New() *Host {
 	// Cookies (and inodes) start after selfIno, the underlay's.
-	return &Host{spaces: map[string]*space{}, fail: map[string]error{}, cookie: selfIno}
+	return &Host{spaces: map[string]*space{}, fail: map[string]error{}, cookie: selfIno,
+		under: newSpace(UnderlayName, selfIno)}
 }
 
 // FailNext makes the next call of op (one of the Op constants) return err.
@@ -198,7 +208,7 @@ func (h *Host) Rules(name string) *firewall.Rules {
 func (h *Host) Render(name string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.spaces[name]
+	s := h.lookupLocked(name)
 	if s == nil {
 		return ""
 	}
@@ -219,7 +229,12 @@ func (h *Host) Render(name string) string {
 	}
 	for n, rs := range s.via {
 		for _, r := range rs {
-			lines = append(lines, fmt.Sprintf("route %s via %s dev %s", r.dst, r.gw, n))
+			lines = append(lines, r.render(n))
+		}
+	}
+	for n, ns := range s.neighs {
+		for ip, mac := range ns {
+			lines = append(lines, fmt.Sprintf("neigh %s lladdr %s dev %s", ip, mac, n))
 		}
 	}
 	for n, as := range s.neigh {
@@ -235,7 +250,7 @@ func (h *Host) Render(name string) string {
 func (h *Host) Sysctl(name, key string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s := h.spaces[name]; s != nil {
+	if s := h.lookupLocked(name); s != nil {
 		return s.sysctls[key]
 	}
 	return ""
@@ -255,10 +270,7 @@ func (h *Host) spaceLocked(name string) *space {
 	s := h.spaces[name]
 	if s == nil {
 		h.cookie++
-		s = &space{name: name, cookie: h.cookie, links: map[string]*link{},
-			routes: map[string][]netip.Prefix{}, neigh: map[string][]netip.Addr{}, sysctls: map[string]string{},
-			via: map[string][]route{}}
-		s.add("lo", &link{kind: "device", mtu: 65536})
+		s = newSpace(name, h.cookie)
 		h.spaces[name] = s
 	}
 	return s

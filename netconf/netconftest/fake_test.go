@@ -64,7 +64,7 @@ func TestHostLifecycle(t *testing.T) {
 	assert.Equal(t, []string{"zn-a.shop"}, names)
 	links, err := a.Links()
 	require.NoError(t, err)
-	assert.Equal(t, []netconf.LinkInfo{{Name: "lo", Kind: "device"}}, links)
+	assert.Equal(t, []netconf.LinkInfo{{Name: "lo", Kind: "device", Index: 1, MTU: 65536}}, links)
 	c1, _ := a.Cookie()
 	require.NoError(t, h.Delete(context.Background(), "zn-a.shop"))
 	require.NoError(t, h.Delete(context.Background(), "zn-a.shop"), "deleting twice")

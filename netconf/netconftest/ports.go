@@ -15,10 +15,27 @@ import (
 // namespace; the fake's namespaces have others.
 const selfIno = 1
 
-// route is a route via a gateway.
+// route is a route via a gateway (on-link: a neighbour maps it).
 type route struct {
-	dst netip.Prefix
-	gw  netip.Addr
+	dst    netip.Prefix
+	gw     netip.Addr
+	onlink bool
+}
+
+func (r route) render(link string) string {
+	line := fmt.Sprintf("route %s via %s dev %s", r.dst, r.gw, link)
+	if r.onlink {
+		line += " onlink"
+	}
+	return line
+}
+
+func newSpace(name string, cookie uint64) *space {
+	s := &space{name: name, cookie: cookie, links: map[string]*link{},
+		routes: map[string][]netip.Prefix{}, neigh: map[string][]netip.Addr{}, sysctls: map[string]string{},
+		via: map[string][]route{}, neighs: map[string]map[netip.Addr]net.HardwareAddr{}}
+	s.add("lo", &link{kind: "device", mtu: 65536})
+	return s
 }
 
 // add puts l into s as name, with the next index.
@@ -36,6 +53,7 @@ func (s *space) deleteLink(name string) {
 	delete(s.routes, name)
 	delete(s.neigh, name)
 	delete(s.via, name)
+	delete(s.neighs, name)
 	if l != nil && l.peer != nil {
 		p, in := l.peer, l.peerIn
 		l.peer, p.peer = nil, nil
@@ -152,8 +170,10 @@ func (n *Namespace) AddPort(p netconf.Port, peer netconf.Namespace) error {
 	if err := n.h.failLocked(OpAddPort, n.name, p.Name); err != nil {
 		return err
 	}
-	if _, err := n.linkLocked(p.Master); err != nil {
-		return err
+	if p.Master != "" {
+		if _, err := n.linkLocked(p.Master); err != nil {
+			return err
+		}
 	}
 	if n.s.links[p.Name] != nil {
 		return fmt.Errorf("adding %s: file exists", p.Name)
@@ -163,6 +183,9 @@ func (n *Namespace) AddPort(p netconf.Port, peer netconf.Namespace) error {
 		return nil
 	}
 	other, ok := peer.(*Namespace)
+	if u, isUnder := peer.(*Underlay); isUnder {
+		other, ok = u.Namespace, true
+	}
 	if !ok || other.h != n.h {
 		return fmt.Errorf("veth %s: the other end's namespace is not this fake's", p.Name)
 	}
