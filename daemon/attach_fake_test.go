@@ -53,10 +53,16 @@ func (f *fakeNet) wantWorkloadNS(wl string, att api.Attachment) string {
 
 // portLines are the lines the network's namespace gains for workload
 // name's veth port (pinned to mac).
-func (f *fakeNet) portLines(name, mac string) []string {
+func (f *fakeNet) portLines(t *testing.T, name, mac string) []string {
+	t.Helper()
 	port := hostIfName(name)
+	ns, err := f.u.host.Open(f.ns(), false)
+	require.NoError(t, err)
+	defer func() { _ = ns.Close() }()
+	l, err := ns.Link(port)
+	require.NoError(t, err)
 	return []string{
-		fmt.Sprintf("link %s veth mtu 1400 up master %s peer %s/znet0", port, bridgeName, name),
+		fmt.Sprintf("link %s veth mtu 1400 up mac %s master %s peer %s/znet0", port, l.MAC, bridgeName, name),
 		fmt.Sprintf("fdb %s dev %s", mac, port),
 	}
 }
@@ -83,7 +89,7 @@ func TestFakeAttachVeth(t *testing.T) {
 	assert.Equal(t, "znet0", att.Interface, "the first free name")
 	assert.Equal(t, 1400, att.MTU, "the bridge's")
 	assert.Equal(t, f.wantWorkloadNS("web", att), u.host.Render("web"))
-	want := append(strings.Split(before, "\n"), f.portLines("web", att.MAC)...)
+	want := append(strings.Split(before, "\n"), f.portLines(t, "web", att.MAC)...)
 	assert.Equal(t, strings.Join(sortedStrings(want), "\n"), f.render())
 	assert.Equal(t, []string{hostIfName("web")}, f.workloadsInFirewall(t))
 	b, err := os.ReadFile(filepath.Join(u.d.etcNetns, "web", "resolv.conf"))
@@ -208,7 +214,7 @@ func TestFakeReattachReplacedNamespace(t *testing.T) {
 	att := f.attach(t, api.AttachRequest{Name: "web", NetNS: path})
 	assert.Equal(t, first.IPv4, att.IPv4, "its own address again")
 	assert.Equal(t, f.wantWorkloadNS("web", att), u.host.Render("web"))
-	assert.Contains(t, f.render(), f.portLines("web", att.MAC)[0])
+	assert.Contains(t, f.render(), f.portLines(t, "web", att.MAC)[0])
 	assert.Equal(t, []string{hostIfName("web")}, f.workloadsInFirewall(t))
 	wls, err = u.d.Workloads(context.Background(), "shop")
 	require.NoError(t, err)
@@ -216,14 +222,20 @@ func TestFakeReattachReplacedNamespace(t *testing.T) {
 	assert.Equal(t, api.StateAttached, wls[0].State)
 }
 
-func TestFakeAttachRefusesZnetNamespace(t *testing.T) {
+// TestFakeAttachRefusesOwnNamespaces: a veth into the node's namespace or
+// into a network's would bridge the network there.
+func TestFakeAttachRefusesOwnNamespaces(t *testing.T) {
 	u := newUnit(t, newNodeID(t))
 	f := newFakeNet(t, u, "shop")
 	f.apply(t, 1)
-	before := f.render()
-	_, err := u.d.Attach(context.Background(), "shop", api.AttachRequest{Name: "web", NetNS: namespaces.Path(f.ns())})
-	require.ErrorIs(t, err, api.ErrInvalid)
+	before, under := f.render(), u.host.Render(netconftest.UnderlayName)
+	for _, path := range []string{namespaces.Path(f.ns()), "/proc/self/ns/net"} {
+		_, err := u.d.Attach(context.Background(), "shop", api.AttachRequest{Name: "web", NetNS: path})
+		require.ErrorIs(t, err, api.ErrInvalid, path)
+		assert.Contains(t, err.Error(), "namespace", path)
+	}
 	assert.Equal(t, before, f.render())
+	assert.Equal(t, under, u.host.Render(netconftest.UnderlayName))
 }
 
 func TestFakeMTUFollow(t *testing.T) {

@@ -46,6 +46,7 @@ type Host struct {
 	// under is the underlay (UnderlayName), uplink its egress table.
 	under  *space
 	uplink []firewall.EgressLink
+	macs   int // MACs handed out to veths
 }
 
 var (
@@ -148,6 +149,12 @@ func (h *Host) Add(name string, links map[string]string) {
 func (h *Host) Remove(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.removeLocked(name)
+}
+
+// removeLocked deletes namespace name with its links, and so the veths
+// that have an end there.
+func (h *Host) removeLocked(name string) {
 	if s := h.spaces[name]; s != nil {
 		for n := range s.links {
 			s.deleteLink(n)
@@ -296,7 +303,7 @@ func (h *Host) Delete(ctx context.Context, name string) error {
 	if err := h.failLocked(OpDelete, name, ""); err != nil {
 		return err
 	}
-	delete(h.spaces, name)
+	h.removeLocked(name)
 	return nil
 }
 

@@ -88,6 +88,10 @@ func (l *link) info(name string) netconf.LinkInfo {
 	return info
 }
 
+// isSelf reports whether path names the caller's own namespace: the
+// underlay, where znetd runs.
+func isSelf(path string) bool { return path == netconf.SelfPath || path == "/proc/self/ns/net" }
+
 // pathName returns the fake's name of the namespace at path: its name in
 // namespaces.Dir, else the path itself (a /proc path: tests Add it so).
 func pathName(path string) string {
@@ -98,7 +102,8 @@ func pathName(path string) string {
 }
 
 // OpenPath implements netconf.Host: path names a namespace in
-// namespaces.Dir or one Added under the path itself. The identity's
+// namespaces.Dir, one Added under the path itself, or the underlay
+// (/proc/self/ns/net, netconf.SelfPath). The identity's
 // inode and cookie are both the namespace's cookie, so a namespace
 // removed and added again is another one.
 func (h *Host) OpenPath(path string) (netconf.Namespace, namespaces.Identity, error) {
@@ -107,6 +112,9 @@ func (h *Host) OpenPath(path string) (netconf.Namespace, namespaces.Identity, er
 	name := pathName(path)
 	if err := h.failLocked(OpOpenPath, name, ""); err != nil {
 		return nil, namespaces.Identity{}, err
+	}
+	if isSelf(path) {
+		return &Namespace{h: h, name: UnderlayName, s: h.under}, namespaces.Identity{Ino: selfIno}, nil
 	}
 	s := h.spaces[name]
 	if s == nil {
@@ -117,7 +125,7 @@ func (h *Host) OpenPath(path string) (netconf.Namespace, namespaces.Identity, er
 
 // Ino implements netconf.Host.
 func (h *Host) Ino(path string) (uint64, error) {
-	if path == netconf.SelfPath {
+	if isSelf(path) {
 		return selfIno, nil
 	}
 	h.mu.Lock()
@@ -126,6 +134,12 @@ func (h *Host) Ino(path string) (uint64, error) {
 		return s.cookie, nil
 	}
 	return 0, fmt.Errorf("opening namespace %s: no such namespace", path)
+}
+
+// macLocked returns a new MAC for a veth end, as the kernel picks one.
+func (h *Host) macLocked() net.HardwareAddr {
+	h.macs++
+	return net.HardwareAddr{0x02, 0xfa, 0, 0, byte(h.macs >> 8), byte(h.macs)}
 }
 
 // linkLocked returns link name, or an error wrapping netconf.ErrNoLink.
@@ -192,8 +206,16 @@ func (n *Namespace) AddPort(p netconf.Port, peer netconf.Namespace) error {
 	if other.s.links[p.PeerName] != nil {
 		return fmt.Errorf("adding veth: %s: file exists", p.PeerName)
 	}
-	here := &link{kind: "veth", mtu: p.MTU, master: p.Master, peerIn: other.s}
-	there := &link{kind: "veth", mtu: p.MTU, mac: slices.Clone(p.PeerMAC), peer: here, peerIn: n.s}
+	mtu := p.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	peerMAC := slices.Clone(p.PeerMAC)
+	if peerMAC == nil {
+		peerMAC = n.h.macLocked()
+	}
+	here := &link{kind: "veth", mtu: mtu, mac: n.h.macLocked(), master: p.Master, peerIn: other.s}
+	there := &link{kind: "veth", mtu: mtu, mac: peerMAC, peer: here, peerIn: n.s}
 	here.peer = there
 	n.s.add(p.Name, here)
 	other.s.add(p.PeerName, there)
