@@ -269,3 +269,39 @@ func TestFakeMTUFollow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1380, att.MTU)
 }
+
+// TestFakeRecoverRepairsWorkloads: after a reboot that took the network's
+// namespace (and the veths with it), recover plumbs the workloads again
+// whose path still names the namespace they were attached to, makes the
+// taps again, and records the others as replaced without touching them.
+func TestFakeRecoverRepairsWorkloads(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	f.attach(t, api.AttachRequest{Name: "web", NetNS: workloadNS(u, "web")})
+	f.attach(t, api.AttachRequest{Name: "vm1", Tap: true})
+	withoutDB := f.render()
+	db := f.attach(t, api.AttachRequest{Name: "db", NetNS: workloadNS(u, "db")})
+	web := u.host.Render("web")
+	u.d.Close()
+	u.host.Remove(f.ns())
+	u.backend.Crash(f.ifname())
+	u.host.Remove("db")
+	u.host.Add("db", nil)
+
+	d := u.newDaemon(t)
+	require.NoError(t, d.Recover(context.Background()))
+	assert.Equal(t, withoutDB, f.render(), "web's veth and the tap again, not db's")
+	assert.Equal(t, web, u.host.Render("web"))
+	assert.Equal(t, "link lo device mtu 65536", u.host.Render("db"), "a namespace that is not db's is not touched")
+	wls, err := d.Workloads(context.Background(), "shop")
+	require.NoError(t, err)
+	states := map[string]string{}
+	for _, w := range wls {
+		states[w.Name] = w.State
+	}
+	assert.Equal(t, map[string]string{"web": api.StateAttached, "vm1": api.StateAttached, "db": api.StateNetNSReplaced}, states)
+	r := u.host.Rules(f.ns())
+	require.NotNil(t, r)
+	assert.Len(t, r.Ports, 3, "the firewall still admits db's address (%s) until it is detached", db.IPv4)
+}

@@ -46,7 +46,6 @@ type Host struct {
 	// under is the underlay (UnderlayName), uplink its egress table.
 	under  *space
 	uplink []firewall.EgressLink
-	macs   int // MACs handed out to veths
 }
 
 var (

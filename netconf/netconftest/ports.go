@@ -1,6 +1,7 @@
 package netconftest
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -136,10 +137,12 @@ func (h *Host) Ino(path string) (uint64, error) {
 	return 0, fmt.Errorf("opening namespace %s: no such namespace", path)
 }
 
-// macLocked returns a new MAC for a veth end, as the kernel picks one.
-func (h *Host) macLocked() net.HardwareAddr {
-	h.macs++
-	return net.HardwareAddr{0x02, 0xfa, 0, 0, byte(h.macs >> 8), byte(h.macs)}
+// vethMAC returns the MAC of veth end name in namespace ns when it is
+// given none. The kernel picks a random one; the fake derives it from the
+// names, so that an end made again renders the same.
+func vethMAC(ns, name string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte(ns + "/" + name))
+	return net.HardwareAddr{0x02, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
 // linkLocked returns link name, or an error wrapping netconf.ErrNoLink.
@@ -212,9 +215,9 @@ func (n *Namespace) AddPort(p netconf.Port, peer netconf.Namespace) error {
 	}
 	peerMAC := slices.Clone(p.PeerMAC)
 	if peerMAC == nil {
-		peerMAC = n.h.macLocked()
+		peerMAC = vethMAC(other.name, p.PeerName)
 	}
-	here := &link{kind: "veth", mtu: mtu, mac: n.h.macLocked(), master: p.Master, peerIn: other.s}
+	here := &link{kind: "veth", mtu: mtu, mac: vethMAC(n.name, p.Name), master: p.Master, peerIn: other.s}
 	there := &link{kind: "veth", mtu: mtu, mac: peerMAC, peer: here, peerIn: n.s}
 	here.peer = there
 	n.s.add(p.Name, here)
