@@ -37,7 +37,8 @@ type Config struct {
 	NodeID  string
 	Store   *store.Store
 	Backend overlay.Backend
-	// Host opens the networks' namespaces; default: netconf.Kernel.
+	// Host opens the networks' namespaces and the underlay; default:
+	// netconf.Kernel with Underlay.
 	Host   netconf.Host
 	Logger *slog.Logger
 	// PortMin and PortMax bound the UDP ports Reserve hands out.
