@@ -49,14 +49,13 @@ func sameWorkloadNS(recorded, id namespaces.Identity) bool {
 // that looks fine, what the last repair recorded (a workload without a
 // recorded identity looks fine until a repair needs to plumb it).
 func (d *Daemon) workloadState(w *store.Workload) string {
-	h, id, err := d.host.OpenPath(w.NetNS)
+	id, err := d.host.Identify(w.NetNS)
 	if isTap(w) {
 		// A tap lives in the network's namespace, which znetd itself
 		// makes again after a reboot: there is no one else's to verify.
 		if err != nil {
 			return api.StateNetNSGone
 		}
-		_ = h.Close()
 		return api.StateAttached
 	}
 	switch {
@@ -65,7 +64,6 @@ func (d *Daemon) workloadState(w *store.Workload) string {
 	case err != nil:
 		return api.StateNetNSGone
 	}
-	_ = h.Close()
 	if !w.NetNSID.IsZero() && !sameWorkloadNS(w.NetNSID, id) {
 		return api.StateNetNSReplaced
 	}
@@ -95,16 +93,16 @@ func stateProblem(w *store.Workload, state string) string {
 func (d *Daemon) refuseOwnNamespace(path string, id namespaces.Identity) error {
 	// The calling goroutine's thread is not locked and so is in the node's
 	// namespace (see netconf.SelfPath).
-	self, err := d.host.Ino(netconf.SelfPath)
+	self, err := d.host.Identify(netconf.SelfPath)
 	if err != nil {
 		return fmt.Errorf("reading the node's namespace: %w", err)
 	}
-	if self == id.Ino {
+	if self.Ino == id.Ino {
 		return api.Invalid("netns", "%s is the node's own namespace", path)
 	}
 	names, _ := d.host.List("zn-")
 	for _, name := range names {
-		if other, err := d.host.Ino(namespaces.Path(name)); err == nil && other == id.Ino {
+		if other, err := d.host.Identify(namespaces.Path(name)); err == nil && other.Ino == id.Ino {
 			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
 		}
 	}

@@ -31,9 +31,10 @@ type Host interface {
 	// identity read from the open handle, as namespaces.OpenIdentified
 	// does (and with its errors). The caller closes it.
 	OpenPath(path string) (Namespace, namespaces.Identity, error)
-	// Ino returns the inode of the namespace at path, as namespaces.ID;
-	// SelfPath names the caller's own (the underlay znetd runs in).
-	Ino(path string) (uint64, error)
+	// Identify returns the identity of the namespace at path, as OpenPath
+	// does, without opening it for work; SelfPath names the caller's own
+	// (the underlay znetd runs in).
+	Identify(path string) (namespaces.Identity, error)
 	// Underlay opens the node's underlay namespace, where its uplinks
 	// are. The caller closes it.
 	Underlay() (Underlay, error)

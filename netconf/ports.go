@@ -31,8 +31,15 @@ func (Kernel) OpenPath(path string) (Namespace, namespaces.Identity, error) {
 	return &kernelNS{ns: ns, h: h}, id, nil
 }
 
-// Ino implements Host.
-func (Kernel) Ino(path string) (uint64, error) { return namespaces.ID(path) }
+// Identify implements Host.
+func (Kernel) Identify(path string) (namespaces.Identity, error) {
+	ns, id, err := namespaces.OpenIdentified(path)
+	if err != nil {
+		return namespaces.Identity{}, err
+	}
+	_ = ns.Close()
+	return id, nil
+}
 
 // linkInfo describes l.
 func linkInfo(l netlink.Link) LinkInfo {

@@ -12,7 +12,7 @@ import (
 	"github.com/znet/znet/netconf"
 )
 
-// selfIno is the inode Ino gives netconf.SelfPath, the underlay's
+// selfIno is the inode Identify gives netconf.SelfPath, the underlay's
 // namespace; the fake's namespaces have others.
 const selfIno = 1
 
@@ -124,17 +124,14 @@ func (h *Host) OpenPath(path string) (netconf.Namespace, namespaces.Identity, er
 	return &Namespace{h: h, name: name, s: s}, namespaces.Identity{Ino: s.cookie, Cookie: s.cookie}, nil
 }
 
-// Ino implements netconf.Host.
-func (h *Host) Ino(path string) (uint64, error) {
-	if isSelf(path) {
-		return selfIno, nil
+// Identify implements netconf.Host.
+func (h *Host) Identify(path string) (namespaces.Identity, error) {
+	ns, id, err := h.OpenPath(path)
+	if err != nil {
+		return namespaces.Identity{}, err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s := h.spaces[pathName(path)]; s != nil {
-		return s.cookie, nil
-	}
-	return 0, fmt.Errorf("opening namespace %s: no such namespace", path)
+	_ = ns.Close()
+	return id, nil
 }
 
 // vethMAC returns the MAC of veth end name in namespace ns when it is

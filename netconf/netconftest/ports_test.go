@@ -75,9 +75,9 @@ func TestUnderlay(t *testing.T) {
 	v, err := u.Sysctl("net/ipv6/conf/eth0/accept_ra")
 	require.NoError(t, err)
 	assert.Equal(t, "1", v)
-	ino, err := h.Ino(netconf.SelfPath)
+	self, err := h.Identify(netconf.SelfPath)
 	require.NoError(t, err)
 	_, id, err := h.OpenPath("/proc/self/ns/net")
 	require.NoError(t, err)
-	assert.Equal(t, ino, id.Ino, "the caller's namespace is the underlay")
+	assert.Equal(t, self, id, "the caller's namespace is the underlay")
 }
