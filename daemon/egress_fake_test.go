@@ -98,8 +98,8 @@ func (f *fakeNet) linkMAC(t *testing.T, ns, link string) string {
 	return ""
 }
 
-// with returns base and lines, sorted, as Render shows them.
-func with(base string, lines ...string) string {
+// renderWith returns base and lines, sorted, as Render shows them.
+func renderWith(base string, lines ...string) string {
 	return strings.Join(sortedStrings(append(strings.Split(base, "\n"), lines...)), "\n")
 }
 
@@ -115,8 +115,8 @@ func TestFakeEgressOnOff(t *testing.T) {
 			_, err := u.d.Apply(context.Background(), f.egressSpec(2, true))
 			require.NoError(t, err)
 			inside, under := f.egressLines(t, v6)
-			assert.Equal(t, with(before, inside...), f.render())
-			assert.Equal(t, with(underBefore, under...), u.host.Render(netconftest.UnderlayName))
+			assert.Equal(t, renderWith(before, inside...), f.render())
+			assert.Equal(t, renderWith(underBefore, under...), u.host.Render(netconftest.UnderlayName))
 			src, _ := transferAddr(f.listenPort(t))
 			link := firewall.EgressLink{IfName: egressLinkName(u.id, f.name), Source: src}
 			if v6 {
@@ -137,7 +137,7 @@ func TestFakeEgressOnOff(t *testing.T) {
 			} else {
 				assert.Equal(t, "1", u.host.Sysctl(netconftest.UnderlayName, "net/ipv6/conf/"+link.IfName+"/disable_ipv6"))
 			}
-			assert.Equal(t, with(wlBefore, defaults...), u.host.Render("web"), "the workload's default routes")
+			assert.Equal(t, renderWith(wlBefore, defaults...), u.host.Render("web"), "the workload's default routes")
 
 			u.host.Calls()
 			_, err = u.d.Apply(context.Background(), f.egressSpec(3, false))
@@ -203,7 +203,7 @@ func TestFakeEgressRollback(t *testing.T) {
 			_, err = u.d.Apply(context.Background(), f.egressSpec(2, true)) // and the next try works
 			require.NoError(t, err)
 			inside, _ := f.egressLines(t, true)
-			assert.Equal(t, with(before, inside...), f.render())
+			assert.Equal(t, renderWith(before, inside...), f.render())
 		})
 	}
 }
