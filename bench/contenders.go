@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ type contender struct {
 	name     string
 	cli, srv string
 	addr     string
+	mtu      int // of the workload's interface (znet's only)
 }
 
 // procs are the processes a part started; stop ends them by pid.
@@ -79,12 +81,16 @@ func inNS(ctx context.Context, ns string, args ...string) (string, error) {
 // underlay it makes a tunnel of the wireguard-go library (10.99.1.0/24, run
 // by self) and one of Debian's wireguard-go binary (10.99.2.0/24), their
 // devices in the namespaces of nodes 1 and 2, so that their UDP takes the
-// path znet's does (node 1, the lab's internet, node 2). Each runs in a
-// session of its own, as znet's data planes do: with the kernel's
-// autogroup scheduling a session is a scheduler group, and a contender
-// sharing the bench's group would get a smaller share of the CPU. It
-// returns the three contenders.
-func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contender, error) {
+// path znet's does (node 1, the lab's internet, node 2), with the MTU mtu
+// of znet's devices. Their traffic, like znet's, starts and ends in
+// workload namespaces, each joined to its node by a routed veth (see
+// routedWorkload): every workload of a real deployment needs such a hop,
+// whichever WireGuard runs, so it is not counted as znet's cost; znet's
+// bridge and firewall are. Each runs in a session of its own, as znet's
+// data planes do: with the kernel's autogroup scheduling a session is a
+// scheduler group, and a contender sharing the bench's group would get a
+// smaller share of the CPU. It returns the three contenders.
+func barePair(ctx context.Context, l *lab.Lab, self string, mtu int, p *procs) ([]contender, error) {
 	a, b := l.Prefix()+"ba", l.Prefix()+"bb"
 	for _, ns := range []string{a, b} {
 		if _, err := l.AddWorkloadNS(ns); err != nil {
@@ -127,24 +133,30 @@ func barePair(ctx context.Context, l *lab.Lab, self string, p *procs) ([]contend
 		name  string
 		start func(ns, ifname string) (*exec.Cmd, error)
 	}{{bareName, lib}, {"Debian wireguard-go", debian}} {
-		net := fmt.Sprintf("10.99.%d", i+1)
-		port := bareBasePort + i // outside the lab znetds' range
-		ifA, ifB := fmt.Sprintf("zb%s%da", tag, i), fmt.Sprintf("zb%s%db", tag, i)
-		for _, d := range []struct{ ns, ifname string }{{n1.NetNS, ifA}, {n2.NetNS, ifB}} {
-			cmd, err := c.start(d.ns, d.ifname)
+		ends := [2]wgEnd{
+			{ns: n1.NetNS, ifname: fmt.Sprintf("zb%s%da", tag, i), under: n1.Underlay.String(), wl: bareWorkload(l, i, 0)},
+			{ns: n2.NetNS, ifname: fmt.Sprintf("zb%s%db", tag, i), under: n2.Underlay.String(), wl: bareWorkload(l, i, 1)},
+		}
+		for k := range ends {
+			ends[k].addr = fmt.Sprintf("10.99.%d.%d", i+1, k+1)
+			if err := addRoutedWorkload(l, ends[k].ns, ends[k].wl, mtu); err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			cmd, err := c.start(ends[k].ns, ends[k].ifname)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", c.name, err)
 			}
 			p.add(cmd)
-			p.sockets = append(p.sockets, uapiPath(d.ifname))
-			if err := waitFile(ctx, uapiPath(d.ifname)); err != nil {
+			p.sockets = append(p.sockets, uapiPath(ends[k].ifname))
+			if err := waitFile(ctx, uapiPath(ends[k].ifname)); err != nil {
 				return nil, fmt.Errorf("%s: %w", c.name, err)
 			}
 		}
-		if err := wgPair(ctx, l.Dir, n1.NetNS, ifA, net+".1", n1.Underlay.String(), n2.NetNS, ifB, net+".2", n2.Underlay.String(), port); err != nil {
+		port := bareBasePort + i // outside the lab znetds' range
+		if err := wgPair(ctx, l.Dir, ends, port, mtu); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		out = append(out, contender{name: c.name, cli: n1.NetNS, srv: n2.NetNS, addr: net + ".2"})
+		out = append(out, contender{name: c.name, cli: ends[0].wl.ns, srv: ends[1].wl.ns, addr: ends[1].wl.addr().String()})
 	}
 	return out, nil
 }
@@ -157,36 +169,46 @@ const bareName = "bare wireguard-go library"
 // ports from daemon.DefaultPortMin (51820) up.
 const bareBasePort = 61820
 
-// wgPair configures two WireGuard devices as each other's only peer and
-// gives them addresses.
-func wgPair(ctx context.Context, dir, nsA, ifA, addrA, underA, nsB, ifB, addrB, underB string, port int) error {
-	privA, pubA, err := wgKeys(ctx)
-	if err != nil {
-		return err
+// wgEnd is one end of a bare tunnel: device ifname in node namespace ns
+// with address addr, reachable on the underlay at under, serving the
+// workload wl.
+type wgEnd struct {
+	ns, ifname, addr, under string
+	wl                      workload
+}
+
+// wgPair configures the devices of two ends as each other's only peer,
+// with the MTU mtu, gives them their addresses and routes each end's
+// workload subnet to the other.
+func wgPair(ctx context.Context, dir string, ends [2]wgEnd, port, mtu int) error {
+	var priv, pub [2]string
+	for k := range ends {
+		var err error
+		if priv[k], pub[k], err = wgKeys(ctx); err != nil {
+			return err
+		}
 	}
-	privB, pubB, err := wgKeys(ctx)
-	if err != nil {
-		return err
-	}
-	for _, d := range []struct{ ns, ifname, addr, priv, peerPub, peerAddr, peerUnder string }{
-		{nsA, ifA, addrA, privA, pubB, addrB, underB},
-		{nsB, ifB, addrB, privB, pubA, addrA, underA},
-	} {
-		conf := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n\n[Peer]\nPublicKey = %s\nAllowedIPs = %s/32\nEndpoint = %s:%d\n",
-			d.priv, port, d.peerPub, d.peerAddr, d.peerUnder, port)
+	for k, d := range ends {
+		peer := ends[1-k]
+		conf := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n\n[Peer]\nPublicKey = %s\nAllowedIPs = %s/32, %s\nEndpoint = %s:%d\n",
+			priv[k], port, pub[1-k], peer.addr, peer.wl.subnet, peer.under, port)
 		file := filepath.Join(dir, d.ifname+".conf")
 		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 			return err
 		}
-		if _, err := inNS(ctx, d.ns, "wg", "setconf", d.ifname, file); err != nil {
-			return err
-		}
+		_, err := inNS(ctx, d.ns, "wg", "setconf", d.ifname, file)
 		_ = os.Remove(file)
-		if err := ipIn(d.ns, "addr", "add", d.addr+"/24", "dev", d.ifname); err != nil {
+		if err != nil {
 			return err
 		}
-		if err := ipIn(d.ns, "link", "set", d.ifname, "up"); err != nil {
-			return err
+		for _, s := range [][]string{
+			{"addr", "add", d.addr + "/24", "dev", d.ifname},
+			{"link", "set", d.ifname, "mtu", strconv.Itoa(mtu), "up"},
+			{"route", "add", peer.wl.subnet.String(), "dev", d.ifname},
+		} {
+			if err := ipIn(d.ns, s...); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

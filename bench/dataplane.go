@@ -39,6 +39,10 @@ func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 		if err != nil {
 			return c, fmt.Errorf("attach on %s: %w", n.ID, err)
 		}
+		if a.MTU <= 0 {
+			return c, fmt.Errorf("attach on %s: no MTU in the answer", n.ID)
+		}
+		c.mtu = a.MTU
 		if i == 0 {
 			c.cli = ns
 		} else {
@@ -71,7 +75,7 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 	if err != nil {
 		return nil, err
 	}
-	bare, err := barePair(ctx, l, cfg.Self, &p)
+	bare, err := barePair(ctx, l, cfg.Self, z.mtu, &p)
 	if err != nil {
 		return nil, err
 	}
