@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -320,10 +321,17 @@ func (b *underlayBind) closeUnderlay() {
 }
 
 // wgLogger sends wireguard-go's log lines to log: errors as errors, the
-// rest at debug level.
+// rest at debug level. Without debug, verbose lines are discarded before
+// they are formatted: wireguard-go emits some per packet (a peer's packet
+// with a source address it may not use, a keepalive), and formatting one
+// (the peer's key in base64) costs more than the packet's own handling.
 func wgLogger(log *slog.Logger) *device.Logger {
+	verbose := device.DiscardLogf
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		verbose = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+	}
 	return &device.Logger{
-		Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
+		Verbosef: verbose,
 		Errorf:   func(format string, args ...any) { log.Error(fmt.Sprintf(format, args...)) },
 	}
 }

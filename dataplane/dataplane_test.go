@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -122,4 +123,32 @@ func TestDataplaneRefusesBadUnderlay(t *testing.T) {
 	assert.Equal(t, 1, ee.ExitCode())
 	assert.Contains(t, stderr.String(), "not a network namespace")
 	assert.NoFileExists(t, UAPISocket("zt0bad"))
+}
+
+// formatCounter counts how often it is formatted.
+type formatCounter struct{ n *int }
+
+func (f formatCounter) String() string { *f.n++; return "peer" }
+
+// TestWgLoggerFormatsVerboseOnlyWithDebug checks that wireguard-go's
+// verbose lines, some of which it emits per packet, are not even formatted
+// unless the data plane logs at debug level, and that errors always are.
+func TestWgLoggerFormatsVerboseOnlyWithDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			var out bytes.Buffer
+			wl := wgLogger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level})))
+			formatted := 0
+			wl.Verbosef("%v - Receiving keepalive packet", formatCounter{&formatted})
+			if level == slog.LevelDebug {
+				assert.Equal(t, 1, formatted)
+				assert.Contains(t, out.String(), "peer - Receiving keepalive packet")
+			} else {
+				assert.Zero(t, formatted, "a discarded verbose line was formatted")
+				assert.Empty(t, out.String())
+			}
+			wl.Errorf("%v - Failed to send", formatCounter{&formatted})
+			assert.Contains(t, out.String(), "peer - Failed to send")
+		})
+	}
 }
