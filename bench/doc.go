@@ -6,7 +6,19 @@
 //     back and takes their ratio within the round, with the round's load
 //     average; Debian's wireguard-go binary and a raw veth follow as
 //     references. The bare contenders run in sessions of their own, as
-//     znet's data planes do, and their UDP crosses the same lab underlay.
+//     znet's data planes do, their UDP crosses the same lab underlay, their
+//     devices have znet's MTU, and their iperf3 and ping run in workload
+//     namespaces joined to the node by a routed veth, as znet's run in
+//     workload namespaces behind a veth. That veth hop (the raw veth row
+//     shows its cost: two crossings per round trip) is what any workload
+//     in a namespace of its own pays whichever WireGuard carries it, so
+//     it is left out of znet's cost; what znet adds on top (the network's
+//     bridge, its per-port anti-spoofing chain, the raw, forward and MSS
+//     rules of its firewall) is measured as znet's. Until issue 17 the
+//     bare contenders ran their traffic in the node namespace, beside
+//     their TUN, so znet's ratio also paid four veth crossings per round
+//     trip (about +0.1 ms of RTT and 7-14 % of throughput on a quiet
+//     machine).
 //   - control: network apply, workload attach, memory per idle network.
 //   - churn: adding and removing one member of a 1,000-member network.
 //   - deploy: deploying a network over a 20-node lab.
