@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -15,11 +16,11 @@ func TestParsePing(t *testing.T) {
 	tests := []struct {
 		name string
 		out  string
-		want float64
+		want rtt
 		ok   bool
 	}{
-		{"summary", "200 packets transmitted, 200 received, 0% packet loss, time 2390ms\nrtt min/avg/max/mdev = 0.301/0.479/1.204/0.088 ms\n", 0.479, true},
-		{"no reply", "5 packets transmitted, 0 received, 100% packet loss, time 40ms\n", 0, false},
+		{"summary", "200 packets transmitted, 200 received, 0% packet loss, time 2390ms\nrtt min/avg/max/mdev = 0.301/0.479/1.204/0.088 ms\n", rtt{min: 0.301, avg: 0.479}, true},
+		{"no reply", "5 packets transmitted, 0 received, 100% packet loss, time 40ms\n", rtt{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,7 +30,8 @@ func TestParsePing(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.InDelta(t, tt.want, got, 1e-9)
+			assert.InDelta(t, tt.want.avg, got.avg, 1e-9)
+			assert.InDelta(t, tt.want.min, got.min, 1e-9)
 		})
 	}
 }
@@ -88,4 +90,34 @@ func TestReportOutput(t *testing.T) {
 	assert.InDelta(t, 28.16, back[0]["value"], 1e-9)
 	assert.Nil(t, back[1]["value"])
 	assert.Equal(t, "not measured", back[1]["verdict"])
+}
+
+// TestDataplanePairRows checks the per-round pair figures: throughput
+// ratio, average and minimum RTT differences, each from the same round.
+func TestDataplanePairRows(t *testing.T) {
+	m := measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}}
+	log := slog.New(slog.DiscardHandler)
+	for r, round := range []struct{ znet, bare rtt }{
+		{rtt{min: 0.20, avg: 0.50}, rtt{min: 0.15, avg: 0.30}},
+		{rtt{min: 0.30, avg: 0.40}, rtt{min: 0.28, avg: 0.45}},
+	} {
+		m.roundGbps = map[string]float64{"znet": 2, bareName: 2.5}
+		m.roundRTT = map[string]rtt{"znet": round.znet, bareName: round.bare}
+		m.closeRound(log, r)
+	}
+	require.Len(t, m.extraMin, 2)
+	assert.InDelta(t, 0.05, m.extraMin[0], 1e-9)
+	assert.InDelta(t, 0.02, m.extraMin[1], 1e-9)
+	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extra, 1e-9)
+	assert.InDeltaSlice(t, []float64{0.8, 0.8}, m.ratio, 1e-9)
+	rows := dataplaneRows(Config{Seconds: 5, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m)
+	var minRow *Row
+	for i := range rows {
+		if strings.HasPrefix(rows[i].Figure, "RTT minimum znet") {
+			minRow = &rows[i]
+		}
+	}
+	require.NotNil(t, minRow, "no minimum RTT row")
+	assert.InDelta(t, 0.035, minRow.Value, 1e-9)
+	assert.Contains(t, minRow.Note, "0.050 ms")
 }
