@@ -16,43 +16,38 @@ var (
 )
 
 var (
-	netLabels  = []string{"network"}
-	peerLabels = []string{"network", "peer"}
-
 	descInfo = prometheus.NewDesc("znet_network_info",
 		"A network on this node (always 1), with its applied generation and WireGuard backend.",
 		[]string{"network", "generation", "backend"}, nil)
-	descPeers = prometheus.NewDesc("znet_network_peers",
-		"Member nodes this node has as WireGuard peers in the network.", netLabels, nil)
-	descPeersUp = prometheus.NewDesc("znet_network_peers_up",
-		"Member peers with a handshake within the last 3 minutes.", netLabels, nil)
-	descWorkloads = prometheus.NewDesc("znet_network_workloads",
-		"Workloads attached to the network on this node.", netLabels, nil)
-	descAccess = prometheus.NewDesc("znet_network_access_peers",
-		"Access peers (people's devices) that join the network through this node.", netLabels, nil)
-	descRx = prometheus.NewDesc("znet_network_rx_bytes_total",
-		"Bytes received from all WireGuard peers of the network (resets when its data plane restarts).", netLabels, nil)
-	descTx = prometheus.NewDesc("znet_network_tx_bytes_total",
-		"Bytes sent to all WireGuard peers of the network (resets when its data plane restarts).", netLabels, nil)
-	descRestarts = prometheus.NewDesc("znet_dataplane_restarts_total",
-		"Restarts of the network's data plane after it died, since znetd started.", netLabels, nil)
-	descRSS = prometheus.NewDesc("znet_dataplane_resident_bytes",
-		"Resident memory of the network's userspace data-plane process.", netLabels, nil)
+	descPeers      = netDesc("znet_network_peers", "Member nodes this node has as WireGuard peers in the network.")
+	descPeersUp    = netDesc("znet_network_peers_up", "Member peers with a handshake within the last 3 minutes.")
+	descWorkloads  = netDesc("znet_network_workloads", "Workloads attached to the network on this node.")
+	descAccess     = netDesc("znet_network_access_peers", "Access peers (people's devices) that join the network through this node.")
+	descRx         = netDesc("znet_network_rx_bytes_total", "Bytes received from all WireGuard peers of the network (resets when its data plane restarts).")
+	descTx         = netDesc("znet_network_tx_bytes_total", "Bytes sent to all WireGuard peers of the network (resets when its data plane restarts).")
+	descRestarts   = netDesc("znet_dataplane_restarts_total", "Restarts of the network's data plane after it died, since znetd started.")
+	descRSS        = netDesc("znet_dataplane_resident_bytes", "Resident memory of the network's userspace data-plane process.")
 	descDNSQueries = prometheus.NewDesc("znet_dns_queries_total",
 		"Answers of the network's resolver on this node by response code (resets when its data plane restarts).",
 		[]string{"network", "rcode"}, nil)
-	descDNSRecords = prometheus.NewDesc("znet_dns_records",
-		"Workload names the network's resolver on this node holds, its own and the other members'.", netLabels, nil)
-	descPeerHandshake = prometheus.NewDesc("znet_peer_last_handshake_timestamp_seconds",
-		"Unix time of the peer's last handshake (0: never).", peerLabels, nil)
-	descPeerRx = prometheus.NewDesc("znet_peer_rx_bytes_total",
-		"Bytes received from the peer.", peerLabels, nil)
-	descPeerTx = prometheus.NewDesc("znet_peer_tx_bytes_total",
-		"Bytes sent to the peer.", peerLabels, nil)
+	descDNSRecords    = netDesc("znet_dns_records", "Workload names the network's resolver on this node holds, its own and the other members'.")
+	descPeerHandshake = peerDesc("znet_peer_last_handshake_timestamp_seconds", "Unix time of the peer's last handshake (0: never).")
+	descPeerRx        = peerDesc("znet_peer_rx_bytes_total", "Bytes received from the peer.")
+	descPeerTx        = peerDesc("znet_peer_tx_bytes_total", "Bytes sent to the peer.")
 
 	allDescs = []*prometheus.Desc{descInfo, descPeers, descPeersUp, descWorkloads, descAccess,
 		descRx, descTx, descRestarts, descRSS, descDNSQueries, descDNSRecords, descPeerHandshake, descPeerRx, descPeerTx}
 )
+
+// netDesc describes a series labelled by network only, peerDesc one
+// labelled by network and peer: most series are one or the other.
+func netDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"network"}, nil)
+}
+
+func peerDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"network", "peer"}, nil)
+}
 
 // emit sends the series of one network: those from the state always, those
 // from its live state once a read of it succeeded.
