@@ -149,33 +149,6 @@ func snatRules(e *Egress) []match {
 	return rules
 }
 
-// daddrIn matches packets (inet family) sent into p.
-func daddrIn(p netip.Prefix) match {
-	if p.Addr().Is4() {
-		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-		d := field("ip daddr", expr.PayloadBaseNetworkHeader, 16, p, false)
-		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
-	}
-	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
-	d := field("ip6 daddr", expr.PayloadBaseNetworkHeader, 24, p, false)
-	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
-}
-
-// saddrIs matches packets (inet family) of a's family sent from a.
-func saddrIs(a netip.Addr) match { return saddrCmp(a, false) }
-
-// saddrIsNot matches packets (inet family) of a's family not sent from a.
-func saddrIsNot(a netip.Addr) match { return saddrCmp(a, true) }
-
-// saddrCmp is saddrIs (neq false) or saddrIsNot (neq true).
-func saddrCmp(a netip.Addr, neq bool) match {
-	m, s := nfproto(unix.NFPROTO_IPV4, "ipv4"), field("ip saddr", expr.PayloadBaseNetworkHeader, 12, single(a), neq)
-	if a.Is6() {
-		m, s = nfproto(unix.NFPROTO_IPV6, "ipv6"), field("ip6 saddr", expr.PayloadBaseNetworkHeader, 8, single(a), neq)
-	}
-	return match{text: m.text + " " + s.text, exprs: append(m.exprs, s.exprs...)}
-}
-
 // snatTo rewrites the source of packets of a's family to a.
 func snatTo(a netip.Addr) match {
 	text, family := "snat ip to ", byte(unix.NFPROTO_IPV4)

@@ -77,22 +77,31 @@ func nfproto(family byte, name string) match {
 }
 
 // daddr matches IPv4 or IPv6 packets (inet family) sent to a.
-func daddr(a netip.Addr) match { return inetAddr(a, "daddr", 16, 24) }
+func daddr(a netip.Addr) match { return inetAddr("daddr", single(a), false) }
+
+// daddrIn matches packets (inet family) sent into p.
+func daddrIn(p netip.Prefix) match { return inetAddr("daddr", p, false) }
 
 // saddr matches IPv4 or IPv6 packets (inet family) sent from a.
-func saddr(a netip.Addr) match { return inetAddr(a, "saddr", 12, 8) }
+func saddr(a netip.Addr) match { return inetAddr("saddr", single(a), false) }
 
-// inetAddr matches IPv4 or IPv6 packets (inet family) whose address dir
-// ("saddr" or "daddr"), at offset off4 of the IPv4 header or off6 of the
-// IPv6 one, is a.
-func inetAddr(a netip.Addr, dir string, off4, off6 uint32) match {
-	if a.Is4() {
-		m := nfproto(unix.NFPROTO_IPV4, "ipv4")
-		d := field("ip "+dir, expr.PayloadBaseNetworkHeader, off4, single(a), false)
-		return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
+// saddrIsNot matches packets (inet family) of a's family not sent from a.
+func saddrIsNot(a netip.Addr) match { return inetAddr("saddr", single(a), true) }
+
+// inetAddr matches IPv4 or IPv6 packets (inet family), by p's family,
+// whose address dir ("saddr" or "daddr") is in p, or with neq is not.
+func inetAddr(dir string, p netip.Prefix, neq bool) match {
+	m, text, off := nfproto(unix.NFPROTO_IPV4, "ipv4"), "ip "+dir, uint32(12)
+	if dir == "daddr" {
+		off = 16
 	}
-	m := nfproto(unix.NFPROTO_IPV6, "ipv6")
-	d := field("ip6 "+dir, expr.PayloadBaseNetworkHeader, off6, single(a), false)
+	if p.Addr().Is6() {
+		m, text, off = nfproto(unix.NFPROTO_IPV6, "ipv6"), "ip6 "+dir, 8
+		if dir == "daddr" {
+			off = 24
+		}
+	}
+	d := field(text, expr.PayloadBaseNetworkHeader, off, p, neq)
 	return match{text: m.text + " " + d.text, exprs: append(m.exprs, d.exprs...)}
 }
 

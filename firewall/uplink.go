@@ -90,9 +90,9 @@ func uplink(links []EgressLink) table {
 			rule(oifname(l.IfName), established, accept),
 			rule(oifname(l.IfName), drop),
 		)
-		nat.rules = append(nat.rules, rule(saddrIs(l.Source), masquerade))
+		nat.rules = append(nat.rules, rule(saddr(l.Source), masquerade))
 		if l.Source6.IsValid() {
-			nat.rules = append(nat.rules, rule(saddrIs(l.Source6), masquerade))
+			nat.rules = append(nat.rules, rule(saddr(l.Source6), masquerade))
 		}
 	}
 	return table{family: nftables.TableFamilyINet, chains: []chain{input, forward, nat}}
