@@ -36,7 +36,7 @@ func TestInstrumentSeesEveryAnswer(t *testing.T) {
 	}
 	// With a token: the refusal is counted too, since Instrument wraps
 	// the token check.
-	s := NewServer(nil, ServerOptions{NodeID: "node1", Token: "secret", Instrument: instrument})
+	s := NewServer(nil, ServerOptions{Token: "secret", Instrument: instrument})
 	for _, req := range []*http.Request{
 		httptest.NewRequest(http.MethodGet, "/v1/status", nil),
 		withToken(httptest.NewRequest(http.MethodGet, "/nowhere", nil)),
@@ -61,7 +61,7 @@ func (failing) Network(context.Context, string) (NetworkDetail, error) {
 
 func TestFailedRequestLogNamesTheNetwork(t *testing.T) {
 	var buf bytes.Buffer
-	s := NewServer(failing{}, ServerOptions{NodeID: "node1", Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	s := NewServer(failing{}, ServerOptions{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	rec := httptest.NewRecorder()
 	s.http.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/networks/shop", nil))
 	require.Equal(t, http.StatusInternalServerError, rec.Code)

@@ -53,7 +53,7 @@ func TestListenUnixReplacesAStaleSocket(t *testing.T) {
 	l, err := api.ListenUnix(path)
 	require.NoError(t, err)
 	defer func() { _ = l.Close() }()
-	srv := api.NewServer(&apitest.Fake{}, api.ServerOptions{NodeID: apitest.NodeID})
+	srv := api.NewServer(&apitest.Fake{}, api.ServerOptions{})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	_, err = api.NewClient(path).Networks(t.Context())

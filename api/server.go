@@ -31,11 +31,6 @@ const (
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
-	// NodeID is ignored: the server only parses a spec, and the Service
-	// validates it for its node.
-	//
-	// Deprecated: leave it out; it goes once no caller sets it.
-	NodeID string
 	// Logger receives one Debug record per request (never a body) and the
 	// errors that become a 500. Nil discards everything.
 	Logger *slog.Logger

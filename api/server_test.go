@@ -312,7 +312,7 @@ func TestRequestLog(t *testing.T) {
 	require.NoError(t, err)
 	fake := &apitest.Fake{}
 	fake.SetErr("Networks", errors.New("store is broken"))
-	srv := api.NewServer(fake, api.ServerOptions{NodeID: apitest.NodeID, Logger: log})
+	srv := api.NewServer(fake, api.ServerOptions{Logger: log})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 

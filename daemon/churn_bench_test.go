@@ -90,7 +90,7 @@ func newBenchNode(b *testing.B) *benchNode {
 	sock := filepath.Join(dir, "api.sock")
 	l, err := api.ListenUnix(sock)
 	require.NoError(b, err)
-	srv := api.NewServer(d, api.ServerOptions{NodeID: id})
+	srv := api.NewServer(d, api.ServerOptions{})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	b.Cleanup(func() {

@@ -265,7 +265,7 @@ func TestDecodeGood(t *testing.T) {
 				assert.Equal(t, uint64(1<<64-1), s.Generation)
 				assert.Equal(t, 9000, s.MTU)
 				require.Len(t, s.Nodes, 1)
-				assert.Equal(t, 3, spec.SubnetIndex(s.IPRange, s.Nodes[0].Subnet))
+				assert.Equal(t, 3, subnetIndex(s.IPRange, s.Nodes[0].Subnet))
 			},
 		},
 		{
@@ -279,7 +279,7 @@ func TestDecodeGood(t *testing.T) {
 				node(d, 2)["subnet"] = "10.1.0.0/16"
 			},
 			check: func(t *testing.T, s *spec.Spec) {
-				assert.Equal(t, 65535, spec.SubnetIndex(s.IPRange, s.Nodes[0].Subnet))
+				assert.Equal(t, 65535, subnetIndex(s.IPRange, s.Nodes[0].Subnet))
 			},
 		},
 		{
@@ -290,9 +290,9 @@ func TestDecodeGood(t *testing.T) {
 				node(d, 2)["subnet"] = "10.20.1.64/26"
 			},
 			check: func(t *testing.T, s *spec.Spec) {
-				assert.Equal(t, 4, spec.SubnetIndex(s.IPRange, s.Nodes[0].Subnet))
-				assert.Equal(t, 1, spec.SubnetIndex(s.IPRange, s.Nodes[1].Subnet))
-				assert.Equal(t, 256+(256+64)/4, spec.SubnetIndex(s.IPRange, s.Nodes[2].Subnet)) // after the /24s, in /30s
+				assert.Equal(t, 4, subnetIndex(s.IPRange, s.Nodes[0].Subnet))
+				assert.Equal(t, 1, subnetIndex(s.IPRange, s.Nodes[1].Subnet))
+				assert.Equal(t, 256+(256+64)/4, subnetIndex(s.IPRange, s.Nodes[2].Subnet)) // after the /24s, in /30s
 			},
 		},
 		{

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/ipam"
 )
 
 // key returns a distinct valid public key for each n.
@@ -41,4 +44,20 @@ func marshal(t testing.TB, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// subnetIndex returns the 16-bit subnet id of subnet's IPv6 /64 twin inside
+// the network's /48 (ipam.SubnetID): for a subnet on a boundary of the
+// range's default subnet length, its position counted in those (a /24 of a
+// /16 keeps its third octet); for any other, the number of such blocks
+// plus its position counted in /30s. Subnets that do not overlap never
+// share one. It returns -1 when ipam.SubnetID fails (a prefix that is not
+// IPv4, subnet not inside ipRange, a range shorter than /8, or an id that
+// does not fit in 16 bits).
+func subnetIndex(ipRange, subnet netip.Prefix) int {
+	id, err := ipam.SubnetID(ipRange.Masked(), subnet.Masked())
+	if err != nil {
+		return -1
+	}
+	return int(id)
 }

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/znet/znet/ipam"
 )
 
 // DefaultMTU is the overlay MTU of a 1500-byte underlay minus the 80 bytes
@@ -131,20 +129,4 @@ func DeriveULA(name string) netip.Prefix {
 	a[0] = 0xfd
 	copy(a[1:6], sum[:5])
 	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
-}
-
-// SubnetIndex returns the 16-bit subnet id of subnet's IPv6 /64 twin inside
-// the network's /48 (ipam.SubnetID): for a subnet on a boundary of the
-// range's default subnet length, its position counted in those (a /24 of a
-// /16 keeps its third octet); for any other, the number of such blocks
-// plus its position counted in /30s. Subnets that do not overlap never
-// share one. It returns -1 when ipam.SubnetID fails (a prefix that is not
-// IPv4, subnet not inside ipRange, a range shorter than /8, or an id that
-// does not fit in 16 bits).
-func SubnetIndex(ipRange, subnet netip.Prefix) int {
-	id, err := ipam.SubnetID(ipRange.Masked(), subnet.Masked())
-	if err != nil {
-		return -1
-	}
-	return int(id)
 }

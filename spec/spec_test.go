@@ -90,7 +90,7 @@ func TestSubnetIndex(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.ipRange+" "+tt.subnet, func(t *testing.T) {
-			got := spec.SubnetIndex(netip.MustParsePrefix(tt.ipRange), netip.MustParsePrefix(tt.subnet))
+			got := subnetIndex(netip.MustParsePrefix(tt.ipRange), netip.MustParsePrefix(tt.subnet))
 			assert.Equal(t, tt.want, got)
 		})
 	}
