@@ -11,44 +11,17 @@ import (
 )
 
 func (s *Server) addAccess(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := decodeAccessRequest(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	g, err := s.svc.AddAccess(r.Context(), network, req)
-	return http.StatusOK, g, err
+	return withBody(w, r, decodeAccessRequest, func(req AccessRequest) (AccessGrant, error) {
+		return s.svc.AddAccess(r.Context(), r.PathValue("name"), req)
+	})
 }
 
 func (s *Server) accessPeers(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	list, err := s.svc.AccessPeers(r.Context(), network)
-	if list == nil {
-		list = []AccessPeer{}
-	}
-	return http.StatusOK, list, err
+	return listOf(s.svc.AccessPeers(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) removeAccess(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	peer, err := pathName(r, "peer", "peer")
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, s.svc.RemoveAccess(r.Context(), network, peer)
+	return http.StatusNoContent, nil, s.svc.RemoveAccess(r.Context(), r.PathValue("name"), r.PathValue("peer"))
 }
 
 // decodeAccessRequest parses an AccessRequest as strictly as an attach.

@@ -49,6 +49,16 @@ func Conflict(field, format string, args ...any) error {
 	return &Error{Kind: ErrConflict, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// CheckName returns an ErrInvalid error about field unless name is a
+// valid name (spec.ValidName). The Service checks every name it is given
+// with it, the HTTP server none: one check, one message.
+func CheckName(field, name string) error {
+	if err := spec.ValidName(name); err != nil {
+		return Invalid(field, "%q is not a valid name: %v", name, err)
+	}
+	return nil
+}
+
 // StatusOf maps err to an HTTP status and the JSON body to send.
 func StatusOf(err error) (int, *Error) {
 	var fe *spec.FieldError

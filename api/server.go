@@ -209,16 +209,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// pathName returns the path value key after checking it is a valid name;
-// field names it in the error.
-func pathName(r *http.Request, key, field string) (string, error) {
-	name := r.PathValue(key)
-	if err := spec.ValidName(name); err != nil {
-		return "", Invalid(field, "%q is not a valid name: %v", name, err)
-	}
-	return name, nil
-}
-
 var errBodyTooLarge = &Error{
 	Kind:    ErrInvalid,
 	Message: fmt.Sprintf("request body is larger than the limit of %d bytes (1 MiB)", MaxBodySize),
@@ -238,10 +228,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) reserve(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	name, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
+	name := r.PathValue("name")
 	body, err := readBody(w, r)
 	if err != nil {
 		return 0, nil, err
@@ -259,118 +246,77 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) (int, any, erro
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	body, err := readBody(w, r)
-	if err != nil {
-		return 0, nil, err
-	}
 	// Only parsed: the Service validates it, for its own node.
-	sp, err := spec.Parse(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	res, err := s.svc.Apply(r.Context(), sp)
-	return http.StatusOK, res, err
+	return withBody(w, r, spec.Parse, func(sp *spec.Spec) (ApplyResult, error) {
+		return s.svc.Apply(r.Context(), sp)
+	})
 }
 
 func (s *Server) networks(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	list, err := s.svc.Networks(r.Context())
-	if list == nil {
-		list = []NetworkSummary{}
-	}
-	return http.StatusOK, list, err
+	return listOf(s.svc.Networks(r.Context()))
 }
 
 func (s *Server) network(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	name, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	d, err := s.svc.Network(r.Context(), name)
+	d, err := s.svc.Network(r.Context(), r.PathValue("name"))
 	return http.StatusOK, d, err
 }
 
 func (s *Server) deleteNetwork(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	name, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
 	force := false
 	if v := r.URL.Query().Get("force"); v != "" {
+		var err error
 		if force, err = strconv.ParseBool(v); err != nil {
 			return 0, nil, Invalid("force", "%q is not a boolean", v)
 		}
 	}
-	return http.StatusNoContent, nil, s.svc.DeleteNetwork(r.Context(), name, force)
+	return http.StatusNoContent, nil, s.svc.DeleteNetwork(r.Context(), r.PathValue("name"), force)
 }
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
+	return withBody(w, r, decodeAttachRequest, func(req AttachRequest) (Attachment, error) {
+		return s.svc.Attach(r.Context(), r.PathValue("name"), req)
+	})
+}
+
+func (s *Server) workloads(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	return listOf(s.svc.Workloads(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) detach(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	return http.StatusNoContent, nil, s.svc.Detach(r.Context(), r.PathValue("name"), r.PathValue("workload"))
+}
+
+func (s *Server) workload(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	a, err := s.svc.Workload(r.Context(), r.PathValue("name"), r.PathValue("workload"))
+	return http.StatusOK, a, err
+}
+
+// status serves both /v1/status (every network: no name) and
+// /v1/status/{name}.
+func (s *Server) status(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	return listOf(s.svc.Status(r.Context(), r.PathValue("name")))
+}
+
+// withBody answers a request whose body decode parses, with what call
+// makes of the parsed request: the handlers' common shape.
+func withBody[Req, Res any](w http.ResponseWriter, r *http.Request, decode func([]byte) (Req, error),
+	call func(Req) (Res, error)) (int, any, error) {
 	body, err := readBody(w, r)
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := decodeAttachRequest(body)
+	req, err := decode(body)
 	if err != nil {
 		return 0, nil, err
 	}
-	a, err := s.svc.Attach(r.Context(), network, req)
-	return http.StatusOK, a, err
+	res, err := call(req)
+	return http.StatusOK, res, err
 }
 
-func (s *Server) workloads(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, err := pathName(r, "name", "name")
-	if err != nil {
-		return 0, nil, err
-	}
-	list, err := s.svc.Workloads(r.Context(), network)
+// listOf answers a list, as [] rather than null when it is empty.
+func listOf[T any](list []T, err error) (int, any, error) {
 	if list == nil {
-		list = []Workload{}
-	}
-	return http.StatusOK, list, err
-}
-
-func (s *Server) detach(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, workload, err := workloadPath(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, s.svc.Detach(r.Context(), network, workload)
-}
-
-// workloadPath returns the network and workload names of a request for
-// /v1/networks/{name}/workloads/{workload}.
-func workloadPath(r *http.Request) (network, workload string, err error) {
-	if network, err = pathName(r, "name", "name"); err != nil {
-		return "", "", err
-	}
-	workload, err = pathName(r, "workload", "workload")
-	return network, workload, err
-}
-
-func (s *Server) workload(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network, workload, err := workloadPath(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	a, err := s.svc.Workload(r.Context(), network, workload)
-	return http.StatusOK, a, err
-}
-
-// status serves both /v1/status (every network) and /v1/status/{name}.
-func (s *Server) status(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	network := ""
-	if r.PathValue("name") != "" {
-		var err error
-		if network, err = pathName(r, "name", "name"); err != nil {
-			return 0, nil, err
-		}
-	}
-	list, err := s.svc.Status(r.Context(), network)
-	if list == nil {
-		list = []NetworkStatus{}
+		list = []T{}
 	}
 	return http.StatusOK, list, err
 }

@@ -270,6 +270,30 @@ func TestInvalidSpecRefusedByService(t *testing.T) {
 	assert.Equal(t, []string{"Apply(Shop, 0)"}, fake.Calls())
 }
 
+// namesAsGiven is a Service that takes any workload name, to show what
+// the server hands on.
+type namesAsGiven struct {
+	*apitest.Fake
+	network, workload string
+}
+
+func (s *namesAsGiven) Workload(_ context.Context, network, name string) (api.Attachment, error) {
+	s.network, s.workload = network, name
+	return api.Attachment{}, nil
+}
+
+// TestServerLeavesNamesToService checks that the server only takes names
+// out of the path and the Service alone checks them: the one check is at
+// the service boundary.
+func TestServerLeavesNamesToService(t *testing.T) {
+	svc := &namesAsGiven{Fake: &apitest.Fake{}}
+	socket := apitest.Serve(t, svc)
+	a := rawDo(t, socket, http.MethodGet, "/v1/networks/Shop/workloads/We_b", nil)
+	assert.Equal(t, http.StatusOK, a.status, "body %s", a.body)
+	assert.Equal(t, "Shop", svc.network)
+	assert.Equal(t, "We_b", svc.workload)
+}
+
 func TestClientRefusesTooLargeBodies(t *testing.T) {
 	fake, client, _ := newFixture(t)
 	for _, size := range []int{api.MaxBodySize + 1, 8 << 20} {

@@ -40,23 +40,12 @@ func (s *Server) zosRoutes(handle func(string, handlerFunc), svc ZosService) {
 		if err != nil {
 			return 0, nil, err
 		}
-		body, err := readBody(w, r)
-		if err != nil {
-			return 0, nil, err
-		}
-		wl, err := zos.Decode(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		res, err := svc.ZosApply(r.Context(), twin, wl)
-		return http.StatusOK, res, err
+		return withBody(w, r, zos.Decode, func(wl *zos.Workload) (ZosNetwork, error) {
+			return svc.ZosApply(r.Context(), twin, wl)
+		})
 	})
 	handle("GET /v1/zos", func(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-		list, err := svc.ZosNetworks(r.Context())
-		if list == nil {
-			list = []ZosNetwork{}
-		}
-		return http.StatusOK, list, err
+		return listOf(svc.ZosNetworks(r.Context()))
 	})
 	handle("DELETE /v1/zos/{twin}/{name}", func(_ http.ResponseWriter, r *http.Request) (int, any, error) {
 		twin, err := pathTwin(r)

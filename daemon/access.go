@@ -25,8 +25,8 @@ func (d *Daemon) access(network string) ([]*store.AccessPeer, error) {
 // are exactly the two addresses given to it, from this node's subnet (so
 // every other member routes them here already).
 func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRequest) (api.AccessGrant, error) {
-	if err := spec.ValidName(req.Name); err != nil {
-		return api.AccessGrant{}, api.Invalid("name", "%v", err)
+	if err := api.CheckName("name", req.Name); err != nil {
+		return api.AccessGrant{}, err
 	}
 	key, err := wgtypes.ParseKey(req.PublicKey)
 	if err != nil {
@@ -130,8 +130,8 @@ func (d *Daemon) rollbackAccess(ctx context.Context, n *store.Network, wls []*st
 // ends its session at once: the device drops every packet of a key it does
 // not know.
 func (d *Daemon) RemoveAccess(ctx context.Context, network, name string) error {
-	if err := spec.ValidName(name); err != nil {
-		return api.Invalid("peer", "%v", err)
+	if err := api.CheckName("peer", name); err != nil {
+		return err
 	}
 	return d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
 		return d.removeAccessLocked(ctx, n, wls, name)

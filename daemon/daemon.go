@@ -212,8 +212,8 @@ func udpPortFree(port int) bool {
 
 // Reserve implements api.Service.
 func (d *Daemon) Reserve(ctx context.Context, network string) (api.Reservation, error) {
-	if err := spec.ValidName(network); err != nil {
-		return api.Reservation{}, api.Invalid("name", "%v", err)
+	if err := api.CheckName("name", network); err != nil {
+		return api.Reservation{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -246,8 +246,8 @@ func (d *Daemon) Reserve(ctx context.Context, network string) (api.Reservation, 
 // node's own entry must match its reservation), so every member re-points
 // its peer in the same generation.
 func (d *Daemon) ReservePort(ctx context.Context, network string, port int) (api.Reservation, error) {
-	if err := spec.ValidName(network); err != nil {
-		return api.Reservation{}, api.Invalid("name", "%v", err)
+	if err := api.CheckName("name", network); err != nil {
+		return api.Reservation{}, err
 	}
 	if port < 1 || port > 65535 {
 		return api.Reservation{}, api.Invalid("listen_port", "%d is not a UDP port (1-65535)", port)
@@ -358,8 +358,8 @@ func (d *Daemon) Networks(ctx context.Context) ([]api.NetworkSummary, error) {
 
 // loadNetwork returns a network and its workloads, or a 404 error.
 func (d *Daemon) loadNetwork(name string) (*store.Network, []*store.Workload, error) {
-	if err := spec.ValidName(name); err != nil {
-		return nil, nil, api.Invalid("name", "%v", err)
+	if err := api.CheckName("name", name); err != nil {
+		return nil, nil, err
 	}
 	var (
 		n   *store.Network

@@ -162,8 +162,8 @@ func (d *Daemon) attachment(network string, s *spec.Spec, subnets ipam.Subnets, 
 
 // Workload implements api.Service.
 func (d *Daemon) Workload(ctx context.Context, network, name string) (api.Attachment, error) {
-	if err := spec.ValidName(name); err != nil {
-		return api.Attachment{}, api.Invalid("workload", "%v", err)
+	if err := api.CheckName("workload", name); err != nil {
+		return api.Attachment{}, err
 	}
 	n, wls, err := d.loadNetwork(network)
 	if err != nil {

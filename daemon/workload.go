@@ -31,8 +31,8 @@ func hostIfName(workload string) string {
 
 // Attach implements api.Service.
 func (d *Daemon) Attach(ctx context.Context, network string, req api.AttachRequest) (api.Attachment, error) {
-	if err := spec.ValidName(req.Name); err != nil {
-		return api.Attachment{}, api.Invalid("name", "%v", err)
+	if err := api.CheckName("name", req.Name); err != nil {
+		return api.Attachment{}, err
 	}
 	var (
 		wlNS netconf.Namespace
@@ -294,8 +294,8 @@ func (d *Daemon) nsExists(network string) bool {
 
 // Detach implements api.Service.
 func (d *Daemon) Detach(ctx context.Context, network, name string) error {
-	if err := spec.ValidName(name); err != nil {
-		return api.Invalid("workload", "%v", err)
+	if err := api.CheckName("workload", name); err != nil {
+		return err
 	}
 	return d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {
 		return d.detachLocked(ctx, n, wls, name)

@@ -46,8 +46,23 @@ func (f *Fake) LastAttach() api.AttachRequest {
 	return f.lastAttach
 }
 
+// checkNames checks field and name pairs as the daemon does, so that a
+// bad name gets the daemon's answer: the HTTP server leaves names to the
+// Service. A refused call is not recorded.
+func (f *Fake) checkNames(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := api.CheckName(pairs[i], pairs[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Reserve implements api.Service.
 func (f *Fake) Reserve(_ context.Context, network string) (api.Reservation, error) {
+	if err := f.checkNames("name", network); err != nil {
+		return api.Reservation{}, err
+	}
 	if err := f.Record("Reserve", network); err != nil {
 		return api.Reservation{}, err
 	}
@@ -56,6 +71,9 @@ func (f *Fake) Reserve(_ context.Context, network string) (api.Reservation, erro
 
 // ReservePort implements api.Service.
 func (f *Fake) ReservePort(_ context.Context, network string, port int) (api.Reservation, error) {
+	if err := f.checkNames("name", network); err != nil {
+		return api.Reservation{}, err
+	}
 	if err := f.Record("ReservePort", network, port); err != nil {
 		return api.Reservation{}, err
 	}
@@ -90,6 +108,9 @@ func (f *Fake) Networks(context.Context) ([]api.NetworkSummary, error) {
 
 // Network implements api.Service.
 func (f *Fake) Network(_ context.Context, name string) (api.NetworkDetail, error) {
+	if err := f.checkNames("name", name); err != nil {
+		return api.NetworkDetail{}, err
+	}
 	if err := f.Record("Network", name); err != nil {
 		return api.NetworkDetail{}, err
 	}
@@ -98,11 +119,17 @@ func (f *Fake) Network(_ context.Context, name string) (api.NetworkDetail, error
 
 // DeleteNetwork implements api.Service.
 func (f *Fake) DeleteNetwork(_ context.Context, name string, force bool) error {
+	if err := f.checkNames("name", name); err != nil {
+		return err
+	}
 	return f.Record("DeleteNetwork", name, force)
 }
 
 // Attach implements api.Service.
 func (f *Fake) Attach(_ context.Context, network string, req api.AttachRequest) (api.Attachment, error) {
+	if err := f.checkNames("name", network, "name", req.Name); err != nil {
+		return api.Attachment{}, err
+	}
 	f.mu.Lock()
 	f.lastAttach = req
 	f.mu.Unlock()
@@ -114,11 +141,17 @@ func (f *Fake) Attach(_ context.Context, network string, req api.AttachRequest) 
 
 // Detach implements api.Service.
 func (f *Fake) Detach(_ context.Context, network, name string) error {
+	if err := f.checkNames("name", network, "workload", name); err != nil {
+		return err
+	}
 	return f.Record("Detach", network, name)
 }
 
 // Workloads implements api.Service.
 func (f *Fake) Workloads(_ context.Context, network string) ([]api.Workload, error) {
+	if err := f.checkNames("name", network); err != nil {
+		return nil, err
+	}
 	if err := f.Record("Workloads", network); err != nil {
 		return nil, err
 	}
@@ -127,6 +160,9 @@ func (f *Fake) Workloads(_ context.Context, network string) ([]api.Workload, err
 
 // Workload implements api.Service: it answers Attachment.
 func (f *Fake) Workload(_ context.Context, network, name string) (api.Attachment, error) {
+	if err := f.checkNames("name", network, "workload", name); err != nil {
+		return api.Attachment{}, err
+	}
 	if err := f.Record("Workload", network, name); err != nil {
 		return api.Attachment{}, err
 	}
@@ -135,6 +171,11 @@ func (f *Fake) Workload(_ context.Context, network, name string) (api.Attachment
 
 // Status implements api.Service.
 func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, error) {
+	if network != "" {
+		if err := f.checkNames("name", network); err != nil {
+			return nil, err
+		}
+	}
 	if err := f.Record("Status", network); err != nil {
 		return nil, err
 	}
@@ -143,6 +184,9 @@ func (f *Fake) Status(_ context.Context, network string) ([]api.NetworkStatus, e
 
 // AddAccess implements api.Service.
 func (f *Fake) AddAccess(_ context.Context, network string, req api.AccessRequest) (api.AccessGrant, error) {
+	if err := f.checkNames("name", network, "name", req.Name); err != nil {
+		return api.AccessGrant{}, err
+	}
 	if err := f.Record("AddAccess", network, req.Name, req.PublicKey); err != nil {
 		return api.AccessGrant{}, err
 	}
@@ -151,11 +195,17 @@ func (f *Fake) AddAccess(_ context.Context, network string, req api.AccessReques
 
 // RemoveAccess implements api.Service.
 func (f *Fake) RemoveAccess(_ context.Context, network, name string) error {
+	if err := f.checkNames("name", network, "peer", name); err != nil {
+		return err
+	}
 	return f.Record("RemoveAccess", network, name)
 }
 
 // AccessPeers implements api.Service.
 func (f *Fake) AccessPeers(_ context.Context, network string) ([]api.AccessPeer, error) {
+	if err := f.checkNames("name", network); err != nil {
+		return nil, err
+	}
 	if err := f.Record("AccessPeers", network); err != nil {
 		return nil, err
 	}
