@@ -25,12 +25,8 @@ const (
 // control measures network apply, workload attach and the resident memory
 // of idle networks on a one-node lab.
 func control(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
-	l, down, err := upLab(ctx, cfg.Znetd, 1)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the control-plane lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, 1, log, "control-plane")
+	defer down()
 	if err != nil {
 		return nil, err
 	}

@@ -60,13 +60,11 @@ func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 // The other contenders (Debian's wireguard-go, a raw veth) follow as
 // references.
 func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
-	l, down, err := upLab(ctx, cfg.Znetd, 2)
+	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "data-plane")
 	var p procs
 	defer func() {
 		p.stop()
-		if derr := down(); derr != nil {
-			log.Error("removing the data-plane lab", "err", derr)
-		}
+		down()
 	}()
 	if err != nil {
 		return nil, err

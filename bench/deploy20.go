@@ -19,12 +19,8 @@ const deployNodes = 20
 // network over a deployNodes-node lab, then the wait until every node
 // shows a handshake with every other.
 func deployMesh(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
-	l, down, err := upLab(ctx, cfg.Znetd, deployNodes)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the deploy lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, deployNodes, log, "deploy")
+	defer down()
 	if err != nil {
 		return nil, err
 	}

@@ -48,13 +48,11 @@ func dnsPart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, down, err := upLab(ctx, cfg.Znetd, 2)
+	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "DNS")
 	var p procs
 	defer func() {
 		p.stop()
-		if derr := down(); derr != nil {
-			log.Error("removing the DNS lab", "err", derr)
-		}
+		down()
 	}()
 	if err != nil {
 		return nil, err
@@ -128,12 +126,8 @@ func dnsRows(cfg Config, qps map[string][]float64, lost map[string]int, p50, p99
 // propagation times, cfg.Rounds times on a dnsNodes-node lab, a new name
 // attached on node 1 until every other node answers it.
 func propagation(ctx context.Context, cfg Config, log *slog.Logger) ([]float64, error) {
-	l, down, err := upLab(ctx, cfg.Znetd, dnsNodes)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the DNS propagation lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, dnsNodes, log, "DNS propagation")
+	defer down()
 	if err != nil {
 		return nil, err
 	}

@@ -23,12 +23,8 @@ func lab100(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 		return nil, fmt.Errorf("--nodes %d: want at least 2", n)
 	}
 	upStart := time.Now()
-	l, down, err := upLab(ctx, cfg.Znetd, n)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the lab100 lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, n, log, "lab100")
+	defer down()
 	if err != nil {
 		return nil, err
 	}

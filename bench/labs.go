@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,15 +25,15 @@ func uniqueName() string {
 }
 
 // upLab builds a lab of n nodes in a new temporary directory. down removes
-// it and checks that nothing of it is left; it must be called even when
-// upLab fails.
-func upLab(ctx context.Context, znetd string, n int) (l *lab.Lab, down func() error, err error) {
+// it, checks that nothing of it is left and logs what went wrong, naming
+// the lab by what it is for; it must be called even when upLab fails.
+func upLab(ctx context.Context, znetd string, n int, log *slog.Logger, what string) (l *lab.Lab, down func(), err error) {
 	name := uniqueName()
 	dir, err := os.MkdirTemp("", name+"-")
 	if err != nil {
-		return nil, func() error { return nil }, err
+		return nil, func() {}, err
 	}
-	down = func() error {
+	remove := func() error {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		errs := []error{lab.Down(dctx, dir)}
@@ -46,6 +47,11 @@ func upLab(ctx context.Context, znetd string, n int) (l *lab.Lab, down func() er
 		_ = os.RemoveAll(dir)
 		errs = append(errs, leftovers(name))
 		return errors.Join(errs...)
+	}
+	down = func() {
+		if err := remove(); err != nil {
+			log.Error("removing the "+what+" lab", "err", err)
+		}
 	}
 	l, err = lab.Up(ctx, lab.Config{Name: name, Dir: dir, Nodes: n, Znetd: znetd, Wireguard: "userspace"})
 	if err != nil {

@@ -24,12 +24,8 @@ const (
 // removing it again, churnPairs times. It checks that the real peer's
 // latest handshake is untouched.
 func peerChurn(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
-	l, down, err := upLab(ctx, cfg.Znetd, 2)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the peer-churn lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "peer-churn")
+	defer down()
 	if err != nil {
 		return nil, err
 	}

@@ -31,12 +31,8 @@ func scalePart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 	if n < scaleSample {
 		return nil, fmt.Errorf("--networks %d: want at least %d", n, scaleSample)
 	}
-	l, down, err := upLab(ctx, cfg.Znetd, 1)
-	defer func() {
-		if derr := down(); derr != nil {
-			log.Error("removing the scale lab", "err", derr)
-		}
-	}()
+	l, down, err := upLab(ctx, cfg.Znetd, 1, log, "scale")
+	defer down()
 	if err != nil {
 		return nil, err
 	}
