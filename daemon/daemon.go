@@ -399,24 +399,32 @@ func (d *Daemon) Status(ctx context.Context, network string) ([]api.NetworkStatu
 	}
 	var (
 		nets []*store.Network
-		wls  = map[string][]*store.Workload{}
+		wls  map[string][]*store.Workload
 	)
-	err := d.store.View(func(tx *store.Tx) error {
-		var err error
-		if nets, err = tx.Networks(); err != nil {
-			return err
-		}
-		for _, n := range nets {
-			if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := d.store.View(func(tx *store.Tx) (err error) {
+		nets, wls, err = allNetworks(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return d.statuses(ctx, nets, wls), nil
+}
+
+// allNetworks reads every network in tx and the workloads of each, by
+// network name.
+func allNetworks(tx *store.Tx) ([]*store.Network, map[string][]*store.Workload, error) {
+	nets, err := tx.Networks()
+	if err != nil {
+		return nil, nil, err
+	}
+	wls := make(map[string][]*store.Workload, len(nets))
+	for _, n := range nets {
+		if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nets, wls, nil
 }
 
 // subnetsOf returns this node's subnets in an applied network.

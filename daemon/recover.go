@@ -62,18 +62,14 @@ func (d *Daemon) Recover(ctx context.Context) error {
 	defer d.mu.Unlock()
 	var (
 		nets []*store.Network
-		wls  = map[string][]*store.Workload{}
+		wls  map[string][]*store.Workload
 		acc  = map[string][]*store.AccessPeer{}
 	)
-	err := d.store.View(func(tx *store.Tx) error {
-		var err error
-		if nets, err = tx.Networks(); err != nil {
+	err := d.store.View(func(tx *store.Tx) (err error) {
+		if nets, wls, err = allNetworks(tx); err != nil {
 			return err
 		}
 		for _, n := range nets {
-			if wls[n.Name], err = tx.Workloads(n.Name); err != nil {
-				return err
-			}
 			if acc[n.Name], err = tx.AccessPeers(n.Name); err != nil {
 				return err
 			}
