@@ -61,14 +61,12 @@ func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 // references.
 func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "data-plane")
-	var p procs
-	defer func() {
-		p.stop()
-		down()
-	}()
+	defer down()
 	if err != nil {
 		return nil, err
 	}
+	var p procs
+	defer p.stop() // before down: they run in the lab's namespaces
 	z, err := znetPair(ctx, l)
 	if err != nil {
 		return nil, err

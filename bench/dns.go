@@ -49,14 +49,12 @@ func dnsPart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 		return nil, err
 	}
 	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "DNS")
-	var p procs
-	defer func() {
-		p.stop()
-		down()
-	}()
+	defer down()
 	if err != nil {
 		return nil, err
 	}
+	var p procs
+	defer p.stop() // before down: they run in the lab's namespaces
 	ws, err := dnsLab(ctx, l)
 	if err != nil {
 		return nil, err
