@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/znet/znet/ipam"
@@ -244,11 +245,10 @@ func canonicalPrefix(p netip.Prefix) (netip.Prefix, bool) {
 // left out: their addresses lie in this node's subnet by design.
 func checkOwn(own []netip.Prefix, members []Peer) error {
 	for _, p := range members {
+		field := "peer " + strconv.Quote(p.Name)
 		for _, ip := range p.AllowedIPs {
-			for _, o := range own {
-				if ip.Overlaps(o) && ip.Bits() >= o.Bits() {
-					return fmt.Errorf("peer %q: %s is inside this node's %s: %w", p.Name, ip, o, ErrOverlapsSelf)
-				}
+			if err := spec.CheckNotOwn(field, ip, "", own...); err != nil {
+				return fmt.Errorf("%w: %w", err, ErrOverlapsSelf)
 			}
 		}
 	}

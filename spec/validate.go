@@ -194,7 +194,7 @@ func (s *Spec) checkExtension(i int, seen *seenNodes) error {
 		case !inside(s.IPRange, p) && !inside(s.IPv6Range, p) && !inside(LinkRange, p):
 			return fieldErr(f, "%s is outside ip_range %s, ipv6_range %s and %s", p, s.IPRange, s.IPv6Range, LinkRange)
 		}
-		if err := checkNotOwn(f, p, seen.own); err != nil && n.ID != seen.self {
+		if err := CheckNotOwn(f, p, "subnet", seen.own...); err != nil && n.ID != seen.self {
 			return err
 		}
 	}
@@ -213,15 +213,20 @@ func (s *Spec) checkExtension(i int, seen *seenNodes) error {
 	return nil
 }
 
-// checkNotOwn refuses an allowed IP p (field f) of another member that
-// lies inside one of own, the applying node's subnets: WireGuard would send
-// that member traffic for this node's own workloads. A prefix covering a
+// CheckNotOwn refuses an allowed IP p (field) of another peer that lies
+// inside one of own, the applying node's subnets (ownName says what they
+// are called where they were given, "" for nothing): WireGuard would send
+// that peer traffic for this node's own workloads. A prefix covering a
 // subnet whole (a zos relay's whole range) leaves it to the node's more
-// specific routes, as peers.Desired does.
-func checkNotOwn(f string, p netip.Prefix, own []netip.Prefix) error {
+// specific routes. It is the one check of that fact: spec, zos and peers
+// use it.
+func CheckNotOwn(field string, p netip.Prefix, ownName string, own ...netip.Prefix) error {
 	for _, o := range own {
 		if p.Overlaps(o) && p.Bits() >= o.Bits() {
-			return fieldErr(f, "%s is inside this node's subnet %s: that member would take this node's own traffic", p, o)
+			if ownName != "" {
+				ownName += " "
+			}
+			return fieldErr(field, "%s is inside this node's %s%s: that member would take this node's own traffic", p, ownName, o)
 		}
 	}
 	return nil

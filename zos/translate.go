@@ -213,9 +213,8 @@ func (t *translation) allowedIPs(f string, texts []string) ([]netip.Prefix, erro
 		if !within(t.ipRange, p) && !within(spec.LinkRange, p) {
 			return nil, fail(fj, "%s is outside ip_range %s and %s", p, t.ipRange, spec.LinkRange)
 		}
-		if within(t.subnet, p) {
-			// The peer would take this node's own workloads' traffic.
-			return nil, fail(fj, "%s is inside this node's data.subnet %s", p, t.subnet)
+		if err := spec.CheckNotOwn(fj, p, "data.subnet", t.subnet); err != nil {
+			return nil, err
 		}
 		if other, dup := t.allowed[p]; dup {
 			return nil, fail(fj, "%s is also in %s", p, other)

@@ -1,0 +1,42 @@
+package spec_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/spec"
+)
+
+// TestCheckNotOwn pins the one check, shared by spec, zos and peers, that
+// no other peer's allowed IP lies inside this node's own subnets.
+func TestCheckNotOwn(t *testing.T) {
+	own := []netip.Prefix{netip.MustParsePrefix("10.20.1.0/24"), netip.MustParsePrefix("fd00:0:0:1::/64")}
+	tests := []struct {
+		name, field, ownName, p string
+		want                    string // "" for no error
+	}{
+		{"inside", "nodes[1].allowed_ips[0]", "subnet", "10.20.1.128/25",
+			"nodes[1].allowed_ips[0]: 10.20.1.128/25 is inside this node's subnet 10.20.1.0/24: that member would take this node's own traffic"},
+		{"the subnet itself", "data.peers[0].allowed_ips[2]", "data.subnet", "10.20.1.0/24",
+			"data.peers[0].allowed_ips[2]: 10.20.1.0/24 is inside this node's data.subnet 10.20.1.0/24: that member would take this node's own traffic"},
+		{"unnamed subnets", `peer "node2"`, "", "fd00:0:0:1::/80",
+			`peer "node2": fd00:0:0:1::/80 is inside this node's fd00:0:0:1::/64: that member would take this node's own traffic`},
+		{"covers the subnet whole", "f", "subnet", "10.20.0.0/16", ""},
+		{"beside it", "f", "subnet", "10.20.2.0/24", ""},
+		{"other family", "f", "subnet", "fd00:0:0:2::/64", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := spec.CheckNotOwn(tt.field, netip.MustParsePrefix(tt.p), tt.ownName, own...)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, spec.ErrInvalid)
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+}
