@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
 	"strconv"
 
@@ -46,7 +47,8 @@ func decodeReserveRequest(data []byte) (ReserveRequest, error) {
 		if key != "listen_port" {
 			return Invalid(key, "unknown field")
 		}
-		return decodeInt(val, key, 1, 65535, &req.ListenPort)
+		// Only parsed: the Service checks that it is a UDP port.
+		return decodeInt(val, key, math.MinInt32, math.MaxInt32, &req.ListenPort)
 	})
 	return req, err
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,12 +12,17 @@ func TestDecodeReserveRequest(t *testing.T) {
 	got, err := decodeReserveRequest([]byte(`{"listen_port":51830}`))
 	require.NoError(t, err)
 	assert.Equal(t, 51830, got.ListenPort)
+	// Only parsed: the Service says that 0 and 65536 are no UDP ports.
+	for _, port := range []int{0, 65536} {
+		got, err := decodeReserveRequest(fmt.Appendf(nil, `{"listen_port":%d}`, port))
+		require.NoError(t, err)
+		assert.Equal(t, port, got.ListenPort)
+	}
 
 	for _, c := range []struct{ name, body, field string }{
 		{"port as string", `{"listen_port":"51830"}`, "listen_port"},
 		{"port as boolean", `{"listen_port":true}`, "listen_port"},
-		{"port 0", `{"listen_port":0}`, "listen_port"},
-		{"port 65536", `{"listen_port":65536}`, "listen_port"},
+		{"port beyond an int32", `{"listen_port":4294967296}`, "listen_port"},
 		{"fractional port", `{"listen_port":5.5}`, "listen_port"},
 		{"unknown field", `{"port":1}`, "port"},
 		{"truncated", `{"listen_port":`, ""},

@@ -227,6 +227,8 @@ func TestBadRequests(t *testing.T) {
 		{"attach trailing data", "POST", "/v1/networks/shop/workloads", `{"name": "web"} x`, 400, ""},
 		{"attach body over 1 MiB", "POST", "/v1/networks/shop/workloads", string(bigBody()), 413, ""},
 		{"reserve invalid name", "POST", "/v1/networks/Shop/reserve", ``, 400, "name"},
+		{"reserve port 0", "POST", "/v1/networks/shop/reserve", `{"listen_port": 0}`, 400, "listen_port"},
+		{"reserve port 65536", "POST", "/v1/networks/shop/reserve", `{"listen_port": 65536}`, 400, "listen_port"},
 		{"show invalid name", "GET", "/v1/networks/shop_1", ``, 400, "name"},
 		{"show name with an escaped slash", "GET", "/v1/networks/a%2Fb", ``, 400, "name"},
 		{"show name too long", "GET", "/v1/networks/abcdefghijabcdefghijabcdefghijabc", ``, 400, "name"},

@@ -249,8 +249,8 @@ func (d *Daemon) ReservePort(ctx context.Context, network string, port int) (api
 	if err := api.CheckName("name", network); err != nil {
 		return api.Reservation{}, err
 	}
-	if port < 1 || port > 65535 {
-		return api.Reservation{}, api.Invalid("listen_port", "%d is not a UDP port (1-65535)", port)
+	if err := spec.CheckListenPort("listen_port", port); err != nil {
+		return api.Reservation{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
@@ -41,4 +43,21 @@ func TestBadNamesAnswer(t *testing.T) {
 			assert.Equal(t, tt.want, body.Message)
 		})
 	}
+}
+
+// TestReservePortNoUDPPort checks that the daemon refuses a listen port
+// that is no UDP port with spec's one check, and stores nothing.
+func TestReservePortNoUDPPort(t *testing.T) {
+	testutil.GoroutineLeakCheck(t)
+	u := newUnit(t, "node1")
+	ctx := context.Background()
+	for _, port := range []int{0, 65536} {
+		status, body := api.StatusOf(func() error { _, err := u.d.ReservePort(ctx, "shop", port); return err }())
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, "listen_port", body.Field)
+		assert.Equal(t, fmt.Sprintf("%d is not a UDP port (1-65535)", port), body.Message)
+	}
+	list, err := u.d.Networks(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/znet/znet/internal/strictjson"
+	"github.com/znet/znet/spec"
 )
 
 // MaxSize is the largest deployment file, in bytes, that Decode accepts.
@@ -86,10 +87,7 @@ func decodeNodes(raw json.RawMessage, f string, out *[]NodeRef) error {
 				if err := decodeInt(val, f, &n.ListenPort); err != nil {
 					return err
 				}
-				if n.ListenPort < 1 || n.ListenPort > 65535 {
-					return fieldErr(f, "must be a UDP port (1-65535)")
-				}
-				return nil
+				return spec.CheckListenPort(f, n.ListenPort)
 			}
 			return fieldErr(f, "unknown field")
 		})

@@ -292,6 +292,16 @@ func checkKeySlowly(key string) error {
 	return nil
 }
 
+// CheckListenPort refuses a WireGuard listen port (field) that is no UDP
+// port. It is the one check of that fact: the daemon's reservation, the
+// deployment file and the API's fake use it.
+func CheckListenPort(field string, port int) error {
+	if port < 1 || port > 65535 {
+		return fieldErr(field, "%d is not a UDP port (1-65535)", port)
+	}
+	return nil
+}
+
 // ValidName reports whether name is a DNS label of at most MaxNameLen
 // characters: lower-case letters, digits and '-', not starting or ending with
 // '-'. The error says what is wrong.

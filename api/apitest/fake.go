@@ -74,6 +74,9 @@ func (f *Fake) ReservePort(_ context.Context, network string, port int) (api.Res
 	if err := f.checkNames("name", network); err != nil {
 		return api.Reservation{}, err
 	}
+	if err := spec.CheckListenPort("listen_port", port); err != nil {
+		return api.Reservation{}, err
+	}
 	if err := f.Record("ReservePort", network, port); err != nil {
 		return api.Reservation{}, err
 	}

@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -38,5 +39,17 @@ func TestCheckNotOwn(t *testing.T) {
 			require.ErrorIs(t, err, spec.ErrInvalid)
 			assert.EqualError(t, err, tt.want)
 		})
+	}
+}
+
+// TestCheckListenPort pins the one check of a WireGuard listen port.
+func TestCheckListenPort(t *testing.T) {
+	for _, port := range []int{1, 51820, 65535} {
+		assert.NoError(t, spec.CheckListenPort("listen_port", port))
+	}
+	for _, port := range []int{-1, 0, 65536} {
+		err := spec.CheckListenPort("nodes[0].listen_port", port)
+		require.ErrorIs(t, err, spec.ErrInvalid)
+		assert.EqualError(t, err, fmt.Sprintf("nodes[0].listen_port: %d is not a UDP port (1-65535)", port))
 	}
 }
