@@ -95,7 +95,7 @@ func intText(n int) string {
 // 0..65535. The error matches ErrInvalid and names the key.
 func (c Config) Validate() error {
 	if c.PrivateKey != "" {
-		if err := checkKey(c.PrivateKey); err != nil {
+		if err := spec.CheckKey(c.PrivateKey); err != nil {
 			return invalid("PrivateKey", err)
 		}
 	}
@@ -117,7 +117,7 @@ func (c Config) Validate() error {
 	if c.PeerPublicKey == "" {
 		return invalid("PublicKey", errors.New("missing"))
 	}
-	if err := checkKey(c.PeerPublicKey); err != nil {
+	if err := spec.CheckKey(c.PeerPublicKey); err != nil {
 		return invalid("PublicKey", err)
 	}
 	if c.Endpoint != "" {

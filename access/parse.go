@@ -3,6 +3,8 @@ package access
 import (
 	"fmt"
 	"strings"
+
+	"github.com/znet/znet/spec"
 )
 
 // ParseError is an error of Parse about one line of the text. It matches
@@ -154,10 +156,10 @@ func (c *Config) set(key, value string) error {
 	var err error
 	switch key {
 	case "PrivateKey":
-		err = checkKey(value)
+		err = spec.CheckKey(value)
 		c.PrivateKey = value
 	case "PublicKey":
-		err = checkKey(value)
+		err = spec.CheckKey(value)
 		c.PeerPublicKey = value
 	case "Address":
 		err = eachItem(value, true, func(item string) error {

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
 	"github.com/znet/znet/spec"
 )
 
@@ -18,19 +16,6 @@ const (
 	minMTUIPv6 = 1280 // Linux drops IPv6 addresses from a link below this
 	maxUint16  = 65535
 )
-
-// checkKey accepts a WireGuard key in canonical base64 (44 characters, the
-// unused low bits zero), as wg does. Its errors never repeat the key.
-func checkKey(s string) error {
-	k, err := wgtypes.ParseKey(s)
-	if err != nil {
-		return errors.New("is not a base64 WireGuard key of 32 bytes")
-	}
-	if k.String() != s {
-		return errors.New("is not in canonical base64 (wg refuses it)")
-	}
-	return nil
-}
 
 // checkEndpoint accepts host:port with an IPv4 address, a host name or a
 // bracketed IPv6 address as host.

@@ -28,9 +28,12 @@ func (d *Daemon) AddAccess(ctx context.Context, network string, req api.AccessRe
 	if err := api.CheckName("name", req.Name); err != nil {
 		return api.AccessGrant{}, err
 	}
+	if err := spec.CheckKey(req.PublicKey); err != nil {
+		return api.AccessGrant{}, api.Invalid("public_key", "%v", err)
+	}
 	key, err := wgtypes.ParseKey(req.PublicKey)
 	if err != nil {
-		return api.AccessGrant{}, api.Invalid("public_key", "is not a base64 WireGuard key of 32 bytes")
+		return api.AccessGrant{}, err // CheckKey took it: not reached
 	}
 	var grant api.AccessGrant
 	err = d.withNetwork(ctx, network, func(ctx context.Context, n *store.Network, wls []*store.Workload) error {

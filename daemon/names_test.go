@@ -61,3 +61,21 @@ func TestReservePortNoUDPPort(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list)
 }
+
+// TestAddAccessKeyChecked checks that the daemon holds an access peer's
+// key to the one key check: a key wg would refuse is refused here too.
+func TestAddAccessKeyChecked(t *testing.T) {
+	testutil.GoroutineLeakCheck(t)
+	u := newUnit(t, "node1")
+	ctx := context.Background()
+	for key, want := range map[string]string{
+		"c2VjcmV0": "is not a base64 WireGuard key of 32 bytes (it decodes to 6 bytes, want 32)",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=": "is not in canonical base64 (wg refuses it)",
+	} {
+		_, err := u.d.AddAccess(ctx, "shop", api.AccessRequest{Name: "alice", PublicKey: key})
+		status, body := api.StatusOf(err)
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, "public_key", body.Field)
+		assert.Equal(t, want, body.Message)
+	}
+}

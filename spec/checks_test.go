@@ -53,3 +53,23 @@ func TestCheckListenPort(t *testing.T) {
 		assert.EqualError(t, err, fmt.Sprintf("nodes[0].listen_port: %d is not a UDP port (1-65535)", port))
 	}
 }
+
+// TestCheckKey pins the one check of a WireGuard key and its reasons,
+// which never repeat the key.
+func TestCheckKey(t *testing.T) {
+	good := key(1)
+	require.NoError(t, spec.CheckKey(good))
+	tests := []struct{ name, key, want string }{
+		{"not base64", "not a key!", "is not a base64 WireGuard key of 32 bytes"},
+		{"31 bytes", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", "is not a base64 WireGuard key of 32 bytes (it decodes to 31 bytes, want 32)"},
+		{"padding bits set", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=", "is not in canonical base64 (wg refuses it)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := spec.CheckKey(tt.key)
+			require.EqualError(t, err, tt.want)
+			assert.NotContains(t, err.Error(), tt.key)
+		})
+	}
+	require.ErrorIs(t, spec.CheckKey("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="), spec.ErrKeyNotCanonical)
+}

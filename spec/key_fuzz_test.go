@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzCheckKey checks that checkKey answers as checkKeySlowly does.
+// FuzzCheckKey checks that CheckKey answers as checkKeySlowly does.
 func FuzzCheckKey(f *testing.F) {
 	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")     // canonical
 	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=")     // padding bits set
@@ -15,7 +15,7 @@ func FuzzCheckKey(f *testing.F) {
 	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") // 34 bytes
 	f.Fuzz(func(t *testing.T, key string) {
 		want := checkKeySlowly(key)
-		got := checkKey(key)
+		got := CheckKey(key)
 		if want == nil {
 			require.NoError(t, got)
 			return

@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -164,7 +163,7 @@ func (s *Spec) checkNode(i int, self string, seen *seenNodes) error {
 	case n.PublicKey == "" && n.ID != self:
 		return fieldErr(path("public_key"), "is required (only the applying node's own entry may omit it)")
 	case n.PublicKey != "":
-		if err := checkKey(n.PublicKey); err != nil {
+		if err := CheckKey(n.PublicKey); err != nil {
 			return fieldErr(path("public_key"), "%v", err)
 		}
 		if j, dup := seen.keys[n.PublicKey]; dup {
@@ -252,42 +251,6 @@ func (s *Spec) checkSubnet(i int, f string) error {
 	}
 	if _, err := ipam.SubnetID(s.IPRange, p); err != nil {
 		return fieldErr(f, "%v", err)
-	}
-	return nil
-}
-
-// checkKey accepts a WireGuard key: standard, padded, canonical base64 of
-// exactly 32 bytes.
-func checkKey(key string) error {
-	if len(key) == keyLen {
-		// Without allocating: every member's key is checked at every apply.
-		var src, enc [keyLen]byte
-		var dst [33]byte // base64.StdEncoding.DecodedLen(keyLen)
-		copy(src[:], key)
-		if n, err := base64.StdEncoding.Decode(dst[:], src[:]); err == nil && n == 32 {
-			base64.StdEncoding.Encode(enc[:], dst[:32])
-			if enc == src {
-				return nil
-			}
-		}
-	}
-	return checkKeySlowly(key)
-}
-
-// keyLen is the length of a canonical base64 WireGuard key.
-const keyLen = 44
-
-// checkKeySlowly is checkKey for any string, naming what is wrong.
-func checkKeySlowly(key string) error {
-	b, err := base64.StdEncoding.DecodeString(key)
-	if err != nil {
-		return errors.New("not standard base64")
-	}
-	if len(b) != 32 {
-		return fmt.Errorf("decodes to %d bytes, want 32", len(b))
-	}
-	if base64.StdEncoding.EncodeToString(b) != key {
-		return errors.New("not canonical base64")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package zos
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -60,10 +61,13 @@ func Translate(twin uint32, w *Workload, self string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// CheckKey never quotes the key: this message ends up in answers and logs.
+	if err := spec.CheckKey(string(d.WireguardPrivateKey)); err != nil {
+		return nil, fail("data.wireguard_private_key", "%v", err)
+	}
 	key, err := wgtypes.ParseKey(string(d.WireguardPrivateKey))
 	if err != nil {
-		// Never the key itself: this message ends up in answers and logs.
-		return nil, fail("data.wireguard_private_key", "is not a base64 WireGuard key of 32 bytes")
+		return nil, err // CheckKey took it: not reached
 	}
 	if d.WireguardListenPort == 0 {
 		return nil, fail("data.wireguard_listen_port", "is required (1-65535)")
@@ -148,12 +152,13 @@ type translation struct {
 // peer checks peer i and returns its member entry.
 func (t *translation) peer(i int, p *Peer) (spec.Node, error) {
 	path := func(f string) string { return fmt.Sprintf("data.peers[%d].%s", i, f) }
-	key, err := wgtypes.ParseKey(p.WireguardPublicKey)
+	err := spec.CheckKey(p.WireguardPublicKey)
 	switch {
-	case err != nil:
-		return spec.Node{}, fail(path("wireguard_public_key"), "%q is not a base64 WireGuard key of 32 bytes", p.WireguardPublicKey)
-	case key.String() != p.WireguardPublicKey:
+	case errors.Is(err, spec.ErrKeyNotCanonical):
+		key, _ := wgtypes.ParseKey(p.WireguardPublicKey) // 32 bytes: CheckKey decoded it
 		return spec.Node{}, fail(path("wireguard_public_key"), "%q is not canonical base64 (did you mean %s?)", p.WireguardPublicKey, key)
+	case err != nil:
+		return spec.Node{}, fail(path("wireguard_public_key"), "%q %v", p.WireguardPublicKey, err)
 	case p.WireguardPublicKey == t.own:
 		return spec.Node{}, fail(path("wireguard_public_key"), "is this node's own key")
 	}

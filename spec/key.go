@@ -1,0 +1,49 @@
+package spec
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// ErrKeyNotCanonical is CheckKey's error for a key that decodes to 32
+// bytes but is not written as wg writes it (wg refuses it); a caller may
+// suggest the canonical form.
+var ErrKeyNotCanonical = errors.New("is not in canonical base64 (wg refuses it)")
+
+// CheckKey accepts a WireGuard key as wg writes it: standard, padded,
+// canonical base64 of exactly 32 bytes. Its errors never repeat the key,
+// which may be a private one. It is the one check of a key: spec, access,
+// zos and the daemon use it.
+func CheckKey(key string) error {
+	if len(key) == keyLen {
+		// Without allocating: every member's key is checked at every apply.
+		var src, enc [keyLen]byte
+		var dst [33]byte // base64.StdEncoding.DecodedLen(keyLen)
+		copy(src[:], key)
+		if n, err := base64.StdEncoding.Decode(dst[:], src[:]); err == nil && n == 32 {
+			base64.StdEncoding.Encode(enc[:], dst[:32])
+			if enc == src {
+				return nil
+			}
+		}
+	}
+	return checkKeySlowly(key)
+}
+
+// keyLen is the length of a canonical base64 WireGuard key.
+const keyLen = 44
+
+// checkKeySlowly is CheckKey for any string, naming what is wrong.
+func checkKeySlowly(key string) error {
+	b, err := base64.StdEncoding.DecodeString(key)
+	switch {
+	case err != nil:
+		return errors.New("is not a base64 WireGuard key of 32 bytes")
+	case len(b) != 32:
+		return fmt.Errorf("is not a base64 WireGuard key of 32 bytes (it decodes to %d bytes, want 32)", len(b))
+	case base64.StdEncoding.EncodeToString(b) != key:
+		return ErrKeyNotCanonical
+	}
+	return nil
+}
