@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/spec"
 )
 
 func TestDecodeReserveRequest(t *testing.T) {
@@ -29,7 +31,7 @@ func TestDecodeReserveRequest(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := decodeReserveRequest([]byte(c.body))
-			var e *Error
+			var e *spec.FieldError
 			require.ErrorAs(t, err, &e)
 			assert.ErrorIs(t, err, ErrInvalid)
 			assert.Equal(t, c.field, e.Field)
@@ -52,7 +54,7 @@ func TestDecodeTapAttachRequest(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := decodeAttachRequest([]byte(c.body))
-			var e *Error
+			var e *spec.FieldError
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, c.field, e.Field)
 		})

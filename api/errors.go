@@ -8,12 +8,15 @@ import (
 	"github.com/znet/znet/spec"
 )
 
-// Kinds of error, matched with errors.Is. The daemon returns them wrapped in
-// *Error; the client rebuilds them from the HTTP status.
+// Kinds of error, matched with errors.Is. The daemon returns bad input as
+// a *spec.FieldError (see Invalid) and the others wrapped in *Error; the
+// client rebuilds all of them as *Error from the HTTP status.
 var (
-	ErrInvalid  = errors.New("invalid request") // 400
-	ErrNotFound = errors.New("not found")       // 404
-	ErrConflict = errors.New("conflict")        // 409
+	// ErrInvalid is spec.ErrInvalid: a bad field of a request and one of
+	// a spec are the same kind of error, of the same type.
+	ErrInvalid  = spec.ErrInvalid         // 400
+	ErrNotFound = errors.New("not found") // 404
+	ErrConflict = errors.New("conflict")  // 409
 )
 
 // Error is an error the API reports: a kind, the field it is about (if any)
@@ -34,9 +37,10 @@ func (e *Error) Error() string {
 // Unwrap returns the kind, so errors.Is(err, ErrConflict) works.
 func (e *Error) Unwrap() error { return e.Kind }
 
-// Invalid returns an ErrInvalid *Error about field.
+// Invalid returns a *spec.FieldError about field, the one type of a bad
+// field, in a request as in a spec; it matches ErrInvalid.
 func Invalid(field, format string, args ...any) error {
-	return &Error{Kind: ErrInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+	return &spec.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 // NotFound returns an ErrNotFound *Error about field.
@@ -63,7 +67,12 @@ func CheckName(field, name string) error {
 func StatusOf(err error) (int, *Error) {
 	var fe *spec.FieldError
 	if errors.As(err, &fe) {
-		return http.StatusBadRequest, &Error{Kind: ErrInvalid, Field: fe.Field, Message: fe.Reason}
+		body := &Error{Kind: ErrInvalid, Field: fe.Field, Message: fe.Reason}
+		if err != error(fe) {
+			// Keep the context the daemon wrapped around it.
+			body.Message = err.Error()
+		}
+		return http.StatusBadRequest, body
 	}
 	var ae *Error
 	if errors.As(err, &ae) {

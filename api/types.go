@@ -9,8 +9,9 @@ import (
 )
 
 // Service is what znetd does; the server exposes it and the client speaks to
-// it. Every method is safe for concurrent use. Errors are *Error or
-// *spec.FieldError (bad input) or wrap ErrNotFound / ErrConflict.
+// it. Every method is safe for concurrent use. Bad input is a
+// *spec.FieldError (see Invalid; names are checked with CheckName), other
+// errors are *Error or wrap ErrNotFound / ErrConflict.
 type Service interface {
 	// Reserve makes this node's key and UDP port for network (idempotent).
 	Reserve(ctx context.Context, network string) (Reservation, error)

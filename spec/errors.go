@@ -8,12 +8,15 @@ import (
 // MaxSize is the largest spec document, in bytes, that Decode accepts.
 const MaxSize = 1 << 20
 
-// ErrInvalid is matched (via errors.Is) by every *FieldError that Decode and
-// Validate return.
+// ErrInvalid is matched (via errors.Is) by every *FieldError: those that
+// Decode and Validate return, and those of API requests (api.Invalid, and
+// api.ErrInvalid is ErrInvalid).
 var ErrInvalid = errors.New("invalid spec")
 
-// FieldError says which field of a spec is wrong and why. Field is a JSON path
-// such as "nodes[1].subnet", or "" for the document as a whole.
+// FieldError says which field of a spec (or of an API request, a deployment
+// file, a zos workload) is wrong and why: the one type of a bad field. Field
+// is a JSON path such as "nodes[1].subnet", or "" for the document as a
+// whole.
 type FieldError struct {
 	Field  string
 	Reason string

@@ -5,7 +5,7 @@
 // or a number without the lenient conversions of encoding/json.
 //
 // Every error it returns is made by the caller's Fail function, so each
-// error names the path of the field at fault in the caller's error type
-// (spec.FieldError for documents, api.Invalid for requests). It only
+// error names the path of the field at fault (a *spec.FieldError, made by
+// spec's, deploy's and zos's fail or by api.Invalid for requests). It only
 // parses: what values mean and which are allowed stays with the callers.
 package strictjson
