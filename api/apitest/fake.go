@@ -9,7 +9,9 @@ import (
 )
 
 // Fake is an api.Service that records every call and answers with the
-// canned values in its exported fields. Set the fields before serving; after
+// canned values in its exported fields. Like the daemon, it checks names
+// (api.CheckName) and listen ports (spec.CheckListenPort), which the
+// server leaves to the Service; a call it refuses so is not recorded. Set the fields before serving; after
 // that only use Calls, SetErr and the Last* getters, which are safe for
 // concurrent use.
 type Fake struct {
