@@ -40,7 +40,7 @@ func (e *Error) Unwrap() error { return e.Kind }
 // Invalid returns a *spec.FieldError about field, the one type of a bad
 // field, in a request as in a spec; it matches ErrInvalid.
 func Invalid(field, format string, args ...any) error {
-	return &spec.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return spec.Invalid(field, format, args...)
 }
 
 // NotFound returns an ErrNotFound *Error about field.

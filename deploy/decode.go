@@ -129,6 +129,3 @@ func decodeBool(raw json.RawMessage, f string, out *bool) error {
 	*out = string(raw) == "true"
 	return nil
 }
-
-// fail is fieldErr as a strictjson.Fail.
-func fail(field, format string, args ...any) error { return fieldErr(field, format, args...) }

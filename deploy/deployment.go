@@ -23,9 +23,8 @@ var ErrInvalid = spec.ErrInvalid
 // "" for the document as a whole.
 type FieldError = spec.FieldError
 
-func fieldErr(field, format string, args ...any) *FieldError {
-	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+// fieldErr and fail make the *FieldError every refusal is.
+var fieldErr, fail = spec.Invalid, spec.Invalid
 
 // Deployment is a deployment file: one network and the nodes it spans.
 type Deployment struct {

@@ -73,3 +73,12 @@ func TestCheckKey(t *testing.T) {
 	}
 	require.ErrorIs(t, spec.CheckKey("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="), spec.ErrKeyNotCanonical)
 }
+
+// TestInvalid pins the one constructor of a bad field.
+func TestInvalid(t *testing.T) {
+	err := spec.Invalid("nodes[1].api", "%q is not a URL", "x")
+	var fe *spec.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, spec.FieldError{Field: "nodes[1].api", Reason: `"x" is not a URL`}, *fe)
+	assert.ErrorIs(t, err, spec.ErrInvalid)
+}

@@ -36,6 +36,11 @@ func (e *FieldError) Is(target error) bool {
 	return target == ErrInvalid
 }
 
+// Invalid returns a *FieldError about field: the one constructor of a bad
+// field, which deploy, zos and api (api.Invalid) use too. It is a
+// strictjson.Fail.
+func Invalid(field, format string, args ...any) error { return fieldErr(field, format, args...) }
+
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }

@@ -2,7 +2,6 @@ package zos
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 
 	"github.com/znet/znet/internal/strictjson"
@@ -66,9 +65,7 @@ func (PrivateKey) GoString() string { return hidden }
 func (PrivateKey) MarshalJSON() ([]byte, error) { return json.Marshal(hidden) }
 
 // fail makes the *spec.FieldError every refusal is.
-func fail(field, format string, args ...any) error {
-	return &spec.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+var fail = spec.Invalid
 
 // Decode parses a network workload strictly: one JSON object of at most
 // spec.MaxSize bytes, every field known and given once with the right JSON
