@@ -59,6 +59,16 @@ func linksOf(t *testing.T, ns string) []string {
 	return names
 }
 
+// waitLinks waits until namespace ns has n links.
+func waitLinks(t *testing.T, ns string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(linksOf(t, ns)) != n {
+		require.True(t, time.Now().Before(deadline), "%s still has %v, want %d links", ns, linksOf(t, ns), n)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // sleeper starts `sleep` with all its threads in namespace ns (nil: a new
 // namespace of its own); with pid set it must get that pid, which the
 // kernel hands out next when ns_last_pid is pid-1 (other forks of the
@@ -181,8 +191,14 @@ func TestIsolationReplacedNamespace(t *testing.T) {
 		var a api.Attachment
 		znetJSON(t, n1, &a, "workload", "attach", network, "job", "--netns", fmt.Sprintf("/proc/%d/ns/net", pid), "--ifname", "zrep0")
 		require.NoError(t, l.KillNode(n1, syscall.SIGKILL))
+		ports := len(linksOf(t, st1.Namespace))
 		_ = job.Process.Kill()
 		_, _ = job.Process.Wait()
+		// The kernel tears a namespace down after its last process, in
+		// its own time (seconds on a busy machine); until then the dead
+		// job's veth still answers for its address in the kernel. What
+		// must not answer is anything after that.
+		waitLinks(t, st1.Namespace, ports-1)
 		// The pid goes to a process in the node's own (underlay) namespace.
 		intruder := sleeper(t, n1.NetNS, pid)
 		require.Equal(t, pid, intruder.Process.Pid)
