@@ -122,11 +122,19 @@ func (n *testNode) config(members []Member, local ...Record) Config {
 // do runs fn on a thread in n's namespace.
 func (n *testNode) do(fn func() error) error { return namespaces.Do(n.h, fn) }
 
-// start runs a resolver for cfg in n's namespace, closed in t.Cleanup.
+// start runs a resolver for cfg in n's namespace that polls every
+// testPoll, closed in t.Cleanup.
 func (n *testNode) start(t *testing.T, cfg Config) *Resolver {
 	t.Helper()
+	return n.startPolling(t, cfg, testPoll)
+}
+
+// startPolling is start with poll as Options.PollInterval (0: the
+// default).
+func (n *testNode) startPolling(t *testing.T, cfg Config, poll time.Duration) *Resolver {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", n.id)
-	r, err := NewWithOptions(cfg, log, Options{Do: n.do, PollInterval: testPoll})
+	r, err := NewWithOptions(cfg, log, Options{Do: n.do, PollInterval: poll})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, r.Close()) })
 	return r

@@ -3,6 +3,7 @@ package dnsresolver
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"time"
@@ -34,6 +35,17 @@ const (
 	// one transfer when the gap has passed, however many came meanwhile.
 	// Short enough that a change still answers everywhere within a second.
 	transferGap = 250 * time.Millisecond
+	// pollBudget is how many members one resolver polls per
+	// Options.PollInterval at most; more members stretch the interval.
+	pollBudget = 60
+	// recheckInterval and recheckCount: after an Update (an apply on this
+	// node) each member's serial is checked recheckCount times about
+	// recheckInterval apart. That catches what the apply changed on the
+	// other side sooner than the slow poll, and it makes every live link
+	// carry a packet within seconds of the apply, which is how `znet
+	// deploy` sees a link that needed no new handshake is alive.
+	recheckInterval = 2 * time.Second
+	recheckCount    = 3
 )
 
 // member is the sync state of one member: two goroutines (pullLoop and
@@ -44,6 +56,8 @@ type member struct {
 	cancel context.CancelFunc
 	pull   chan struct{} // a NOTIFY came: transfer now
 	push   chan struct{} // this node's records changed: send NOTIFY
+	// recheck: an Update came: poll m's serial a few times soon.
+	recheck chan struct{}
 	// quiet: hold back the first packet to this member for quietStart.
 	quiet bool
 	// lastTransfer is when the last transfer from m started; only
@@ -63,12 +77,13 @@ type member struct {
 func (r *Resolver) startMemberLocked(m Member, prev *member) {
 	ctx, cancel := context.WithCancel(context.Background())
 	mm := &member{
-		Member: m,
-		ctx:    ctx,
-		cancel: cancel,
-		pull:   make(chan struct{}, 1),
-		push:   make(chan struct{}, 1),
-		quiet:  prev == nil && m.ID < r.cfg.NodeID,
+		Member:  m,
+		ctx:     ctx,
+		cancel:  cancel,
+		pull:    make(chan struct{}, 1),
+		push:    make(chan struct{}, 1),
+		recheck: make(chan struct{}, 1),
+		quiet:   prev == nil && m.ID < r.cfg.NodeID,
 	}
 	if prev != nil {
 		mm.records, mm.serial, mm.synced = prev.records, prev.serial, prev.synced
@@ -94,27 +109,78 @@ func (r *Resolver) wake(id string) {
 	}
 }
 
+// recheckLocked makes every member that an Update kept (the same *member
+// as in kept) poll its serial a few times soon; members it started sync at
+// once anyway.
+func (r *Resolver) recheckLocked(kept map[string]*member) {
+	for id, m := range r.members {
+		if kept[id] == m {
+			signal(m.recheck)
+		}
+	}
+}
+
 // pullLoop keeps the records of m current: at once, on every NOTIFY from
-// m, and on every poll tick when m's serial changed.
+// m, and when a poll finds m's serial changed. Polls are a fallback for
+// lost NOTIFYs, so they are slow (pollDelay), except for a few quick ones
+// after each Update (recheck).
 func (r *Resolver) pullLoop(m *member) {
 	defer r.wg.Done()
-	tick := time.NewTicker(r.opts.PollInterval)
-	defer tick.Stop()
 	force, ok := m.waitQuiet(m.pull)
 	if !ok {
 		return
 	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	quick, pull := 0, true // quick polls left since the last Update
 	for {
-		r.sync(m, force)
+		if pull {
+			r.sync(m, force)
+		}
+		d := r.pollDelay()
+		if quick > 0 {
+			d = min(d, jitter(recheckInterval))
+			quick--
+		}
+		timer.Reset(d) // since Go 1.23 no stale tick can be left in timer.C
+		pull = true
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-m.pull:
 			force = true
-		case <-tick.C:
+		case <-timer.C:
 			force = false
+		case <-m.recheck:
+			// Even the first quick poll waits: right after an apply the
+			// tunnel may still be handshaking.
+			quick, pull = recheckCount, false
 		}
 	}
+}
+
+// pollDelay returns how long a member's fallback poll waits:
+// Options.PollInterval, stretched so that this node polls at most
+// pollBudget members per PollInterval however many members it has (a
+// 100-member network polls 99 members, not 99 every 2 s), with jitter so
+// that the members' polls do not fall on the same instant.
+func (r *Resolver) pollDelay() time.Duration {
+	r.mu.Lock()
+	n := len(r.members)
+	r.mu.Unlock()
+	d := r.opts.PollInterval
+	if n > pollBudget {
+		d = d * time.Duration(n) / pollBudget
+	}
+	return jitter(d)
+}
+
+// jitter returns d ± 25 %, at random.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d*3/4 + rand.N(d/2+1)
 }
 
 // sync transfers m's records if force, if none were fetched yet, or if

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -27,14 +28,21 @@ type Options struct {
 	// Port is the DNS port, where this resolver listens and where it
 	// reaches its members; 0 means 53.
 	Port int
-	// PollInterval is how often each member's SOA serial is checked;
-	// 0 means 2 s.
+	// PollInterval is how often each member's SOA serial is checked, a
+	// fallback for lost NOTIFYs: ± 25 %, and longer with more than
+	// pollBudget members (pollDelay); 0 means 30 s.
 	PollInterval time.Duration
 	// Forwarder asks the config's upstreams for names outside the zone;
 	// nil refuses them whatever the config says. The resolver does not
 	// close it.
 	Forwarder *Forwarder
 }
+
+// defaultPollInterval is Options.PollInterval's default. NOTIFY carries
+// every change at once; the poll only catches one that was lost (every
+// retry of it, for notifyTries, went unanswered), so it can be slow, and
+// an idle network then costs next to nothing.
+const defaultPollInterval = 30 * time.Second
 
 // Stats is what a resolver holds: its own records and, per member, what it
 // last got from it.
@@ -145,7 +153,7 @@ func newResolver(cfg Config, log *slog.Logger, opts Options) (*Resolver, error) 
 		opts.Port = 53
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 2 * time.Second
+		opts.PollInterval = defaultPollInterval
 	}
 	r := &Resolver{
 		log:     log.With("network", ncfg.Network),
@@ -212,7 +220,9 @@ func (r *Resolver) Update(cfg Config) error {
 	if localChanged {
 		r.localSerial = nextSerial(r.localSerial)
 	}
+	kept := maps.Clone(r.members)
 	r.reconcileMembersLocked(identity)
+	r.recheckLocked(kept)
 	r.publishLocked()
 	if localChanged {
 		for _, m := range r.members {

@@ -228,6 +228,7 @@ func TestNotify(t *testing.T) {
 		{name: "over IPv6", req: notify("N2._local.shop.internal.", dns.TypeSOA), src: netip.MustParseAddr("fd3c:9a1e:77b2:2::1"), rcode: dns.RcodeSuccess, woken: "n2"},
 		{name: "from a member for another member's zone", req: notify("n3._local.shop.internal.", dns.TypeSOA), src: memberSrc, rcode: dns.RcodeRefused},
 		{name: "from a member for the zone", req: notify("shop.internal.", dns.TypeSOA), src: n3, rcode: dns.RcodeRefused},
+		{name: "from outside the network", req: notify("n2._local.shop.internal.", dns.TypeSOA), src: netip.MustParseAddr("198.51.100.7"), rcode: dns.RcodeRefused},
 		{name: "from a workload", req: notify("n2._local.shop.internal.", dns.TypeSOA), src: workloadSrc, rcode: dns.RcodeRefused},
 		{name: "not for a SOA", req: notify("n2._local.shop.internal.", dns.TypeA), src: memberSrc, rcode: dns.RcodeRefused},
 		{name: "outside the zone", req: notify("example.com.", dns.TypeSOA), src: memberSrc, rcode: dns.RcodeRefused},

@@ -1,0 +1,101 @@
+package dnsresolver
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/internal/testutil"
+)
+
+// answered counts every answer r sent: the members' polls, transfers and
+// NOTIFYs it answered, and the test's own queries.
+func answered(r *Resolver) uint64 {
+	var n uint64
+	for _, c := range r.Stats().Queries {
+		n += c
+	}
+	return n
+}
+
+// TestSyncIdleIsQuiet checks that, with the default (slow, fallback)
+// poll, two synced resolvers send each other nothing while nothing
+// changes, and that a change still answers on the other node within a
+// second: NOTIFY makes the member pull at once.
+func TestSyncIdleIsQuiet(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	web := rec("web", 1, 5)
+	r1 := n1.startPolling(t, n1.config([]Member{n2.member()}, web), 0)
+	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)), 0)
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	n1.waitFor(t, second, "api.shop.internal.", dns.TypeA, "A 10.20.2.7")
+
+	// The last NOTIFY retries and quick polls of the start are over once
+	// recheckCount quick polls would be.
+	time.Sleep(quietStart)
+	a1, a2 := answered(r1), answered(r2)
+	time.Sleep(3 * time.Second) // the old poll interval was 2 s
+	assert.Equal(t, a1, answered(r1), "node1 answered something while the network was idle")
+	assert.Equal(t, a2, answered(r2), "node2 answered something while the network was idle")
+
+	require.NoError(t, r1.Update(n1.config([]Member{n2.member()}, web, rec("new", 1, 9))))
+	took := n2.waitFor(t, second, "new.shop.internal.", dns.TypeA, "A 10.20.1.9")
+	t.Logf("a new name answered on the other node after %s without polling", took)
+}
+
+// TestSyncRecheckAfterUpdate checks that an Update that changes nothing
+// (an apply that found everything in place) still makes the resolver
+// check each member's serial soon, recheckCount times, and then no more:
+// that is the packet over each live link `znet deploy` waits for.
+func TestSyncRecheckAfterUpdate(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	cfg1 := n1.config([]Member{n2.member()}, rec("web", 1, 5))
+	r1 := n1.startPolling(t, cfg1, time.Hour)
+	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	time.Sleep(quietStart) // the start's NOTIFY retries are over
+	before := answered(r2)
+
+	require.NoError(t, r1.Update(cfg1))
+	require.Eventually(t, func() bool { return answered(r2) > before }, recheckInterval*5/4+second, 10*time.Millisecond,
+		"node1 did not ask node2 for its serial after an Update")
+	time.Sleep(time.Duration(recheckCount)*recheckInterval*5/4 + second)
+	assert.Equal(t, before+recheckCount, answered(r2), "node2 answered one serial check per quick poll")
+}
+
+func TestPollDelay(t *testing.T) {
+	tests := []struct {
+		name     string
+		members  int
+		poll     time.Duration
+		min, max time.Duration
+	}{
+		{name: "few members", members: 9, poll: 30 * time.Second, min: 22500 * time.Millisecond, max: 37500 * time.Millisecond},
+		{name: "at the budget", members: pollBudget, poll: 30 * time.Second, min: 22500 * time.Millisecond, max: 37500 * time.Millisecond},
+		{name: "twice the budget", members: 2 * pollBudget, poll: 30 * time.Second, min: 45 * time.Second, max: 75 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Resolver{opts: Options{PollInterval: tt.poll}, members: map[string]*member{}}
+			for i := range tt.members {
+				r.members[netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}).String()] = &member{}
+			}
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d := r.pollDelay()
+				require.GreaterOrEqual(t, d, tt.min)
+				require.LessOrEqual(t, d, tt.max)
+				seen[d] = true
+			}
+			assert.Greater(t, len(seen), 100, "the delays are spread, not one value")
+		})
+	}
+}
