@@ -105,7 +105,7 @@ func propagationRow(ctx context.Context, l *lab.Lab, cfg Config, log *slog.Logge
 	}
 	propS := median(prop) / 1000
 	return Row{Part: "lab100", Figure: figure, Value: propS, Unit: "s", Goal: "≤ 1 s",
-		Verdict: verdict(propS <= 1), Note: fmt.Sprintf("attach on node 1 until dig from a workload on each other node answers it; median of %d", len(prop))}
+		Verdict: verdict(propS <= 1), Note: fmt.Sprintf("from the attach call on node 1 until a query from the workload on each other node (a UDP socket in its namespace, every 5 ms) answers it; median of %d", len(prop))}
 }
 
 // idleRow measures the CPU time the lab uses while nothing changes, per
