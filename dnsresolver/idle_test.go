@@ -1,6 +1,7 @@
 package dnsresolver
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -98,4 +99,31 @@ func TestPollDelay(t *testing.T) {
 			assert.Greater(t, len(seen), 100, "the delays are spread, not one value")
 		})
 	}
+}
+
+// TestSyncRetriesSoonAfterFailure checks that a member that could not be
+// reached at first (at a deploy its resolver may start later) is tried
+// again within seconds, not at the slow poll, even when its NOTIFYs are
+// lost.
+func TestSyncRetriesSoonAfterFailure(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
+	time.Sleep(quietStart + second) // node2's first tries at node1 fail
+
+	r1 := n1.startPolling(t, n1.config(nil, rec("web", 1, 5)), time.Hour)
+	r1.dropNotify.Store(true)
+	require.NoError(t, r1.Update(n1.config([]Member{n2.member()}, rec("web", 1, 5))))
+	took := n2.waitFor(t, 4*retryFirst+second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	t.Logf("node2 got node1's records %s after node1 started", took)
+}
+
+func TestNextRetry(t *testing.T) {
+	failed := errors.New("unreachable")
+	assert.Zero(t, nextRetry(0, nil))
+	assert.Zero(t, nextRetry(8*time.Second, nil), "a success ends the retries")
+	assert.Equal(t, retryFirst, nextRetry(0, failed))
+	assert.Equal(t, 2*retryFirst, nextRetry(retryFirst, failed))
+	assert.Equal(t, time.Hour, nextRetry(time.Hour, failed), "bounded")
 }

@@ -46,6 +46,9 @@ const (
 	// deploy` sees a link that needed no new handshake is alive.
 	recheckInterval = 2 * time.Second
 	recheckCount    = 3
+	// retryFirst is the wait before the first retry after a failed sync
+	// (nextRetry).
+	retryFirst = time.Second
 )
 
 // member is the sync state of one member: two goroutines (pullLoop and
@@ -132,12 +135,16 @@ func (r *Resolver) pullLoop(m *member) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	quick, pull := 0, true // quick polls left since the last Update
+	quick, pull := 0, true  // quick polls left since the last Update
+	var retry time.Duration // after a failure: the wait before the next try
 	for {
 		if pull {
-			r.sync(m, force)
+			retry = nextRetry(retry, r.sync(m, force))
 		}
 		d := r.pollDelay()
+		if retry > 0 {
+			d = min(d, jitter(retry))
+		}
 		if quick > 0 {
 			d = min(d, jitter(recheckInterval))
 			quick--
@@ -157,6 +164,19 @@ func (r *Resolver) pullLoop(m *member) {
 			quick, pull = recheckCount, false
 		}
 	}
+}
+
+// nextRetry returns how long to wait before talking to a member again
+// after a sync that ended with err, when the wait after the one before was
+// prev: 0 (the usual poll) after a success, else retryFirst, doubling. A
+// member that could not be reached (at a deploy: not configured yet, or
+// its tunnel not up) is thus tried again within seconds, not at the slow
+// poll, and one that stays down costs a few packets a minute.
+func nextRetry(prev time.Duration, err error) time.Duration {
+	if err == nil {
+		return 0
+	}
+	return min(max(retryFirst, 2*prev), time.Hour) // bounded: no overflow
 }
 
 // pollDelay returns how long a member's fallback poll waits:
@@ -185,7 +205,8 @@ func jitter(d time.Duration) time.Duration {
 
 // sync transfers m's records if force, if none were fetched yet, or if
 // m's serial differs from the one held.
-func (r *Resolver) sync(m *member, force bool) {
+// It returns the error talking to m, if any.
+func (r *Resolver) sync(m *member, force bool) error {
 	r.mu.Lock()
 	synced, held := m.synced, m.serial
 	r.mu.Unlock()
@@ -193,11 +214,11 @@ func (r *Resolver) sync(m *member, force bool) {
 		serial, err := r.querySerial(m)
 		if err != nil || serial == held {
 			r.recordSync(m, nil, 0, err)
-			return
+			return err
 		}
 	}
 	if !m.waitGap() {
-		return
+		return nil
 	}
 	// This transfer covers every NOTIFY that came before it.
 	select {
@@ -207,6 +228,7 @@ func (r *Resolver) sync(m *member, force bool) {
 	m.lastTransfer = time.Now()
 	records, serial, err := r.transfer(m)
 	r.recordSync(m, records, serial, err)
+	return err
 }
 
 // waitGap waits until transferGap has passed since m's last transfer; false
