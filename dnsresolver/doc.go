@@ -18,8 +18,9 @@
 // AXFR for it, and NOTIFY for its members' zones, only to and from member
 // gateway addresses (the mesh's cryptokey routing vouches for the source
 // address). On every change of its records it sends NOTIFY to each member,
-// retrying with backoff until acknowledged (five tries); a member that gets a NOTIFY transfers the
-// zone over TCP at once and replaces what it held for that node; a
+// retrying with backoff until acknowledged (five tries); a member that gets a NOTIFY asks for the
+// zone's serial at once (RFC 1996) and, if it changed, transfers the zone
+// over TCP and replaces what it held for that node; a
 // restarted resolver pulls from every member and notifies each. As a
 // fallback for a NOTIFY lost after all its retries, each resolver also
 // compares each member's SOA serial with the one it holds, every 30 s

@@ -2,6 +2,7 @@ package dnsresolver
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -126,4 +127,46 @@ func TestNextRetry(t *testing.T) {
 	assert.Equal(t, retryFirst, nextRetry(0, failed))
 	assert.Equal(t, 2*retryFirst, nextRetry(retryFirst, failed))
 	assert.Equal(t, time.Hour, nextRetry(time.Hour, failed), "bounded")
+}
+
+// TestSyncNotifyChecksSerial checks that a NOTIFY makes the member check
+// the serial, and transfer only when it changed (RFC 1996): at a deploy a
+// NOTIFY often follows a transfer that already got everything.
+func TestSyncNotifyChecksSerial(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	f := &fakeMember{}
+	f.host.Store(5)
+	f.serve(t, n1)
+	n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
+
+	var c net.Conn
+	require.NoError(t, n1.do(func() error {
+		var err error
+		c, err = net.Dial("udp", net.JoinHostPort(n2.gw4.String(), "53"))
+		return err
+	}))
+	defer func() { _ = c.Close() }()
+	notify := func() {
+		m := new(dns.Msg)
+		m.SetNotify("node1._local.shop.internal.")
+		pkt, err := m.Pack()
+		require.NoError(t, err)
+		_, err = c.Write(pkt)
+		require.NoError(t, err)
+	}
+	notify() // ends node2's quiet start
+	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	require.Equal(t, int32(1), f.transfers.Load())
+
+	notify()
+	time.Sleep(transferGap + 250*time.Millisecond)
+	assert.Equal(t, int32(1), f.transfers.Load(), "a NOTIFY without a change caused a transfer")
+
+	f.host.Store(6)
+	notify()
+	took := n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.6")
+	assert.Equal(t, int32(2), f.transfers.Load())
+	t.Logf("a change answered %s after its NOTIFY", took)
 }

@@ -30,9 +30,10 @@ const (
 	// leave the tunnel down for WireGuard's 5 s retry.
 	quietStart = 2 * time.Second
 	// transferGap is the least time between two transfers from one
-	// member, so that a member sending NOTIFY after NOTIFY cannot keep
-	// this node transferring: a NOTIFY that comes sooner is answered by
-	// one transfer when the gap has passed, however many came meanwhile.
+	// member (or checks of its serial after a NOTIFY), so that a member
+	// sending NOTIFY after NOTIFY cannot keep this node transferring: a
+	// NOTIFY that comes sooner is answered by one check when the gap has
+	// passed, however many came meanwhile.
 	// Short enough that a change still answers everywhere within a second.
 	transferGap = 250 * time.Millisecond
 	// pollBudget is how many members one resolver polls per
@@ -57,15 +58,16 @@ type member struct {
 	Member
 	ctx    context.Context // cancelled when the member leaves or r closes
 	cancel context.CancelFunc
-	pull   chan struct{} // a NOTIFY came: transfer now
+	pull   chan struct{} // a NOTIFY came: check the serial now
 	push   chan struct{} // this node's records changed: send NOTIFY
 	// recheck: an Update came: poll m's serial a few times soon.
 	recheck chan struct{}
 	// quiet: hold back the first packet to this member for quietStart.
 	quiet bool
-	// lastTransfer is when the last transfer from m started; only
+	// lastAsked is when the last transfer from m, or the last check of
+	// its serial after a NOTIFY, started; only
 	// pullLoop uses it.
-	lastTransfer time.Time
+	lastAsked time.Time
 
 	// Guarded by Resolver.mu.
 	records  map[string]addrs // name -> addresses, never modified in place
@@ -129,7 +131,7 @@ func (r *Resolver) recheckLocked(kept map[string]*member) {
 // after each Update (recheck).
 func (r *Resolver) pullLoop(m *member) {
 	defer r.wg.Done()
-	force, ok := m.waitQuiet(m.pull)
+	notified, ok := m.waitQuiet(m.pull)
 	if !ok {
 		return
 	}
@@ -139,7 +141,7 @@ func (r *Resolver) pullLoop(m *member) {
 	var retry time.Duration // after a failure: the wait before the next try
 	for {
 		if pull {
-			retry = nextRetry(retry, r.sync(m, force))
+			retry = nextRetry(retry, r.sync(m, notified))
 		}
 		d := r.pollDelay()
 		if retry > 0 {
@@ -155,9 +157,9 @@ func (r *Resolver) pullLoop(m *member) {
 		case <-m.ctx.Done():
 			return
 		case <-m.pull:
-			force = true
+			notified = true
 		case <-timer.C:
-			force = false
+			notified = false
 		case <-m.recheck:
 			// Even the first quick poll waits: right after an apply the
 			// tunnel may still be handshaking.
@@ -203,38 +205,54 @@ func jitter(d time.Duration) time.Duration {
 	return d*3/4 + rand.N(d/2+1)
 }
 
-// sync transfers m's records if force, if none were fetched yet, or if
-// m's serial differs from the one held.
-// It returns the error talking to m, if any.
-func (r *Resolver) sync(m *member, force bool) error {
+// sync brings m's records up to date: it transfers them if none were
+// fetched yet, or if m's serial (an SOA query) differs from the one held.
+// As in RFC 1996, a NOTIFY (notified) is a reason to check, not proof of a
+// change: at a deploy a member's NOTIFY often follows the transfer this
+// node just made, and a check costs two datagrams where a transfer costs a
+// TCP connection. After a NOTIFY it first waits out transferGap, so that a
+// member sending NOTIFY after NOTIFY makes this node ask at most once per
+// gap. It returns the error talking to m, if any.
+func (r *Resolver) sync(m *member, notified bool) error {
+	if notified {
+		if !m.waitGap() {
+			return nil
+		}
+		m.lastAsked = time.Now()
+		drain(m.pull) // this check covers every NOTIFY that came before it
+	}
 	r.mu.Lock()
 	synced, held := m.synced, m.serial
 	r.mu.Unlock()
-	if synced && !force {
+	if synced {
 		serial, err := r.querySerial(m)
 		if err != nil || serial == held {
 			r.recordSync(m, nil, 0, err)
 			return err
 		}
 	}
-	if !m.waitGap() {
+	if !notified && !m.waitGap() {
 		return nil
 	}
-	// This transfer covers every NOTIFY that came before it.
-	select {
-	case <-m.pull:
-	default:
-	}
-	m.lastTransfer = time.Now()
+	drain(m.pull) // this transfer covers every NOTIFY that came before it
+	m.lastAsked = time.Now()
 	records, serial, err := r.transfer(m)
 	r.recordSync(m, records, serial, err)
 	return err
 }
 
-// waitGap waits until transferGap has passed since m's last transfer; false
-// when m left meanwhile.
+// drain empties c, a channel with a buffer of one.
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+// waitGap waits until transferGap has passed since m's last transfer or
+// check after a NOTIFY; false when m left meanwhile.
 func (m *member) waitGap() bool {
-	d := time.Until(m.lastTransfer.Add(transferGap))
+	d := time.Until(m.lastAsked.Add(transferGap))
 	if d <= 0 {
 		return true
 	}
