@@ -95,19 +95,8 @@ func TestSyncNotifyFlood(t *testing.T) {
 	f.serve(t, n1)
 	n2.start(t, n2.config([]Member{n1.member()}))
 
-	var c net.Conn
-	require.NoError(t, n1.do(func() error {
-		var err error
-		c, err = net.Dial("udp", net.JoinHostPort(n2.gw4.String(), "53"))
-		return err
-	}))
-	defer func() { _ = c.Close() }()
-	notify := new(dns.Msg)
-	notify.SetNotify("node1._local.shop.internal.")
-	pkt, err := notify.Pack()
-	require.NoError(t, err)
-	_, err = c.Write(pkt) // ends node2's quiet start
-	require.NoError(t, err)
+	notify := notifier(t, n1, n2)
+	notify() // ends node2's quiet start
 	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 
 	before := f.transfers.Load()
@@ -118,8 +107,7 @@ func TestSyncNotifyFlood(t *testing.T) {
 		if sent == 250 {
 			f.host.Store(6) // a change in the middle of the flood
 		}
-		_, err := c.Write(pkt)
-		require.NoError(t, err)
+		notify()
 		sent++
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -141,21 +141,7 @@ func TestSyncNotifyChecksSerial(t *testing.T) {
 	f.serve(t, n1)
 	n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
 
-	var c net.Conn
-	require.NoError(t, n1.do(func() error {
-		var err error
-		c, err = net.Dial("udp", net.JoinHostPort(n2.gw4.String(), "53"))
-		return err
-	}))
-	defer func() { _ = c.Close() }()
-	notify := func() {
-		m := new(dns.Msg)
-		m.SetNotify("node1._local.shop.internal.")
-		pkt, err := m.Pack()
-		require.NoError(t, err)
-		_, err = c.Write(pkt)
-		require.NoError(t, err)
-	}
+	notify := notifier(t, n1, n2)
 	notify() // ends node2's quiet start
 	n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 	require.Equal(t, int32(1), f.transfers.Load())
@@ -169,4 +155,25 @@ func TestSyncNotifyChecksSerial(t *testing.T) {
 	took := n2.waitFor(t, second, "web.shop.internal.", dns.TypeA, "A 10.20.1.6")
 	assert.Equal(t, int32(2), f.transfers.Load())
 	t.Logf("a change answered %s after its NOTIFY", took)
+}
+
+// notifier returns a function that sends to's resolver, from from's
+// gateway, the NOTIFY from's resolver sends when its records change.
+func notifier(t *testing.T, from, to *testNode) func() {
+	t.Helper()
+	var c net.Conn
+	require.NoError(t, from.do(func() error {
+		var err error
+		c, err = net.Dial("udp", net.JoinHostPort(to.gw4.String(), "53"))
+		return err
+	}))
+	t.Cleanup(func() { _ = c.Close() })
+	m := new(dns.Msg)
+	m.SetNotify(from.id + "._local.shop.internal.")
+	pkt, err := m.Pack()
+	require.NoError(t, err)
+	return func() {
+		_, err := c.Write(pkt)
+		require.NoError(t, err)
+	}
 }
