@@ -71,6 +71,14 @@ func TestSyncRecheckAfterUpdate(t *testing.T) {
 		"node1 did not ask node2 for its serial after an Update")
 	time.Sleep(time.Duration(recheckCount)*recheckInterval*5/4 + second)
 	assert.Equal(t, before+recheckCount, answered(r2), "node2 answered one serial check per quick poll")
+
+	// A change of node1's records: node2 acknowledges the NOTIFY (and asks
+	// for the serial and the zone); node1 adds no quick polls.
+	require.NoError(t, r1.Update(n1.config([]Member{n2.member()}, rec("web", 1, 5), rec("api", 1, 6))))
+	n2.waitFor(t, second, "api.shop.internal.", dns.TypeA, "A 10.20.1.6")
+	before = answered(r2) // the NOTIFY was acknowledged before the records came
+	time.Sleep(time.Duration(recheckCount)*recheckInterval*5/4 + second)
+	assert.Equal(t, before, answered(r2), "node1 polled node2 after a change of its own records")
 }
 
 func TestPollDelay(t *testing.T) {

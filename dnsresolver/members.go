@@ -116,7 +116,8 @@ func (r *Resolver) wake(id string) {
 
 // recheckLocked makes every member that an Update kept (the same *member
 // as in kept) poll its serial a few times soon; members it started sync at
-// once anyway.
+// once anyway. Update calls it only when this node's records did not
+// change: when they did, every member gets a NOTIFY and checks back.
 func (r *Resolver) recheckLocked(kept map[string]*member) {
 	for id, m := range r.members {
 		if kept[id] == m {

@@ -222,7 +222,9 @@ func (r *Resolver) Update(cfg Config) error {
 	}
 	kept := maps.Clone(r.members)
 	r.reconcileMembersLocked(identity)
-	r.recheckLocked(kept)
+	if !localChanged { // else the NOTIFYs below carry packets both ways
+		r.recheckLocked(kept)
+	}
 	r.publishLocked()
 	if localChanged {
 		for _, m := range r.members {
