@@ -39,8 +39,9 @@ const (
 	// pollBudget is how many members one resolver polls per
 	// Options.PollInterval at most; more members stretch the interval.
 	pollBudget = 60
-	// recheckInterval and recheckCount: after an Update (an apply on this
-	// node) each member's serial is checked recheckCount times about
+	// recheckInterval and recheckCount: after an Update that left this
+	// node's records as they were (an apply on this node; see
+	// recheckLocked) each member's serial is checked recheckCount times about
 	// recheckInterval apart. That catches what the apply changed on the
 	// other side sooner than the slow poll, and it makes every live link
 	// carry a packet within seconds of the apply, which is how `znet
