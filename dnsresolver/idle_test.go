@@ -24,6 +24,13 @@ func answered(r *Resolver) uint64 {
 	return n
 }
 
+// afterNotifyRetries sleeps until whatever NOTIFY retries resolvers
+// started at start made (a loaded machine may delay an acknowledgement)
+// are over: notifyTries waits of 250 ms, 500 ms, ..., 4 s.
+func afterNotifyRetries(start time.Time) {
+	time.Sleep(time.Until(start.Add(notifyWait * (1<<notifyTries - 1))))
+}
+
 // TestSyncIdleIsQuiet checks that, with the default (slow, fallback)
 // poll, two synced resolvers send each other nothing while nothing
 // changes, and that a change still answers on the other node within a
@@ -33,14 +40,13 @@ func TestSyncIdleIsQuiet(t *testing.T) {
 	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	web := rec("web", 1, 5)
+	start := time.Now()
 	r1 := n1.startPolling(t, n1.config([]Member{n2.member()}, web), 0)
 	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}, rec("api", 2, 7)), 0)
 	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 	n1.waitFor(t, second, "api.shop.internal.", dns.TypeA, "A 10.20.2.7")
 
-	// The last NOTIFY retries and quick polls of the start are over once
-	// recheckCount quick polls would be.
-	time.Sleep(quietStart)
+	afterNotifyRetries(start)
 	a1, a2 := answered(r1), answered(r2)
 	time.Sleep(3 * time.Second) // the old poll interval was 2 s
 	assert.Equal(t, a1, answered(r1), "node1 answered something while the network was idle")
@@ -60,10 +66,11 @@ func TestSyncRecheckAfterUpdate(t *testing.T) {
 	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	cfg1 := n1.config([]Member{n2.member()}, rec("web", 1, 5))
+	start := time.Now()
 	r1 := n1.startPolling(t, cfg1, time.Hour)
 	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
 	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
-	time.Sleep(quietStart) // the start's NOTIFY retries are over
+	afterNotifyRetries(start)
 	before := answered(r2)
 
 	require.NoError(t, r1.Update(cfg1))
