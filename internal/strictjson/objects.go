@@ -2,7 +2,7 @@ package strictjson
 
 import (
 	"encoding/json"
-	"fmt"
+	"strconv"
 )
 
 // FieldFunc reads the member key of an object, whose path is path, from
@@ -43,9 +43,14 @@ func Objects[T any](raw json.RawMessage, path string, fail Fail, fields func(*T)
 	}
 	out := make([]T, len(items))
 	for i, item := range items {
-		if err := Fields(item, fmt.Sprintf("%s[%d]", path, i), fail, fields(&out[i])); err != nil {
+		if err := Fields(item, elementPath(path, i), fail, fields(&out[i])); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// elementPath is the path of element i of the array at path: "path[i]".
+func elementPath(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
 }

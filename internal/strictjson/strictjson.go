@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"unicode/utf8"
 )
@@ -23,6 +22,14 @@ func Document(data []byte, limit int, fail Fail) (json.RawMessage, error) {
 	if len(data) > limit {
 		return nil, fail("", "document is %d bytes, larger than the limit of %d", len(data), limit)
 	}
+	if raw, ok := onlyValue(data); ok {
+		return raw, nil
+	}
+	return documentSlow(data, fail)
+}
+
+// documentSlow is Document through encoding/json, for the errors.
+func documentSlow(data []byte, fail Fail) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -81,6 +88,14 @@ func Fields(raw json.RawMessage, prefix string, fail Fail, fn FieldFunc) error {
 	if k := Kind(raw); k != "an object" {
 		return fail(prefix, "must be an object, not %s", k)
 	}
+	if members, ok := wellFormedObject(raw); ok {
+		return walkMembers(members, prefix, fail, fn)
+	}
+	return fieldsSlow(raw, prefix, fail, fn)
+}
+
+// fieldsSlow is Fields through encoding/json, for the errors.
+func fieldsSlow(raw json.RawMessage, prefix string, fail Fail, fn FieldFunc) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if _, err := dec.Token(); err != nil { // '{'
 		return fail(prefix, "malformed object: %v", err)
@@ -167,6 +182,14 @@ func Array(raw json.RawMessage, path string, fail Fail) ([]json.RawMessage, erro
 	if k := Kind(raw); k != "an array" {
 		return nil, fail(path, "must be an array, not %s", k)
 	}
+	if items, ok := wellFormedArray(raw); ok {
+		return items, nil
+	}
+	return arraySlow(raw, path, fail)
+}
+
+// arraySlow is Array through encoding/json, for the errors.
+func arraySlow(raw json.RawMessage, path string, fail Fail) ([]json.RawMessage, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, fail(path, "malformed array: %v", err)
@@ -183,7 +206,7 @@ func Strings(raw json.RawMessage, path string, fail Fail, out *[]string) error {
 	}
 	list := make([]string, len(items))
 	for i, item := range items {
-		if err := String(item, fmt.Sprintf("%s[%d]", path, i), fail, &list[i]); err != nil {
+		if err := String(item, elementPath(path, i), fail, &list[i]); err != nil {
 			return err
 		}
 	}
