@@ -16,7 +16,8 @@ import (
 // client writes one JSON request and shuts its side down; the server
 // answers with one JSON response and closes.
 //
-//	{"op": "config", "config": {...}} -> {} or {"error": "...", "kind": "invalid"|"closed"}
+//	{"op": "config", "config": {...}} -> {"version": "..."} or {"error": "...", "kind": "invalid"|"closed"}
+//	{"op": "delta", "delta": {...}}   -> the same, or kind "stale" (see delta.go)
 //	{"op": "stats"}                   -> {"stats": {...}}
 //
 // It is not HTTP on purpose: net/http is the largest package a data-plane
@@ -38,16 +39,21 @@ var ErrHTTPControl = errors.New("the resolver speaks the older HTTP control prot
 
 // controlRequest is what a client sends.
 type controlRequest struct {
-	Op     string  `json:"op"`
-	Config *Config `json:"config,omitempty"`
+	Op     string       `json:"op"`
+	Config *Config      `json:"config,omitempty"`
+	Delta  *configDelta `json:"delta,omitempty"`
 }
 
 // controlResponse is what the server answers.
 type controlResponse struct {
 	Stats *Stats `json:"stats,omitempty"`
-	Error string `json:"error,omitempty"`
+	// Version names the Config the server holds after a config or delta
+	// request (see delta.go); servers before deltas send none.
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// Kind says which sentinel Error stands for: "invalid" for
-	// ErrInvalidConfig, "closed" for ErrClosed, "" for none.
+	// ErrInvalidConfig, "closed" for ErrClosed, "stale" for errStale, ""
+	// for none.
 	Kind string `json:"kind,omitempty"`
 }
 
@@ -58,6 +64,7 @@ type controlResponse struct {
 // l is the caller's business (the socket file's mode).
 func ServeControl(l net.Listener, r Controller) (stop func()) {
 	var wg sync.WaitGroup
+	v := newVersioned()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -73,7 +80,7 @@ func ServeControl(l net.Listener, r Controller) (stop func()) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serveControlConn(c, r)
+				serveControlConn(c, r, v)
 			}()
 		}
 	}()
@@ -87,7 +94,7 @@ func ServeControl(l net.Listener, r Controller) (stop func()) {
 }
 
 // serveControlConn answers the one request on c.
-func serveControlConn(c net.Conn, r Controller) {
+func serveControlConn(c net.Conn, r Controller, v *versioned) {
 	defer func() { _ = c.Close() }()
 	_ = c.SetReadDeadline(time.Now().Add(controlTimeout))
 	var resp controlResponse
@@ -98,15 +105,9 @@ func serveControlConn(c net.Conn, r Controller) {
 	case err != nil:
 		resp = controlResponse{Error: fmt.Sprintf("decoding request: %v", err), Kind: "invalid"}
 	case req.Op == "config" && req.Config != nil:
-		if err := r.Update(*req.Config); err != nil {
-			resp.Error = err.Error()
-			switch {
-			case errors.Is(err, ErrInvalidConfig):
-				resp.Kind = "invalid"
-			case errors.Is(err, ErrClosed):
-				resp.Kind = "closed"
-			}
-		}
+		resp = updateResponse(v.full(r, *req.Config))
+	case req.Op == "delta" && req.Delta != nil:
+		resp = updateResponse(v.delta(r, *req.Delta))
 	case req.Op == "stats":
 		s := r.Stats()
 		resp.Stats = &s
@@ -118,13 +119,39 @@ func serveControlConn(c net.Conn, r Controller) {
 	_ = json.NewEncoder(c).Encode(resp)
 }
 
+// updateResponse is the answer to a config or delta request that gave
+// version and err.
+func updateResponse(version string, err error) controlResponse {
+	if err == nil {
+		return controlResponse{Version: version}
+	}
+	resp := controlResponse{Error: err.Error()}
+	switch {
+	case errors.Is(err, ErrInvalidConfig):
+		resp.Kind = "invalid"
+	case errors.Is(err, ErrClosed):
+		resp.Kind = "closed"
+	case errors.Is(err, errStale):
+		resp.Kind = "stale"
+	}
+	return resp
+}
+
 // Push sends cfg to the resolver behind the control socket at socketPath.
 // A Config the resolver rejects gives an error wrapping ErrInvalidConfig,
-// a closed resolver one wrapping ErrClosed.
+// a closed resolver one wrapping ErrClosed. When this process pushed to
+// the same resolver before, only the change is sent (see delta.go); the
+// resolver ends up with cfg either way. Safe for concurrent use.
 func Push(ctx context.Context, socketPath string, cfg Config) error {
-	if _, err := control(ctx, socketPath, controlRequest{Op: "config", Config: &cfg}); err != nil {
+	if pushDelta(ctx, socketPath, cfg) {
+		return nil
+	}
+	rememberPushed(socketPath, "", Config{})
+	resp, err := control(ctx, socketPath, controlRequest{Op: "config", Config: &cfg})
+	if err != nil {
 		return fmt.Errorf("pushing config to %s: %w", socketPath, err)
 	}
+	rememberPushed(socketPath, resp.Version, cfg)
 	return nil
 }
 
@@ -187,6 +214,8 @@ func control(ctx context.Context, socketPath string, req controlRequest) (*contr
 		return nil, fmt.Errorf("%s: %w", resp.Error, ErrInvalidConfig)
 	case resp.Kind == "closed":
 		return nil, fmt.Errorf("%s: %w", resp.Error, ErrClosed)
+	case resp.Kind == "stale":
+		return nil, fmt.Errorf("%s: %w", resp.Error, errStale)
 	}
 	return nil, errors.New(resp.Error)
 }

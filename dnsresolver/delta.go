@@ -1,0 +1,207 @@
+package dnsresolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+)
+
+// Deltas: a config of a thousand members is a large document to encode,
+// send, decode and check on every change of one of them. So the server
+// answers every Config it applied with a version, and a client that knows
+// the version and the Config behind it sends only what changed: the
+// members added, changed or removed, and the rest of the Config (small) in
+// full. The server applies a delta only against the version it is at, and
+// refuses it ("stale") otherwise: it restarted, another client pushed in
+// between, or it never answered a version (it predates deltas, and then
+// the client never sends one). The client then pushes the whole Config.
+//
+//	{"op": "delta", "delta": {"base": "v", "config": {... no members},
+//	  "add": [...], "remove": ["id", ...]}} -> {"version": "w"}
+
+// errStale is the server's answer to a delta against another version than
+// the one it holds; the client answers it with a whole Config.
+var errStale = errors.New("the resolver holds another config than the change is against")
+
+// configDelta is the change from the Config of version Base: Config in
+// full without its members, the members to add or replace (by id) and the
+// ids of members to remove.
+type configDelta struct {
+	Base   string   `json:"base"`
+	Config Config   `json:"config"`
+	Add    []Member `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// versioned is the server's side: the Config last applied, as received,
+// and its version. Updates run under mu, so that a delta is applied to
+// the Config its version names.
+type versioned struct {
+	mu      sync.Mutex
+	nonce   string // tells this server's versions from a former one's
+	n       uint64
+	version string
+	cfg     Config
+}
+
+func newVersioned() *versioned {
+	return &versioned{nonce: strconv.FormatUint(rand.Uint64(), 36)}
+}
+
+// full applies cfg to r and returns its version.
+func (v *versioned) full(r Controller, cfg Config) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.applyLocked(r, cfg)
+}
+
+// delta applies d to the Config of version d.Base and returns the new
+// version; errStale if the server is not at d.Base.
+func (v *versioned) delta(r Controller, d configDelta) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.version == "" || d.Base != v.version {
+		return "", errStale
+	}
+	cfg, err := d.applyTo(v.cfg)
+	if err != nil {
+		return "", err
+	}
+	return v.applyLocked(r, cfg)
+}
+
+func (v *versioned) applyLocked(r Controller, cfg Config) (string, error) {
+	if err := r.Update(cfg); err != nil {
+		return "", err
+	}
+	v.n++
+	v.version = v.nonce + "." + strconv.FormatUint(v.n, 10)
+	v.cfg = cfg
+	return v.version, nil
+}
+
+// applyTo returns base changed by d; errStale if d removes a member base
+// does not have.
+func (d configDelta) applyTo(base Config) (Config, error) {
+	remove := make(map[string]bool, len(d.Remove))
+	for _, id := range d.Remove {
+		remove[id] = true
+	}
+	replace := make(map[string]bool, len(d.Add))
+	for _, m := range d.Add {
+		replace[m.ID] = true
+	}
+	cfg := d.Config
+	cfg.Members = make([]Member, 0, len(base.Members)+len(d.Add))
+	removed := 0
+	for _, m := range base.Members {
+		switch {
+		case remove[m.ID]:
+			removed++
+		case !replace[m.ID]:
+			cfg.Members = append(cfg.Members, m)
+		}
+	}
+	if removed != len(remove) {
+		return Config{}, fmt.Errorf("removing %d members of which %d are there: %w", len(remove), removed, errStale)
+	}
+	cfg.Members = append(cfg.Members, d.Add...)
+	return cfg, nil
+}
+
+// pushedCap bounds how many sockets' Configs a client remembers: a
+// forgotten one costs a whole Config at the next push, and a network
+// removed leaves its entry behind until pushed out.
+const pushedCap = 1024
+
+// pushed is the client's side: by socket path, the version the server
+// answered and the Config it was for.
+var pushed = struct {
+	sync.Mutex
+	bySocket map[string]pushedConfig
+}{bySocket: map[string]pushedConfig{}}
+
+type pushedConfig struct {
+	version string
+	cfg     Config
+}
+
+func lastPushed(sock string) (pushedConfig, bool) {
+	pushed.Lock()
+	defer pushed.Unlock()
+	p, ok := pushed.bySocket[sock]
+	return p, ok
+}
+
+// rememberPushed records that the server at sock holds cfg as version, or
+// forgets sock when version is "" (a server without deltas, or a failure).
+func rememberPushed(sock, version string, cfg Config) {
+	pushed.Lock()
+	defer pushed.Unlock()
+	if version == "" {
+		delete(pushed.bySocket, sock)
+		return
+	}
+	if _, ok := pushed.bySocket[sock]; !ok && len(pushed.bySocket) >= pushedCap {
+		for other := range pushed.bySocket { // any one: map order is random
+			delete(pushed.bySocket, other)
+			break
+		}
+	}
+	cfg.Members = slices.Clone(cfg.Members) // the caller may reuse its slices
+	cfg.Local = slices.Clone(cfg.Local)
+	cfg.Upstreams = slices.Clone(cfg.Upstreams)
+	pushed.bySocket[sock] = pushedConfig{version: version, cfg: cfg}
+}
+
+// deltaFrom returns the change from last to cfg; ok is false when cfg
+// lists a member id twice (a delta, by id, cannot say that: the server
+// must see the whole Config to refuse it).
+func deltaFrom(last pushedConfig, cfg Config) (configDelta, bool) {
+	d := configDelta{Base: last.version, Config: cfg}
+	d.Config.Members = nil
+	had := make(map[string]Member, len(last.cfg.Members))
+	for _, m := range last.cfg.Members {
+		had[m.ID] = m
+	}
+	kept := make(map[string]bool, len(cfg.Members))
+	for _, m := range cfg.Members {
+		if kept[m.ID] {
+			return configDelta{}, false
+		}
+		kept[m.ID] = true
+		if old, ok := had[m.ID]; !ok || old != m {
+			d.Add = append(d.Add, m)
+		}
+	}
+	for _, m := range last.cfg.Members {
+		if !kept[m.ID] {
+			d.Remove = append(d.Remove, m.ID)
+		}
+	}
+	return d, true
+}
+
+// pushDelta sends the change from what sock's server last answered to
+// cfg; ok is false when there is nothing to send it against or the server
+// did not take it, and the caller must push cfg whole.
+func pushDelta(ctx context.Context, sock string, cfg Config) bool {
+	last, ok := lastPushed(sock)
+	if !ok {
+		return false
+	}
+	d, ok := deltaFrom(last, cfg)
+	if !ok {
+		return false
+	}
+	resp, err := control(ctx, sock, controlRequest{Op: "delta", Delta: &d})
+	if err != nil {
+		return false
+	}
+	rememberPushed(sock, resp.Version, cfg)
+	return true
+}
