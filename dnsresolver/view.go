@@ -45,10 +45,11 @@ func newView(cfg Config, serial, localSerial uint32, held map[string]map[string]
 		zone:        cfg.zone(),
 		serial:      serial,
 		localSerial: localSerial,
-		names:       map[string]addrs{},
-		nodes:       map[string]addrs{},
-		ptr:         map[netip.Addr][]string{},
-		members:     map[netip.Addr]string{},
+		// Sized up front: growing them cost more than filling them.
+		names:   make(map[string]addrs, len(cfg.Local)),
+		nodes:   make(map[string]addrs, len(cfg.Members)+1),
+		ptr:     make(map[netip.Addr][]string, len(cfg.Local)+len(cfg.Members)+2),
+		members: make(map[netip.Addr]string, len(cfg.Members)),
 	}
 	for _, r := range []netip.Prefix{cfg.IPRange, cfg.IPv6Range} {
 		if r.IsValid() {
