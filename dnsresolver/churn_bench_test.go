@@ -1,8 +1,12 @@
 package dnsresolver
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 )
 
@@ -37,4 +41,40 @@ func BenchmarkUpdateParts(b *testing.B) {
 			newView(ncfg, 1, 1, nil)
 		}
 	})
+}
+
+// BenchmarkPushChurn pushes, through the control socket, a config of
+// 1,000 members plus one, then without it, to a resolver listening on
+// loopback addresses (the members' are unreachable, as in the daemon's
+// churn benchmark): the resolver's side of a member added and removed.
+func BenchmarkPushChurn(b *testing.B) {
+	cfg := Config{Network: "churn", NodeID: "self", Gateway4: netip.MustParseAddr("127.20.0.1"),
+		IPRange: netip.MustParsePrefix("127.20.0.0/16")}
+	for i := range 1001 {
+		a := netip.AddrFrom4([4]byte{127, 20, byte(1 + i/250), byte(1 + i%250)})
+		cfg.Members = append(cfg.Members, Member{ID: fmt.Sprintf("m%04d", i), Gateway4: a})
+	}
+	plus, base := cfg, cfg
+	base.Members = cfg.Members[:1000]
+	port := 20000 + rand.IntN(20000)
+	r, err := NewWithOptions(base, nil, Options{Port: port})
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Cleanup(func() { _ = r.Close() })
+	sock := filepath.Join(b.TempDir(), "dns.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ServeControl(l, r))
+	ctx := context.Background()
+	for b.Loop() {
+		if err := Push(ctx, sock, plus); err != nil {
+			b.Fatal(err)
+		}
+		if err := Push(ctx, sock, base); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
