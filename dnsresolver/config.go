@@ -54,8 +54,9 @@ func (m Member) owns(c Config, a netip.Addr) bool {
 	return true
 }
 
-// Config is everything a resolver needs; znetd sends a whole new Config on
-// every change.
+// Config is everything a resolver needs; Update takes a whole new Config
+// on every change (over the control socket only the change travels, see
+// delta.go).
 type Config struct {
 	// Network names the zone, <network>.internal.
 	Network string `json:"network"`

@@ -37,7 +37,11 @@
 // restart at any time, hands a Config to the long-lived process that runs
 // the Resolver and reads its Stats: one JSON request and one JSON answer per
 // connection over a Unix socket (not HTTP, to keep net/http out of every
-// data-plane process).
+// data-plane process). The server answers each Config it applied with a
+// version, and Push then sends only the change against it (delta.go): a
+// member added to a network of a thousand costs a small request, not the
+// whole Config. The Resolver itself still rebuilds its view from the whole
+// Config on every Update.
 //
 // Every record has a TTL of 1 s, and so have negative answers, so that a
 // caching client never keeps a detached name much longer than the resolvers.
