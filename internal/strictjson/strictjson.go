@@ -17,7 +17,8 @@ type Fail func(path, format string, args ...any) error
 // Fields to walk (which refuses any other type than an object). It
 // refuses a document larger than limit bytes, an empty or malformed one
 // and anything after the value; every error is about the document as a
-// whole (path "").
+// whole (path ""). The value is a part of data, not a copy, as are the
+// values Fields and Array hand out: keep data unchanged while using them.
 func Document(data []byte, limit int, fail Fail) (json.RawMessage, error) {
 	if len(data) > limit {
 		return nil, fail("", "document is %d bytes, larger than the limit of %d", len(data), limit)
