@@ -112,7 +112,9 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 		if i == me || (!selfPublic && !public && !given) {
 			continue
 		}
-		p := Peer{Name: n.ID, PublicKey: keys[i], AllowedIPs: slices.Clone(subnets[i])}
+		// Not a copy: canonical below makes a new slice, and the relay's
+		// appends are made to a copy.
+		p := Peer{Name: n.ID, PublicKey: keys[i], AllowedIPs: subnets[i]}
 		if public {
 			ep, err := resolveEndpoint(ctx, n.Endpoint, resolve)
 			if err != nil {
@@ -122,6 +124,7 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 			p.Keepalive = Keepalive
 		}
 		if !selfPublic && n.ID == relay && !given {
+			p.AllowedIPs = slices.Clone(p.AllowedIPs)
 			for j, m := range s.Nodes {
 				if j != me && m.Endpoint == "" && len(m.AllowedIPs) == 0 {
 					p.AllowedIPs = append(p.AllowedIPs, subnets[j]...)
@@ -257,7 +260,13 @@ func checkOwn(own []netip.Prefix, members []Peer) error {
 
 // checkPrefixes returns ErrDuplicatePrefix when two peers share a prefix.
 func checkPrefixes(ps []Peer) error {
-	owner := make(map[netip.Prefix]string)
+	n := 0
+	for _, p := range ps {
+		n += len(p.AllowedIPs)
+	}
+	// Sized up front: with a thousand members, growing it cost more than
+	// filling it.
+	owner := make(map[netip.Prefix]string, n)
 	for _, p := range ps {
 		for _, ip := range p.AllowedIPs {
 			if o, dup := owner[ip]; dup {
