@@ -2,7 +2,9 @@ package peers
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,5 +79,37 @@ func TestRouteDiff(t *testing.T) {
 			assert.Equal(t, tt.add, renderPrefixes(add), "add")
 			assert.Equal(t, tt.del, renderPrefixes(del), "del")
 		})
+	}
+}
+
+// TestRouteDiffMatchesSets compares RouteDiff with set arithmetic on
+// random overlapping route lists.
+func TestRouteDiffMatchesSets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func() []netip.Prefix {
+		var ps []netip.Prefix
+		for range rng.IntN(40) {
+			a := netip.AddrFrom4([4]byte{10, 20, byte(rng.IntN(30)), 0})
+			ps = append(ps, netip.PrefixFrom(a, 22+rng.IntN(3)).Masked())
+		}
+		return ps
+	}
+	for round := range 500 {
+		have, want := random(), random()
+		in := func(ps []netip.Prefix, p netip.Prefix) bool { return slices.Contains(ps, p) }
+		var wantAdd, wantDel []netip.Prefix
+		for _, p := range sortedSet(want) {
+			if !in(have, p) {
+				wantAdd = append(wantAdd, p)
+			}
+		}
+		for _, p := range sortedSet(have) {
+			if !in(want, p) {
+				wantDel = append(wantDel, p)
+			}
+		}
+		add, del := RouteDiff(have, want)
+		require.Equal(t, wantAdd, add, "round %d add", round)
+		require.Equal(t, wantDel, del, "round %d del", round)
 	}
 }
