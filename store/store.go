@@ -91,7 +91,8 @@ type Workload struct {
 
 // Store is a node's state file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db    *bolt.DB
+	specs specCache
 }
 
 // Open opens (or creates) the state file in dir. A second process opening
@@ -128,17 +129,20 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.specs}) })
 }
 
 // Update runs fn in a read-write transaction; an error from fn rolls back
 // every change fn made.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.specs}) })
 }
 
 // Tx is one transaction.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx    *bolt.Tx
+	specs *specCache
+}
 
 // NodeID returns the node id recorded at first start ("" if none).
 func (t *Tx) NodeID() string {
@@ -156,11 +160,11 @@ func (t *Tx) Network(name string) (*Network, error) {
 	if v == nil {
 		return nil, fmt.Errorf("network %s: %w", name, ErrNotFound)
 	}
-	var n Network
-	if err := json.Unmarshal(v, &n); err != nil {
+	n, err := decodeNetwork(name, v, t.specs)
+	if err != nil {
 		return nil, fmt.Errorf("decoding network %s: %w", name, err)
 	}
-	return &n, nil
+	return n, nil
 }
 
 // Networks returns every network, sorted by name.
@@ -212,6 +216,7 @@ func (t *Tx) DeleteNetwork(name string) error {
 	if err := t.tx.Bucket(bucketPorts).Delete([]byte(name)); err != nil {
 		return err
 	}
+	t.specs.forget(name) // harmless if the transaction rolls back: a miss
 	return t.tx.Bucket(bucketNetworks).Delete([]byte(name))
 }
 

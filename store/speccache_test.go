@@ -1,0 +1,75 @@
+package store
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/spec"
+)
+
+// bigNetwork is a network whose spec has n members.
+func bigNetwork(n int) *Network {
+	s := &spec.Spec{Name: "big", Generation: 1, IPRange: netip.MustParsePrefix("10.0.0.0/8")}
+	for i := range n {
+		var k [32]byte
+		k[0], k[1] = byte(i), byte(i>>8)
+		s.Nodes = append(s.Nodes, spec.Node{ID: fmt.Sprintf("n%d", i), PublicKey: base64.StdEncoding.EncodeToString(k[:]),
+			Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)})
+	}
+	s.Nodes[0].AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")}
+	return &Network{Name: "big", PrivateKey: "priv", PublicKey: "pub", ListenPort: 40000, Spec: s}
+}
+
+func readNetwork(t testing.TB, s *Store, name string) *Network {
+	var n *Network
+	require.NoError(t, s.View(func(tx *Tx) (err error) { n, err = tx.Network(name); return err }))
+	return n
+}
+
+// TestNetworkReadsDecodeOnce: reading a network again whose spec did not
+// change costs a copy, not a decode; what it gives is what was stored,
+// and the caller's changes to it stay its own.
+func TestNetworkReadsDecodeOnce(t *testing.T) {
+	s := open(t, t.TempDir())
+	n := bigNetwork(1000)
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
+	first := readNetwork(t, s, "big")
+	assert.Equal(t, n, first)
+
+	first.Spec.Nodes[0].ID = "changed"
+	first.Spec.Nodes[0].AllowedIPs[0] = netip.MustParsePrefix("10.201.0.0/16")
+	assert.Equal(t, n, readNetwork(t, s, "big"), "a reader's changes stay its own")
+
+	allocs := testing.AllocsPerRun(5, func() { readNetwork(t, s, "big") })
+	assert.Less(t, allocs, 200.0, "a read of an unchanged 1,000-member spec decodes it again")
+
+	n.Spec.Generation = 2
+	n.Spec.Nodes = n.Spec.Nodes[1:]
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
+	assert.Equal(t, n, readNetwork(t, s, "big"), "a new spec is decoded")
+
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.DeleteNetwork("big") }))
+	assert.Empty(t, s.specs.byName, "a deleted network's spec is forgotten")
+}
+
+// TestDecodeNetworkMatchesEncodingJSON: the spec taken aside decodes as
+// the whole record does, with a spec, without one and with a null one.
+func TestDecodeNetworkMatchesEncodingJSON(t *testing.T) {
+	withSpec, err := json.Marshal(bigNetwork(3))
+	require.NoError(t, err)
+	for _, doc := range []string{string(withSpec), `{"name":"r","listen_port":1}`, `{"name":"r","spec":null}`} {
+		var want Network
+		require.NoError(t, json.Unmarshal([]byte(doc), &want))
+		got, err := decodeNetwork("r", []byte(doc), &specCache{})
+		require.NoError(t, err)
+		assert.Equal(t, &want, got, doc)
+	}
+	_, err = decodeNetwork("r", []byte(`{"name":"r","spec":{"nodes":7}}`), &specCache{})
+	require.Error(t, err)
+}
