@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,6 +121,23 @@ func TestControlSocket(t *testing.T) {
 			s, err := Query(ctx, sock)
 			return err == nil && s.Members["node2"].Err != ""
 		}, 5*time.Second, 10*time.Millisecond, "node2 runs no resolver")
+	})
+	t.Run("members added and removed by deltas", func(t *testing.T) {
+		extra := Member{ID: "node9", Gateway4: netip.MustParseAddr("10.20.9.1"), Subnet4: netip.MustParsePrefix("10.20.9.0/24")}
+		plus := cfg
+		plus.Members = append(slices.Clone(cfg.Members), extra)
+		_, versioned := lastPushed(sock)
+		require.True(t, versioned, "the resolver answered a version: the pushes below are deltas")
+		require.NoError(t, Push(ctx, sock, plus))
+		s, err := Query(ctx, sock)
+		require.NoError(t, err)
+		assert.Contains(t, s.Members, "node9")
+		require.NoError(t, Push(ctx, sock, cfg))
+		s, err = Query(ctx, sock)
+		require.NoError(t, err)
+		assert.NotContains(t, s.Members, "node9")
+		assert.Contains(t, s.Members, "node2")
+		n1.waitFor(t, 0, "db.shop.internal.", dns.TypeAAAA, "AAAA fd3c:9a1e:77b2:1::6")
 	})
 	t.Run("a request that is not one", func(t *testing.T) {
 		c, err := net.Dial("unix", sock)
