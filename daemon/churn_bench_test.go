@@ -20,6 +20,8 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/api"
+	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/dnsresolver/dnsclient"
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/netconf"
@@ -65,13 +67,19 @@ func newBenchNode(b *testing.B) *benchNode {
 	st, err := store.Open(dir)
 	require.NoError(b, err)
 	b.Cleanup(func() { assert.NoError(b, st.Close()) })
+	runDir := filepath.Join(dir, "run")
 	be, err := overlay.New("userspace", overlay.Options{
-		Underlay: h, RunDir: filepath.Join(dir, "run"), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"},
+		Underlay: h, RunDir: runDir, Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"},
 	})
 	require.NoError(b, err)
 	b.Cleanup(func() { assert.NoError(b, be.(interface{ Close() error }).Close()) })
+	// The data planes' resolvers are pushed to as znetd does: an apply
+	// without that push would leave out one of its costs.
 	d, err := New(Config{NodeID: id, Store: st, Backend: be, PortMin: 40000, PortMax: 40099,
-		PortFree: func(int) bool { return true }, Underlay: h})
+		PortFree: func(int) bool { return true }, Underlay: h,
+		DNS: dnsclient.Sockets{Path: func(network string) string {
+			return dataplane.ResolverSocket(runDir, overlay.IfName(id, network))
+		}}})
 	require.NoError(b, err)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
