@@ -153,13 +153,11 @@ func skipDigits(data []byte, i int) int {
 }
 
 func skipArray(data []byte, i, depth int) (int, bool) {
-	end, ok := eachElement(data, i, depth, nil)
-	return end, ok
+	return eachElement(data, i, depth, nil)
 }
 
 func skipObject(data []byte, i, depth int) (int, bool) {
-	end, ok := eachMember(data, i, depth, nil)
-	return end, ok
+	return eachMember(data, i, depth, nil)
 }
 
 // eachElement walks the array whose '[' is data[i], calling fn (if not
@@ -180,17 +178,9 @@ func eachElement(data []byte, i, depth int, fn func(start, end int)) (int, bool)
 		if fn != nil {
 			fn(i, end)
 		}
-		i = skipSpace(data, end)
-		if i >= len(data) {
-			return i, false
-		}
-		switch data[i] {
-		case ']':
-			return i + 1, true
-		case ',':
-			i = skipSpace(data, i+1)
-		default:
-			return i, false
+		var done bool
+		if i, done, ok = nextItem(data, end, ']'); !ok || done {
+			return i, ok
 		}
 	}
 }
@@ -226,19 +216,28 @@ func eachMember(data []byte, i, depth int, fn func(key, val []byte)) (int, bool)
 		if fn != nil {
 			fn(data[i:kend], data[vstart:vend])
 		}
-		i = skipSpace(data, vend)
-		if i >= len(data) {
-			return i, false
-		}
-		switch data[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			i = skipSpace(data, i+1)
-		default:
-			return i, false
+		var done bool
+		if i, done, ok = nextItem(data, vend, '}'); !ok || done {
+			return i, ok
 		}
 	}
+}
+
+// nextItem reads what follows an element or member ending at data[i]:
+// closer ends the container (done, next is after it), a comma starts the
+// next item (next is where); anything else is not JSON.
+func nextItem(data []byte, i int, closer byte) (next int, done, ok bool) {
+	i = skipSpace(data, i)
+	if i >= len(data) {
+		return i, false, false
+	}
+	switch data[i] {
+	case closer:
+		return i + 1, true, true
+	case ',':
+		return skipSpace(data, i+1), false, true
+	}
+	return i, false, false
 }
 
 // member is one key (quotes included, escapes not decoded) and value of an
