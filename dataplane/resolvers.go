@@ -85,20 +85,7 @@ type resolverChild struct {
 
 // NewResolvers returns a Resolvers for opts.
 func NewResolvers(opts ResolverOptions) (*Resolvers, error) {
-	if opts.RunDir == "" {
-		return nil, fmt.Errorf("resolvers: no run directory: %w", os.ErrInvalid)
-	}
-	exe := opts.Exe
-	if exe == "" {
-		var err error
-		if exe, err = Exe(); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating run directory: %w", err)
-	}
-	underlay, err := OwnHandle(opts.Underlay)
+	exe, underlay, err := Prepare("resolvers", opts.RunDir, opts.Exe, opts.Underlay)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +97,30 @@ func NewResolvers(opts ResolverOptions) (*Resolvers, error) {
 		log: log.With("part", "resolvers"), underlay: underlay, runDir: opts.RunDir,
 		exe: exe, env: opts.Env, children: map[int]*resolverChild{}, exits: map[string]lastExit{},
 	}, nil
+}
+
+// Prepare readies what a runner of data-plane processes (what) needs: its
+// run directory made, the binary to run (exe, or Exe's default when
+// empty) and a handle of the underlay (see OwnHandle) that the caller owns
+// and closes.
+func Prepare(what, runDir, exe string, underlay netns.NsHandle) (string, netns.NsHandle, error) {
+	if runDir == "" {
+		return "", netns.None(), fmt.Errorf("%s: no run directory: %w", what, os.ErrInvalid)
+	}
+	if exe == "" {
+		var err error
+		if exe, err = Exe(); err != nil {
+			return "", netns.None(), err
+		}
+	}
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return "", netns.None(), fmt.Errorf("creating run directory: %w", err)
+	}
+	h, err := OwnHandle(underlay)
+	if err != nil {
+		return "", netns.None(), err
+	}
+	return exe, h, nil
 }
 
 // OwnHandle returns a handle of namespace h (the caller's when h is not

@@ -74,20 +74,7 @@ var _ Backend = (*Userspace)(nil)
 
 // newUserspace returns a userspace backend; it starts the reaper.
 func newUserspace(opts Options) (*Userspace, error) {
-	if opts.RunDir == "" {
-		return nil, fmt.Errorf("userspace backend: no run directory: %w", os.ErrInvalid)
-	}
-	exe := opts.Exe
-	if exe == "" {
-		var err error
-		if exe, err = dataplane.Exe(); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating run directory: %w", err)
-	}
-	underlay, err := underlayHandle(opts.Underlay)
+	exe, underlay, err := dataplane.Prepare("userspace backend", opts.RunDir, opts.Exe, opts.Underlay)
 	if err != nil {
 		return nil, err
 	}
