@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -20,6 +21,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/znet/znet/dnsresolver"
+	"github.com/znet/znet/internal/idlemem"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -36,6 +38,7 @@ const underlayFd = 3
 // arguments. It logs to stderr. The private key never passes through its
 // arguments or environment: znetd sets it through the UAPI socket.
 func Run(args []string) int {
+	idlemem.Hold() // released once the device's buffers exist: see idlemem
 	if len(args) > 0 && args[0] == "dataplane" {
 		args = args[1:]
 	}
@@ -162,6 +165,8 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
+	// An idle network makes little garbage: collect once it made 8 MiB.
+	idlemem.ReleaseAfterAllocating(8<<20, 10*time.Second)
 	log.Info("data plane running", "mtu", mtu)
 
 	for {
