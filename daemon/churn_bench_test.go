@@ -50,6 +50,8 @@ func churnMember(t testing.TB, i int) spec.Node {
 type benchNode struct {
 	d      *Daemon
 	client *api.Client
+	cfg    Config          // d's, for a second daemon over the same state
+	beOpts overlay.Options // its backend's
 }
 
 // newBenchNode starts a benchNode; b.Cleanup deletes its networks and
@@ -68,18 +70,22 @@ func newBenchNode(b *testing.B) *benchNode {
 	require.NoError(b, err)
 	b.Cleanup(func() { assert.NoError(b, st.Close()) })
 	runDir := filepath.Join(dir, "run")
-	be, err := overlay.New("userspace", overlay.Options{
+	beOpts := overlay.Options{
 		Underlay: h, RunDir: runDir, Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"},
-	})
+	}
+	be, err := overlay.New("userspace", beOpts)
 	require.NoError(b, err)
 	b.Cleanup(func() { assert.NoError(b, be.(interface{ Close() error }).Close()) })
 	// The data planes' resolvers are pushed to as znetd does: an apply
-	// without that push would leave out one of its costs.
-	d, err := New(Config{NodeID: id, Store: st, Backend: be, PortMin: 40000, PortMax: 40099,
+	// without that push would leave out one of its costs. Ports above the
+	// ephemeral ones: the data planes' resolvers take some of those in the
+	// same underlay.
+	cfg := Config{NodeID: id, Store: st, Backend: be, PortMin: 61000, PortMax: 62099,
 		PortFree: func(int) bool { return true }, Underlay: h,
 		DNS: dnsclient.Sockets{Path: func(network string) string {
 			return dataplane.ResolverSocket(runDir, overlay.IfName(id, network))
-		}}})
+		}}}
+	d, err := New(cfg)
 	require.NoError(b, err)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -105,7 +111,7 @@ func newBenchNode(b *testing.B) *benchNode {
 		assert.NoError(b, srv.Shutdown(context.Background()))
 		assert.NoError(b, <-served)
 	})
-	return &benchNode{d: d, client: api.NewClient(sock)}
+	return &benchNode{d: d, client: api.NewClient(sock), cfg: cfg, beOpts: beOpts}
 }
 
 // newChurnNetwork applies, on a new bench node, network "churn" with this
