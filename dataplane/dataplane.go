@@ -165,8 +165,9 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
-	// An idle network makes little garbage: collect once it made 8 MiB.
-	idlemem.ReleaseAfterAllocating(8<<20, 10*time.Second)
+	// znetd configures the peers and pushes the resolver's first config
+	// right after the data plane answers: let those land on fresh pages.
+	idlemem.ReleaseAfter(10 * time.Second)
 	log.Info("data plane running", "mtu", mtu)
 
 	for {

@@ -1,24 +1,24 @@
 // Package idlemem keeps the resident memory of a process that starts, sets
 // up large buffers it rarely touches and then mostly idles (a data plane,
-// one per network) small, by running no garbage collection while it idles.
+// one per network) small, by running no garbage collection during its
+// start.
 //
-// Measured on a data plane (Pss_Anon, znetd-dataplane): 2.9 MiB with the
-// collector as usual, 1.95 MiB with it held until the process has made
-// some garbage. Two effects: a buffer that lands on pages a collection
-// freed is cleared, and so made resident, where fresh pages from the
-// kernel stay unbacked until written (a data plane allocates ~28 MiB of
-// packet buffers at start and uses a few KiB of them while idle); and the
-// first cycle itself maps ~0.5 MiB of runtime structures. With GOGC as
-// usual, the first cycle comes during the start (at 4 MiB) and then every
-// two minutes at the latest (the runtime forces one). Forcing a collection
-// and returning the freed pages after the start (debug.FreeOSMemory) was
-// measured to cost ~250 KiB more, not less.
+// Go clears heap memory it reuses, but not memory fresh from the kernel: a
+// buffer that lands on fresh pages stays unbacked until it is written, one
+// that lands on pages a collection freed is cleared in full, and so becomes
+// resident. A data plane allocates ~28 MiB of packet buffers at start
+// (using a few KiB of them while idle), then its peers and its resolver
+// when znetd configures it; with the collector running meanwhile (the
+// first cycle comes at 4 MiB), part of that lands on the start's freed
+// garbage. Measured on znetd-dataplane (Pss_Anon right after the start):
+// 2.9 MiB with the collector as usual, 2.0 MiB held through the start.
+// Forcing a collection and returning the freed pages after the start
+// (debug.FreeOSMemory) was measured to cost ~250 KiB more, not less.
 package idlemem
 
 import (
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"sync"
 	"time"
 )
@@ -57,38 +57,7 @@ func Release() {
 	debug.SetGCPercent(percent)
 }
 
-// ReleaseAfterAllocating calls Release once the process has allocated
-// more than budget bytes since this call, checking every period: an idle
-// process never collects again, one that works does once it made that
-// much garbage (GOGC at 100 would let it make as much as its live heap,
-// ~28 MiB for a data plane, before its first cycle). Release stops the
-// watch.
-func ReleaseAfterAllocating(budget uint64, period time.Duration) {
-	base := allocated()
-	go func() {
-		t := time.NewTicker(period)
-		defer t.Stop()
-		for range t.C {
-			if !isHeld() {
-				return
-			}
-			if allocated()-base > budget {
-				Release()
-				return
-			}
-		}
-	}()
-}
-
-func isHeld() bool {
-	mu.Lock()
-	defer mu.Unlock()
-	return held
-}
-
-// allocated returns the bytes the process allocated on the heap so far.
-func allocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+// ReleaseAfter calls Release after d, in the background.
+func ReleaseAfter(d time.Duration) {
+	time.AfterFunc(d, Release)
 }
