@@ -23,13 +23,20 @@ import (
 	"time"
 )
 
+// heldLimit is the soft memory limit while the collector is held: a start
+// that makes more garbage than an idle data plane ever holds (a peer
+// flooding it from its first second) still gets collected.
+const heldLimit = 64 << 20
+
 var (
 	mu      sync.Mutex
 	held    bool
 	percent int
+	limit   int64
 )
 
-// Hold turns the garbage collector off until Release. It also stops memory
+// Hold turns the garbage collector off until Release, unless the heap
+// reaches heldLimit. It also stops memory
 // profiling: a data plane serves no profiles, and the first sampled
 // allocation would map the profiler's 1.4 MiB hash table (a program that
 // links no profile reader has it off already). Call it first thing in
@@ -42,6 +49,7 @@ func Hold() {
 	}
 	runtime.MemProfileRate = 0
 	percent = debug.SetGCPercent(-1)
+	limit = debug.SetMemoryLimit(heldLimit)
 	held = true
 }
 
@@ -55,6 +63,7 @@ func Release() {
 	}
 	held = false
 	debug.SetGCPercent(percent)
+	debug.SetMemoryLimit(limit)
 }
 
 // ReleaseAfter calls Release after d, in the background.

@@ -1,6 +1,8 @@
 package idlemem
 
 import (
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -31,6 +33,28 @@ func TestHoldRelease(t *testing.T) {
 	assert.Equal(t, before, gogc(t), "released")
 	Release()
 	assert.Equal(t, before, gogc(t), "a second Release changes nothing")
+}
+
+// memLimit returns the runtime's soft memory limit.
+func memLimit() int64 { return debug.SetMemoryLimit(-1) }
+
+// TestHeldWithALimit checks that a held collector still runs at heldLimit
+// (a flood from the first second cannot grow the heap without bound) and
+// that Release gives the limit back.
+func TestHeldWithALimit(t *testing.T) {
+	before := memLimit()
+	Hold()
+	assert.Equal(t, int64(heldLimit), memLimit(), "held")
+	var sink [][]byte
+	for range 4 * heldLimit / (1 << 20) {
+		sink = append(sink, make([]byte, 1<<20))
+		sink = sink[len(sink)-1:] // the rest is garbage
+	}
+	var st runtime.MemStats
+	runtime.ReadMemStats(&st)
+	assert.Less(t, st.HeapAlloc, uint64(2*heldLimit), "garbage over the limit is collected while held")
+	Release()
+	assert.Equal(t, before, memLimit(), "released")
 }
 
 // TestReleaseAfter checks that ReleaseAfter keeps the collector held
