@@ -110,7 +110,11 @@ func isMode(pid int, mode, ifname string) bool {
 
 // Running returns the pid of every live data plane on the
 // machine (but this process), by device name, read from /proc.
-func Running() map[string]int {
+func Running() map[string]int { return running(modeDataplane) }
+
+// running returns the pid of every live process of the program in mode
+// on the machine (but this process), by device name, read from /proc.
+func running(mode string) map[string]int {
 	out := map[string]int{}
 	entries, err := os.ReadDir(procDir)
 	if err != nil {
@@ -126,7 +130,7 @@ func Running() map[string]int {
 		if err != nil {
 			continue
 		}
-		if ifname, ok := modeIfName(cmdline, modeDataplane); ok && Alive(pid) {
+		if ifname, ok := modeIfName(cmdline, mode); ok && Alive(pid) {
 			out[ifname] = pid
 		}
 	}

@@ -55,7 +55,8 @@ type ResolverOptions struct {
 // A process is named by its network's device name, runs in the network's
 // namespace and serves ResolverSocket(RunDir, ifname). Like data planes,
 // the processes outlive znetd: Close leaves them running and a later
-// Resolvers with the same RunDir adopts them through their pid files.
+// Resolvers with the same RunDir adopts them through their pid files (or,
+// for one whose pid file is missing, through the processes running then).
 // Calls for one ifname must not overlap (the daemon's lock sees to it).
 type Resolvers struct {
 	log      *slog.Logger
@@ -67,6 +68,11 @@ type Resolvers struct {
 	mu       sync.Mutex
 	children map[int]*resolverChild // started by this Resolvers, by pid
 	exits    map[string]lastExit    // the last reaped child per ifname
+	// atStart are the resolvers that ran when this Resolvers was made, by
+	// ifname: one whose pid file is missing (an earlier znetd died between
+	// the fork and writing it) is still adopted or stopped, never left
+	// running in its namespace beside a second one.
+	atStart map[string]int
 }
 
 // lastExit is how a reaped child ended.
@@ -96,6 +102,7 @@ func NewResolvers(opts ResolverOptions) (*Resolvers, error) {
 	return &Resolvers{
 		log: log.With("part", "resolvers"), underlay: underlay, runDir: opts.RunDir,
 		exe: exe, env: opts.Env, children: map[int]*resolverChild{}, exits: map[string]lastExit{},
+		atStart: running(modeResolver),
 	}, nil
 }
 
@@ -166,17 +173,20 @@ func (r *Resolvers) ours(pid int, ifname string) bool {
 	return isMode(pid, modeResolver, ifname)
 }
 
-// PID returns the pid of ifname's resolver as its pid file says, if that
-// process runs and is that resolver; else 0.
+// PID returns the pid of ifname's resolver as its pid file says, else
+// the one that ran when r was made, if that process runs and is that
+// resolver; else 0.
 func (r *Resolvers) PID(ifname string) int {
 	if checkIfName(ifname) != nil {
 		return 0
 	}
-	pid, err := ReadPidFile(r.pidFile(ifname))
-	if err != nil || !r.ours(pid, ifname) {
-		return 0
+	if pid, err := ReadPidFile(r.pidFile(ifname)); err == nil && r.ours(pid, ifname) {
+		return pid
 	}
-	return pid
+	if pid := r.atStart[ifname]; pid != 0 && isMode(pid, modeResolver, ifname) {
+		return pid
+	}
+	return 0
 }
 
 // Ensure adopts ifname's resolver if it runs in the namespace at netnsPath
@@ -194,6 +204,11 @@ func (r *Resolvers) Ensure(ctx context.Context, ifname, netnsPath string) (int, 
 	if pid := r.PID(ifname); pid != 0 {
 		reason := r.adoptable(ctx, pid, ifname, wantIno)
 		if reason == nil {
+			if got, err := ReadPidFile(r.pidFile(ifname)); err != nil || got != pid {
+				if err := WritePidFile(r.pidFile(ifname), pid); err != nil {
+					return 0, fmt.Errorf("resolver of %s: %w", ifname, err)
+				}
+			}
 			r.log.Debug("adopted resolver", "ifname", ifname, "pid", pid)
 			return pid, nil
 		}

@@ -81,3 +81,50 @@ func TestResolvers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "pid file, log and socket removed")
 }
+
+// TestResolversAdoptWithoutPidFile: a resolver whose pid file is missing
+// (znetd died between the fork and writing it, or the file was lost) is
+// still found by a restarted znetd: adopted, not doubled by a second one
+// (which could not bind the gateways' port 53 the first still holds), and
+// stopped by Delete rather than left running in the namespace for good.
+func TestResolversAdoptWithoutPidFile(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := "zt-rp-" + testutil.RandomHex(t, 4)
+	ul := nstest.CreateNS(t, base+"-u")
+	nstest.CreateNS(t, base+"-a")
+	path := namespaces.Path(base + "-a")
+	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
+	ifname := "zt" + testutil.RandomHex(t, 4)
+	newResolvers := func() *Resolvers {
+		r, err := NewResolvers(opts)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			assert.NoError(t, r.Delete(context.Background(), ifname))
+			assert.NoError(t, r.Close())
+		})
+		return r
+	}
+
+	r := newResolvers()
+	pid, err := r.Ensure(ctx, ifname, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { // whatever the outcome: no process left behind
+		if Alive(pid) && isMode(pid, modeResolver, ifname) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	})
+	require.NoError(t, os.Remove(r.pidFile(ifname)))
+
+	r2 := newResolvers()
+	assert.Equal(t, pid, r2.PID(ifname), "found without its pid file")
+	got, err := r2.Ensure(ctx, ifname, path)
+	require.NoError(t, err)
+	assert.Equal(t, pid, got, "adopted, not started a second time")
+	had, err := ReadPidFile(r2.pidFile(ifname))
+	require.NoError(t, err)
+	assert.Equal(t, pid, had, "its pid file written again")
+	require.NoError(t, r2.Delete(ctx, ifname))
+	assert.False(t, isMode(pid, modeResolver, ifname), "Delete stops it")
+}
