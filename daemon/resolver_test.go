@@ -288,3 +288,52 @@ func TestResolverOnlyProcess(t *testing.T) {
 		assert.Empty(t, entries, "run directory")
 	})
 }
+
+// dyingResolvers is a fakeResolvers whose first resolver dies at once
+// and whose later ones cannot be started.
+type dyingResolvers struct {
+	fakeResolvers
+	mu     sync.Mutex
+	waits  int
+	starts int
+}
+
+func (f *dyingResolvers) Ensure(ctx context.Context, ifname, netnsPath string) (int, error) {
+	f.mu.Lock()
+	f.starts++
+	first := f.starts == 1
+	f.mu.Unlock()
+	if !first {
+		return 0, errors.New("no resolver today")
+	}
+	return f.fakeResolvers.Ensure(ctx, ifname, netnsPath)
+}
+
+func (f *dyingResolvers) Wait(ctx context.Context, ifname string, pid int) (string, error) {
+	f.mu.Lock()
+	f.waits++
+	first := f.waits == 1
+	f.mu.Unlock()
+	if first {
+		return "killed by signal 9 (killed)", nil
+	}
+	return f.fakeResolvers.Wait(ctx, ifname, pid)
+}
+
+// TestFakeResolverDeathInStatus: a resolver-only process that died and
+// cannot be restarted shows in the network's status problems, as a data
+// plane does; the supervisor knowing it is not enough for an operator.
+// (The fake host makes no namespace, so status itself stops at that:
+// this reads the problems its supervisors give.)
+func TestFakeResolverDeathInStatus(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	u.backend = overlaytest.New("kernel")
+	u.dns, u.resolvers = &dnsresolvertest.Client{}, &dyingResolvers{}
+	u.d = u.newDaemon(t)
+	newFakeNet(t, u, "shop").apply(t, 1)
+	var problems []string
+	assert.Eventually(t, func() bool {
+		problems = u.d.healthStatus(&api.NetworkStatus{Name: "shop"})
+		return slices.Contains(problems, "restarting the resolver failed: no resolver today")
+	}, 5*time.Second, 10*time.Millisecond, "problems: %q", problems)
+}

@@ -147,21 +147,30 @@ func (d *Daemon) status(ctx context.Context, n *store.Network, wls []*store.Work
 }
 
 // healthStatus fills in what the supervisor knows of st's data plane and
-// returns the problems it shows: a restart waiting out its backoff, or one
-// that failed.
+// returns the problems it and the resolver-only process's supervisor show:
+// a restart waiting out its backoff, or one that failed.
 func (d *Daemon) healthStatus(st *api.NetworkStatus) []string {
-	h, ok := d.DataplaneHealth(st.Name)
-	if !ok {
-		return nil
+	var problems []string
+	if h, ok := d.DataplaneHealth(st.Name); ok {
+		st.DataplaneRestarts, st.DataplaneLastExit, st.DataplaneLastExitAt = h.Restarts, h.LastExit, h.LastExitAt
+		problems = healthProblems("data plane", h)
 	}
-	st.DataplaneRestarts, st.DataplaneLastExit, st.DataplaneLastExitAt = h.Restarts, h.LastExit, h.LastExitAt
+	if h, ok := d.resolverSup.health(st.Name); ok {
+		problems = append(problems, healthProblems("resolver", h)...)
+	}
+	return problems
+}
+
+// healthProblems words what a supervisor's record h of a process (what)
+// shows is wrong.
+func healthProblems(what string, h Health) []string {
 	var problems []string
 	if !h.NextRestart.IsZero() {
-		problems = append(problems, fmt.Sprintf("data plane keeps dying (last: %s); next restart in %s",
-			h.LastExit, time.Until(h.NextRestart).Round(time.Second)))
+		problems = append(problems, fmt.Sprintf("%s keeps dying (last: %s); next restart in %s",
+			what, h.LastExit, time.Until(h.NextRestart).Round(time.Second)))
 	}
 	if h.RestartError != "" {
-		problems = append(problems, "restarting the data plane failed: "+h.RestartError)
+		problems = append(problems, fmt.Sprintf("restarting the %s failed: %s", what, h.RestartError))
 	}
 	return problems
 }
