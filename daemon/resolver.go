@@ -72,6 +72,7 @@ func (d *Daemon) removeResolver(ctx context.Context, network string) error {
 // processes: the same restart policy as data planes.
 func (d *Daemon) newResolverSupervisor() *supervisor {
 	s := newSupervisor(d.log.With("process", "resolver"))
+	s.what = "resolver"
 	s.wait = func(ctx context.Context, network string, pid int) (string, error) {
 		return d.resolvers.Wait(ctx, d.device(network, 0).IfName, pid)
 	}

@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,4 +339,39 @@ func TestFakeResolverDeathInStatus(t *testing.T) {
 		problems = u.d.healthStatus(&api.NetworkStatus{Name: "shop"})
 		return slices.Contains(problems, "restarting the resolver failed: no resolver today")
 	}, 5*time.Second, 10*time.Millisecond, "problems: %q", problems)
+}
+
+// TestFakeResolverDeathLogged: the resolver supervisor's log says a
+// resolver died and could not be restarted, not a data plane (on the
+// kernel backend, which runs resolver-only processes, there is none).
+func TestFakeResolverDeathLogged(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	u.backend = overlaytest.New("kernel")
+	u.dns, u.resolvers = &dnsresolvertest.Client{}, &dyingResolvers{}
+	u.d = u.newDaemon(t)
+	var mu sync.Mutex
+	var logged strings.Builder
+	u.d.resolverSup.log = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	newFakeNet(t, u, "shop").apply(t, 1)
+	text := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.String()
+	}
+	assert.Eventually(t, func() bool { return strings.Contains(text(), `msg="restarting the resolver"`) },
+		5*time.Second, 10*time.Millisecond, "log: %s", text())
+	assert.Contains(t, text(), `msg="resolver died"`)
+	assert.NotContains(t, text(), "data plane")
+}
+
+// lockedWriter is an io.Writer that writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -81,6 +81,9 @@ type supervisor struct {
 	now     func() time.Time
 	sleep   func(ctx context.Context, d time.Duration) error
 	log     *slog.Logger
+	// what names the processes watched in the log: "data plane", or
+	// "resolver" for the resolver-only processes.
+	what string
 
 	mu      sync.Mutex
 	closed  bool
@@ -103,6 +106,7 @@ func newSupervisor(log *slog.Logger) *supervisor {
 		now:     time.Now,
 		sleep:   sleepCtx,
 		log:     log,
+		what:    "data plane",
 		watches: map[string]*watch{},
 	}
 }
@@ -194,7 +198,7 @@ func (s *supervisor) run(ctx context.Context, network string, w *watch) {
 		}
 		if err != nil {
 			// Not a death: the watch itself failed. Look again later.
-			s.log.Warn("watching the data plane", "network", network, "pid", pid, "err", err)
+			s.log.Warn("watching the "+s.what, "network", network, "pid", pid, "err", err)
 			if s.sleep(ctx, restartMin) != nil {
 				return
 			}
@@ -223,7 +227,7 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 	delay := w.backoff.next(now.Sub(w.since))
 	w.health.LastExit, w.health.LastExitAt = reason, now
 	s.mu.Unlock()
-	s.log.Warn("data plane died", "network", network, "pid", pid, "how", reason, "restart_in", delay)
+	s.log.Warn(s.what+" died", "network", network, "pid", pid, "how", reason, "restart_in", delay)
 	for {
 		if delay > 0 {
 			s.mu.Lock()
@@ -254,7 +258,7 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 			w.health.RestartError = err.Error()
 			delay = w.backoff.next(0)
 			s.mu.Unlock()
-			s.log.Error("restarting the data plane", "network", network, "err", err, "retry_in", delay)
+			s.log.Error("restarting the "+s.what, "network", network, "err", err, "retry_in", delay)
 			continue
 		}
 		w.health.Restarts++
@@ -262,7 +266,7 @@ func (s *supervisor) revive(ctx context.Context, network string, w *watch, pid i
 		w.pid, w.since = newPID, s.now()
 		restarts := w.health.Restarts
 		s.mu.Unlock()
-		s.log.Info("restarted the data plane", "network", network, "pid", newPID, "restarts", restarts)
+		s.log.Info("restarted the "+s.what, "network", network, "pid", newPID, "restarts", restarts)
 		return true
 	}
 }
