@@ -31,15 +31,7 @@ func TestResolvers(t *testing.T) {
 	pathA, pathB := namespaces.Path(base+"-a"), namespaces.Path(base+"-b")
 	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
 	ifname := "zt" + testutil.RandomHex(t, 4)
-	newResolvers := func() *Resolvers {
-		r, err := NewResolvers(opts)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			assert.NoError(t, r.Delete(context.Background(), ifname))
-			assert.NoError(t, r.Close())
-		})
-		return r
-	}
+	newResolvers := resolversMaker(t, opts, ifname)
 	inNS := func(pid int, path string) bool {
 		got, err := NetnsIno(pid)
 		require.NoError(t, err)
@@ -97,15 +89,7 @@ func TestResolversAdoptWithoutPidFile(t *testing.T) {
 	path := namespaces.Path(base + "-a")
 	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
 	ifname := "zt" + testutil.RandomHex(t, 4)
-	newResolvers := func() *Resolvers {
-		r, err := NewResolvers(opts)
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			assert.NoError(t, r.Delete(context.Background(), ifname))
-			assert.NoError(t, r.Close())
-		})
-		return r
-	}
+	newResolvers := resolversMaker(t, opts, ifname)
 
 	r := newResolvers()
 	pid, err := r.Ensure(ctx, ifname, path)
@@ -127,4 +111,19 @@ func TestResolversAdoptWithoutPidFile(t *testing.T) {
 	assert.Equal(t, pid, had, "its pid file written again")
 	require.NoError(t, r2.Delete(ctx, ifname))
 	assert.False(t, isMode(pid, modeResolver, ifname), "Delete stops it")
+}
+
+// resolversMaker returns a function that makes a Resolvers with opts, as
+// a (re)started znetd does, which deletes ifname's resolver and closes at
+// the end of t.
+func resolversMaker(t *testing.T, opts ResolverOptions, ifname string) func() *Resolvers {
+	return func() *Resolvers {
+		r, err := NewResolvers(opts)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			assert.NoError(t, r.Delete(context.Background(), ifname))
+			assert.NoError(t, r.Close())
+		})
+		return r
+	}
 }
