@@ -66,3 +66,46 @@ func TestMTUNeverTouchesAReplacedNamespace(t *testing.T) {
 	assert.Equal(t, 1500, v.links["victim"].mtu, "the new namespace's link keeps its MTU")
 	assert.Equal(t, 1300, view(t, namespaces.Path(n.nsName("shop"))).links[bridgeName].mtu, "the network follows")
 }
+
+// TestMTUNeverTouchesALinkThatIsNotThePeer changes a network's MTU after
+// the workload moved its end of the veth into another namespace of its own
+// and made a link with that end's index in the namespace attached: the
+// bridge end still names that index as its peer, but the link there is
+// not the veth's other end and keeps its MTU.
+func TestMTUNeverTouchesALinkThatIsNotThePeer(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t)
+	ctx := testCtx(t)
+	n.use("shop")
+	s := specOf("shop", 1, spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24")})
+	s.MTU = 1400
+	_, err := n.d.Apply(ctx, s)
+	require.NoError(t, err)
+	ws := n.newWorkloadNS(t)
+	_, err = n.d.Attach(ctx, "shop", api.AttachRequest{Name: "web", NetNS: namespaces.Path(ws)})
+	require.NoError(t, err)
+
+	wh := handleIn(t, namespaces.Path(ws))
+	defer wh.Close()
+	end, err := wh.LinkByName("znet0")
+	require.NoError(t, err)
+	// The workload moves its end into a nested namespace (it keeps its
+	// index there, which is free) and makes a link of that index.
+	nested := n.newWorkloadNS(t)
+	nh, err := namespaces.Open(namespaces.Path(nested))
+	require.NoError(t, err)
+	defer func() { _ = nh.Close() }()
+	require.NoError(t, wh.LinkSetNsFd(end, int(nh)))
+	victim := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "victim", Index: end.Attrs().Index, MTU: 1500}, PeerName: "other"}
+	require.NoError(t, wh.LinkAdd(victim))
+	got, err := wh.LinkByName("victim")
+	require.NoError(t, err)
+	require.Equal(t, end.Attrs().Index, got.Attrs().Index, "test setup: the same index")
+
+	s2 := s.Clone()
+	s2.Generation, s2.MTU = 2, 1300
+	_, err = n.d.Apply(ctx, s2)
+	require.NoError(t, err)
+	assert.Equal(t, 1500, view(t, namespaces.Path(ws)).links["victim"].mtu, "a link that is not the veth's other end keeps its MTU")
+	assert.Equal(t, 1300, view(t, namespaces.Path(n.nsName("shop"))).links[bridgeName].mtu, "the network follows")
+}
