@@ -11,9 +11,11 @@
 // a crash or reboot and removes objects of this node that the state does not
 // know.
 //
-// The kernel work inside a network's namespace goes through netconf (a fake
-// in the tests that run without root); the workloads' ports and egress
-// still use netlink handles directly.
+// The kernel work goes through netconf (a fake in the tests that run
+// without root): the networks' namespaces, the workloads' namespaces and
+// ports, and the underlay for the way out. Only the derivation of the
+// overlay MTU from the underlay's routes (mtu.go) still uses netlink
+// directly.
 //
 // It leaves out the HTTP surface (api), the data-plane process (overlay) and
 // decoding specs (spec).

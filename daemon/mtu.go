@@ -275,7 +275,9 @@ func (d *Daemon) followMTU(ns netconf.Namespace, network string, wls []*store.Wo
 
 // setPeerMTU sets the MTU of host's peer, w's end in its namespace wl (the
 // one checked at attach), found by the index the kernel reports as host's
-// peer (the workload may have renamed it), else by name.
+// peer (the workload may have renamed it), else by name. A link found by
+// index must name host back (vethPeer): the workload may have moved its
+// end elsewhere and given the index to a link of its own.
 func setPeerMTU(host netconf.LinkInfo, w *store.Workload, wl netconf.Namespace, mtu int) error {
 	var (
 		peer netconf.LinkInfo
@@ -283,7 +285,7 @@ func setPeerMTU(host netconf.LinkInfo, w *store.Workload, wl netconf.Namespace, 
 	)
 	if host.Peer > 0 {
 		var ok bool
-		if peer, ok = linkByIndex(wl, host.Peer); !ok {
+		if peer, ok = vethPeer(wl, host); !ok {
 			err = netconf.ErrNoLink
 		}
 	} else {

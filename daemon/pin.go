@@ -102,11 +102,22 @@ func (d *Daemon) workloadSideMAC(network string, w *store.Workload) (net.Hardwar
 		return nil, err
 	}
 	defer func() { _ = wl.Close() }()
-	peer, ok := linkByIndex(wl, host.Peer)
-	if !ok || peer.Peer != host.Index {
+	peer, ok := vethPeer(wl, host)
+	if !ok {
 		return nil, fmt.Errorf("the peer of %s is not in %s", w.HostIf, w.NetNS)
 	}
 	return peer.MAC, nil
+}
+
+// vethPeer finds the other end of veth host in ns: the link with the index
+// host names as its peer, if it is a veth that names host back (an index
+// alone may be another link's by now).
+func vethPeer(ns netconf.Namespace, host netconf.LinkInfo) (netconf.LinkInfo, bool) {
+	peer, ok := linkByIndex(ns, host.Peer)
+	if !ok || peer.Kind != "veth" || peer.Peer != host.Index {
+		return netconf.LinkInfo{}, false
+	}
+	return peer, true
 }
 
 // linkByIndex finds the link of ns with index idx (the workload may have
