@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/znet/znet/bench"
+	"github.com/znet/znet/internal/bench"
 )
 
 func main() {
