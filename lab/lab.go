@@ -83,10 +83,12 @@ type Lab struct {
 }
 
 const (
-	bridgeName  = "inet0"
-	maxNodes    = 200
-	descFile    = "lab.json"
-	underlayNet = "198.18.0.0/24"
+	bridgeName = "inet0"
+	// underlayLink is each node's link into the internet bridge.
+	underlayLink = "eth0"
+	maxNodes     = 200
+	descFile     = "lab.json"
+	underlayNet  = "198.18.0.0/24"
 )
 
 // Bounds of Config.UnderlayMTU: IPv4's minimum datagram size (so a test can
@@ -175,6 +177,9 @@ func Up(ctx context.Context, c Config) (*Lab, error) {
 		}
 		l.Nodes = append(l.Nodes, n)
 	}
+	if err := pinNeighbours(l.Nodes); err != nil {
+		return nil, err
+	}
 	if err := l.save(); err != nil {
 		return nil, err
 	}
@@ -256,7 +261,7 @@ func ensureNodeNet(internet string, n Node, i int, mtu int) error {
 	if err := namespaces.Create(n.NetNS); err != nil {
 		return err
 	}
-	inner := "eth0"
+	inner := underlayLink
 	outer := fmt.Sprintf("u%d", i)
 	inetNS, err := namespaces.Open(internet)
 	if err != nil {
