@@ -92,6 +92,9 @@ type Daemon struct {
 	importKeys bool
 	// markDir is Config.MarkDir (see owner.go).
 	markDir string
+	// bootID is the running kernel's boot id, which firewall records on
+	// disk are trusted for (fwrecord.go); "" keeps none.
+	bootID string
 	// observeApply is Config.ObserveApply, never nil.
 	observeApply func(time.Duration)
 	// upstreams are the resolvers egress networks' names go to.
@@ -142,6 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 		underlay:     cfg.Underlay,
 		importKeys:   cfg.AllowImportedKeys,
 		markDir:      cfg.MarkDir,
+		bootID:       readBootID(),
 		observeApply: cfg.ObserveApply,
 		upstreams:    cfg.DNSUpstreams,
 		dns:          cfg.DNS,

@@ -37,6 +37,7 @@ func (d *Daemon) unmarkOwned(name string) error {
 	if d.markDir == "" {
 		return nil
 	}
+	d.dropFirewallRecord(name)
 	err := os.Remove(filepath.Join(d.markDir, name))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("unmarking namespace %s: %w", name, err)

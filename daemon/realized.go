@@ -28,7 +28,11 @@ import (
 // taken down and up again by hand between two applies, and an nft change
 // made in the instant between a rebuild and the read of its generation.
 // An apply that changes nothing forgets the records (Apply), so re-applying
-// the same spec repairs all of these, as does a restart of znetd.
+// the same spec repairs all of these. A restart of znetd repairs the routes
+// and the device, but no longer the firewall when nothing changed it: its
+// record is also kept on disk, under the same conditions plus the boot
+// (fwrecord.go), so adopting a thousand networks does not rebuild a
+// thousand rulesets.
 type realized struct {
 	mu   sync.Mutex
 	nets map[string]*realizedNet // network name -> what is in the kernel
@@ -112,10 +116,15 @@ func (d *Daemon) applyFirewallOf(ns netconf.Namespace, network string, rules fir
 	cookie, err := ns.Cookie()
 	if err != nil {
 		d.realized.take(network, 0) // forget: the rebuild changes what it says
+		d.dropFirewallRecord(d.nsName(network))
 		return ns.Install(rules)
 	}
 	e := d.realized.take(network, cookie)
-	e.rules, err = firewall.Ensure(ns, rules, e.rules)
+	last := e.rules
+	e.rules, err = firewall.Ensure(ns, rules, last)
 	d.realized.put(network, e)
+	if e.rules != last || e.rules == nil {
+		d.saveFirewall(network, cookie, e.rules) // installed, or unknown now
+	}
 	return err
 }

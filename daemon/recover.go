@@ -118,6 +118,7 @@ const recoverWorkers = 8
 
 // recoverNetwork makes the kernel match one applied network at start.
 func (d *Daemon) recoverNetwork(ctx context.Context, n *store.Network, wls []*store.Workload, acc []*store.AccessPeer) error {
+	d.loadFirewall(n.Name)
 	if err := d.realize(ctx, n, n.Spec, wls, acc); err != nil {
 		d.log.Error("recovering network", "network", n.Name, "err", err)
 		return fmt.Errorf("network %s: %w", n.Name, err)

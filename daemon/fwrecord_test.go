@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// withRecords makes d keep firewall records under u's state dir, as znetd
+// does, for a boot named boot.
+func withRecords(u *unit, d *Daemon, boot string) *Daemon {
+	d.markDir, d.bootID = filepath.Join(u.dir, "netns"), boot
+	return d
+}
+
+// editRecord rewrites the firewall record of f's namespace through edit.
+func editRecord(t *testing.T, f *fakeNet, edit func(*fwRecord)) {
+	t.Helper()
+	path := f.u.d.fwRecordPath(f.ns())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var rec fwRecord
+	require.NoError(t, json.Unmarshal(b, &rec))
+	edit(&rec)
+	b, err = json.Marshal(rec)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// TestRestartKeepsFirewall checks that a restarted daemon adopts a
+// network's firewall without rebuilding it when its record on disk matches
+// the namespace, and rebuilds it when anything in the record does not.
+func TestRestartKeepsFirewall(t *testing.T) {
+	cases := []struct {
+		name     string
+		boot     string // the restarted daemon's boot
+		change   func(t *testing.T, f *fakeNet)
+		installs int // after the restart
+	}{
+		{"unchanged", "boot-1", func(*testing.T, *fakeNet) {}, 1},
+		{"ruleset changed by hand", "boot-1", func(_ *testing.T, f *fakeNet) { f.u.host.ChangeRuleset(f.ns()) }, 2},
+		{"another boot", "boot-2", func(*testing.T, *fakeNet) {}, 2},
+		{"another namespace", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Cookie++ }) }, 2},
+		{"other rules", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Rules.Bridge = "other" }) }, 2},
+		{"other generation", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Gen++ }) }, 2},
+		{"corrupt record", "boot-1", func(t *testing.T, f *fakeNet) {
+			require.NoError(t, os.WriteFile(f.u.d.fwRecordPath(f.ns()), []byte(`{"boot":"boot-1","cook`), 0o600))
+		}, 2},
+		{"missing record", "boot-1", func(t *testing.T, f *fakeNet) { require.NoError(t, os.Remove(f.u.d.fwRecordPath(f.ns()))) }, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u := newUnit(t, newNodeID(t))
+			withRecords(u, u.d, "boot-1")
+			f := newFakeNet(t, u, "shop")
+			f.apply(t, 1)
+			require.Equal(t, 1, u.host.Installs(f.ns()))
+			rules := u.host.Rules(f.ns())
+			c.change(t, f)
+			u.d.Close()
+			d := withRecords(u, u.newDaemon(t), c.boot)
+			require.NoError(t, d.Recover(context.Background()))
+			assert.Equal(t, c.installs, u.host.Installs(f.ns()))
+			assert.Equal(t, rules, u.host.Rules(f.ns()))
+			// Whatever happened, the record now says what is there: a
+			// second restart rebuilds nothing.
+			d.Close()
+			d = withRecords(u, u.newDaemon(t), c.boot)
+			require.NoError(t, d.Recover(context.Background()))
+			assert.Equal(t, c.installs, u.host.Installs(f.ns()), "the second restart")
+		})
+	}
+}
+
+// TestRecordRepairAndDelete checks that re-applying an unchanged spec
+// still rebuilds the firewall after a restart (a repair), and that deleting
+// the network removes its record.
+func TestRecordRepairAndDelete(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	withRecords(u, u.d, "boot-1")
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	u.d.Close()
+	u.d = withRecords(u, u.newDaemon(t), "boot-1")
+	require.NoError(t, u.d.Recover(context.Background()))
+	require.Equal(t, 1, u.host.Installs(f.ns()))
+	res := f.apply(t, 1)
+	assert.False(t, res.Changed)
+	assert.Equal(t, 2, u.host.Installs(f.ns()), "a repair rebuilds")
+	path := u.d.fwRecordPath(f.ns())
+	require.FileExists(t, path)
+	require.NoError(t, u.d.DeleteNetwork(context.Background(), "shop", false))
+	assert.NoFileExists(t, path)
+}
