@@ -537,6 +537,8 @@ func TestFakeDetachFirewallFails(t *testing.T) {
 	f := newFakeNet(t, u, "shop")
 	f.apply(t, 1)
 	f.seedWorkload(t, "web", mustAddr("10.20.1.2"))
+	f.apply(t, 1) // a repair: web's port into the firewall, as its attach would have
+	require.NotEmpty(t, u.host.Rules(f.ns()).Ports)
 	u.host.FailNext(netconftest.OpInstall, errInjected)
 	require.ErrorIs(t, u.d.Detach(context.Background(), "shop", "web"), errInjected)
 	wls, err := u.d.Workloads(context.Background(), "shop")

@@ -282,7 +282,9 @@ func (d *Daemon) applyFirewall(n *store.Network, wls []*store.Workload) error {
 	if rules.Egress, err = d.egressOf(n); err != nil {
 		return err
 	}
-	return ns.Install(rules)
+	// Through the record, so that a restart or the next apply does not
+	// take this install for a change by hand and rebuild it again.
+	return d.applyFirewallOf(ns, n.Name, rules)
 }
 
 // nsExists reports whether network's namespace exists on this node.
