@@ -21,8 +21,9 @@ import (
 // WireGuard link, found up before realize set it up (a link that went down
 // lost its routes); the firewall needs the namespace's nftables generation
 // to be where the last rebuild left it, so any other change of the ruleset
-// (a workload's attach, an operator's nft) forces a rebuild. Anything else
-// falls back to the full sync, which is what a record's absence means.
+// (an operator's nft; a workload's attach goes through the record) forces a
+// rebuild. Anything else falls back to the full sync, which is what a
+// record's absence means.
 //
 // What the records cannot see: routes deleted by hand, or lost to a link
 // taken down and up again by hand between two applies, and an nft change
