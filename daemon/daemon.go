@@ -93,8 +93,9 @@ type Daemon struct {
 	// markDir is Config.MarkDir (see owner.go).
 	markDir string
 	// bootID is the running kernel's boot id, which firewall records on
-	// disk are trusted for (fwrecord.go); "" keeps none.
-	bootID string
+	// disk are trusted for (fwrecord.go), program the znetd binary's
+	// stamp; "" keeps none.
+	bootID, program string
 	// observeApply is Config.ObserveApply, never nil.
 	observeApply func(time.Duration)
 	// upstreams are the resolvers egress networks' names go to.
@@ -146,6 +147,7 @@ func New(cfg Config) (*Daemon, error) {
 		importKeys:   cfg.AllowImportedKeys,
 		markDir:      cfg.MarkDir,
 		bootID:       readBootID(),
+		program:      programStamp(),
 		observeApply: cfg.ObserveApply,
 		upstreams:    cfg.DNSUpstreams,
 		dns:          cfg.DNS,

@@ -3,9 +3,12 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/znet/znet/firewall"
 )
@@ -20,8 +23,11 @@ import (
 // nftables generation where that install left it, so any other change of
 // the ruleset since (an operator's nft) forces a rebuild. A cookie is
 // unique only within one boot, so the record also names the boot
-// (/proc/sys/kernel/random/boot_id) and is ignored after a reboot. A
-// missing, unreadable or corrupt record means a rebuild, as before.
+// (/proc/sys/kernel/random/boot_id) and is ignored after a reboot. It also
+// names the znetd binary that wrote it (programStamp): a new version may
+// turn the same Rules into other nftables rules, so after an upgrade every
+// firewall is rebuilt once. A missing, unreadable or corrupt record means a
+// rebuild, as before.
 
 // bootIDFile names the running kernel's boot.
 const bootIDFile = "/proc/sys/kernel/random/boot_id"
@@ -36,18 +42,30 @@ func readBootID() string {
 	return strings.TrimSpace(string(b))
 }
 
+// programStamp identifies the running znetd binary by its file (device,
+// inode, size, modification time): a reinstalled or rebuilt binary gets
+// another stamp. "" when unknown, which turns the records off.
+func programStamp() string {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d:%d:%d.%d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+}
+
 // fwRecord is the file form of a network's firewall.Installed.
 type fwRecord struct {
-	Boot   string         `json:"boot"`
-	Cookie uint64         `json:"cookie"`
-	Gen    uint32         `json:"gen"`
-	Rules  firewall.Rules `json:"rules"`
+	Boot    string         `json:"boot"`
+	Program string         `json:"program"`
+	Cookie  uint64         `json:"cookie"`
+	Gen     uint32         `json:"gen"`
+	Rules   firewall.Rules `json:"rules"`
 }
 
 // fwRecordPath returns where namespace name's record lives; "" when the
 // daemon keeps none (no mark directory, or the boot is unknown).
 func (d *Daemon) fwRecordPath(name string) string {
-	if d.markDir == "" || d.bootID == "" {
+	if d.markDir == "" || d.bootID == "" || d.program == "" {
 		return ""
 	}
 	return filepath.Join(d.markDir, "firewall", name)
@@ -66,7 +84,7 @@ func (d *Daemon) loadFirewall(network string) {
 		return // none: the firewall is rebuilt
 	}
 	var rec fwRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.Boot != d.bootID || rec.Cookie == 0 {
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Boot != d.bootID || rec.Program != d.program || rec.Cookie == 0 {
 		return
 	}
 	d.realized.put(network, &realizedNet{cookie: rec.Cookie, rules: &firewall.Installed{Rules: rec.Rules, Gen: rec.Gen}})
@@ -84,7 +102,7 @@ func (d *Daemon) saveFirewall(network string, cookie uint64, in *firewall.Instal
 		d.dropFirewallRecord(d.nsName(network))
 		return
 	}
-	b, err := json.Marshal(fwRecord{Boot: d.bootID, Cookie: cookie, Gen: in.Gen, Rules: in.Rules})
+	b, err := json.Marshal(fwRecord{Boot: d.bootID, Program: d.program, Cookie: cookie, Gen: in.Gen, Rules: in.Rules})
 	if err == nil {
 		err = writeFileAtomic(path, b)
 	}

@@ -45,6 +45,7 @@ func TestRestartKeepsFirewall(t *testing.T) {
 		{"unchanged", "boot-1", func(*testing.T, *fakeNet) {}, 1},
 		{"ruleset changed by hand", "boot-1", func(_ *testing.T, f *fakeNet) { f.u.host.ChangeRuleset(f.ns()) }, 2},
 		{"another boot", "boot-2", func(*testing.T, *fakeNet) {}, 2},
+		{"another znetd binary", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Program += "x" }) }, 2},
 		{"another namespace", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Cookie++ }) }, 2},
 		{"other rules", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Rules.Bridge = "other" }) }, 2},
 		{"other generation", "boot-1", func(t *testing.T, f *fakeNet) { editRecord(t, f, func(r *fwRecord) { r.Gen++ }) }, 2},
