@@ -3,12 +3,15 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/firewall"
 )
 
 // withRecords makes d keep firewall records under u's state dir, as znetd
@@ -97,4 +100,26 @@ func TestRecordRepairAndDelete(t *testing.T) {
 	require.FileExists(t, path)
 	require.NoError(t, u.d.DeleteNetwork(context.Background(), "shop", false))
 	assert.NoFileExists(t, path)
+}
+
+// TestRecordRulesRoundTrip checks that every part of the rules survives
+// the file, so an unchanged firewall is recognised as such after a restart.
+func TestRecordRulesRoundTrip(t *testing.T) {
+	r := fwRecord{Boot: "b", Program: "p", Cookie: 7, Gen: 9, Rules: firewall.Rules{
+		Bridge: "br0", Overlay: "wg0",
+		Ports: []firewall.Port{
+			{IfName: "vw1", IPv4: netip.MustParseAddr("::ffff:10.20.1.2"), IPv6: netip.MustParseAddr("fd00::2"), MAC: "02:11:22:33:44:55"},
+			{IfName: "vw2", IPv4: netip.MustParseAddr("10.20.1.3")},
+		},
+		AccessPeers: []netip.Addr{netip.MustParseAddr("10.20.255.1"), netip.MustParseAddr("fd00::ff")},
+		Egress: &firewall.Egress{IfName: "eg0", Source: netip.MustParseAddr("100.64.0.2"),
+			Blocked: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}},
+	}}
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	var back fwRecord
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.True(t, back.Rules.Equal(r.Rules), "%+v", back.Rules)
+	assert.Equal(t, r.Boot+r.Program, back.Boot+back.Program)
+	assert.Equal(t, [2]uint64{7, 9}, [2]uint64{back.Cookie, uint64(back.Gen)})
 }
