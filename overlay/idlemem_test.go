@@ -19,11 +19,22 @@ import (
 // stays small: the packet buffers it allocated at start must not have been
 // made resident (see internal/idlemem).
 func TestIdleDataplaneMemory(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory is counted too")
+	}
+	a, b := newTestNet(t)
+	var logs logBuffer
+	ba := newTestUserspace(t, a.ul, t.TempDir(), &logs)
+	t.Cleanup(func() { killDataplanes(t, ba, a.dev) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ba, dev, pid := startMeasuredDataplane(ctx, t)
+
+	pid, err := ba.Ensure(ctx, a.dev)
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NoError(t, ba.Configure(ctx, a.dev, a.config(b)))
 	for range 20 {
-		_, err := ba.Show(ctx, dev)
+		_, err := ba.Show(ctx, a.dev)
 		require.NoError(t, err)
 	}
 	kib := pssAnonKiB(t, pid)
@@ -38,12 +49,23 @@ func TestIdleDataplaneMemory(t *testing.T) {
 // runtime's own metadata for its first collections (~0.6 MiB, any Go
 // program) is part of both.
 func TestPolledDataplaneMemory(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory is counted too")
+	}
+	a, b := newTestNet(t)
+	var logs logBuffer
+	ba := newTestUserspace(t, a.ul, t.TempDir(), &logs)
+	t.Cleanup(func() { killDataplanes(t, ba, a.dev) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ba, dev, pid := startMeasuredDataplane(ctx, t)
+
+	pid, err := ba.Ensure(ctx, a.dev)
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NoError(t, ba.Configure(ctx, a.dev, a.config(b)))
 	time.Sleep(11 * time.Second) // past the start's hold (10 s)
 	for range 200 {
-		_, err := ba.Show(ctx, dev)
+		_, err := ba.Show(ctx, a.dev)
 		require.NoError(t, err)
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -56,26 +78,6 @@ func TestPolledDataplaneMemory(t *testing.T) {
 // polledAnonKiB bounds TestPolledDataplaneMemory's data plane, between the
 // figures with and without the trim.
 const polledAnonKiB = 3700
-
-// startMeasuredDataplane starts a data plane with one peer, whose memory a
-// test measures (not under the race detector: its shadow memory would
-// count), and returns its backend, device and pid. Everything is removed
-// in t.Cleanup.
-func startMeasuredDataplane(ctx context.Context, t *testing.T) (*Userspace, Device, int) {
-	t.Helper()
-	testutil.SkipUnlessRoot(t)
-	if raceEnabled {
-		t.Skip("the race detector's shadow memory is counted too")
-	}
-	a, b := newTestNet(t)
-	var logs logBuffer
-	ba := newTestUserspace(t, a.ul, t.TempDir(), &logs)
-	t.Cleanup(func() { killDataplanes(t, ba, a.dev) })
-	pid, err := ba.Ensure(ctx, a.dev)
-	require.NoError(t, err, "logs:\n%s", logs.String())
-	require.NoError(t, ba.Configure(ctx, a.dev, a.config(b)))
-	return ba, a.dev, pid
-}
 
 // idleAnonKiB bounds an idle data plane's anonymous memory (of this test
 // binary run as one, which maps more than znetd-dataplane): measured
