@@ -25,12 +25,6 @@ import (
 	"github.com/znet/znet/namespaces"
 )
 
-// trimDelay is how long after the first control request of a burst a data
-// plane returns the pages the burst freed (idlemem.Trimmer): a trim (a full
-// collection, ~0.7 ms of CPU here) at most once a second, and only while
-// something polls the data plane.
-const trimDelay = time.Second
-
 // underlayFd is the file descriptor on which a data plane gets the handle
 // of the underlay namespace.
 const underlayFd = 3
@@ -71,18 +65,15 @@ func Run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("ifname", *ifname, "pid", os.Getpid())
-	// Control requests (UAPI reads, resolver queries) leave garbage that
-	// would otherwise stay resident: see idlemem.Trimmer.
-	trim := idlemem.NewTrimmer(trimDelay)
 	if *dnsSocket != "" {
-		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd), trim)
+		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd))
 		if err != nil {
 			log.Error("resolver control socket", "err", err)
 			return 1
 		}
 		defer stop()
 	}
-	if err := serveDataplane(log, *ifname, *mtu, *listenPort, *dropsFile, netns.NsHandle(underlayFd), trim); err != nil {
+	if err := serveDataplane(log, *ifname, *mtu, *listenPort, *dropsFile, netns.NsHandle(underlayFd)); err != nil {
 		log.Error("data plane failed", "err", err)
 		return 1
 	}
@@ -93,7 +84,7 @@ func Run(args []string) int {
 // device or its UAPI listener fails. With dropsFile set, it counts there
 // the packets the underlay refuses. Once the device has bound its UDP port
 // it drops its privileges (see privileges.go).
-func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsFile string, underlay netns.NsHandle, trim *idlemem.Trimmer) error {
+func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsFile string, underlay netns.NsHandle) error {
 	if !namespaces.IsNetNS(fmt.Sprintf("/proc/self/fd/%d", underlay)) {
 		return fmt.Errorf("fd %d: %w", underlay, namespaces.ErrNotNetNS)
 	}
@@ -173,7 +164,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		bound = nil
 	}
 	errs := make(chan error, 1)
-	go func() { errs <- acceptUAPI(trim.Listener(uapi), dev.IpcHandle) }()
+	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
 	// znetd configures the peers and pushes the resolver's first config
 	// right after the data plane answers: let those land on fresh pages.
 	idlemem.ReleaseAfter(10 * time.Second)
@@ -217,7 +208,7 @@ func bindNow(dev *device.Device, b *underlayBind) error {
 // serveResolver listens on the resolver's control socket (mode 0600); the
 // resolver itself starts with the first config znetd pushes. It lives in
 // this process so that names keep answering while znetd is down.
-func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle, trim *idlemem.Trimmer) (stop func(), err error) {
+func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle) (stop func(), err error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -240,7 +231,7 @@ func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle, trim 
 		return nil, err
 	}
 	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{Forwarder: fwd})
-	stopControl := dnsresolver.ServeControl(trim.Listener(l), lazy)
+	stopControl := dnsresolver.ServeControl(l, lazy)
 	return func() {
 		stopControl()
 		_ = lazy.Close()

@@ -10,7 +10,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/znet/znet/internal/idlemem"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -74,7 +73,7 @@ func serveResolverOnly(log *slog.Logger, ifname, dnsSocket string, underlay netn
 	if err := allowLowPorts(); err != nil {
 		return err
 	}
-	stop, err := serveResolver(log, dnsSocket, underlay, idlemem.NewTrimmer(trimDelay))
+	stop, err := serveResolver(log, dnsSocket, underlay)
 	if err != nil {
 		return fmt.Errorf("resolver control socket: %w", err)
 	}

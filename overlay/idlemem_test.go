@@ -42,43 +42,6 @@ func TestIdleDataplaneMemory(t *testing.T) {
 	assert.LessOrEqual(t, kib, idleAnonKiB, "anonymous memory of an idle data plane")
 }
 
-// TestPolledDataplaneMemory reads a data plane 200 times after its start's
-// hold is over, as status polling does, and checks that the garbage of
-// those reads does not stay resident (idlemem.Trimmer): measured 4.2-4.5
-// MiB of anonymous memory without the trim, 2.9-3.2 MiB with it. The
-// runtime's own metadata for its first collections (~0.6 MiB, any Go
-// program) is part of both.
-func TestPolledDataplaneMemory(t *testing.T) {
-	testutil.SkipUnlessRoot(t)
-	if raceEnabled {
-		t.Skip("the race detector's shadow memory is counted too")
-	}
-	a, b := newTestNet(t)
-	var logs logBuffer
-	ba := newTestUserspace(t, a.ul, t.TempDir(), &logs)
-	t.Cleanup(func() { killDataplanes(t, ba, a.dev) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	pid, err := ba.Ensure(ctx, a.dev)
-	require.NoError(t, err, "logs:\n%s", logs.String())
-	require.NoError(t, ba.Configure(ctx, a.dev, a.config(b)))
-	time.Sleep(11 * time.Second) // past the start's hold (10 s)
-	for range 200 {
-		_, err := ba.Show(ctx, a.dev)
-		require.NoError(t, err)
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(2500 * time.Millisecond) // a trim is due 1 s after a burst's first read
-	kib := pssAnonKiB(t, pid)
-	t.Logf("data plane %d after 200 reads: Pss_Anon %d KiB", pid, kib)
-	assert.LessOrEqual(t, kib, polledAnonKiB, "anonymous memory of a polled data plane")
-}
-
-// polledAnonKiB bounds TestPolledDataplaneMemory's data plane, between the
-// figures with and without the trim.
-const polledAnonKiB = 3700
-
 // idleAnonKiB bounds an idle data plane's anonymous memory (of this test
 // binary run as one, which maps more than znetd-dataplane): measured
 // 2.4 MiB with the collector held through the start, 3.2-3.5 MiB without.
