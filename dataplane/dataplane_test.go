@@ -33,7 +33,7 @@ func TestUnderlayBind(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, h.LinkSetUp(lo))
 	h.Close()
-	own := namespaceLink(t)
+	own := nstest.ThreadsNamespace(t)
 
 	b := &underlayBind{Bind: conn.NewDefaultBind(), underlay: ul}
 	fns, port, err := b.Open(0)
@@ -41,8 +41,8 @@ func TestUnderlayBind(t *testing.T) {
 	defer func() { _ = b.Close() }()
 	require.NotEmpty(t, fns)
 	require.NotZero(t, port)
-	assert.Equal(t, own, namespaceLink(t), "no thread left in the underlay")
-	assert.True(t, listens(udpPorts(t, name), int(port)), "socket in the underlay")
+	assert.Equal(t, own, nstest.ThreadsNamespace(t), "no thread left in the underlay")
+	assert.True(t, nstest.Listens(nstest.UDPPorts(t, name), int(port)), "socket in the underlay")
 
 	_, _, err = b.Open(0)
 	assert.Equal(t, conn.ErrBindAlreadyOpen, err, "wrapped bind errors pass unchanged")
@@ -71,26 +71,6 @@ func TestUnderlayBind(t *testing.T) {
 	assert.Equal(t, payload, bufs[0][:sizes[0]])
 	assert.Equal(t, "127.0.0.1", eps[0].DstIP().String())
 	require.NoError(t, b.Close())
-}
-
-// namespaceLink returns the namespace of the calling process's threads,
-// failing if they are not all in one.
-func namespaceLink(t *testing.T) string {
-	t.Helper()
-	tids, err := os.ReadDir("/proc/self/task")
-	require.NoError(t, err)
-	links := map[string]bool{}
-	for _, tid := range tids {
-		l, err := os.Readlink("/proc/self/task/" + tid.Name() + "/ns/net")
-		if err == nil {
-			links[l] = true
-		}
-	}
-	require.Len(t, links, 1, "threads in several namespaces: %v", links)
-	for l := range links {
-		return l
-	}
-	return ""
 }
 
 // TestDataplaneRefusesBadUnderlay starts the data plane with fd 3 not a

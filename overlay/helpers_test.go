@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,25 +137,6 @@ func ping(t *testing.T, from string, to netip.Addr) {
 	require.NoError(t, err, "ping %s from %s:\n%s", to, from, out)
 }
 
-// udpPorts returns what `ss -Huln` shows inside namespace ns.
-func udpPorts(t *testing.T, ns string) string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Huln").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return string(out)
-}
-
-// listens reports whether ss output shows a socket on port.
-func listens(ssOut string, port int) bool {
-	for line := range strings.Lines(ssOut) {
-		f := strings.Fields(line)
-		if len(f) >= 4 && strings.HasSuffix(f[3], ":"+strconv.Itoa(port)) {
-			return true
-		}
-	}
-	return false
-}
-
 // peerHandshake returns the last handshake with the only peer of d.
 func peerHandshake(t *testing.T, b Backend, d Device) time.Time {
 	t.Helper()
@@ -215,24 +194,4 @@ func testOptions(underlay netns.NsHandle, runDir string, log *slog.Logger) Optio
 		Env:      []string{dataplaneEnv + "=1"},
 		Logger:   log,
 	}
-}
-
-// namespaceLink returns the namespace of the calling process's threads,
-// failing if they are not all in one.
-func namespaceLink(t *testing.T) string {
-	t.Helper()
-	tids, err := os.ReadDir("/proc/self/task")
-	require.NoError(t, err)
-	links := map[string]bool{}
-	for _, tid := range tids {
-		l, err := os.Readlink("/proc/self/task/" + tid.Name() + "/ns/net")
-		if err == nil {
-			links[l] = true
-		}
-	}
-	require.Len(t, links, 1, "threads in several namespaces: %v", links)
-	for l := range links {
-		return l
-	}
-	return ""
 }

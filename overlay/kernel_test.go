@@ -12,6 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 )
 
 // skipUnlessKernelWireGuard skips when the kernel cannot make WireGuard
@@ -29,9 +30,9 @@ func skipUnlessKernelWireGuard(t *testing.T) {
 func TestNewChoosesByProbe(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	testutil.GoroutineLeakCheck(t)
-	own := namespaceLink(t)
+	own := nstest.ThreadsNamespace(t)
 	probe := ProbeKernel()
-	assert.Equal(t, own, namespaceLink(t), "probe leaves no thread behind")
+	assert.Equal(t, own, nstest.ThreadsNamespace(t), "probe leaves no thread behind")
 	if probe != nil {
 		require.ErrorIs(t, probe, ErrKernelUnsupported)
 	}
@@ -102,8 +103,8 @@ func TestKernel(t *testing.T) {
 
 	step(t, "the UDP socket lives in the underlay", func(t *testing.T) {
 		for _, s := range []*side{a, b} {
-			assert.True(t, listens(udpPorts(t, s.underlay), s.port))
-			assert.False(t, listens(udpPorts(t, s.network), s.port))
+			assert.True(t, nstest.Listens(nstest.UDPPorts(t, s.underlay), s.port))
+			assert.False(t, nstest.Listens(nstest.UDPPorts(t, s.network), s.port))
 		}
 	})
 

@@ -3,12 +3,13 @@ package overlay
 import (
 	"context"
 	"fmt"
-	"github.com/znet/znet/dataplane"
 	"net"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/znet/znet/dataplane"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,8 +109,8 @@ func TestUserspace(t *testing.T) {
 
 	step(t, "the UDP socket lives in the underlay", func(t *testing.T) {
 		for _, s := range []*side{a, b} {
-			assert.True(t, listens(udpPorts(t, s.underlay), s.port), "port %d in underlay %s", s.port, s.underlay)
-			assert.False(t, listens(udpPorts(t, s.network), s.port), "port %d in network %s", s.port, s.network)
+			assert.True(t, nstest.Listens(nstest.UDPPorts(t, s.underlay), s.port), "port %d in underlay %s", s.port, s.underlay)
+			assert.False(t, nstest.Listens(nstest.UDPPorts(t, s.network), s.port), "port %d in network %s", s.port, s.network)
 		}
 	})
 

@@ -2,6 +2,10 @@ package nstest
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +38,43 @@ func CreateNS(t testing.TB, name string) netns.NsHandle {
 	require.NoError(t, err)
 	require.NoError(t, idErr)
 	return h
+}
+
+// ThreadsNamespace returns the namespace link (net:[ino]) of the calling
+// process's threads, failing if they are not all in one.
+func ThreadsNamespace(t *testing.T) string {
+	t.Helper()
+	tids, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	links := map[string]bool{}
+	for _, tid := range tids {
+		l, err := os.Readlink("/proc/self/task/" + tid.Name() + "/ns/net")
+		if err == nil {
+			links[l] = true
+		}
+	}
+	require.Len(t, links, 1, "threads in several namespaces: %v", links)
+	for l := range links {
+		return l
+	}
+	return ""
+}
+
+// UDPPorts returns what `ss -Huln` shows inside namespace ns.
+func UDPPorts(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Huln").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return string(out)
+}
+
+// Listens reports whether ss output shows a socket on port.
+func Listens(ssOut string, port int) bool {
+	for line := range strings.Lines(ssOut) {
+		f := strings.Fields(line)
+		if len(f) >= 4 && strings.HasSuffix(f[3], ":"+strconv.Itoa(port)) {
+			return true
+		}
+	}
+	return false
 }
