@@ -23,6 +23,9 @@ type contender struct {
 	cli, srv string
 	addr     string
 	mtu      int // of the workload's interface (znet's only)
+	// pids are the processes that carry its packets (its two ends' data
+	// planes); none for the raw veth.
+	pids []int
 }
 
 // procs are the processes a part started; stop ends them by pid.
@@ -156,7 +159,9 @@ func barePair(ctx context.Context, l *lab.Lab, self string, mtu int, p *procs) (
 		if err := wgPair(ctx, l.Dir, ends, port, mtu); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		out = append(out, contender{name: c.name, cli: ends[0].wl.ns, srv: ends[1].wl.ns, addr: ends[1].wl.addr().String()})
+		n := len(p.cmds)
+		out = append(out, contender{name: c.name, cli: ends[0].wl.ns, srv: ends[1].wl.ns, addr: ends[1].wl.addr().String(),
+			pids: []int{p.cmds[n-2].Process.Pid, p.cmds[n-1].Process.Pid}})
 	}
 	return out, nil
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"encoding/json"
-	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -40,13 +39,14 @@ func TestParseIperf(t *testing.T) {
 	tests := []struct {
 		name string
 		out  string
-		want float64
+		want iperfRun
 		err  string
 	}{
-		{"received", `{"end":{"sum_received":{"bits_per_second":2.5e9}}}`, 2.5, ""},
-		{"error", `{"error":"unable to connect to server"}`, 0, "unable to connect"},
-		{"nothing", `{"end":{}}`, 0, "received nothing"},
-		{"not json", `iperf3: error`, 0, "reading iperf3 output"},
+		{"received", `{"end":{"sum_received":{"bytes":2.5e9,"seconds":8,"bits_per_second":2.5e9},` +
+			`"cpu_utilization_percent":{"host_total":50,"remote_total":25}}}`, iperfRun{bytes: 2.5e9, secs: 8, cpu: 6}, ""},
+		{"error", `{"error":"unable to connect to server"}`, iperfRun{}, "unable to connect"},
+		{"nothing", `{"end":{}}`, iperfRun{}, "received nothing"},
+		{"not json", `iperf3: error`, iperfRun{}, "reading iperf3 output"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +56,8 @@ func TestParseIperf(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.InDelta(t, tt.want, got, 1e-9)
+			assert.Equal(t, tt.want, got)
+			assert.InDelta(t, 2.5, got.gbps(), 1e-9)
 		})
 	}
 }
@@ -92,32 +93,3 @@ func TestReportOutput(t *testing.T) {
 	assert.Equal(t, "not measured", back[1]["verdict"])
 }
 
-// TestDataplanePairRows checks the per-round pair figures: throughput
-// ratio, average and minimum RTT differences, each from the same round.
-func TestDataplanePairRows(t *testing.T) {
-	m := measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}}
-	log := slog.New(slog.DiscardHandler)
-	for r, round := range []struct{ znet, bare rtt }{
-		{rtt{min: 0.20, avg: 0.50}, rtt{min: 0.15, avg: 0.30}},
-		{rtt{min: 0.30, avg: 0.40}, rtt{min: 0.28, avg: 0.45}},
-	} {
-		m.roundGbps = map[string]float64{"znet": 2, bareName: 2.5}
-		m.roundRTT = map[string]rtt{"znet": round.znet, bareName: round.bare}
-		m.closeRound(log, r)
-	}
-	require.Len(t, m.extraMin, 2)
-	assert.InDelta(t, 0.05, m.extraMin[0], 1e-9)
-	assert.InDelta(t, 0.02, m.extraMin[1], 1e-9)
-	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extra, 1e-9)
-	assert.InDeltaSlice(t, []float64{0.8, 0.8}, m.ratio, 1e-9)
-	rows := dataplaneRows(Config{Seconds: 5, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m)
-	var minRow *Row
-	for i := range rows {
-		if strings.HasPrefix(rows[i].Figure, "RTT minimum znet") {
-			minRow = &rows[i]
-		}
-	}
-	require.NotNil(t, minRow, "no minimum RTT row")
-	assert.InDelta(t, 0.035, minRow.Value, 1e-9)
-	assert.Contains(t, minRow.Note, "0.050 ms")
-}

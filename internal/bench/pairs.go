@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+)
+
+// run is one segment of a round: an iperf3 run of secs seconds over c,
+// then a ping run.
+type run struct {
+	c    contender
+	secs int
+}
+
+// roundPlan is the segments of round r, each contender getting secs
+// seconds of iperf3 in all. znet and the bare library come first, in four
+// segments of secs/2 seconds ordered ABBA (znet, bare, bare, znet in even
+// rounds, bare, znet, znet, bare in odd ones): load that rises or falls
+// steadily over the round weighs on both alike, and a burst of load that
+// hits one segment is diluted by the other. Then the references, one run
+// each.
+func roundPlan(all []contender, r, secs int) []run {
+	var a, b run
+	var rest []run
+	half := max(1, secs/2)
+	for _, c := range all {
+		switch c.name {
+		case "znet":
+			a = run{c, half}
+		case bareName:
+			b = run{c, half}
+		default:
+			rest = append(rest, run{c, secs})
+		}
+	}
+	if r%2 == 1 {
+		a, b = b, a
+	}
+	return append([]run{a, b, b, a}, rest...)
+}
+
+// tally is what one contender's segments of one round carried and cost.
+type tally struct {
+	bytes, secs, cpu float64
+	rtts             []rtt
+	failed           int // segments whose iperf3 or CPU reading failed
+}
+
+// gbps is the round's throughput: all bytes over all seconds, so that a
+// long and a short segment weigh as their lengths.
+func (t *tally) gbps() float64 {
+	if t == nil || t.failed > 0 || t.secs <= 0 {
+		return math.NaN()
+	}
+	return t.bytes * 8 / t.secs / 1e9
+}
+
+// cpuPerGB is the CPU seconds the round's segments cost per GB received.
+func (t *tally) cpuPerGB() float64 {
+	if t == nil || t.failed > 0 || t.bytes <= 0 {
+		return math.NaN()
+	}
+	return t.cpu / (t.bytes / 1e9)
+}
+
+// rtt is the mean of the segments' average RTTs and the least of their
+// minima.
+func (t *tally) rtt() rtt {
+	if t == nil || len(t.rtts) == 0 {
+		return rtt{math.NaN(), math.NaN()}
+	}
+	out := rtt{min: math.Inf(1)}
+	for _, r := range t.rtts {
+		out.min = min(out.min, r.min)
+		out.avg += r.avg / float64(len(t.rtts))
+	}
+	return out
+}
+
+// measurements are the figures of the data-plane rounds so far.
+type measurements struct {
+	// contender -> one value per round in which all its segments ran
+	gbps, rtt, cpuGB map[string][]float64
+	// ratio, cpuRatio, extra and extraMin are znet ÷ bare throughput,
+	// znet ÷ bare CPU per GB, znet − bare average and minimum RTT of each
+	// round in which both ran; load the load average after each round.
+	ratio, cpuRatio, extra, extraMin []float64
+	load                             []string
+	// sched says whether the pair got the same scheduling.
+	sched string
+	round map[string]*tally // this round's
+}
+
+func newMeasurements() measurements {
+	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}}
+}
+
+// measure runs one segment; a failed run is logged and leaves its
+// contender's round out (the rows' notes count the rounds that made it).
+func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r int) {
+	t := m.tallyOf(s.c.name)
+	before, cpuErr := cpuOf(s.c.pids)
+	res, err := iperf(ctx, s.c, s.secs)
+	after, cpuErr2 := cpuOf(s.c.pids)
+	switch {
+	case err != nil:
+		log.Warn("iperf3 failed", "contender", s.c.name, "round", r+1, "err", err)
+		t.failed++
+	case cpuErr != nil || cpuErr2 != nil:
+		log.Warn("reading the contender's CPU time failed", "contender", s.c.name, "round", r+1, "err", cmpOr(cpuErr, cpuErr2))
+		t.failed++
+	default:
+		t.bytes, t.secs, t.cpu = t.bytes+res.bytes, t.secs+res.secs, t.cpu+res.cpu+after-before
+	}
+	ms, err := pingRTT(ctx, s.c, 200)
+	if err != nil {
+		log.Warn("ping failed", "contender", s.c.name, "round", r+1, "err", err)
+	} else {
+		t.rtts = append(t.rtts, ms)
+	}
+	log.Info("data plane", "round", r+1, "contender", s.c.name, "gbit/s", fmt.Sprintf("%.2f", res.gbps()),
+		"cpu-s", fmt.Sprintf("%.2f", res.cpu+after-before), "rtt-ms", ms.avg, "rtt-min-ms", ms.min, "load", loadAvg())
+}
+
+// cmpOr returns the first non-nil error.
+func cmpOr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (m *measurements) tallyOf(name string) *tally {
+	if m.round == nil {
+		m.round = map[string]*tally{}
+	}
+	if m.round[name] == nil {
+		m.round[name] = &tally{}
+	}
+	return m.round[name]
+}
+
+// closeRound takes round r's figures, its pair figures and its load
+// average.
+func (m *measurements) closeRound(log *slog.Logger, r int) {
+	load := loadAvg()
+	m.load = append(m.load, load)
+	for name, t := range m.round {
+		if g := t.gbps(); !math.IsNaN(g) {
+			m.gbps[name] = append(m.gbps[name], g)
+			m.cpuGB[name] = append(m.cpuGB[name], t.cpuPerGB())
+		}
+		if rt := t.rtt(); !math.IsNaN(rt.avg) {
+			m.rtt[name] = append(m.rtt[name], rt.avg)
+		}
+	}
+	z, b := m.round["znet"], m.round[bareName]
+	ratio, cpuRatio := z.gbps()/b.gbps(), z.cpuPerGB()/b.cpuPerGB()
+	if !math.IsNaN(ratio) {
+		m.ratio = append(m.ratio, ratio)
+		m.cpuRatio = append(m.cpuRatio, cpuRatio)
+	}
+	zr, br := z.rtt(), b.rtt()
+	if !math.IsNaN(zr.avg) && !math.IsNaN(br.avg) {
+		m.extra = append(m.extra, zr.avg-br.avg)
+		m.extraMin = append(m.extraMin, zr.min-br.min)
+	}
+	log.Info("data plane pair", "round", r+1, "znet÷bare", fmt.Sprintf("%.3f", ratio), "cpu-per-GB-znet÷bare", fmt.Sprintf("%.3f", cpuRatio),
+		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min), "load", load)
+	m.round = nil
+}
+
+// sameScheduling compares the scheduling of znet's data planes with the
+// bare library's processes and says whether it is the same.
+func sameScheduling(all []contender) string {
+	var z, b []string
+	for _, c := range all {
+		for _, pid := range c.pids {
+			s, err := scheduling(pid)
+			if err != nil {
+				s = "unknown: " + err.Error()
+			}
+			switch c.name {
+			case "znet":
+				z = append(z, s)
+			case bareName:
+				b = append(b, s)
+			}
+		}
+	}
+	return compareScheduling(z, b)
+}
+
+// compareScheduling says whether every process of the pair, znet's (z) and
+// the bare library's (b), is scheduled alike.
+func compareScheduling(z, b []string) string {
+	both := append(slices.Clone(z), b...)
+	if len(z) == 0 || len(b) == 0 {
+		return "NOT CHECKED (a contender's processes are unknown)"
+	}
+	for _, s := range both {
+		if s != both[0] {
+			return fmt.Sprintf("DIFFERS: znet %s; bare %s", strings.Join(z, " / "), strings.Join(b, " / "))
+		}
+	}
+	return "the same for both (" + both[0] + ")"
+}
+
+func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
+	var rows []Row
+	for _, c := range all {
+		note := fmt.Sprintf("iperf3, one TCP stream, %d s per round, median of %d/%d rounds", cfg.Seconds, len(m.gbps[c.name]), cfg.PairRounds)
+		rows = append(rows, Row{Part: "dataplane", Figure: "throughput, " + c.name, Value: median(m.gbps[c.name]), Unit: "Gbit/s", Note: note})
+	}
+	perRound := func(vs []float64, unit string) string {
+		parts := make([]string, len(vs))
+		for i, v := range vs {
+			parts[i] = fmt.Sprintf("%.3f%s (load %s)", v, unit, m.load[min(i, len(m.load)-1)])
+		}
+		return strings.Join(parts, ", ")
+	}
+	worst := math.NaN()
+	if len(m.ratio) > 0 {
+		worst = slices.Min(m.ratio)
+	}
+	rows = append(rows,
+		Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, per round)", Value: median(m.ratio), Unit: "×", Goal: "≥ 0.95× per round",
+			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("ABBA segments, ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
+				len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
+		Row{Part: "dataplane", Figure: "CPU per GB znet ÷ " + bareName + " (per round)", Value: median(m.cpuRatio), Unit: "×",
+			Note: fmt.Sprintf("data planes and iperf3, same segments; median of %d rounds; by round: %s", len(m.cpuRatio), perRound(m.cpuRatio, "×"))})
+	for _, c := range all {
+		rows = append(rows, Row{Part: "dataplane", Figure: "CPU per GB, " + c.name, Value: median(m.cpuGB[c.name]), Unit: "s/GB",
+			Note: fmt.Sprintf("user+system of its processes (%d) and of iperf3's client and server, per GB received; median of %d rounds", len(c.pids), len(m.cpuGB[c.name]))})
+	}
+	zt := median(m.gbps["znet"])
+	for _, other := range []string{"Debian wireguard-go", "raw veth"} {
+		rows = append(rows, Row{Part: "dataplane", Figure: "znet ÷ " + other + " (throughput)", Value: zt / median(m.gbps[other]), Unit: "×",
+			Note: "medians over all rounds (references, not in the pairs)"})
+	}
+	for _, c := range all {
+		pnote := fmt.Sprintf("ping -i 0.01 -c 200 after each segment, average, median of %d/%d rounds", len(m.rtt[c.name]), cfg.PairRounds)
+		rows = append(rows, Row{Part: "dataplane", Figure: "RTT, " + c.name, Value: median(m.rtt[c.name]), Unit: "ms", Note: pnote})
+	}
+	extra := median(m.extra)
+	rows = append(rows, Row{Part: "dataplane", Figure: "RTT znet − " + bareName + " (per round)", Value: extra, Unit: "ms",
+		Goal: "≤ 0.05 ms", Verdict: verdictOf(extra, extra <= 0.05), Note: fmt.Sprintf("median of %d rounds; by round: %s", len(m.extra), perRound(m.extra, " ms"))},
+		Row{Part: "dataplane", Figure: "RTT minimum znet − " + bareName + " (per round)", Value: median(m.extraMin), Unit: "ms",
+			Note: fmt.Sprintf("the paths' own length, least touched by load; median of %d rounds; by round: %s", len(m.extraMin), perRound(m.extraMin, " ms"))})
+	return rows
+}

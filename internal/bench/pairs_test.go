@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRoundPlanABBA checks a round's order: the pair in four half-length
+// segments, ABBA, the first of the pair alternating between rounds, then
+// each reference once at full length.
+func TestRoundPlanABBA(t *testing.T) {
+	all := []contender{{name: "znet"}, {name: "raw veth"}, {name: bareName}, {name: "Debian wireguard-go"}}
+	names := func(rs []run) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, strings.Fields(r.c.name)[0]+":"+string(rune('0'+r.secs)))
+		}
+		return strings.Join(out, " ")
+	}
+	assert.Equal(t, "znet:4 bare:4 bare:4 znet:4 raw:9 Debian:9", names(roundPlan(all, 0, 9)))
+	assert.Equal(t, "bare:4 znet:4 znet:4 bare:4 raw:8 Debian:8", names(roundPlan(all, 1, 8)))
+	assert.Equal(t, "znet:1 bare:1 bare:1 znet:1 raw:1 Debian:1", names(roundPlan(all, 2, 1)))
+}
+
+// addSegment adds one segment of gbps for secs seconds costing cpu seconds
+// to name's tally of the round.
+func (m *measurements) addSegment(name string, gbps, secs, cpu float64, r rtt) {
+	t := m.tallyOf(name)
+	t.bytes += gbps * 1e9 / 8 * secs
+	t.secs += secs
+	t.cpu += cpu
+	t.rtts = append(t.rtts, r)
+}
+
+// TestRoundRatioOfSums checks that a round's ratio is that of the sums of
+// the pair's segments: a burst of load that halves one bare segment moves
+// the ratio by a quarter, not a half, and the CPU per GB is the sum of CPU
+// over the sum of bytes.
+func TestRoundRatioOfSums(t *testing.T) {
+	m := newMeasurements()
+	r := rtt{min: 0.2, avg: 0.3}
+	m.addSegment("znet", 2, 5, 2, r)
+	m.addSegment(bareName, 2, 5, 1, r)
+	m.addSegment(bareName, 1, 5, 1, r) // the burst
+	m.addSegment("znet", 2, 5, 2, r)
+	m.closeRound(slog.New(slog.DiscardHandler), 0)
+	require.Len(t, m.ratio, 1)
+	assert.InDelta(t, 2/1.5, m.ratio[0], 1e-9)
+	// znet: 4 s of CPU for 2.5 GB; bare: 2 s for 1.875 GB.
+	assert.InDelta(t, 1.6, m.cpuGB["znet"][0], 1e-9)
+	assert.InDelta(t, (4/2.5)/(2/1.875), m.cpuRatio[0], 1e-9)
+	assert.Nil(t, m.round, "the round's tallies are not reset")
+}
+
+// TestRoundWithFailedSegmentLeftOut checks that a round in which one of
+// the pair's segments failed gives no ratio: the rest of its segments no
+// longer cancel the load's drift.
+func TestRoundWithFailedSegmentLeftOut(t *testing.T) {
+	m := newMeasurements()
+	m.addSegment("znet", 2, 5, 1, rtt{min: 0.2, avg: 0.3})
+	m.addSegment(bareName, 2, 5, 1, rtt{min: 0.2, avg: 0.3})
+	m.tallyOf(bareName).failed++
+	m.closeRound(slog.New(slog.DiscardHandler), 0)
+	assert.Empty(t, m.ratio)
+	assert.Empty(t, m.gbps[bareName])
+	assert.Len(t, m.gbps["znet"], 1)
+	assert.Len(t, m.extra, 1, "the RTTs of the round still count")
+}
+
+// TestDataplanePairRows checks the per-round pair figures: throughput
+// ratio, average and minimum RTT differences, each from the same round,
+// and that the notes carry the rounds' figures and the scheduling.
+func TestDataplanePairRows(t *testing.T) {
+	m := newMeasurements()
+	m.sched = compareScheduling([]string{"x"}, []string{"x"})
+	log := slog.New(slog.DiscardHandler)
+	for r, round := range []struct{ znet, bare []rtt }{
+		{[]rtt{{min: 0.20, avg: 0.50}, {min: 0.25, avg: 0.70}}, []rtt{{min: 0.15, avg: 0.30}, {min: 0.16, avg: 0.50}}},
+		{[]rtt{{min: 0.30, avg: 0.40}}, []rtt{{min: 0.28, avg: 0.45}}},
+	} {
+		for _, z := range round.znet {
+			m.addSegment("znet", 2, 5, 1, z)
+		}
+		for _, b := range round.bare {
+			m.addSegment(bareName, 2.5, 5, 1, b)
+		}
+		m.closeRound(log, r)
+	}
+	assert.InDeltaSlice(t, []float64{0.05, 0.02}, m.extraMin, 1e-9)
+	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extra, 1e-9)
+	assert.InDeltaSlice(t, []float64{0.8, 0.8}, m.ratio, 1e-9)
+	rows := dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m)
+	byFigure := map[string]Row{}
+	for _, r := range rows {
+		byFigure[r.Figure] = r
+	}
+	minRow := byFigure["RTT minimum znet − "+bareName+" (per round)"]
+	assert.InDelta(t, 0.035, minRow.Value, 1e-9)
+	assert.Contains(t, minRow.Note, "0.050 ms")
+	ratioRow := byFigure["znet ÷ "+bareName+" (throughput, per round)"]
+	assert.Equal(t, "missed", ratioRow.Verdict)
+	assert.Contains(t, ratioRow.Note, "0.800× (load ")
+	assert.Contains(t, ratioRow.Note, "scheduling the same for both (x)")
+	assert.InDelta(t, 1.25, byFigure["CPU per GB znet ÷ "+bareName+" (per round)"].Value, 1e-9)
+}
+
+// TestCompareScheduling checks that any difference between the pair's
+// processes is reported, naming both sides.
+func TestCompareScheduling(t *testing.T) {
+	own := "own session, autogroup nice 0, cpu cgroup /, cpus 0-1, nice 0, policy 0"
+	shared := "in a session of another process, no autogroup, cpu cgroup /, cpus 0-1, nice 0, policy 0"
+	assert.Equal(t, "the same for both ("+own+")", compareScheduling([]string{own, own}, []string{own, own}))
+	got := compareScheduling([]string{own, own}, []string{own, shared})
+	assert.True(t, strings.HasPrefix(got, "DIFFERS: "), got)
+	assert.Contains(t, got, shared)
+	assert.Contains(t, compareScheduling(nil, []string{own}), "NOT CHECKED")
+}
