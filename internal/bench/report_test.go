@@ -92,4 +92,3 @@ func TestReportOutput(t *testing.T) {
 	assert.Nil(t, back[1]["value"])
 	assert.Equal(t, "not measured", back[1]["verdict"])
 }
-
