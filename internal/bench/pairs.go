@@ -46,6 +46,7 @@ func roundPlan(all []contender, r, secs int) []run {
 // tally is what one contender's segments of one round carried and cost.
 type tally struct {
 	bytes, secs, cpu float64
+	procCPU          float64 // the part of cpu the contender's own processes used
 	rtts             []rtt
 	failed           int // segments whose iperf3 or CPU reading failed
 }
@@ -85,6 +86,7 @@ func (t *tally) rtt() rtt {
 type measurements struct {
 	// contender -> one value per round in which all its segments ran
 	gbps, rtt, cpuGB map[string][]float64
+	procGB           map[string][]float64 // the contender's processes' part of cpuGB
 	// ratio, cpuRatio, extra and extraMin are znet ÷ bare throughput,
 	// znet ÷ bare CPU per GB, znet − bare average and minimum RTT of each
 	// round in which both ran; load the load average after each round.
@@ -96,7 +98,7 @@ type measurements struct {
 }
 
 func newMeasurements() measurements {
-	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}}
+	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}, procGB: map[string][]float64{}}
 }
 
 // measure runs one segment; a failed run is logged and leaves its
@@ -115,6 +117,7 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r i
 		t.failed++
 	default:
 		t.bytes, t.secs, t.cpu = t.bytes+res.bytes, t.secs+res.secs, t.cpu+res.cpu+after-before
+		t.procCPU += after - before
 	}
 	ms, err := pingRTT(ctx, s.c, 200)
 	if err != nil {
@@ -123,7 +126,7 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r i
 		t.rtts = append(t.rtts, ms)
 	}
 	log.Info("data plane", "round", r+1, "contender", s.c.name, "gbit/s", fmt.Sprintf("%.2f", res.gbps()),
-		"cpu-s", fmt.Sprintf("%.2f", res.cpu+after-before), "rtt-ms", ms.avg, "rtt-min-ms", ms.min, "load", loadAvg())
+		"cpu-s-procs", fmt.Sprintf("%.2f", after-before), "cpu-s-iperf3", fmt.Sprintf("%.2f", res.cpu), "rtt-ms", ms.avg, "rtt-min-ms", ms.min, "load", loadAvg())
 }
 
 // cmpOr returns the first non-nil error.
@@ -155,6 +158,7 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		if g := t.gbps(); !math.IsNaN(g) {
 			m.gbps[name] = append(m.gbps[name], g)
 			m.cpuGB[name] = append(m.cpuGB[name], t.cpuPerGB())
+			m.procGB[name] = append(m.procGB[name], t.procCPU/(t.bytes/1e9))
 		}
 		if rt := t.rtt(); !math.IsNaN(rt.avg) {
 			m.rtt[name] = append(m.rtt[name], rt.avg)
@@ -237,7 +241,8 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 			Note: fmt.Sprintf("data planes and iperf3, same segments; median of %d rounds; by round: %s", len(m.cpuRatio), perRound(m.cpuRatio, "×"))})
 	for _, c := range all {
 		rows = append(rows, Row{Part: "dataplane", Figure: "CPU per GB, " + c.name, Value: median(m.cpuGB[c.name]), Unit: "s/GB",
-			Note: fmt.Sprintf("user+system of its processes (%d) and of iperf3's client and server, per GB received; median of %d rounds", len(c.pids), len(m.cpuGB[c.name]))})
+			Note: fmt.Sprintf("user+system of its processes (%d: %.2f s/GB of it) and of iperf3's client and server, per GB received; median of %d rounds",
+				len(c.pids), median(m.procGB[c.name]), len(m.cpuGB[c.name]))})
 	}
 	zt := median(m.gbps["znet"])
 	for _, other := range []string{"Debian wireguard-go", "raw veth"} {

@@ -27,12 +27,13 @@ func TestRoundPlanABBA(t *testing.T) {
 }
 
 // addSegment adds one segment of gbps for secs seconds costing cpu seconds
-// to name's tally of the round.
+// (half of them its own processes') to name's tally of the round.
 func (m *measurements) addSegment(name string, gbps, secs, cpu float64, r rtt) {
 	t := m.tallyOf(name)
 	t.bytes += gbps * 1e9 / 8 * secs
 	t.secs += secs
 	t.cpu += cpu
+	t.procCPU += cpu / 2
 	t.rtts = append(t.rtts, r)
 }
 
@@ -52,6 +53,7 @@ func TestRoundRatioOfSums(t *testing.T) {
 	assert.InDelta(t, 2/1.5, m.ratio[0], 1e-9)
 	// znet: 4 s of CPU for 2.5 GB; bare: 2 s for 1.875 GB.
 	assert.InDelta(t, 1.6, m.cpuGB["znet"][0], 1e-9)
+	assert.InDelta(t, 0.8, m.procGB["znet"][0], 1e-9)
 	assert.InDelta(t, (4/2.5)/(2/1.875), m.cpuRatio[0], 1e-9)
 	assert.Nil(t, m.round, "the round's tallies are not reset")
 }
