@@ -40,6 +40,7 @@ func run(args []string) error {
 	secs := fs.Int("seconds", 10, "length of each iperf3 run")
 	rounds := fs.Int("rounds", 3, "rounds per contender")
 	pairRounds := fs.Int("pair-rounds", bench.DefaultPairRounds, "rounds of the data-plane part (znet and the bare library back to back in each)")
+	nice := fs.Int("nice", bench.DefaultNice, "autogroup nice of the data-plane part's contenders, iperf3 and ping (-20..19; 0 is the default weight)")
 	networks := fs.Int("networks", bench.DefaultNetworks, "networks on one node in the scale part")
 	nodes := fs.Int("nodes", bench.DefaultLabNodes, "nodes of the lab100 part")
 	out := fs.String("out", "", "JSON report `file` (default bench-DATE.json in a new temporary directory)")
@@ -60,7 +61,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	rep, runErr := bench.Run(ctx, bench.Config{Znetd: *znetd, Self: self, Parts: parts, Seconds: *secs, Rounds: *rounds, PairRounds: *pairRounds, Networks: *networks, Nodes: *nodes, Log: log})
+	rep, runErr := bench.Run(ctx, bench.Config{Znetd: *znetd, Self: self, Parts: parts, Seconds: *secs, Rounds: *rounds, PairRounds: *pairRounds, Nice: *nice, Networks: *networks, Nodes: *nodes, Log: log})
 	if rep == nil {
 		return runErr
 	}

@@ -17,6 +17,10 @@ var Parts = []string{"dataplane", "control", "churn", "deploy", "dns", "scale", 
 // DefaultPairRounds is how many rounds the data-plane part runs.
 const DefaultPairRounds = 5
 
+// DefaultNice is the autogroup nice of the data-plane part's processes:
+// weight 9548 against 1024 for a session at nice 0.
+const DefaultNice = -10
+
 // Config says what to measure and with what.
 type Config struct {
 	// Znetd is the znetd binary the labs run.
@@ -30,6 +34,11 @@ type Config struct {
 	Seconds int
 	// Rounds is how many times each contender is measured.
 	Rounds int
+	// Nice is the autogroup nice the data-plane part gives every
+	// contender's processes and its iperf3 and ping alike (znet-bench's
+	// default is DefaultNice; 0 is the kernel's default weight): see
+	// doc.go.
+	Nice int
 	// PairRounds is how many rounds the data-plane part runs (znet and the
 	// bare library back to back in each).
 	PairRounds int
@@ -52,6 +61,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if !slices.Contains(Parts, p) {
 			return nil, fmt.Errorf("unknown part %q (want one of %v)", p, Parts)
 		}
+	}
+	if cfg.Nice < -20 || cfg.Nice > 19 {
+		return nil, fmt.Errorf("nice %d: out of -20..19", cfg.Nice)
 	}
 	if cfg.PairRounds == 0 {
 		cfg.PairRounds = DefaultPairRounds

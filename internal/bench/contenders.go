@@ -58,6 +58,40 @@ func (p *procs) stop() {
 	p.cmds, p.sockets = nil, nil
 }
 
+// startNiced starts cmd in a session of its own, so an autogroup of its
+// own, and gives that autogroup nice nice (when not 0). A process that
+// exited before is left as it is.
+func startNiced(cmd *exec.Cmd, nice int) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if nice == 0 {
+		return nil
+	}
+	if err := setAutogroupNice(cmd.Process.Pid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	return nil
+}
+
+// inNSNiced is inNS with the command started by startNiced.
+func inNSNiced(ctx context.Context, nice int, ns string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startNiced(cmd, nice)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
 // ipIn runs `ip -n ns args...`.
 func ipIn(ns string, args ...string) error {
 	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()

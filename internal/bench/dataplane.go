@@ -86,6 +86,13 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 			return nil, fmt.Errorf("%s does not pass traffic: %w", c.name, err)
 		}
 	}
+	for _, c := range all {
+		for _, pid := range c.pids {
+			if err := setAutogroupNice(pid, cfg.Nice); err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+	}
 	m := newMeasurements()
 	m.sched = sameScheduling(all)
 	log.Info("data plane scheduling", "pair", m.sched)
@@ -94,7 +101,7 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			m.measure(ctx, log, run, r)
+			m.measure(ctx, log, run, r, cfg.Nice)
 		}
 		m.closeRound(log, r)
 	}
@@ -104,18 +111,19 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 // iperf runs one iperf3 TCP stream of secs seconds over c and returns
 // what it carried and the CPU iperf3's client and server used. Every
 // contender gets the same iperf3 command: only c's namespaces and address
-// differ.
-func iperf(ctx context.Context, c contender, secs int) (iperfRun, error) {
+// differ. Client and server run in sessions of their own with autogroup
+// nice nice.
+func iperf(ctx context.Context, c contender, secs, nice int) (iperfRun, error) {
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", c.srv, "iperf3", "-s", "-1", "-B", c.addr)
 	var srvOut strings.Builder
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
+	if err := startNiced(srv, nice); err != nil {
 		return iperfRun{}, err
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		out, err := inNS(ctx, c.cli, "iperf3", "-c", c.addr, "-t", strconv.Itoa(secs), "-J")
+		out, err := inNSNiced(ctx, nice, c.cli, "iperf3", "-c", c.addr, "-t", strconv.Itoa(secs), "-J")
 		if err == nil {
 			// iperf3 -J may exit 0 with the error in its JSON; a refused
 			// connection (the server is not listening yet) is retried.
@@ -175,8 +183,9 @@ func parseIperf(out string) (iperfRun, error) {
 }
 
 // pingRTT pings over c count times, 10 ms apart, and returns the RTTs.
-func pingRTT(ctx context.Context, c contender, count int) (rtt, error) {
-	out, err := inNS(ctx, c.cli, "ping", "-q", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(count), c.addr)
+// ping runs in a session of its own with autogroup nice nice.
+func pingRTT(ctx context.Context, c contender, count, nice int) (rtt, error) {
+	out, err := inNSNiced(ctx, nice, c.cli, "ping", "-q", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(count), c.addr)
 	if err != nil && !strings.Contains(out, "rtt") {
 		return rtt{}, err
 	}

@@ -2,22 +2,46 @@
 // the figures beside their goals, in seven parts:
 //
 //   - dataplane: znet against the bare wireguard-go library (the same
-//     library in a small program) in pairs: each round runs both back to
-//     back and takes their ratio within the round, with the round's load
-//     average; Debian's wireguard-go binary and a raw veth follow as
-//     references. The bare contenders run in sessions of their own, as
-//     znet's data planes do, their UDP crosses the same lab underlay, their
-//     devices have znet's MTU, and their iperf3 and ping run in workload
-//     namespaces joined to the node by a routed veth, as znet's run in
-//     workload namespaces behind a veth. That veth hop (the raw veth row
-//     shows its cost: two crossings per round trip) is what any workload
-//     in a namespace of its own pays whichever WireGuard carries it, so
-//     it is left out of znet's cost; what znet adds on top (the network's
+//     library in a small program) in pairs, 5 rounds. In a round each of
+//     the two gets --seconds of iperf3 (one TCP stream, the same command
+//     for both) in two segments of half that, ordered ABBA (znet, bare,
+//     bare, znet; BAAB in odd rounds), each followed by a ping run. The
+//     round's ratio is that of the sums (all bytes over all seconds of
+//     each): on this shared 2-core machine the CPU the other work leaves
+//     comes and goes within seconds, and one run per contender let a
+//     burst that hit one of them move a round's ratio by 30 % and more;
+//     interleaved, load that rises or falls over the round weighs on both
+//     alike and a burst on one segment is halved. A segment is long
+//     enough for TCP to leave slow start (milliseconds at these RTTs).
+//     Beside throughput, each round gives the CPU seconds per GB received
+//     of each contender: user and system time, from /proc/PID/stat, of its
+//     two data-plane processes, plus iperf3's client and server (from
+//     iperf3's JSON). With the kernel's tick accounting (no IRQ time
+//     accounting here) the kernel's work on the packets is charged to the
+//     process it runs for: the sender's veth, bridge, firewall and
+//     forwarding to iperf3's client, the receiver's to the data plane that
+//     writes the packets to its TUN; only what ksoftirqd takes over is
+//     missed, on both sides. CPU per GB depends little on how much CPU the
+//     others leave, so it shows a real difference that throughput on this
+//     machine cannot: in runs at load 30-55 the throughput ratio of two
+//     rounds was 1.89 and 0.82 while CPU per GB was 1.039 and 1.041. The
+//     load average is recorded with each segment (in the log) and round.
+//     Both contenders' processes must be scheduled alike: the rows say
+//     whether they are (own session and so own autogroup, cpu cgroup,
+//     allowed CPUs, nice, policy). Debian's wireguard-go binary and a raw
+//     veth follow each round as references, one run each. The bare
+//     contenders' UDP crosses the same lab underlay, their devices have
+//     znet's MTU, and their iperf3 and ping run in workload namespaces
+//     joined to the node by a routed veth, as znet's run in workload
+//     namespaces behind a veth. That veth hop (the raw veth row shows its
+//     cost: two crossings per round trip) is what any workload in a
+//     namespace of its own pays whichever WireGuard carries it, so it is
+//     left out of znet's cost; what znet adds on top (the network's
 //     bridge, its per-port anti-spoofing chain, the raw, forward and MSS
-//     rules of its firewall) is measured as znet's. Until issue 17 the
-//     bare contenders ran their traffic in the node namespace, beside
-//     their TUN, so znet's ratio also paid four veth crossings per round
-//     trip (about +0.1 ms of RTT and 7-14 % of throughput on a quiet
+//     rules of its firewall, rp_filter) is measured as znet's. Until issue
+//     17 the bare contenders ran their traffic in the node namespace,
+//     beside their TUN, so znet's ratio also paid four veth crossings per
+//     round trip (about +0.1 ms of RTT and 7-14 % of throughput on a quiet
 //     machine).
 //   - control: network apply, workload attach, memory per idle network.
 //   - churn: adding and removing one member of a 1,000-member network.

@@ -103,10 +103,10 @@ func newMeasurements() measurements {
 
 // measure runs one segment; a failed run is logged and leaves its
 // contender's round out (the rows' notes count the rounds that made it).
-func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r int) {
+func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r, nice int) {
 	t := m.tallyOf(s.c.name)
 	before, cpuErr := cpuOf(s.c.pids)
-	res, err := iperf(ctx, s.c, s.secs)
+	res, err := iperf(ctx, s.c, s.secs, nice)
 	after, cpuErr2 := cpuOf(s.c.pids)
 	switch {
 	case err != nil:
@@ -119,7 +119,7 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r i
 		t.bytes, t.secs, t.cpu = t.bytes+res.bytes, t.secs+res.secs, t.cpu+res.cpu+after-before
 		t.procCPU += after - before
 	}
-	ms, err := pingRTT(ctx, s.c, 200)
+	ms, err := pingRTT(ctx, s.c, 200, nice)
 	if err != nil {
 		log.Warn("ping failed", "contender", s.c.name, "round", r+1, "err", err)
 	} else {

@@ -122,3 +122,14 @@ func describeScheduling(pid int, stat, status, cgroup, autogroup string) (string
 	}
 	return fmt.Sprintf("%s, %s, cpu cgroup %s, cpus %s, nice %s, policy %s", session, group, cpuCgroup, cpus, f[16], f[38]), nil
 }
+
+// setAutogroupNice sets the nice of process pid's autogroup, the weight
+// its session's scheduler group gets against the other sessions' groups.
+// Needs CAP_SYS_NICE to lower it (root).
+func setAutogroupNice(pid, nice int) error {
+	err := os.WriteFile(fmt.Sprintf("/proc/%d/autogroup", pid), []byte(strconv.Itoa(nice)), 0)
+	if err != nil {
+		return fmt.Errorf("autogroup nice of %d: %w", pid, err)
+	}
+	return nil
+}

@@ -1,7 +1,11 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +64,38 @@ func TestDescribeScheduling(t *testing.T) {
 	self, err := scheduling(os.Getpid())
 	require.NoError(t, err)
 	assert.Contains(t, self, "cpus ")
+}
+
+// TestStartNicedSetsAutogroupNice checks that a command the data-plane
+// part runs (iperf3, ping) gets a session, so an autogroup, of its own
+// with the nice asked for: what gives both contenders the same weight
+// against the machine's other work.
+func TestStartNicedSetsAutogroupNice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to lower a nice")
+	}
+	if _, err := os.Stat("/proc/self/autogroup"); err != nil {
+		t.Skip("kernel without autogroups")
+	}
+	cmd := exec.Command("sleep", "5")
+	require.NoError(t, startNiced(cmd, -5))
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ag, err := os.ReadFile(fmt.Sprintf("/proc/%d/autogroup", cmd.Process.Pid))
+	require.NoError(t, err)
+	assert.Contains(t, string(ag), "nice -5")
+	mine, err := os.ReadFile("/proc/self/autogroup")
+	require.NoError(t, err)
+	assert.NotEqual(t, strings.Fields(string(mine))[0], strings.Fields(string(ag))[0], "not an autogroup of its own")
+	s, err := scheduling(cmd.Process.Pid)
+	require.NoError(t, err)
+	assert.Contains(t, s, "own session, autogroup nice -5")
+}
+
+// TestRunRefusesBadNice checks that a nice out of the kernel's range is
+// refused before anything is built.
+func TestRunRefusesBadNice(t *testing.T) {
+	for _, n := range []int{-21, 20} {
+		_, err := Run(context.Background(), Config{Parts: []string{"dataplane"}, Nice: n})
+		assert.ErrorContains(t, err, fmt.Sprintf("nice %d: out of -20..19", n))
+	}
 }
