@@ -96,6 +96,7 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 	m := newMeasurements()
 	m.sched = sameScheduling(all)
 	log.Info("data plane scheduling", "pair", m.sched)
+	warmUpRuns(ctx, log, all, cfg)
 	for r := range cfg.PairRounds {
 		for _, run := range roundPlan(all, r, cfg.Seconds) {
 			if ctx.Err() != nil {
@@ -202,6 +203,21 @@ func warmUp(ctx context.Context, c contender) error {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// warmUpRuns runs one uncounted iperf3 segment over every contender, so
+// that the first counted one finds their data planes past their start:
+// znet's hold their garbage collector for 10 s after it (internal/idlemem),
+// and in the runs here a first segment within those 10 s cost up to 1.6×
+// the CPU per GB of the later ones.
+func warmUpRuns(ctx context.Context, log *slog.Logger, all []contender, cfg Config) {
+	for _, c := range all {
+		before, _ := cpuOf(c.pids)
+		res, err := iperf(ctx, c, max(1, cfg.Seconds/2), cfg.Nice)
+		after, _ := cpuOf(c.pids)
+		log.Info("data plane warm-up, not counted", "contender", c.name, "gbit/s", fmt.Sprintf("%.2f", res.gbps()),
+			"cpu-s-procs", fmt.Sprintf("%.2f", after-before), "err", err)
 	}
 }
 

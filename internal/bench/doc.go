@@ -26,9 +26,14 @@
 //     machine cannot: in runs at load 30-55 the throughput ratio of two
 //     rounds was 1.89 and 0.82 while CPU per GB was 1.039 and 1.041. The
 //     load average is recorded with each segment (in the log) and round.
-//     Both contenders' processes must be scheduled alike: the rows say
-//     whether they are (own session and so own autogroup, cpu cgroup,
-//     allowed CPUs, nice, policy). Debian's wireguard-go binary and a raw
+//     Every contender's processes, and iperf3 and ping in sessions of
+//     their own, run at the same autogroup nice (--nice, -10 by default:
+//     weight 9548 against 1024 for a session at nice 0), so the others'
+//     work takes less of their CPU; in one run at load 15-65 without it,
+//     the ABBA rounds still gave 0.74-1.41. Both contenders' processes
+//     must be scheduled alike: the rows say whether they are (own session
+//     and so own autogroup, its nice, cpu cgroup, allowed CPUs, nice,
+//     policy). Debian's wireguard-go binary and a raw
 //     veth follow each round as references, one run each. The bare
 //     contenders' UDP crosses the same lab underlay, their devices have
 //     znet's MTU, and their iperf3 and ping run in workload namespaces
