@@ -207,10 +207,11 @@ func warmUp(ctx context.Context, c contender) error {
 }
 
 // warmUpRuns runs one uncounted iperf3 segment over every contender, so
-// that the first counted one finds their data planes past their start:
-// znet's hold their garbage collector for 10 s after it (internal/idlemem),
-// and in the runs here a first segment within those 10 s cost up to 1.6×
-// the CPU per GB of the later ones.
+// that the first counted one finds their data planes past their start: in
+// two runs here, znet's first segment, 1-2 s after its data planes
+// started, cost 1.5-2× the CPU per GB of its later ones. (znet's data
+// planes hold their garbage collector for 10 s after the start,
+// internal/idlemem; whether that is the cause was not measured.)
 func warmUpRuns(ctx context.Context, log *slog.Logger, all []contender, cfg Config) {
 	for _, c := range all {
 		before, _ := cpuOf(c.pids)
