@@ -13,6 +13,9 @@
 //     interleaved, load that rises or falls over the round weighs on both
 //     alike and a burst on one segment is halved. A segment is long
 //     enough for TCP to leave slow start (milliseconds at these RTTs).
+//     Before the first round every contender gets one uncounted run, so
+//     that no counted segment meets a data plane in its first seconds
+//     (znet's first one cost 1.5-2× the CPU per GB of its later ones).
 //     Beside throughput, each round gives the CPU seconds per GB received
 //     of each contender: user and system time, from /proc/PID/stat, of its
 //     two data-plane processes, plus iperf3's client and server (from
