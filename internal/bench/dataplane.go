@@ -58,7 +58,7 @@ func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 
 // dataplane measures throughput, RTT and CPU per GB of every contender in
 // rounds (see doc.go for the method). In each round znet and the bare
-// library run in interleaved segments (ABBA, which goes first alternates)
+// library run in interleaved segments (ABBABAAB, which goes first alternates)
 // and their ratio is taken within the round, from the sums of their
 // segments, so that the load other work puts on the machine, which comes
 // and goes, weighs on both sides of a ratio alike; the load average is

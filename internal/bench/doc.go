@@ -4,15 +4,16 @@
 //   - dataplane: znet against the bare wireguard-go library (the same
 //     library in a small program) in pairs, 5 rounds. In a round each of
 //     the two gets --seconds of iperf3 (one TCP stream, the same command
-//     for both) in two segments of half that, ordered ABBA (znet, bare,
-//     bare, znet; BAAB in odd rounds), each followed by a ping run. The
-//     round's ratio is that of the sums (all bytes over all seconds of
-//     each): on this shared 2-core machine the CPU the other work leaves
-//     comes and goes within seconds, and one run per contender let a
-//     burst that hit one of them move a round's ratio by 30 % and more;
-//     interleaved, load that rises or falls over the round weighs on both
-//     alike and a burst on one segment is halved. A segment is long
-//     enough for TCP to leave slow start (milliseconds at these RTTs).
+//     for both) in four segments of a quarter of that, ordered ABBABAAB
+//     (A is znet in even rounds, the bare library in odd ones), each
+//     followed by 100 pings. The round's ratio is that of the sums (all
+//     bytes over all seconds of each): on this shared 2-core machine the
+//     CPU the other work leaves comes and goes within seconds, and one run
+//     per contender let a burst that hit one of them move a round's ratio
+//     by 30 % and more; interleaved, load that rises or falls over the
+//     round weighs on both alike and a burst on one segment is diluted by
+//     the contender's other three. A segment is long enough for TCP to
+//     leave slow start (milliseconds at these RTTs).
 //     Before the first round every contender gets one uncounted run, so
 //     that no counted segment meets a data plane in its first seconds
 //     (znet's first one cost 1.5-2× the CPU per GB of its later ones).
@@ -24,20 +25,21 @@
 //     process it runs for: the sender's veth, bridge, firewall and
 //     forwarding to iperf3's client, the receiver's to the data plane that
 //     writes the packets to its TUN; only what ksoftirqd takes over is
-//     missed, on both sides. CPU per GB depends little on how much CPU the
-//     others leave, so it shows a real difference that throughput on this
-//     machine cannot: in runs at load 30-55 the throughput ratio of two
-//     rounds was 1.89 and 0.82 while CPU per GB was 1.039 and 1.041. The
-//     load average is recorded with each segment (in the log) and round.
-//     Every contender's processes, and iperf3 and ping in sessions of
-//     their own, run at the same autogroup nice (--nice, -10 by default:
-//     weight 9548 against 1024 for a session at nice 0), so the others'
-//     work takes less of their CPU; in one run at load 15-65 without it,
-//     the ABBA rounds still gave 0.74-1.41. Both contenders' processes
-//     must be scheduled alike: the rows say whether they are (own session
-//     and so own autogroup, its nice, cpu cgroup, allowed CPUs, nice,
-//     policy). Debian's wireguard-go binary and a raw
-//     veth follow each round as references, one run each. The bare
+//     missed, on both sides. CPU per GB depends less on how much CPU the
+//     others leave than throughput does: in one run at load 16-44 the
+//     rounds' throughput ratios were 0.80-1.41 and their CPU-per-GB ratios
+//     0.99-1.15 (a segment cut to a quarter of its throughput by a burst
+//     kept about its CPU per GB). The load average is recorded with each segment
+//     (in the log) and round. Every contender's processes, and iperf3 and
+//     ping in sessions of their own, run at the same autogroup nice
+//     (--nice, -10 by default: weight 9548 against 1024 for a session at
+//     nice 0), so the others' work takes less of their CPU; in one run at
+//     load 15-65 without it, rounds of two ABBA segments each gave
+//     0.74-1.41. Both contenders' processes must be scheduled alike: the
+//     rows say whether they are (own session and so own autogroup, its
+//     nice, cpu cgroup, allowed CPUs, nice, policy). Debian's
+//     wireguard-go binary and a raw veth follow each round as references,
+//     one run each. The bare
 //     contenders' UDP crosses the same lab underlay, their devices have
 //     znet's MTU, and their iperf3 and ping run in workload namespaces
 //     joined to the node by a routed veth, as znet's run in workload

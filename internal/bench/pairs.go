@@ -16,23 +16,23 @@ type run struct {
 	secs int
 }
 
-// roundPlan is the segments of round r, each contender getting secs
-// seconds of iperf3 in all. znet and the bare library come first, in four
-// segments of secs/2 seconds ordered ABBA (znet, bare, bare, znet in even
-// rounds, bare, znet, znet, bare in odd ones): load that rises or falls
-// steadily over the round weighs on both alike, and a burst of load that
-// hits one segment is diluted by the other. Then the references, one run
-// each.
+// roundPlan is the segments of round r, each contender getting about secs
+// seconds of iperf3 in all. znet and the bare library come first, in
+// eight segments of secs/4 seconds ordered ABBABAAB (A is znet in even
+// rounds, the bare library in odd ones): load that rises or falls steadily
+// over the round weighs on both alike, and a burst of load that hits one
+// segment is diluted by the other three of its contender. Then the
+// references, one run each.
 func roundPlan(all []contender, r, secs int) []run {
 	var a, b run
 	var rest []run
-	half := max(1, secs/2)
+	seg := max(1, secs/4)
 	for _, c := range all {
 		switch c.name {
 		case "znet":
-			a = run{c, half}
+			a = run{c, seg}
 		case bareName:
-			b = run{c, half}
+			b = run{c, seg}
 		default:
 			rest = append(rest, run{c, secs})
 		}
@@ -40,7 +40,7 @@ func roundPlan(all []contender, r, secs int) []run {
 	if r%2 == 1 {
 		a, b = b, a
 	}
-	return append([]run{a, b, b, a}, rest...)
+	return append([]run{a, b, b, a, b, a, a, b}, rest...)
 }
 
 // tally is what one contender's segments of one round carried and cost.
@@ -101,6 +101,9 @@ func newMeasurements() measurements {
 	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}, procGB: map[string][]float64{}}
 }
 
+// pingsPerSegment is how many pings follow each segment (10 ms apart).
+const pingsPerSegment = 100
+
 // measure runs one segment; a failed run is logged and leaves its
 // contender's round out (the rows' notes count the rounds that made it).
 func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r, nice int) {
@@ -119,7 +122,7 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r, 
 		t.bytes, t.secs, t.cpu = t.bytes+res.bytes, t.secs+res.secs, t.cpu+res.cpu+after-before
 		t.procCPU += after - before
 	}
-	ms, err := pingRTT(ctx, s.c, 200, nice)
+	ms, err := pingRTT(ctx, s.c, pingsPerSegment, nice)
 	if err != nil {
 		log.Warn("ping failed", "contender", s.c.name, "round", r+1, "err", err)
 	} else {
@@ -235,7 +238,7 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 	}
 	rows = append(rows,
 		Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, per round)", Value: median(m.ratio), Unit: "×", Goal: "≥ 0.95× per round",
-			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("ABBA segments, ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
+			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("ABBABAAB segments, ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
 				len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
 		Row{Part: "dataplane", Figure: "CPU per GB znet ÷ " + bareName + " (per round)", Value: median(m.cpuRatio), Unit: "×",
 			Note: fmt.Sprintf("data planes and iperf3, same segments; median of %d rounds; by round: %s", len(m.cpuRatio), perRound(m.cpuRatio, "×"))})
@@ -250,7 +253,7 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 			Note: "medians over all rounds (references, not in the pairs)"})
 	}
 	for _, c := range all {
-		pnote := fmt.Sprintf("ping -i 0.01 -c 200 after each segment, average, median of %d/%d rounds", len(m.rtt[c.name]), cfg.PairRounds)
+		pnote := fmt.Sprintf("ping -i 0.01 -c 100 after each segment, average, median of %d/%d rounds", len(m.rtt[c.name]), cfg.PairRounds)
 		rows = append(rows, Row{Part: "dataplane", Figure: "RTT, " + c.name, Value: median(m.rtt[c.name]), Unit: "ms", Note: pnote})
 	}
 	extra := median(m.extra)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -9,21 +10,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestRoundPlanABBA checks a round's order: the pair in four half-length
-// segments, ABBA, the first of the pair alternating between rounds, then
-// each reference once at full length.
+// TestRoundPlanABBA checks a round's order: the pair in eight
+// quarter-length segments, ABBABAAB, the first of the pair alternating
+// between rounds, then each reference once at full length.
 func TestRoundPlanABBA(t *testing.T) {
 	all := []contender{{name: "znet"}, {name: "raw veth"}, {name: bareName}, {name: "Debian wireguard-go"}}
 	names := func(rs []run) string {
 		var out []string
 		for _, r := range rs {
-			out = append(out, strings.Fields(r.c.name)[0]+":"+string(rune('0'+r.secs)))
+			out = append(out, fmt.Sprintf("%s:%d", strings.Fields(r.c.name)[0], r.secs))
 		}
 		return strings.Join(out, " ")
 	}
-	assert.Equal(t, "znet:4 bare:4 bare:4 znet:4 raw:9 Debian:9", names(roundPlan(all, 0, 9)))
-	assert.Equal(t, "bare:4 znet:4 znet:4 bare:4 raw:8 Debian:8", names(roundPlan(all, 1, 8)))
-	assert.Equal(t, "znet:1 bare:1 bare:1 znet:1 raw:1 Debian:1", names(roundPlan(all, 2, 1)))
+	assert.Equal(t, "znet:2 bare:2 bare:2 znet:2 bare:2 znet:2 znet:2 bare:2 raw:10 Debian:10", names(roundPlan(all, 0, 10)))
+	assert.Equal(t, "bare:3 znet:3 znet:3 bare:3 znet:3 bare:3 bare:3 znet:3 raw:12 Debian:12", names(roundPlan(all, 1, 12)))
+	assert.Equal(t, "znet:1 bare:1 bare:1 znet:1 bare:1 znet:1 znet:1 bare:1 raw:1 Debian:1", names(roundPlan(all, 2, 1)))
 }
 
 // addSegment adds one segment of gbps for secs seconds costing cpu seconds
