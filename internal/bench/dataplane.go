@@ -183,10 +183,11 @@ func parseIperf(out string) (iperfRun, error) {
 	return iperfRun{bytes: got.Bytes, secs: got.Seconds, cpu: (res.End.CPU.Host + res.End.CPU.Remote) / 100 * got.Seconds}, nil
 }
 
-// pingRTT pings over c count times, 10 ms apart, and returns the RTTs.
+// pingRTT pings over c count times, 10 ms apart, and returns the RTTs
+// (ping prints each reply's, for the median).
 // ping runs in a session of its own with autogroup nice nice.
 func pingRTT(ctx context.Context, c contender, count, nice int) (rtt, error) {
-	out, err := inNSNiced(ctx, nice, c.cli, "ping", "-q", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(count), c.addr)
+	out, err := inNSNiced(ctx, nice, c.cli, "ping", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(count), c.addr)
 	if err != nil && !strings.Contains(out, "rtt") {
 		return rtt{}, err
 	}
@@ -222,23 +223,44 @@ func warmUpRuns(ctx context.Context, log *slog.Logger, all []contender, cfg Conf
 	}
 }
 
-var pingSummary = regexp.MustCompile(`= ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms`)
+var (
+	pingSummary = regexp.MustCompile(`= ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms`)
+	pingReply   = regexp.MustCompile(`time=([0-9.]+) ms`)
+)
 
-// rtt is the minimum and average of a ping run, in ms. The minimum is the
-// path's own length, which the load other work puts on the machine
-// touches least; the average is what a workload sees.
-type rtt struct{ min, avg float64 }
+// rtt is the minimum, median and average of a ping run, in ms. The
+// minimum is the path's own length, which the load other work puts on the
+// machine touches least; the median is the typical packet's, which a few
+// replies delayed by tens of milliseconds (a data plane waiting for a CPU
+// on a loaded machine) do not move; the average is what a workload sees,
+// those delays included.
+type rtt struct{ min, med, avg float64 }
 
-// parsePing returns the RTTs of ping's summary.
+// parsePing returns the RTTs of ping's output: minimum and average from
+// its summary, the median from its replies' lines.
 func parsePing(out string) (rtt, error) {
 	m := pingSummary.FindStringSubmatch(out)
 	if m == nil {
-		return rtt{math.NaN(), math.NaN()}, fmt.Errorf("no RTT summary in ping output %q", out)
+		return rtt{math.NaN(), math.NaN(), math.NaN()}, fmt.Errorf("no RTT summary in ping output %q", out)
 	}
 	lo, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
 		return rtt{}, err
 	}
 	avg, err := strconv.ParseFloat(m[2], 64)
-	return rtt{lo, avg}, err
+	if err != nil {
+		return rtt{}, err
+	}
+	var times []float64
+	for _, r := range pingReply.FindAllStringSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(r[1], 64)
+		if err != nil {
+			return rtt{}, err
+		}
+		times = append(times, v)
+	}
+	if len(times) == 0 {
+		return rtt{}, fmt.Errorf("no reply times in ping output %q", out)
+	}
+	return rtt{min: lo, med: median(times), avg: avg}, nil
 }

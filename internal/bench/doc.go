@@ -39,7 +39,12 @@
 //     rows say whether they are (own session and so own autogroup, its
 //     nice, cpu cgroup, allowed CPUs, nice, policy). Debian's
 //     wireguard-go binary and a raw veth follow each round as references,
-//     one run each. The bare
+//     one run each. The RTT goal is taken on the median reply (the mean
+//     of a round's four segment medians, znet − bare): at load 20-40 a few
+//     replies per hundred waited tens of milliseconds for a CPU and moved
+//     a round's average difference by ±1-2 ms either way, while the
+//     medians and minima stayed within ±0.07 ms; the average difference
+//     is still reported beside it. The bare
 //     contenders' UDP crosses the same lab underlay, their devices have
 //     znet's MTU, and their iperf3 and ping run in workload namespaces
 //     joined to the node by a routed veth, as znet's run in workload

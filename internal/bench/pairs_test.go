@@ -44,7 +44,7 @@ func (m *measurements) addSegment(name string, gbps, secs, cpu float64, r rtt) {
 // over the sum of bytes.
 func TestRoundRatioOfSums(t *testing.T) {
 	m := newMeasurements()
-	r := rtt{min: 0.2, avg: 0.3}
+	r := rtt{min: 0.2, med: 0.25, avg: 0.3}
 	m.addSegment("znet", 2, 5, 2, r)
 	m.addSegment(bareName, 2, 5, 1, r)
 	m.addSegment(bareName, 1, 5, 1, r) // the burst
@@ -64,8 +64,8 @@ func TestRoundRatioOfSums(t *testing.T) {
 // longer cancel the load's drift.
 func TestRoundWithFailedSegmentLeftOut(t *testing.T) {
 	m := newMeasurements()
-	m.addSegment("znet", 2, 5, 1, rtt{min: 0.2, avg: 0.3})
-	m.addSegment(bareName, 2, 5, 1, rtt{min: 0.2, avg: 0.3})
+	m.addSegment("znet", 2, 5, 1, rtt{min: 0.2, med: 0.25, avg: 0.3})
+	m.addSegment(bareName, 2, 5, 1, rtt{min: 0.2, med: 0.25, avg: 0.3})
 	m.tallyOf(bareName).failed++
 	m.closeRound(slog.New(slog.DiscardHandler), 0)
 	assert.Empty(t, m.ratio)
@@ -75,15 +75,16 @@ func TestRoundWithFailedSegmentLeftOut(t *testing.T) {
 }
 
 // TestDataplanePairRows checks the per-round pair figures: throughput
-// ratio, average and minimum RTT differences, each from the same round,
+// ratio, median (the goal's), average and minimum RTT differences, each
+// from the same round,
 // and that the notes carry the rounds' figures and the scheduling.
 func TestDataplanePairRows(t *testing.T) {
 	m := newMeasurements()
 	m.sched = compareScheduling([]string{"x"}, []string{"x"})
 	log := slog.New(slog.DiscardHandler)
 	for r, round := range []struct{ znet, bare []rtt }{
-		{[]rtt{{min: 0.20, avg: 0.50}, {min: 0.25, avg: 0.70}}, []rtt{{min: 0.15, avg: 0.30}, {min: 0.16, avg: 0.50}}},
-		{[]rtt{{min: 0.30, avg: 0.40}}, []rtt{{min: 0.28, avg: 0.45}}},
+		{[]rtt{{min: 0.20, med: 0.30, avg: 0.50}, {min: 0.25, med: 0.34, avg: 0.70}}, []rtt{{min: 0.15, med: 0.28, avg: 0.30}, {min: 0.16, med: 0.30, avg: 0.50}}},
+		{[]rtt{{min: 0.30, med: 0.35, avg: 0.40}}, []rtt{{min: 0.28, med: 0.36, avg: 0.45}}},
 	} {
 		for _, z := range round.znet {
 			m.addSegment("znet", 2, 5, 1, z)
@@ -94,7 +95,8 @@ func TestDataplanePairRows(t *testing.T) {
 		m.closeRound(log, r)
 	}
 	assert.InDeltaSlice(t, []float64{0.05, 0.02}, m.extraMin, 1e-9)
-	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extra, 1e-9)
+	assert.InDeltaSlice(t, []float64{0.03, -0.01}, m.extra, 1e-9)
+	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extraAvg, 1e-9)
 	assert.InDeltaSlice(t, []float64{0.8, 0.8}, m.ratio, 1e-9)
 	rows := dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m)
 	byFigure := map[string]Row{}
@@ -104,6 +106,10 @@ func TestDataplanePairRows(t *testing.T) {
 	minRow := byFigure["RTT minimum znet − "+bareName+" (per round)"]
 	assert.InDelta(t, 0.035, minRow.Value, 1e-9)
 	assert.Contains(t, minRow.Note, "0.050 ms")
+	rttRow := byFigure["RTT znet − "+bareName+" (per round)"]
+	assert.InDelta(t, 0.01, rttRow.Value, 1e-9)
+	assert.Equal(t, "met", rttRow.Verdict)
+	assert.InDelta(t, 0.075, byFigure["RTT average znet − "+bareName+" (per round)"].Value, 1e-9)
 	ratioRow := byFigure["znet ÷ "+bareName+" (throughput, per round)"]
 	assert.Equal(t, "missed", ratioRow.Verdict)
 	assert.Contains(t, ratioRow.Note, "0.800× (load ")

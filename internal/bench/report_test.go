@@ -18,7 +18,13 @@ func TestParsePing(t *testing.T) {
 		want rtt
 		ok   bool
 	}{
-		{"summary", "200 packets transmitted, 200 received, 0% packet loss, time 2390ms\nrtt min/avg/max/mdev = 0.301/0.479/1.204/0.088 ms\n", rtt{min: 0.301, avg: 0.479}, true},
+		{"replies and summary", "PING 10.99.17.2 (10.99.17.2) 56(84) bytes of data.\n" +
+			"64 bytes from 10.99.17.2: icmp_seq=1 ttl=62 time=0.301 ms\n" +
+			"64 bytes from 10.99.17.2: icmp_seq=2 ttl=62 time=1.204 ms\n" +
+			"64 bytes from 10.99.17.2: icmp_seq=3 ttl=62 time=0.35 ms\n\n" +
+			"--- 10.99.17.2 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 20ms\n" +
+			"rtt min/avg/max/mdev = 0.301/0.618/1.204/0.088 ms\n", rtt{min: 0.301, med: 0.35, avg: 0.618}, true},
+		{"summary without replies", "200 packets transmitted, 200 received, 0% packet loss, time 2390ms\nrtt min/avg/max/mdev = 0.301/0.479/1.204/0.088 ms\n", rtt{}, false},
 		{"no reply", "5 packets transmitted, 0 received, 100% packet loss, time 40ms\n", rtt{}, false},
 	}
 	for _, tt := range tests {
@@ -29,8 +35,7 @@ func TestParsePing(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.InDelta(t, tt.want.avg, got.avg, 1e-9)
-			assert.InDelta(t, tt.want.min, got.min, 1e-9)
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }
