@@ -25,18 +25,28 @@ func procCPU(pid int) (float64, error) {
 	return parseProcCPU(string(b))
 }
 
-// parseProcCPU returns utime+stime of a /proc/PID/stat line, in seconds.
-// The command name (field 2) is in parentheses and may hold spaces and
-// parentheses itself, so the fields are counted from the last ')'.
-func parseProcCPU(stat string) (float64, error) {
+// statFields returns the fields of a /proc/PID/stat line after the
+// command name, f[0] being field 3 (state), at least n of them. The name
+// (field 2) is in parentheses and may hold spaces and parentheses itself,
+// so the fields are counted from the last ')'.
+func statFields(stat string, n int) ([]string, error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, errors.New("no command name in /proc stat line")
+		return nil, errors.New("no command name in /proc stat line")
 	}
 	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state): utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc stat line: %d fields after the name", len(f))
+	if len(f) < n {
+		return nil, fmt.Errorf("short /proc stat line: %d fields after the name", len(f))
+	}
+	return f, nil
+}
+
+// parseProcCPU returns utime+stime of a /proc/PID/stat line, in seconds.
+func parseProcCPU(stat string) (float64, error) {
+	// utime and stime are fields 14 and 15.
+	f, err := statFields(stat, 13)
+	if err != nil {
+		return 0, err
 	}
 	var ticks uint64
 	for _, s := range f[11:13] {
@@ -90,14 +100,10 @@ func scheduling(pid int) (string, error) {
 // describeScheduling is scheduling from the texts of process pid's stat,
 // status, cgroup and autogroup files.
 func describeScheduling(pid int, stat, status, cgroup, autogroup string) (string, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return "", errors.New("no command name in /proc stat line")
-	}
-	f := strings.Fields(stat[i+1:])
 	// f[3] is field 6 (session), f[16] field 19 (nice), f[38] field 41 (policy).
-	if len(f) < 39 {
-		return "", fmt.Errorf("short /proc stat line: %d fields after the name", len(f))
+	f, err := statFields(stat, 39)
+	if err != nil {
+		return "", err
 	}
 	session := "in a session of another process"
 	if f[3] == strconv.Itoa(pid) {
