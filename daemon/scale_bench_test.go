@@ -22,8 +22,9 @@ var scaleNetworksFlag = flag.Int("scale-networks", 50, "networks BenchmarkManyNe
 
 // BenchmarkManyNetworks times, on a node with scaleNetworks one-node
 // networks, what grows with their count: status of all, the network list,
-// the re-apply of one network (a new generation) and the apply of one more
-// network (deleted again outside the timing), and a recovery by a second
+// the re-apply of one network (a new generation), the apply of one more
+// network (deleted again outside the timing) and its delete (applied
+// outside the timing), and a recovery by a second
 // daemon (znetd after a restart: every data plane adopted).
 //
 //	sudo go test ./daemon/ -run '^$' -bench ManyNetworks -cpuprofile cpu.out
@@ -60,6 +61,15 @@ func BenchmarkManyNetworks(b *testing.B) {
 			b.StopTimer()
 			require.NoError(b, n.client.DeleteNetwork(ctx, specOf(scaleNetworks).Name, false))
 			b.StartTimer()
+		}
+	})
+	b.Run("delete", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			_, err := n.client.Apply(ctx, specOf(scaleNetworks))
+			require.NoError(b, err)
+			b.StartTimer()
+			require.NoError(b, n.client.DeleteNetwork(ctx, specOf(scaleNetworks).Name, false))
 		}
 	})
 	b.Run("recover", func(b *testing.B) {

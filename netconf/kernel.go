@@ -54,18 +54,24 @@ func (Kernel) Open(name string, create bool) (Namespace, error) {
 	return &kernelNS{ns: ns, h: h}, nil
 }
 
-// Delete implements Host.
+// Delete implements Host. It waits until the kernel frees the namespace
+// (namespaces.Watch: one netlink message, whatever else runs on the node;
+// scanning /proc instead cost more with every network's data plane).
 func (Kernel) Delete(ctx context.Context, name string) error {
-	id, idErr := namespaces.Identify(namespaces.Path(name))
+	w, err := namespaces.WatchGone(namespaces.Path(name))
+	if err != nil {
+		if !namespaces.Exists(name) {
+			return namespaces.Delete(name) // a leftover file at most
+		}
+		return fmt.Errorf("deleting namespace %s: %w", name, err)
+	}
+	defer func() { _ = w.Close() }()
 	if err := namespaces.Delete(name); err != nil {
 		return err
 	}
-	if idErr != nil {
-		return nil // it was not there
-	}
 	wctx, cancel := context.WithTimeout(ctx, deleteWait)
 	defer cancel()
-	if err := namespaces.WaitGone(wctx, id); err != nil {
+	if err := w.Wait(wctx); err != nil {
 		return fmt.Errorf("waiting for namespace %s to go: %w: %w", name, ErrLingering, err)
 	}
 	return nil
