@@ -80,6 +80,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 		return fmt.Errorf("reading state: %w", err)
 	}
 	known := map[string]bool{}
+	var applied []string
 	var (
 		errs   []error
 		errsMu sync.Mutex
@@ -95,6 +96,7 @@ func (d *Daemon) Recover(ctx context.Context) error {
 			continue // reserved only: nothing in the kernel yet
 		}
 		known[d.nsName(n.Name)] = true
+		applied = append(applied, n.Name)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -107,6 +109,9 @@ func (d *Daemon) Recover(ctx context.Context) error {
 	}
 	wg.Wait()
 	if err := d.removeOrphans(ctx, known); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.removeOrphanResolvers(ctx, applied); err != nil {
 		errs = append(errs, err)
 	}
 	d.log.Info("recovered", "networks", len(nets), "failed", len(errs))

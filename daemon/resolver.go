@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -19,6 +20,9 @@ type ResolverHost interface {
 	Wait(ctx context.Context, ifname string, pid int) (string, error)
 	// Delete stops ifname's resolver and removes its files; idempotent.
 	Delete(ctx context.Context, ifname string) error
+	// List returns the devices whose resolver runs, of this node's run
+	// directory only.
+	List(ctx context.Context) ([]string, error)
 }
 
 // dataplaneHostsResolver reports whether the backend's data planes host
@@ -101,4 +105,34 @@ func (d *Daemon) restartResolver(ctx context.Context, network string) (int, erro
 	}
 	d.pushDNS(ctx, n, n.Spec, wls)
 	return pid, nil
+}
+
+// removeOrphanResolvers stops the resolver-only processes of networks the
+// state does not know (known: the applied ones): leftovers of a delete
+// that crashed after the namespace went, or of a state that lost the
+// network. A namespace of an unknown network is swept with its resolver
+// (removeOrphans); this catches the resolvers left without one.
+func (d *Daemon) removeOrphanResolvers(ctx context.Context, known []string) error {
+	if d.resolvers == nil {
+		return nil
+	}
+	running, err := d.resolvers.List(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, network := range known {
+		want[d.device(network, 0).IfName] = true
+	}
+	var errs []error
+	for _, ifname := range running {
+		if want[ifname] {
+			continue
+		}
+		d.log.Warn("removing the resolver of a network the state does not know", "ifname", ifname)
+		if err := d.resolvers.Delete(ctx, ifname); err != nil {
+			errs = append(errs, fmt.Errorf("orphan resolver %s: %w", ifname, err))
+		}
+	}
+	return errors.Join(errs...)
 }

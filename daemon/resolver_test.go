@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/overlay/overlaytest"
+	"github.com/znet/znet/store"
 )
 
 // fakeResolvers is a ResolverHost that runs nothing: it records calls as
@@ -68,6 +70,12 @@ func (f *fakeResolvers) Delete(_ context.Context, ifname string) error {
 	f.calls = append(f.calls, "Delete "+ifname)
 	delete(f.pids, ifname)
 	return nil
+}
+
+func (f *fakeResolvers) List(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.pids)), nil
 }
 
 func (f *fakeResolvers) Calls() []string {
@@ -168,6 +176,29 @@ func TestFakeResolverOnly(t *testing.T) {
 		require.NoError(t, u.d.Recover(context.Background()))
 		assert.Equal(t, []string{"Ensure " + f.ifname(), "Delete " + f.ifname()}, res.Calls())
 		assert.Zero(t, res.PID(f.ifname()))
+	})
+
+	// The state forgot the network and its namespace is gone (a delete
+	// that crashed after removing the namespace, a state restored from
+	// an older copy): nothing else would ever stop its resolver.
+	t.Run("one of a network the state does not know is swept at start", func(t *testing.T) {
+		u := newUnit(t, newNodeID(t))
+		u.backend = overlaytest.New("kernel")
+		res := &fakeResolvers{}
+		u.dns, u.resolvers = &dnsresolvertest.Client{}, res
+		u.d = u.newDaemon(t)
+		keep, gone := newFakeNet(t, u, "keep"), newFakeNet(t, u, "gone")
+		keep.apply(t, 1)
+		gone.apply(t, 1)
+		u.d.Close()
+		require.NoError(t, u.store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork("gone") }))
+		u.host.Remove(u.d.nsName("gone"))
+
+		u.d = u.newDaemon(t)
+		require.NoError(t, u.d.Recover(context.Background()))
+		assert.Zero(t, res.PID(gone.ifname()), "swept")
+		assert.NotZero(t, res.PID(keep.ifname()), "a known network keeps its resolver")
+		assert.Equal(t, "Delete "+gone.ifname(), res.Calls()[len(res.Calls())-1])
 	})
 
 	t.Run("userspace networks have none", func(t *testing.T) {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -150,8 +153,11 @@ func OwnHandle(h netns.NsHandle) (netns.NsHandle, error) {
 // Close releases the underlay handle; the processes keep running.
 func (r *Resolvers) Close() error { return r.underlay.Close() }
 
+// resolverPidSuffix ends the name of a resolver's pid file.
+const resolverPidSuffix = ".resolver.pid"
+
 func (r *Resolvers) pidFile(ifname string) string {
-	return filepath.Join(r.runDir, ifname+".resolver.pid")
+	return filepath.Join(r.runDir, ifname+resolverPidSuffix)
 }
 
 func (r *Resolvers) logFile(ifname string) string {
@@ -187,6 +193,35 @@ func (r *Resolvers) PID(ifname string) int {
 		return pid
 	}
 	return 0
+}
+
+// List returns the devices whose resolver runs from r's run directory,
+// sorted: those whose pid file names a live resolver of theirs, and those
+// that ran when r was made and serve their control socket there (a pid
+// file lost). Resolvers of other run directories (another znetd on the
+// machine) are left out. znetd's start sweeps those of networks its state
+// does not know.
+func (r *Resolvers) List(ctx context.Context) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(r.runDir, "*"+resolverPidSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("listing resolvers: %w", err)
+	}
+	found := map[string]bool{}
+	for _, f := range files {
+		ifname := strings.TrimSuffix(filepath.Base(f), resolverPidSuffix)
+		if checkIfName(ifname) == nil && r.PID(ifname) != 0 {
+			found[ifname] = true
+		}
+	}
+	for ifname, pid := range r.atStart {
+		if found[ifname] || !isMode(pid, modeResolver, ifname) {
+			continue
+		}
+		if server, err := socketServer(ctx, r.Socket(ifname)); err == nil && server == pid {
+			found[ifname] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(found)), nil
 }
 
 // Ensure adopts ifname's resolver if it runs in the namespace at netnsPath

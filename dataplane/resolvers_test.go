@@ -127,3 +127,47 @@ func resolversMaker(t *testing.T, opts ResolverOptions, ifname string) func() *R
 		return r
 	}
 }
+
+// TestResolversList: List names the resolvers of its own run directory,
+// found by pid file or, with the pid file lost, by the socket they serve
+// there; another run directory's (another znetd on the machine) are not
+// its to sweep.
+func TestResolversList(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := "zt-rl-" + testutil.RandomHex(t, 4)
+	ul := nstest.CreateNS(t, base+"-u")
+	nstest.CreateNS(t, base+"-a")
+	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
+	ifname := "zt" + testutil.RandomHex(t, 4)
+	newResolvers := resolversMaker(t, opts, ifname)
+
+	r := newResolvers()
+	list, err := r.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	pid, err := r.Ensure(ctx, ifname, namespaces.Path(base+"-a"))
+	require.NoError(t, err)
+	list, err = r.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{ifname}, list)
+
+	other := opts
+	other.RunDir = t.TempDir()
+	list, err = resolversMaker(t, other, ifname)().List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list, "another run directory's resolver")
+
+	require.NoError(t, os.Remove(r.pidFile(ifname)))
+	r2 := newResolvers()
+	list, err = r2.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{ifname}, list, "found without its pid file")
+
+	require.NoError(t, r2.Delete(ctx, ifname))
+	assert.False(t, isMode(pid, modeResolver, ifname))
+	list, err = r2.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+}
