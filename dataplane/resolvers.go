@@ -294,32 +294,16 @@ func socketServer(ctx context.Context, path string) (int, error) {
 // until it serves its socket; on failure the process is stopped again.
 func (r *Resolvers) start(ctx context.Context, ifname, netnsPath string) (int, error) {
 	logPath := r.logFile(ifname)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("opening resolver log: %w", err)
-	}
-	defer func() { _ = logf.Close() }()
-	ns, err := namespaces.Open(netnsPath)
+	l, err := NewLaunch(r.exe, []string{modeResolver, "--ifname", ifname, "--dns-socket", r.Socket(ifname)},
+		r.env, logPath, netnsPath, r.underlay)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = ns.Close() }()
-	ufd, err := DupFd(int(r.underlay))
-	if err != nil {
-		return 0, fmt.Errorf("duplicating underlay handle: %w", err)
-	}
-	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
-	defer func() { _ = underlay.Close() }()
-
-	cmd := exec.Command(r.exe, modeResolver, "--ifname", ifname, "--dns-socket", r.Socket(ifname))
-	cmd.Env = append(os.Environ(), r.env...)
-	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{underlay} // fd 3
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := namespaces.StartRestricted(cmd, ns, Restrict); err != nil {
+	defer l.Close()
+	if err := l.Start(); err != nil {
 		return 0, err
 	}
+	cmd := l.Cmd
 	pid := cmd.Process.Pid
 	c := &resolverChild{ifname: ifname, done: make(chan struct{})}
 	r.mu.Lock()

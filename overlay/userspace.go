@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -226,46 +224,29 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 		return 0, fmt.Errorf("creating run directory: %w", err)
 	}
 	logPath := b.logFile(d.IfName)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("opening data-plane log: %w", err)
-	}
-	defer func() { _ = logf.Close() }()
-	ns, err := namespaces.Open(d.NetNS)
+	args := dataplane.Args(d.IfName, d.mtu(), d.ListenPort, b.dnsSocket(d), b.dropsFile(d.IfName))
+	l, err := dataplane.NewLaunch(b.exe, args, b.env, logPath, d.NetNS, b.underlay)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = ns.Close() }()
-	ufd, err := dataplane.DupFd(int(b.underlay))
-	if err != nil {
-		return 0, fmt.Errorf("duplicating underlay handle: %w", err)
-	}
-	underlay := os.NewFile(uintptr(ufd), "underlay-netns")
-	defer func() { _ = underlay.Close() }()
-
-	cmd := exec.Command(b.exe, dataplane.Args(d.IfName, d.mtu(), d.ListenPort, b.dnsSocket(d), b.dropsFile(d.IfName))...)
-	cmd.Env = append(os.Environ(), b.env...)
-	cmd.Dir = "/" // pin no directory of the daemon
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{underlay} // fd 3
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	defer l.Close()
 
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if err := namespaces.StartRestricted(cmd, ns, dataplane.Restrict); err != nil {
+	if err := l.Start(); err != nil {
 		b.mu.Unlock()
 		return 0, err
 	}
-	pid := cmd.Process.Pid
+	pid := l.Cmd.Process.Pid
 	c := &child{ifname: d.IfName, network: d.Network, exited: make(chan struct{})}
 	b.children[pid] = c
 	b.mu.Unlock()
 	// The reaper waits for the child by pid, so that Close need not wait
 	// for data planes to exit.
-	_ = cmd.Process.Release()
+	_ = l.Cmd.Process.Release()
 	b.log.Info("started data plane", "network", d.Network, "ifname", d.IfName, "pid", pid, "netns", d.NetNS)
 
 	if err := dataplane.WritePidFile(b.pidFile(d.IfName), pid); err != nil {
