@@ -133,17 +133,25 @@ func TestFakeDNSPushes(t *testing.T) {
 	assert.Equal(t, "resolver: no answer", problem)
 }
 
+// newKernelUnit returns a unit on the fake kernel backend, whose networks
+// get resolver-only processes from the fake Resolvers it returns.
+func newKernelUnit(t *testing.T) (*unit, *fakeResolvers) {
+	t.Helper()
+	u := newUnit(t, newNodeID(t))
+	u.backend = overlaytest.New("kernel")
+	res := &fakeResolvers{}
+	u.dns, u.resolvers = &dnsresolvertest.Client{}, res
+	u.d = u.newDaemon(t)
+	return u, res
+}
+
 // TestFakeResolverOnly checks, without root, that a network on a backend
 // whose devices run no process (kernel) gets a resolver-only process on
 // apply, is adopted again after a restart, and loses it with the network
 // or when the node moves to the userspace backend; a userspace network gets
 // none (its data plane hosts the resolver).
 func TestFakeResolverOnly(t *testing.T) {
-	u := newUnit(t, newNodeID(t))
-	u.backend = overlaytest.New("kernel")
-	res := &fakeResolvers{}
-	u.dns, u.resolvers = &dnsresolvertest.Client{}, res
-	u.d = u.newDaemon(t)
+	u, res := newKernelUnit(t)
 	f := newFakeNet(t, u, "shop")
 	f.apply(t, 1)
 	ifname := f.ifname()
@@ -162,11 +170,7 @@ func TestFakeResolverOnly(t *testing.T) {
 	assert.Zero(t, res.PID(ifname))
 
 	t.Run("a switch to userspace removes it", func(t *testing.T) {
-		u := newUnit(t, newNodeID(t))
-		u.backend = overlaytest.New("kernel")
-		res := &fakeResolvers{}
-		u.dns, u.resolvers = &dnsresolvertest.Client{}, res
-		u.d = u.newDaemon(t)
+		u, res := newKernelUnit(t)
 		f := newFakeNet(t, u, "shop")
 		f.apply(t, 1)
 		require.NotZero(t, res.PID(f.ifname()))
@@ -182,11 +186,7 @@ func TestFakeResolverOnly(t *testing.T) {
 	// that crashed after removing the namespace, a state restored from
 	// an older copy): nothing else would ever stop its resolver.
 	t.Run("one of a network the state does not know is swept at start", func(t *testing.T) {
-		u := newUnit(t, newNodeID(t))
-		u.backend = overlaytest.New("kernel")
-		res := &fakeResolvers{}
-		u.dns, u.resolvers = &dnsresolvertest.Client{}, res
-		u.d = u.newDaemon(t)
+		u, res := newKernelUnit(t)
 		keep, gone := newFakeNet(t, u, "keep"), newFakeNet(t, u, "gone")
 		keep.apply(t, 1)
 		gone.apply(t, 1)

@@ -24,14 +24,9 @@ func TestResolvers(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	base := "zt-rs-" + testutil.RandomHex(t, 4)
-	ul := nstest.CreateNS(t, base+"-u")
-	nstest.CreateNS(t, base+"-a")
-	nstest.CreateNS(t, base+"-b")
-	pathA, pathB := namespaces.Path(base+"-a"), namespaces.Path(base+"-b")
-	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
-	ifname := "zt" + testutil.RandomHex(t, 4)
-	newResolvers := resolversMaker(t, opts, ifname)
+	fx := newResolverFixture(t, "zt-rs-", "a", "b")
+	opts, ifname, newResolvers := fx.opts, fx.ifname, fx.newResolvers
+	pathA, pathB := fx.paths[0], fx.paths[1]
 	inNS := func(pid int, path string) bool {
 		got, err := NetnsIno(pid)
 		require.NoError(t, err)
@@ -83,13 +78,8 @@ func TestResolversAdoptWithoutPidFile(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	base := "zt-rp-" + testutil.RandomHex(t, 4)
-	ul := nstest.CreateNS(t, base+"-u")
-	nstest.CreateNS(t, base+"-a")
-	path := namespaces.Path(base + "-a")
-	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
-	ifname := "zt" + testutil.RandomHex(t, 4)
-	newResolvers := resolversMaker(t, opts, ifname)
+	fx := newResolverFixture(t, "zt-rp-", "a")
+	ifname, newResolvers, path := fx.ifname, fx.newResolvers, fx.paths[0]
 
 	r := newResolvers()
 	pid, err := r.Ensure(ctx, ifname, path)
@@ -111,6 +101,32 @@ func TestResolversAdoptWithoutPidFile(t *testing.T) {
 	assert.Equal(t, pid, had, "its pid file written again")
 	require.NoError(t, r2.Delete(ctx, ifname))
 	assert.False(t, isMode(pid, modeResolver, ifname), "Delete stops it")
+}
+
+// resolverFixture is what a Resolvers test works with: options over an
+// underlay namespace of its own, one device, namespaces to run it in.
+type resolverFixture struct {
+	opts         ResolverOptions
+	ifname       string
+	paths        []string // the namespaces named by the suffixes, in order
+	newResolvers func() *Resolvers
+}
+
+// newResolverFixture makes the namespaces of a test (names starting with
+// prefix): an underlay and one per suffix, deleted at the end of t.
+func newResolverFixture(t *testing.T, prefix string, suffixes ...string) resolverFixture {
+	base := prefix + testutil.RandomHex(t, 4)
+	ul := nstest.CreateNS(t, base+"-u")
+	fx := resolverFixture{
+		opts:   ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}},
+		ifname: "zt" + testutil.RandomHex(t, 4),
+	}
+	for _, s := range suffixes {
+		nstest.CreateNS(t, base+"-"+s)
+		fx.paths = append(fx.paths, namespaces.Path(base+"-"+s))
+	}
+	fx.newResolvers = resolversMaker(t, fx.opts, fx.ifname)
+	return fx
 }
 
 // resolversMaker returns a function that makes a Resolvers with opts, as
@@ -136,18 +152,14 @@ func TestResolversList(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	base := "zt-rl-" + testutil.RandomHex(t, 4)
-	ul := nstest.CreateNS(t, base+"-u")
-	nstest.CreateNS(t, base+"-a")
-	opts := ResolverOptions{Underlay: ul, RunDir: t.TempDir(), Exe: os.Args[0], Env: []string{dataplaneEnv + "=1"}}
-	ifname := "zt" + testutil.RandomHex(t, 4)
-	newResolvers := resolversMaker(t, opts, ifname)
+	fx := newResolverFixture(t, "zt-rl-", "a")
+	opts, ifname, newResolvers := fx.opts, fx.ifname, fx.newResolvers
 
 	r := newResolvers()
 	list, err := r.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, list)
-	pid, err := r.Ensure(ctx, ifname, namespaces.Path(base+"-a"))
+	pid, err := r.Ensure(ctx, ifname, fx.paths[0])
 	require.NoError(t, err)
 	list, err = r.List(ctx)
 	require.NoError(t, err)

@@ -53,10 +53,15 @@ const quick = 3 * time.Second
 
 // waitGone runs WaitGone with timeout and returns its error and how long it took.
 func waitGone(id Ident, timeout time.Duration) (time.Duration, error) {
+	return timed(timeout, func(ctx context.Context) error { return WaitGone(ctx, id) })
+}
+
+// timed runs wait with timeout and returns its error and how long it took.
+func timed(timeout time.Duration, wait func(context.Context) error) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	err := WaitGone(ctx, id)
+	err := wait(ctx)
 	return time.Since(start), err
 }
 

@@ -25,11 +25,7 @@ func watchFor(t *testing.T, name string) *Watch {
 // waitWatch runs w.Wait with timeout and returns its error and how long it
 // took.
 func waitWatch(w *Watch, timeout time.Duration) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	start := time.Now()
-	err := w.Wait(ctx)
-	return time.Since(start), err
+	return timed(timeout, w.Wait)
 }
 
 func TestWatchGone(t *testing.T) {
