@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/znet/znet/api"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/overlay"
 	"github.com/znet/znet/spec"
 )
@@ -21,7 +23,8 @@ import (
 var scaleNetworksFlag = flag.Int("scale-networks", 50, "networks BenchmarkManyNetworks puts on its node (at most 1000)")
 
 // BenchmarkManyNetworks times, on a node with scaleNetworks one-node
-// networks, what grows with their count: status of all, the network list,
+// networks, what grows with their count: status of all and of one, a
+// workload's attach and detach, the network list,
 // the re-apply of one network (a new generation), the apply of one more
 // network (deleted again outside the timing) and its delete (applied
 // outside the timing), and a recovery by a second
@@ -46,6 +49,24 @@ func BenchmarkManyNetworks(b *testing.B) {
 			sts, err := n.client.Status(ctx, "")
 			require.NoError(b, err)
 			require.Len(b, sts, scaleNetworks)
+		}
+	})
+	b.Run("status-one", func(b *testing.B) {
+		for b.Loop() {
+			sts, err := n.client.Status(ctx, specOf(0).Name)
+			require.NoError(b, err)
+			require.Len(b, sts, 1)
+		}
+	})
+	b.Run("attach-detach", func(b *testing.B) {
+		wl := "zt-dmb-" + testutil.RandomHex(b, 4) + "-w"
+		require.NoError(b, namespaces.Create(wl))
+		b.Cleanup(func() { _ = namespaces.Delete(wl) })
+		req := api.AttachRequest{Name: "web", NetNS: namespaces.Path(wl)}
+		for b.Loop() {
+			_, err := n.client.Attach(ctx, specOf(0).Name, req)
+			require.NoError(b, err)
+			require.NoError(b, n.client.Detach(ctx, specOf(0).Name, "web"))
 		}
 	})
 	b.Run("list", func(b *testing.B) {

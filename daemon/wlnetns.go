@@ -100,11 +100,11 @@ func (d *Daemon) refuseOwnNamespace(path string, id namespaces.Identity) error {
 	if self.Ino == id.Ino {
 		return api.Invalid("netns", "%s is the node's own namespace", path)
 	}
-	names, _ := d.host.List("zn-")
-	for _, name := range names {
-		if other, err := d.host.Identify(namespaces.Path(name)); err == nil && other.Ino == id.Ino {
-			return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
-		}
+	// By number only (Lookup), not Identify each name: that entered every
+	// network's namespace, and an attach cost more with every network on
+	// the node.
+	if name, _ := d.host.Lookup("zn-", id.Ino); name != "" {
+		return api.Invalid("netns", "%s is znet's network namespace %s", path, name)
 	}
 	return nil
 }

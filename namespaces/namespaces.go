@@ -242,6 +242,30 @@ func List(prefix string) ([]string, error) {
 	return names, nil
 }
 
+// Lookup returns the name in Dir that starts with prefix and names the
+// namespace with inode ino, "" when none does. It only stats each name:
+// the caller holds a handle of namespace ino, so no other namespace can
+// have that number meanwhile and no cookie is needed.
+func Lookup(prefix string, ino uint64) (string, error) {
+	names, err := List(prefix)
+	if err != nil {
+		return "", err
+	}
+	// Every namespace lives on the one nsfs; its device tells a namespace
+	// from a leftover file of an interrupted Create with the same number.
+	var nsfs unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &nsfs); err != nil {
+		return "", fmt.Errorf("reading own namespace: %w", err)
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if unix.Stat(Path(name), &st) == nil && st.Dev == nsfs.Dev && st.Ino == ino {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
 // validName accepts the names iproute2 accepts: not empty, not . or .., no
 // slash, shorter than NAME_MAX; and no NUL byte.
 func validName(name string) error {

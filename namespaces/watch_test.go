@@ -134,3 +134,22 @@ func TestWatchGone(t *testing.T) {
 		require.Error(t, err)
 	})
 }
+
+// TestLookup finds a namespace's name by its number, only among the names
+// with the prefix; a plain file is never taken for a namespace.
+func TestLookup(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	name, id := createNS(t)
+	got, err := Lookup("zt-ns-", id.Ino)
+	require.NoError(t, err)
+	assert.Equal(t, name, got)
+	got, err = Lookup("zt-other-", id.Ino)
+	require.NoError(t, err)
+	assert.Empty(t, got, "another prefix")
+
+	own, err := ID("/proc/self/ns/net")
+	require.NoError(t, err)
+	got, err = Lookup("", own)
+	require.NoError(t, err)
+	assert.Empty(t, got, "the test's own namespace has no name in Dir")
+}

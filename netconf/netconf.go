@@ -26,6 +26,11 @@ type Host interface {
 	Delete(ctx context.Context, name string) error
 	// List returns the names of the namespaces that start with prefix.
 	List(prefix string) ([]string, error)
+	// Lookup returns the name of the namespace that starts with prefix
+	// and whose Identity has Ino ino, "" for none. The caller holds a
+	// handle of that namespace (the number is not another's meanwhile).
+	// It costs far less per name than Identify.
+	Lookup(prefix string, ino uint64) (string, error)
 	// OpenPath opens the namespace at path (a workload's: a name in
 	// namespaces.Dir, /run/netns/NAME or /proc/PID/ns/net) and returns its
 	// identity read from the open handle, as namespaces.OpenIdentified

@@ -317,6 +317,18 @@ func (h *Host) List(prefix string) ([]string, error) {
 	return out, nil
 }
 
+// Lookup implements netconf.Host.
+func (h *Host) Lookup(prefix string, ino uint64) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, s := range h.spaces {
+		if strings.HasPrefix(name, prefix) && s.cookie == ino {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
 // Namespace is an open namespace of a fake Host. It keeps working on the
 // namespace's objects after Host.Remove, as an open kernel namespace does.
 type Namespace struct {
