@@ -81,7 +81,9 @@ func (Kernel) Delete(ctx context.Context, name string) error {
 func (Kernel) List(prefix string) ([]string, error) { return namespaces.List(prefix) }
 
 // Lookup implements Host.
-func (Kernel) Lookup(prefix string, ino uint64) (string, error) { return namespaces.Lookup(prefix, ino) }
+func (Kernel) Lookup(prefix string, ino uint64) (string, error) {
+	return namespaces.Lookup(prefix, ino)
+}
 
 // kernelNS is a namespace of the machine with a netlink handle in it.
 type kernelNS struct {
