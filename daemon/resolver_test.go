@@ -313,6 +313,24 @@ func TestResolverOnlyProcess(t *testing.T) {
 		resolves(t)
 	})
 
+	// Its namespace's name gone too, nothing but the start's sweep of
+	// resolvers would ever stop it (it keeps the namespace alive).
+	step(t, "one of a network the state forgot is stopped at start", func(t *testing.T) {
+		n.use("gone")
+		_, err := n.d.Reserve(ctx, "gone")
+		require.NoError(t, err)
+		_, err = n.d.Apply(ctx, oneNodeSpec("gone", n.id, 1))
+		require.NoError(t, err)
+		gone := n.resolvers.PID(n.dev("gone").IfName)
+		require.Positive(t, gone)
+		n.restart(t)
+		require.NoError(t, n.store.Update(func(tx *store.Tx) error { return tx.DeleteNetwork("gone") }))
+		require.NoError(t, namespaces.Delete(n.nsName("gone")))
+		require.NoError(t, n.d.Recover(ctx))
+		assert.False(t, dataplane.Alive(gone), "resolver %d of the forgotten network", gone)
+		assert.Equal(t, pid, n.resolvers.PID(ifname), "the known network's is adopted")
+	})
+
 	step(t, "deleting the network leaves nothing", func(t *testing.T) {
 		require.NoError(t, n.d.DeleteNetwork(ctx, "shop", true))
 		assert.False(t, dataplane.Alive(pid), "resolver %d gone", pid)
