@@ -84,9 +84,15 @@ func watch(h netns.NsHandle) (*Watch, error) {
 // If the socket lost messages (its buffer overflowed), Wait falls back to
 // WaitGone.
 func (w *Watch) Wait(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { _ = w.sock.SetReadDeadline(time.Unix(1, 0)) })
+	ended := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = w.sock.SetReadDeadline(time.Unix(1, 0))
+		close(ended)
+	})
 	defer func() {
-		stop()
+		if !stop() {
+			<-ended // so that it cannot cut short the next Wait
+		}
 		_ = w.sock.SetReadDeadline(time.Time{})
 	}()
 	buf := make([]byte, 64<<10)
