@@ -113,6 +113,9 @@ func (w *Watch) Wait(ctx context.Context) error {
 	}
 }
 
+// Ident is the watched namespace's identity, for WaitGone.
+func (w *Watch) Ident() Ident { return w.id }
+
 // Close stops watching. It is safe to call twice.
 func (w *Watch) Close() error {
 	err := w.sock.Close()

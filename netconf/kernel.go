@@ -71,10 +71,31 @@ func (Kernel) Delete(ctx context.Context, name string) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, deleteWait)
 	defer cancel()
-	if err := w.Wait(wctx); err != nil {
+	if err := waitFreed(wctx, w); err != nil {
 		return fmt.Errorf("waiting for namespace %s to go: %w: %w", name, ErrLingering, err)
 	}
 	return nil
+}
+
+// freeGrace is how long Delete waits for the kernel to free a deleted
+// namespace before it settles for no process holding it. Past that, what
+// holds the namespace is a file that a process outside it keeps open and
+// that was made inside it, such as a running VM's tap queue (its device is
+// gone already): the kernel frees the namespace when the owner closes the
+// file, and deleting a network must not fail, or wait, for a VM that runs.
+const freeGrace = time.Second
+
+// waitFreed waits until the kernel frees the namespace w watches or, past
+// freeGrace, until no process or namespace handle holds it (the /proc scan,
+// paid only by a namespace still there after the grace).
+func waitFreed(ctx context.Context, w *namespaces.Watch) error {
+	gctx, cancel := context.WithTimeout(ctx, freeGrace)
+	err := w.Wait(gctx)
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return namespaces.WaitGone(ctx, w.Ident())
 }
 
 // List implements Host.
