@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ func Run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("ifname", *ifname, "pid", os.Getpid())
+	procs := idlemem.OneProc(func() { log.Info("carrying traffic: all CPUs in use", "gomaxprocs", runtime.GOMAXPROCS(0)) })
 	if *dnsSocket != "" {
 		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd))
 		if err != nil {
@@ -73,7 +75,7 @@ func Run(args []string) int {
 		}
 		defer stop()
 	}
-	if err := serveDataplane(log, *ifname, *mtu, *listenPort, *dropsFile, netns.NsHandle(underlayFd)); err != nil {
+	if err := serveDataplane(log, *ifname, *mtu, *listenPort, *dropsFile, netns.NsHandle(underlayFd), procs); err != nil {
 		log.Error("data plane failed", "err", err)
 		return 1
 	}
@@ -83,8 +85,9 @@ func Run(args []string) int {
 // serveDataplane runs the device ifname until a signal arrives or the
 // device or its UAPI listener fails. With dropsFile set, it counts there
 // the packets the underlay refuses. Once the device has bound its UDP port
-// it drops its privileges (see privileges.go).
-func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsFile string, underlay netns.NsHandle) error {
+// it drops its privileges (see privileges.go). The device's traffic is
+// counted in procs.
+func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsFile string, underlay netns.NsHandle, procs *idlemem.Procs) error {
 	if !namespaces.IsNetNS(fmt.Sprintf("/proc/self/fd/%d", underlay)) {
 		return fmt.Errorf("fd %d: %w", underlay, namespaces.ErrNotNetNS)
 	}
@@ -109,6 +112,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		defer func() { _ = drops.close() }() // after dev.Close, deferred below
 		bind = &countingBind{Bind: bind, drops: drops}
 	}
+	bind = &busyBind{Bind: bind, procs: procs}
 	dev := device.NewDevice(tdev, bind, wgLogger(log))
 	defer dev.Close() // closes tdev and the bind too
 	if listenPort != 0 {

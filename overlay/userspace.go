@@ -14,6 +14,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/dataplane"
+	"github.com/znet/znet/internal/idlemem"
 	"github.com/znet/znet/namespaces"
 )
 
@@ -225,7 +226,9 @@ func (b *Userspace) start(ctx context.Context, d Device) (int, error) {
 	}
 	logPath := b.logFile(d.IfName)
 	args := dataplane.Args(d.IfName, d.mtu(), d.ListenPort, b.dnsSocket(d), b.dropsFile(d.IfName))
-	l, err := dataplane.NewLaunch(b.exe, args, b.env, logPath, d.NetNS, b.underlay)
+	// One P until it carries traffic: see idlemem.OneProc.
+	env := append(idlemem.OneProcEnv(), b.env...)
+	l, err := dataplane.NewLaunch(b.exe, args, env, logPath, d.NetNS, b.underlay)
 	if err != nil {
 		return 0, err
 	}
