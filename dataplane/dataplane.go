@@ -170,8 +170,9 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	errs := make(chan error, 1)
 	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
 	// znetd configures the peers and pushes the resolver's first config
-	// right after the data plane answers: let those land on fresh pages.
-	idlemem.ReleaseAfter(10 * time.Second)
+	// right after the data plane answers: let those land on fresh pages,
+	// and put the collector's first cycle off until there is garbage.
+	idlemem.ReleaseAtFirstCycle(10 * time.Second)
 	log.Info("data plane running", "mtu", mtu)
 
 	for {

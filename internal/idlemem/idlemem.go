@@ -19,6 +19,7 @@ package idlemem
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 )
@@ -66,7 +67,41 @@ func Release() {
 	debug.SetMemoryLimit(limit)
 }
 
-// ReleaseAfter calls Release after d, in the background.
-func ReleaseAfter(d time.Duration) {
-	time.AfterFunc(d, Release)
+// ReleaseAtFirstCycle keeps the collector held after d, but with a
+// memory limit that lets the garbage grow as large as the heap then is
+// (as GOGC=100 would after a cycle), and calls Release once the first
+// cycle ran. An idle data plane's first cycles cost the runtime ~0.5 MiB
+// of its own (the central span lists' first blocks; measured) whatever
+// the heap: released outright, the first read of it after d (any
+// allocation) started one, as the goal was still the runtime's initial
+// 4 MiB. Held, its garbage lands on fresh pages, as it did released (the
+// goal was then twice the heap of packet buffers); the cycle comes after
+// thousands of reads instead of at the first.
+func ReleaseAtFirstCycle(d time.Duration) {
+	time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !held {
+			return
+		}
+		debug.SetMemoryLimit(firstCycleLimit())
+		// Not a tiny object: the allocator packs those together, and one
+		// kept alive by a neighbour would never be cleaned up.
+		sentinel := new([2]*byte)
+		runtime.AddCleanup(sentinel, func(struct{}) { Release() }, struct{}{})
+	})
+}
+
+// firstCycleLimit returns the memory the runtime counts against its limit
+// now plus the heap's objects: the limit at which the held collector runs
+// once the garbage has grown as large as the heap. Never above heldLimit.
+func firstCycleLimit() int64 {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+	}
+	metrics.Read(s)
+	inUse := s[0].Value.Uint64() - s[1].Value.Uint64()
+	return min(int64(inUse+s[2].Value.Uint64()), heldLimit)
 }

@@ -57,14 +57,23 @@ func TestHeldWithALimit(t *testing.T) {
 	assert.Equal(t, before, memLimit(), "released")
 }
 
-// TestReleaseAfter checks that ReleaseAfter keeps the collector held
-// until its delay passed.
-func TestReleaseAfter(t *testing.T) {
+// TestReleaseAtFirstCycle checks that the collector stays held after the
+// delay, with a limit above what the runtime holds, until a cycle runs,
+// and that the cycle releases it.
+func TestReleaseAtFirstCycle(t *testing.T) {
+	debug.FreeOSMemory() // the garbage of the tests before, under heldLimit
 	before := gogc(t)
 	Hold()
 	t.Cleanup(Release)
-	ReleaseAfter(200 * time.Millisecond)
-	assert.Equal(t, int64(-1), gogc(t), "held before the delay")
-	assert.Eventually(t, func() bool { return gogc(t) == before }, 5*time.Second, 10*time.Millisecond,
-		"released after the delay")
+	ReleaseAtFirstCycle(100 * time.Millisecond)
+	assert.Eventually(t, func() bool { return memLimit() != heldLimit }, 5*time.Second, 10*time.Millisecond,
+		"the limit is set after the delay")
+	assert.Equal(t, int64(-1), gogc(t), "still held after the delay")
+	var st runtime.MemStats
+	runtime.ReadMemStats(&st)
+	assert.Greater(t, memLimit(), int64(st.Sys-st.HeapReleased), "garbage may still grow")
+	assert.Eventually(t, func() bool {
+		runtime.GC()
+		return gogc(t) == before
+	}, 5*time.Second, 50*time.Millisecond, "released by a cycle")
 }
