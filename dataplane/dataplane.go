@@ -168,7 +168,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		bound = nil
 	}
 	errs := make(chan error, 1)
-	go func() { errs <- acceptUAPI(uapi, dev.IpcHandle) }()
+	go func() { errs <- acceptUAPI(uapi, func(c net.Conn) { handleUAPI(log, dev, c) }) }()
 	// znetd configures the peers and pushes the resolver's first config
 	// right after the data plane answers: let those land on fresh pages,
 	// and put the collector's first cycle off until there is garbage.
