@@ -128,27 +128,22 @@ const busyLog = "carrying traffic: all CPUs in use"
 func TestDataplaneOneProcUntilBusy(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	a, b := newTestNet(t)
-	runA, runB := t.TempDir(), t.TempDir()
-	var logsA, logsB logBuffer
-	ba := newTestUserspace(t, a.ul, runA, &logsA)
-	bb := newTestUserspace(t, b.ul, runB, &logsB)
-	t.Cleanup(func() {
-		killDataplanes(t, ba, a.dev)
-		killDataplanes(t, bb, b.dev)
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, x := range []struct {
-		s, other *side
-		b        *Userspace
-	}{{a, b, ba}, {b, a, bb}} {
-		_, err := x.b.Ensure(ctx, x.s.dev)
-		require.NoError(t, err)
-		require.NoError(t, x.b.Configure(ctx, x.s.dev, x.s.config(x.other)))
-		x.s.addOverlayAddr(t)
+	// startPeer runs s's data plane, configured with other as its peer,
+	// and returns a reader of its log.
+	startPeer := func(s, other *side) func() string {
+		run := t.TempDir()
+		var logs logBuffer
+		be := newTestUserspace(t, s.ul, run, &logs)
+		t.Cleanup(func() { killDataplanes(t, be, s.dev) }) // before the backend closes
+		_, err := be.Ensure(ctx, s.dev)
+		require.NoError(t, err, "logs:\n%s", logs.String())
+		require.NoError(t, be.Configure(ctx, s.dev, s.config(other)))
+		s.addOverlayAddr(t)
+		return func() string { return dataplane.Tail(run+"/"+s.dev.IfName+".log", 4000) }
 	}
-	logA := func() string { return dataplane.Tail(runA+"/"+a.dev.IfName+".log", 4000) }
-	logB := func() string { return dataplane.Tail(runB+"/"+b.dev.IfName+".log", 4000) }
+	logA, logB := startPeer(a, b), startPeer(b, a)
 
 	ping(t, a.network, b.overlay.Addr())
 	assert.NotContains(t, logA(), busyLog, "three pings are no traffic")
