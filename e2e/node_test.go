@@ -131,9 +131,17 @@ func TestOneNode(t *testing.T) {
 			cancel()
 		}
 		// The kernel dismantles a namespace's links shortly after the last
-		// reference goes.
-		require.Eventually(t, func() bool { return !pingOK(red1.ns, red2.ipv4) }, 10*time.Second, 100*time.Millisecond,
-			"the network is really down")
+		// reference goes, the workloads' ends of its veths with them (on a
+		// loaded machine that takes seconds); a reboot leaves none.
+		require.Eventually(t, func() bool {
+			for _, w := range []attached{red1, red2, blue1, blue2} {
+				if exec.Command("ip", "-n", w.ns, "link", "show", "znet0").Run() == nil {
+					return false
+				}
+			}
+			return true
+		}, 30*time.Second, 100*time.Millisecond, "the workloads' ports are really gone")
+		require.False(t, pingOK(red1.ns, red2.ipv4), "the network is really down")
 		require.NoError(t, l.StartNode(t.Context(), node))
 		for _, c := range []struct{ from, to attached }{{red1, red2}, {blue2, blue1}} {
 			assert.True(t, pingOK(c.from.ns, c.to.ipv4), "%s -> %s", c.from.ns, c.to.ipv4)
