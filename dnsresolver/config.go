@@ -130,24 +130,15 @@ func (c Config) normalized() (Config, error) {
 		return Config{}, err
 	}
 	for _, m := range c.Members {
-		m = Member{
-			ID: strings.ToLower(m.ID), Gateway4: m.Gateway4.Unmap(), Gateway6: m.Gateway6,
-			Subnet4: m.Subnet4.Masked(), Subnet6: m.Subnet6.Masked(),
-		}
-		if err := checkLabel("member id", m.ID); err != nil {
-			return Config{}, err
-		}
-		if err := out.checkSubnets(m); err != nil {
+		m, err := out.member(m)
+		if err != nil {
 			return Config{}, err
 		}
 		if seen[m.ID] {
 			return Config{}, invalid("node %s listed twice", m.ID)
 		}
 		seen[m.ID] = true
-		if !m.Gateway4.IsValid() && !m.Gateway6.IsValid() {
-			return Config{}, invalid("member %s has no gateway", m.ID)
-		}
-		if err := out.checkPair("gateway of member", m.ID, m.Gateway4, m.Gateway6); err != nil {
+		if err := out.checkGateways(m); err != nil {
 			return Config{}, err
 		}
 		if err := addGateways(gateways, m.ID, m.Gateway4, m.Gateway6); err != nil {
@@ -183,6 +174,32 @@ func (c Config) normalized() (Config, error) {
 	slices.SortFunc(out.Members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(out.Local, func(a, b Record) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// member returns m normalized (see normalized) and checks its id and
+// subnets against c (normalized). What needs the other members (ids and
+// gateways not shared) and its gateways (checkGateways) are the caller's.
+func (c Config) member(m Member) (Member, error) {
+	m = Member{
+		ID: strings.ToLower(m.ID), Gateway4: m.Gateway4.Unmap(), Gateway6: m.Gateway6,
+		Subnet4: m.Subnet4.Masked(), Subnet6: m.Subnet6.Masked(),
+	}
+	if err := checkLabel("member id", m.ID); err != nil {
+		return Member{}, err
+	}
+	if err := c.checkSubnets(m); err != nil {
+		return Member{}, err
+	}
+	return m, nil
+}
+
+// checkGateways checks that member m (normalized) has a gateway and that
+// its gateways are addresses of the network.
+func (c Config) checkGateways(m Member) error {
+	if !m.Gateway4.IsValid() && !m.Gateway6.IsValid() {
+		return invalid("member %s has no gateway", m.ID)
+	}
+	return c.checkPair("gateway of member", m.ID, m.Gateway4, m.Gateway6)
 }
 
 // checkPair checks an IPv4 and an IPv6 address (each may be unset) of

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -46,6 +47,10 @@ type versioned struct {
 	n       uint64
 	version string
 	cfg     Config
+	// lowerIDs: every member id of cfg is in lower case, as normalized
+	// makes it, so a delta's ids name the members the resolver holds and
+	// it may apply the delta itself (memberUpdater).
+	lowerIDs bool
 }
 
 func newVersioned() *versioned {
@@ -56,7 +61,10 @@ func newVersioned() *versioned {
 func (v *versioned) full(r Controller, cfg Config) (string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.applyLocked(r, cfg)
+	if err := r.Update(cfg); err != nil {
+		return "", err
+	}
+	return v.appliedLocked(cfg, !slices.ContainsFunc(cfg.Members, notLower)), nil
 }
 
 // delta applies d to the Config of version d.Base and returns the new
@@ -71,18 +79,30 @@ func (v *versioned) delta(r Controller, d configDelta) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return v.applyLocked(r, cfg)
-}
-
-func (v *versioned) applyLocked(r Controller, cfg Config) (string, error) {
-	if err := r.Update(cfg); err != nil {
+	lower := v.lowerIDs && !slices.ContainsFunc(d.Add, notLower)
+	if mu, ok := r.(memberUpdater); ok && lower {
+		err = mu.updateMembers(cfg, d.Add, d.Remove)
+	} else {
+		err = r.Update(cfg)
+	}
+	if err != nil {
 		return "", err
 	}
+	return v.appliedLocked(cfg, lower), nil
+}
+
+// appliedLocked records that the resolver holds cfg and returns its new
+// version.
+func (v *versioned) appliedLocked(cfg Config, lowerIDs bool) string {
 	v.n++
 	v.version = v.nonce + "." + strconv.FormatUint(v.n, 10)
 	v.cfg = cfg
-	return v.version, nil
+	v.lowerIDs = lowerIDs
+	return v.version
 }
+
+// notLower reports whether m's id is not in lower case.
+func notLower(m Member) bool { return strings.ToLower(m.ID) != m.ID }
 
 // applyTo returns base changed by d; errStale if d removes a member base
 // does not have.

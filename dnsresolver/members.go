@@ -310,8 +310,9 @@ func (r *Resolver) recordSync(m *member, records map[string]addrs, serial uint32
 	if records == nil {
 		return
 	}
+	before := m.records
 	m.records, m.serial, m.synced = records, serial, true
-	r.publishLocked()
+	r.publishMembersLocked([]memberPatch{{id: m.ID, before: before, after: records}})
 }
 
 // notifyLoop announces this node's records to m: at once (m may have just

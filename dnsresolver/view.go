@@ -34,6 +34,10 @@ type view struct {
 	nodes       map[string]addrs        // node id -> gateways, this node included
 	ptr         map[netip.Addr][]string // address -> names (fqdn), sorted
 	members     map[netip.Addr]string   // member gateway -> member id
+	// holders index the records held: name -> ids of the members whose
+	// records have that name, sorted. A change of members recomputes only
+	// their names from it (see patched).
+	holders map[string][]string
 }
 
 // newView builds the view of cfg (normalized) with the records held for
@@ -50,6 +54,7 @@ func newView(cfg Config, serial, localSerial uint32, held map[string]map[string]
 		nodes:   make(map[string]addrs, len(cfg.Members)+1),
 		ptr:     make(map[netip.Addr][]string, len(cfg.Local)+len(cfg.Members)+2),
 		members: make(map[netip.Addr]string, len(cfg.Members)),
+		holders: map[string][]string{},
 	}
 	for _, r := range []netip.Prefix{cfg.IPRange, cfg.IPv6Range} {
 		if r.IsValid() {
@@ -90,6 +95,7 @@ func newView(cfg Config, serial, localSerial uint32, held map[string]map[string]
 		}
 		for name, a := range held[m.ID] {
 			addName(name, append(slices.Clone(a.v4), a.v6...)...)
+			v.holders[name] = append(v.holders[name], m.ID) // sorted: Members are
 		}
 	}
 	return v
