@@ -83,7 +83,7 @@ func newBenchNode(b *testing.B) *benchNode {
 	cfg := Config{NodeID: id, Store: st, Backend: be, PortMin: 61000, PortMax: 62099,
 		PortFree: func(int) bool { return true }, Underlay: h,
 		MarkDir: filepath.Join(dir, "netns"), // as znetd: its firewall records live there
-		DNS: dnsclient.Sockets{Path: func(network string) string {
+		DNS: &dnsclient.Sockets{Path: func(network string) string {
 			return dataplane.ResolverSocket(runDir, overlay.IfName(id, network))
 		}}}
 	d, err := New(cfg)

@@ -73,6 +73,18 @@ func (d *Daemon) pushDNS(ctx context.Context, n *store.Network, s *spec.Spec, wl
 	}
 }
 
+// forgetter is a dnsresolver.Client that remembers what it pushed to
+// each network's resolver (dnsclient.Sockets).
+type forgetter interface{ Forget(network string) }
+
+// forgetDNS drops what the client remembers of network's resolver, which
+// is gone: a network deleted leaves nothing behind.
+func (d *Daemon) forgetDNS(network string) {
+	if f, ok := d.dns.(forgetter); ok {
+		f.Forget(network)
+	}
+}
+
 // dnsStatus asks the resolver of n what it holds.
 func (d *Daemon) dnsStatus(ctx context.Context, n *store.Network) (*api.DNSStatus, string) {
 	if !d.hasResolver() {

@@ -245,6 +245,7 @@ func (d *Daemon) teardown(ctx context.Context, network string, wls []*store.Work
 		errs = append(errs, fmt.Errorf("removing device: %w", err))
 	}
 	errs = append(errs, d.removeResolver(ctx, network))
+	d.forgetDNS(network)
 	for _, w := range wls {
 		removeResolvConf(w)
 	}

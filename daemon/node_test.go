@@ -187,7 +187,7 @@ func (n *testNode) start(t *testing.T) {
 		PortMin: 40000, PortMax: 40099,
 		PortFree: func(int) bool { return true }, // the underlay is ours alone
 		Underlay: n.underlay,
-		DNS: dnsclient.Sockets{Path: func(network string) string {
+		DNS: &dnsclient.Sockets{Path: func(network string) string {
 			return dataplane.ResolverSocket(runDir, overlay.IfName(n.id, network))
 		}},
 		Resolvers: n.resolvers,

@@ -69,11 +69,12 @@ func BenchmarkPushChurn(b *testing.B) {
 	}
 	b.Cleanup(ServeControl(l, r))
 	ctx := context.Background()
+	var pushes Pushes
 	for b.Loop() {
-		if err := Push(ctx, sock, plus); err != nil {
+		if err := pushes.Push(ctx, sock, plus); err != nil {
 			b.Fatal(err)
 		}
-		if err := Push(ctx, sock, base); err != nil {
+		if err := pushes.Push(ctx, sock, base); err != nil {
 			b.Fatal(err)
 		}
 	}

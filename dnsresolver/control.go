@@ -137,21 +137,27 @@ func updateResponse(version string, err error) controlResponse {
 	return resp
 }
 
-// Push sends cfg to the resolver behind the control socket at socketPath.
-// A Config the resolver rejects gives an error wrapping ErrInvalidConfig,
-// a closed resolver one wrapping ErrClosed. When this process pushed to
-// the same resolver before, only the change is sent (see delta.go); the
-// resolver ends up with cfg either way. Safe for concurrent use.
+// Push sends cfg whole to the resolver behind the control socket at
+// socketPath. A Config the resolver rejects gives an error wrapping
+// ErrInvalidConfig, a closed resolver one wrapping ErrClosed. Safe for
+// concurrent use; Pushes.Push sends only changes.
 func Push(ctx context.Context, socketPath string, cfg Config) error {
-	if pushDelta(ctx, socketPath, cfg) {
+	return new(Pushes).Push(ctx, socketPath, cfg)
+}
+
+// Push is the package's Push, except that when p pushed to the same
+// resolver before, only the change is sent (see delta.go); the resolver
+// ends up with cfg either way, and errors are those of a whole push.
+func (p *Pushes) Push(ctx context.Context, socketPath string, cfg Config) error {
+	if p.pushDelta(ctx, socketPath, cfg) {
 		return nil
 	}
-	rememberPushed(socketPath, "", Config{})
+	p.Forget(socketPath)
 	resp, err := control(ctx, socketPath, controlRequest{Op: "config", Config: &cfg})
 	if err != nil {
 		return fmt.Errorf("pushing config to %s: %w", socketPath, err)
 	}
-	rememberPushed(socketPath, resp.Version, cfg)
+	p.remember(socketPath, resp.Version, cfg)
 	return nil
 }
 

@@ -133,49 +133,52 @@ func (d configDelta) applyTo(base Config) (Config, error) {
 	return cfg, nil
 }
 
-// pushedCap bounds how many sockets' Configs a client remembers: a
-// forgotten one costs a whole Config at the next push, and a network
-// removed leaves its entry behind until pushed out.
-const pushedCap = 1024
-
-// pushed is the client's side: by socket path, the version the server
-// answered and the Config it was for.
-var pushed = struct {
-	sync.Mutex
+// Pushes is a client's memory of what it pushed: by control socket path,
+// the version the server answered and the Config it was for, so that the
+// next Push to that socket sends only the change. The zero value is
+// empty; it is safe for concurrent use and must not be copied. Its owner
+// forgets a socket whose resolver is gone (Forget).
+type Pushes struct {
+	mu       sync.Mutex
 	bySocket map[string]pushedConfig
-}{bySocket: map[string]pushedConfig{}}
+}
 
 type pushedConfig struct {
 	version string
 	cfg     Config
 }
 
-func lastPushed(sock string) (pushedConfig, bool) {
-	pushed.Lock()
-	defer pushed.Unlock()
-	p, ok := pushed.bySocket[sock]
-	return p, ok
+func (p *Pushes) last(sock string) (pushedConfig, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.bySocket[sock]
+	return c, ok
 }
 
-// rememberPushed records that the server at sock holds cfg as version, or
+// remember records that the server at sock holds cfg as version, or
 // forgets sock when version is "" (a server without deltas, or a failure).
-func rememberPushed(sock, version string, cfg Config) {
-	pushed.Lock()
-	defer pushed.Unlock()
+func (p *Pushes) remember(sock, version string, cfg Config) {
 	if version == "" {
-		delete(pushed.bySocket, sock)
+		p.Forget(sock)
 		return
-	}
-	if _, ok := pushed.bySocket[sock]; !ok && len(pushed.bySocket) >= pushedCap {
-		for other := range pushed.bySocket { // any one: map order is random
-			delete(pushed.bySocket, other)
-			break
-		}
 	}
 	cfg.Members = slices.Clone(cfg.Members) // the caller may reuse its slices
 	cfg.Local = slices.Clone(cfg.Local)
 	cfg.Upstreams = slices.Clone(cfg.Upstreams)
-	pushed.bySocket[sock] = pushedConfig{version: version, cfg: cfg}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bySocket == nil {
+		p.bySocket = map[string]pushedConfig{}
+	}
+	p.bySocket[sock] = pushedConfig{version: version, cfg: cfg}
+}
+
+// Forget drops what was pushed to sock: the next Push sends the whole
+// Config. Called when the resolver behind sock is removed.
+func (p *Pushes) Forget(sock string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.bySocket, sock)
 }
 
 // deltaFrom returns the change from last to cfg; ok is false when cfg
@@ -209,8 +212,8 @@ func deltaFrom(last pushedConfig, cfg Config) (configDelta, bool) {
 // pushDelta sends the change from what sock's server last answered to
 // cfg; ok is false when there is nothing to send it against or the server
 // did not take it, and the caller must push cfg whole.
-func pushDelta(ctx context.Context, sock string, cfg Config) bool {
-	last, ok := lastPushed(sock)
+func (p *Pushes) pushDelta(ctx context.Context, sock string, cfg Config) bool {
+	last, ok := p.last(sock)
 	if !ok {
 		return false
 	}
@@ -222,6 +225,6 @@ func pushDelta(ctx context.Context, sock string, cfg Config) bool {
 	if err != nil {
 		return false
 	}
-	rememberPushed(sock, resp.Version, cfg)
+	p.remember(sock, resp.Version, cfg)
 	return true
 }

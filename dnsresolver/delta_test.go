@@ -138,6 +138,7 @@ func TestDeltaPushHoldsWhatAFullPushWould(t *testing.T) {
 	cfg := bigConfig(50)
 	cfg.Local = testConfig().Local
 	next, deltas, configs := 0, int32(0), int32(0)
+	var pushes Pushes
 	for step := range 200 {
 		if step%50 == 25 { // the resolver restarts: a new server, nothing held
 			deltas, configs = deltas+counted.deltas.Load(), configs+counted.configs.Load()
@@ -149,7 +150,7 @@ func TestDeltaPushHoldsWhatAFullPushWould(t *testing.T) {
 		}
 		want, wantErr := cfg.normalized()
 		before := h.held()
-		err := Push(ctx, sock, cfg)
+		err := pushes.Push(ctx, sock, cfg)
 		if wantErr != nil {
 			require.ErrorIs(t, err, ErrInvalidConfig, "step %d", step)
 			assert.Equal(t, before, h.held(), "step %d: a refused config changes nothing", step)
@@ -203,9 +204,10 @@ func TestPushToAServerWithoutVersions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cfg := bigConfig(3)
-	require.NoError(t, Push(ctx, sock, cfg))
+	var pushes Pushes
+	require.NoError(t, pushes.Push(ctx, sock, cfg))
 	cfg.Members = cfg.Members[1:]
-	require.NoError(t, Push(ctx, sock, cfg))
+	require.NoError(t, pushes.Push(ctx, sock, cfg))
 	_ = l.Close()
 	<-done
 	require.Len(t, requests, 2)

@@ -168,12 +168,13 @@ func TestMemberPatchesHoldWhatAFullUpdateWould(t *testing.T) {
 	defer cancel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	next := 40
+	var pushes Pushes
 	for step := range 300 {
 		transferSome(rng, r)
 		requireRebuilt(t, r, cfg, step)
 		changed := churnMembers(rng, cfg, &next)
 		_, wantErr := changed.normalized()
-		err := Push(ctx, sock, changed)
+		err := pushes.Push(ctx, sock, changed)
 		if wantErr != nil {
 			require.ErrorIs(t, err, ErrInvalidConfig, "step %d", step)
 			assert.Contains(t, err.Error(), wantErr.Error(), "step %d: the whole Config's error", step)

@@ -105,10 +105,11 @@ func TestControlSocket(t *testing.T) {
 	t.Cleanup(stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var pushes Pushes
 
 	t.Run("push", func(t *testing.T) {
 		cfg.Local = append(cfg.Local, rec("db", 1, 6))
-		require.NoError(t, Push(ctx, sock, cfg))
+		require.NoError(t, pushes.Push(ctx, sock, cfg))
 		n1.waitFor(t, 0, "db.shop.internal.", dns.TypeAAAA, "AAAA fd3c:9a1e:77b2:1::6")
 	})
 	t.Run("query", func(t *testing.T) {
@@ -126,13 +127,13 @@ func TestControlSocket(t *testing.T) {
 		extra := Member{ID: "node9", Gateway4: netip.MustParseAddr("10.20.9.1"), Subnet4: netip.MustParsePrefix("10.20.9.0/24")}
 		plus := cfg
 		plus.Members = append(slices.Clone(cfg.Members), extra)
-		_, versioned := lastPushed(sock)
+		_, versioned := pushes.last(sock)
 		require.True(t, versioned, "the resolver answered a version: the pushes below are deltas")
-		require.NoError(t, Push(ctx, sock, plus))
+		require.NoError(t, pushes.Push(ctx, sock, plus))
 		s, err := Query(ctx, sock)
 		require.NoError(t, err)
 		assert.Contains(t, s.Members, "node9")
-		require.NoError(t, Push(ctx, sock, cfg))
+		require.NoError(t, pushes.Push(ctx, sock, cfg))
 		s, err = Query(ctx, sock)
 		require.NoError(t, err)
 		assert.NotContains(t, s.Members, "node9")
@@ -157,11 +158,11 @@ func TestControlSocket(t *testing.T) {
 	t.Run("invalid config", func(t *testing.T) {
 		bad := cfg
 		bad.Network = "no.dots"
-		require.ErrorIs(t, Push(ctx, sock, bad), ErrInvalidConfig)
+		require.ErrorIs(t, pushes.Push(ctx, sock, bad), ErrInvalidConfig)
 	})
 	t.Run("closed resolver", func(t *testing.T) {
 		require.NoError(t, r.Close())
-		require.ErrorIs(t, Push(ctx, sock, cfg), ErrClosed)
+		require.ErrorIs(t, pushes.Push(ctx, sock, cfg), ErrClosed)
 		_, err := Query(ctx, sock)
 		require.NoError(t, err, "stats stay readable")
 	})
@@ -170,6 +171,6 @@ func TestControlSocket(t *testing.T) {
 		stop()
 		_, err := Query(ctx, sock)
 		require.Error(t, err)
-		require.Error(t, Push(ctx, sock, cfg))
+		require.Error(t, pushes.Push(ctx, sock, cfg))
 	})
 }

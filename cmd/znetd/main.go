@@ -217,7 +217,7 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = resolvers.Close() }()
-	dns := dnsclient.Sockets{Path: func(network string) string {
+	dns := &dnsclient.Sockets{Path: func(network string) string {
 		return dataplane.ResolverSocket(runDir, overlay.IfName(o.nodeID, network))
 	}}
 	// Before any data plane starts: their ephemeral underlay sockets must

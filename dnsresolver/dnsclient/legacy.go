@@ -22,13 +22,13 @@ import (
 // does not, because every data plane links it and net/http would cost each
 // about 1.9 MiB of resident memory.
 
-// pushResolver is dnsresolver.Push, falling back to the HTTP protocol, and
+// pushResolver is pushes.Push, falling back to the HTTP protocol, and
 // to a Config without the members' subnets for a resolver that refuses
 // them as unknown fields (one that predates them, which checks only the
 // network's ranges until its data plane is replaced). A Config that is
 // invalid for another reason fails both ways, with the first error.
-func pushResolver(ctx context.Context, sock string, cfg dnsresolver.Config) error {
-	err := pushResolverOnce(ctx, sock, cfg)
+func pushResolver(ctx context.Context, pushes *dnsresolver.Pushes, sock string, cfg dnsresolver.Config) error {
+	err := pushResolverOnce(ctx, pushes, sock, cfg)
 	if !errors.Is(err, dnsresolver.ErrInvalidConfig) {
 		return err
 	}
@@ -37,15 +37,15 @@ func pushResolver(ctx context.Context, sock string, cfg dnsresolver.Config) erro
 	for i, m := range cfg.Members {
 		old.Members[i] = dnsresolver.Member{ID: m.ID, Gateway4: m.Gateway4, Gateway6: m.Gateway6}
 	}
-	if pushResolverOnce(ctx, sock, old) != nil {
+	if pushResolverOnce(ctx, pushes, sock, old) != nil {
 		return err
 	}
 	return nil
 }
 
-// pushResolverOnce is dnsresolver.Push, falling back to the HTTP protocol.
-func pushResolverOnce(ctx context.Context, sock string, cfg dnsresolver.Config) error {
-	err := dnsresolver.Push(ctx, sock, cfg)
+// pushResolverOnce is pushes.Push, falling back to the HTTP protocol.
+func pushResolverOnce(ctx context.Context, pushes *dnsresolver.Pushes, sock string, cfg dnsresolver.Config) error {
+	err := pushes.Push(ctx, sock, cfg)
 	if !errors.Is(err, dnsresolver.ErrHTTPControl) {
 		return err
 	}

@@ -45,13 +45,13 @@ func TestResolverOverHTTP(t *testing.T) {
 	_, err = dnsresolver.Query(ctx, sock)
 	require.ErrorIs(t, err, dnsresolver.ErrHTTPControl, "the new client recognises the old protocol")
 
-	require.NoError(t, pushResolver(ctx, sock, dnsresolver.Config{Network: "shop", NodeID: "n1"}))
+	require.NoError(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, dnsresolver.Config{Network: "shop", NodeID: "n1"}))
 	assert.Equal(t, "shop", got.Network)
 	st, err := queryResolver(ctx, sock)
 	require.NoError(t, err)
 	assert.Equal(t, uint32(7), st.Serial)
 	assert.Equal(t, 2, st.Records)
-	assert.ErrorIs(t, pushResolver(ctx, sock, dnsresolver.Config{Network: "bad"}), dnsresolver.ErrInvalidConfig)
+	assert.ErrorIs(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, dnsresolver.Config{Network: "bad"}), dnsresolver.ErrInvalidConfig)
 }
 
 // TestPushToResolverWithoutMemberSubnets checks that the daemon still
@@ -107,7 +107,7 @@ func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
 	cfg := dnsresolver.Config{Network: "shop", NodeID: "n1", Members: []dnsresolver.Member{{
 		ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1"), Subnet4: netip.MustParsePrefix("10.20.2.0/24"),
 	}}}
-	require.NoError(t, pushResolver(ctx, sock, cfg))
+	require.NoError(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, cfg))
 	old := <-got
 	assert.Equal(t, []oldMember{{ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1")}}, old.Members)
 }
