@@ -75,7 +75,8 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 		return api.ApplyResult{}, err
 	}
 	d.fillSelf(n, s)
-	if err := d.checkPeers(ctx, s, acc); err != nil {
+	desired, err := d.checkPeers(ctx, s, acc)
+	if err != nil {
 		return api.ApplyResult{}, err
 	}
 
@@ -89,7 +90,7 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 	err = d.commit(ctx, change{
 		doing: fmt.Sprintf("applying %s generation %d", s.Name, s.Generation),
 		kernel: func() error {
-			if err := d.realize(ctx, &next, s, wls, acc); err != nil {
+			if err := d.realizeDesired(ctx, &next, s, wls, acc, desired); err != nil {
 				return err
 			}
 			// Workloads whose plumbing was lost (reboot, crash) come back on a
@@ -172,14 +173,24 @@ func (d *Daemon) checkAccessApply(n *store.Network, s *spec.Spec, acc []*store.A
 // WireGuard cannot have: a prefix given to two of them, or one inside this
 // node's own subnets (verbatim allowed IPs can ask for both; Validate
 // refuses the second only). Host names are not looked up here: realize
-// does that.
-func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.AccessPeer) error {
-	anyAddr := func(context.Context, string) (netip.Addr, error) { return netip.IPv4Unspecified(), nil }
-	_, err := peers.Desired(ctx, s, d.nodeID, anyAddr, accessPeers(acc)...)
-	if errors.Is(err, peers.ErrDuplicatePrefix) || errors.Is(err, peers.ErrOverlapsSelf) {
-		return api.Invalid("nodes", "%v", err)
+// does that. It returns the desired peers for realize when they could be
+// computed here (with host names looked up), so that an apply computes
+// them once: at a thousand members that is a millisecond.
+func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.AccessPeer) ([]peers.Peer, error) {
+	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve, accessPeers(acc)...)
+	if err == nil {
+		return desired, nil
 	}
-	return nil // anything else is realize's to report
+	if !errors.Is(err, peers.ErrDuplicatePrefix) && !errors.Is(err, peers.ErrOverlapsSelf) {
+		// A host name not found stops Desired before the prefixes are
+		// checked: check them without looking names up.
+		anyAddr := func(context.Context, string) (netip.Addr, error) { return netip.IPv4Unspecified(), nil }
+		_, err = peers.Desired(ctx, s, d.nodeID, anyAddr, accessPeers(acc)...)
+	}
+	if errors.Is(err, peers.ErrDuplicatePrefix) || errors.Is(err, peers.ErrOverlapsSelf) {
+		return nil, api.Invalid("nodes", "%v", err)
+	}
+	return nil, nil // anything else is realize's to report
 }
 
 // fillSelf puts the node's reserved key into its own entry when the spec

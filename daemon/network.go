@@ -36,13 +36,20 @@ func (d *Daemon) device(network string, mtu int) overlay.Device {
 // follow the network's MTU and the firewall admits exactly wls. It is idempotent and changes only what
 // differs, so healthy tunnels never blink.
 func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer) error {
+	return d.realizeDesired(ctx, n, s, wls, acc, nil)
+}
+
+// realizeDesired is realize with the desired peers of s and acc when the
+// caller has them (nil: computed here).
+func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer, desired []peers.Peer) error {
 	subnets, err := d.subnetsOf(s)
 	if err != nil {
 		return err
 	}
-	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve, accessPeers(acc)...)
-	if err != nil {
-		return err
+	if desired == nil {
+		if desired, err = peers.Desired(ctx, s, d.nodeID, d.resolve, accessPeers(acc)...); err != nil {
+			return err
+		}
 	}
 	name := d.nsName(n.Name)
 	if err := d.markOwned(name); err != nil {

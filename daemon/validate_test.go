@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"os"
@@ -335,4 +336,29 @@ func TestRequestsRefusedBeforeTheKernel(t *testing.T) {
 	require.Len(t, wls, 1, "nothing was attached or detached")
 	assert.Equal(t, api.StateNetNSGone, wls[0].State, "a workload whose namespace does not exist")
 	assert.Equal(t, mustAddr("10.20.1.2"), wls[0].IPv4)
+}
+
+// TestApplyChecksPeersWhenAHostIsNotFound checks that the peers are
+// checked before anything is touched also when an endpoint's host name is
+// not found (the desired peers, computed once with names looked up, stop
+// at the first name not found).
+func TestApplyChecksPeersWhenAHostIsNotFound(t *testing.T) {
+	u := newUnit(t, "node1")
+	lookups := 0
+	u.d.resolve = func(context.Context, string) (netip.Addr, error) {
+		lookups++
+		return netip.Addr{}, errors.New("no such host")
+	}
+	ctx := context.Background()
+	_, err := u.d.Reserve(ctx, "shop")
+	require.NoError(t, err)
+	s := oneNodeSpec("shop", "node1", 1)
+	s.Nodes = append(s.Nodes,
+		spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: publicKey(t), Endpoint: "node2.example:40000"},
+		spec.Node{ID: "node3", Subnet: mustPrefix("10.20.3.0/24"), PublicKey: publicKey(t),
+			AllowedIPs: []netip.Prefix{mustPrefix("10.20.3.0/24"), mustPrefix("10.20.2.0/24")}})
+	_, err = u.d.Apply(ctx, s)
+	requireAPIError(t, err, http.StatusBadRequest, "nodes")
+	assert.Empty(t, u.backend.Ops(), "the kernel is not touched")
+	assert.Positive(t, lookups, "names are looked up at the check")
 }
