@@ -45,6 +45,40 @@ func (c *specCache) decode(name string, raw []byte) (*spec.Spec, error) {
 	return s, nil
 }
 
+// seed records s, the spec just stored for network name, so that the
+// read that follows (the next apply's) copies it instead of decoding it:
+// each apply of a changed spec read it back decoded. The entry holds the
+// bytes s encodes to, which are those stored, and s as decoding them
+// would give it (see decoded); a transaction rolled back leaves other
+// bytes stored, which miss.
+func (c *specCache) seed(name string, s *spec.Spec) {
+	if s == nil {
+		return
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byName == nil {
+		c.byName = map[string]cachedSpec{}
+	}
+	c.byName[name] = cachedSpec{raw: raw, spec: decoded(s)}
+}
+
+// decoded returns a copy of s as decoding its JSON gives it: AllowedIPs
+// left out (omitempty) when empty decode as nil.
+func decoded(s *spec.Spec) *spec.Spec {
+	c := s.Clone()
+	for i := range c.Nodes {
+		if len(c.Nodes[i].AllowedIPs) == 0 {
+			c.Nodes[i].AllowedIPs = nil
+		}
+	}
+	return c
+}
+
 // forget drops network name's entry (the network was deleted).
 func (c *specCache) forget(name string) {
 	c.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,4 +73,34 @@ func TestDecodeNetworkMatchesEncodingJSON(t *testing.T) {
 	}
 	_, err = decodeNetwork("r", []byte(`{"name":"r","spec":{"nodes":7}}`), &specCache{})
 	require.Error(t, err)
+}
+
+// TestStoredSpecIsReadWithoutADecode: the read after a write of a new
+// spec (an apply's, then the next apply's read) copies the spec the
+// write recorded, and gives exactly what a decode gives.
+func TestStoredSpecIsReadWithoutADecode(t *testing.T) {
+	s := open(t, t.TempDir())
+	n := bigNetwork(1000)
+	n.Spec.Nodes[1].AllowedIPs = []netip.Prefix{} // decodes as nil
+	n.Spec.Nodes[2].LinkAddress = netip.MustParseAddr("100.64.0.2")
+	n.Spec.MTU, n.Spec.Egress = 1400, true
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
+
+	var fresh specCache
+	var want *Network
+	require.NoError(t, s.View(func(tx *Tx) (err error) {
+		want, err = decodeNetwork("big", tx.tx.Bucket(bucketNetworks).Get([]byte("big")), &fresh)
+		return err
+	}))
+	assert.Equal(t, want, readNetwork(t, s, "big"), "what the write recorded is what a decode gives")
+
+	n.Spec.Generation = 2
+	n.Spec.Nodes = n.Spec.Nodes[1:]
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := readNetwork(t, s, "big") // the first read: AllocsPerRun would warm up
+	runtime.ReadMemStats(&after)
+	assert.Less(t, after.Mallocs-before.Mallocs, uint64(1000), "the read after a write decodes the spec again")
+	assert.Equal(t, decoded(n.Spec), got.Spec)
 }

@@ -190,7 +190,11 @@ func (t *Tx) PutNetwork(n *Network) error {
 	if err := t.tx.Bucket(bucketPorts).Put([]byte(n.Name), []byte(strconv.Itoa(n.ListenPort))); err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v)
+	if err := t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v); err != nil {
+		return err
+	}
+	t.specs.seed(n.Name, n.Spec)
+	return nil
 }
 
 // DeleteNetwork removes a network and all its workloads.
