@@ -36,6 +36,7 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 	if s.Egress {
 		cfg.Upstreams = d.upstreams
 	}
+	cfg.Members = make([]dnsresolver.Member, 0, len(s.Nodes)) // grown one by one, a thousand members were copied ten times
 	for _, node := range s.Nodes {
 		if node.ID == d.nodeID || !node.Subnet.IsValid() {
 			continue // a member without a subnet has no resolver we know of
