@@ -94,16 +94,21 @@ func sameButMembers(a, b Config) bool {
 // checkChangeLocked checks the members add (raw) against r's Config as
 // normalized does, and that every id of remove is a member: adds are the
 // members normalized, gone the ids removed or replaced. ok is false for
-// anything a whole Config would refuse, and for ids not in lower case.
+// anything a whole Config would refuse, for ids not in lower case, and
+// for an id removed twice or removed and added (no client sends that; a
+// whole Update decides what it means).
 func (r *Resolver) checkChangeLocked(add []Member, remove []string) (adds []Member, gone map[string]bool, ok bool) {
 	gone = make(map[string]bool, len(add)+len(remove))
 	for _, id := range remove {
-		if r.members[id] == nil {
+		if r.members[id] == nil || gone[id] {
 			return nil, nil, false
 		}
 		gone[id] = true
 	}
 	for _, m := range add {
+		if slices.Contains(remove, m.ID) {
+			return nil, nil, false
+		}
 		gone[m.ID] = true // replaced: its gateways are free
 	}
 	owners := r.view.Load().members

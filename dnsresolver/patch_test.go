@@ -211,6 +211,8 @@ func TestPatchMembersLeavesTheRestToUpdate(t *testing.T) {
 		{name: "no gateway", add: []Member{{ID: "m7"}}},
 		{name: "gateway out of range", add: []Member{{ID: "m7", Gateway4: netip.MustParseAddr("10.0.0.1")}}},
 		{name: "unknown member removed", remove: []string{"m7"}},
+		{name: "removed twice", remove: []string{"m1", "m1"}},
+		{name: "removed and added", remove: []string{"m1"}, add: []Member{loopMember(1)}},
 		{name: "local records changed", edit: func(c *Config) { c.Local = nil }, add: []Member{loopMember(7)}},
 		{name: "range changed", edit: func(c *Config) { c.IPRange = netip.MustParsePrefix("127.0.0.0/8") }, add: []Member{loopMember(7)}},
 	}
