@@ -184,30 +184,78 @@ func (p *Pushes) Forget(sock string) {
 // deltaFrom returns the change from last to cfg; ok is false when cfg
 // lists a member id twice (a delta, by id, cannot say that: the server
 // must see the whole Config to refuse it).
+//
+// A push mostly adds or removes a member or two and keeps the others in
+// their order, so the members equal at the same places at the head and
+// the tail of both lists are kept as they are, and only those between are
+// compared by id: indexing a thousand members on every push cost more
+// than the rest of it.
 func deltaFrom(last pushedConfig, cfg Config) (configDelta, bool) {
-	d := configDelta{Base: last.version, Config: cfg}
+	old, now := last.cfg.Members, cfg.Members
+	head, tail := sameEnds(old, now)
+	if len(now)-head-tail > maxWindow {
+		head, tail = 0, 0
+	}
+	d, ok := memberChanges(old[head:len(old)-tail], now[head:len(now)-tail])
+	if !ok {
+		return configDelta{}, false
+	}
+	// A member added between that is also kept at an end is listed twice
+	// (the ends hold no id twice: the server took last).
+	for _, m := range d.Add {
+		if slices.ContainsFunc(old[:head], sameID(m.ID)) || slices.ContainsFunc(old[len(old)-tail:], sameID(m.ID)) {
+			return configDelta{}, false
+		}
+	}
+	d.Base, d.Config = last.version, cfg
 	d.Config.Members = nil
-	had := make(map[string]Member, len(last.cfg.Members))
-	for _, m := range last.cfg.Members {
+	return d, true
+}
+
+// maxWindow is how many members between equal ends deltaFrom compares by
+// scanning the ends for each one added; with more it indexes them all.
+const maxWindow = 16
+
+// sameEnds returns how many members a and b have equal at their heads,
+// and then at their tails.
+func sameEnds(a, b []Member) (head, tail int) {
+	for head < len(a) && head < len(b) && a[head] == b[head] {
+		head++
+	}
+	for tail < len(a)-head && tail < len(b)-head && a[len(a)-1-tail] == b[len(b)-1-tail] {
+		tail++
+	}
+	return head, tail
+}
+
+// memberChanges returns the members of now that old lacks or has
+// otherwise (Add) and the ids of old that now lacks (Remove); ok is false
+// when now lists an id twice.
+func memberChanges(old, now []Member) (configDelta, bool) {
+	var d configDelta
+	had := make(map[string]Member, len(old))
+	for _, m := range old {
 		had[m.ID] = m
 	}
-	kept := make(map[string]bool, len(cfg.Members))
-	for _, m := range cfg.Members {
+	kept := make(map[string]bool, len(now))
+	for _, m := range now {
 		if kept[m.ID] {
 			return configDelta{}, false
 		}
 		kept[m.ID] = true
-		if old, ok := had[m.ID]; !ok || old != m {
+		if o, ok := had[m.ID]; !ok || o != m {
 			d.Add = append(d.Add, m)
 		}
 	}
-	for _, m := range last.cfg.Members {
+	for _, m := range old {
 		if !kept[m.ID] {
 			d.Remove = append(d.Remove, m.ID)
 		}
 	}
 	return d, true
 }
+
+func sameID(id string) func(Member) bool { return func(m Member) bool { return m.ID == id } }
 
 // pushDelta sends the change from what sock's server last answered to
 // cfg; ok is false when there is nothing to send it against or the server

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,4 +227,54 @@ func TestDeltaAgainstAnotherConfigIsStale(t *testing.T) {
 	got, err := d.applyTo(base)
 	require.NoError(t, err)
 	assert.Equal(t, []Member{base.Members[2], d.Add[0]}, got.Members)
+}
+
+// TestDeltaFromMatchesIndexingAll checks that the change deltaFrom finds
+// between the equal ends of two member lists is the one indexing every
+// member gives, and that a member listed twice is found whether the other
+// entry is at an end or between.
+func TestDeltaFromMatchesIndexingAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	cfg := bigConfig(60)
+	next := 0
+	for step := range 500 {
+		last := pushedConfig{version: "v", cfg: dropDuplicates(cfg)}
+		cfg = churnInPlace(rng, last.cfg, &next)
+		got, ok := deltaFrom(last, cfg)
+		want, wantOK := memberChanges(last.cfg.Members, cfg.Members)
+		require.Equal(t, wantOK, ok, "step %d", step)
+		if !ok {
+			continue
+		}
+		assert.ElementsMatch(t, want.Add, got.Add, "step %d", step)
+		assert.ElementsMatch(t, want.Remove, got.Remove, "step %d", step)
+	}
+}
+
+// churnInPlace changes a few of cfg's members where they are (removes,
+// changes, inserts) and now and then lists a member twice, near an end
+// or in the middle.
+func churnInPlace(rng *rand.Rand, cfg Config, next *int) Config {
+	ms := slices.Clone(cfg.Members)
+	for range rng.IntN(4) {
+		if len(ms) == 0 {
+			break
+		}
+		i := rng.IntN(len(ms))
+		switch rng.IntN(3) {
+		case 0:
+			ms = slices.Delete(ms, i, i+1)
+		case 1:
+			ms[i].Subnet4 = netip.Prefix{}
+		default:
+			*next++
+			a := netip.AddrFrom4([4]byte{10, 20, byte(100 + *next/250), byte(1 + *next%250)})
+			ms = slices.Insert(ms, i, Member{ID: fmt.Sprintf("x%d", *next), Gateway4: a})
+		}
+	}
+	if rng.IntN(8) == 0 && len(ms) > 1 {
+		ms = slices.Insert(ms, rng.IntN(len(ms)), ms[[]int{0, len(ms) - 1, len(ms) / 2}[rng.IntN(3)]])
+	}
+	cfg.Members = ms
+	return cfg
 }
