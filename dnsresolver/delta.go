@@ -51,6 +51,9 @@ type versioned struct {
 	// makes it, so a delta's ids name the members the resolver holds and
 	// it may apply the delta itself (memberUpdater).
 	lowerIDs bool
+	// changes is the resolver's count of changes after the last one made
+	// here (memberUpdater).
+	changes uint64
 }
 
 func newVersioned() *versioned {
@@ -61,10 +64,17 @@ func newVersioned() *versioned {
 func (v *versioned) full(r Controller, cfg Config) (string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := r.Update(cfg); err != nil {
+	var changes uint64
+	var err error
+	if mu, ok := r.(memberUpdater); ok {
+		changes, err = mu.update(cfg)
+	} else {
+		err = r.Update(cfg)
+	}
+	if err != nil {
 		return "", err
 	}
-	return v.appliedLocked(cfg, !slices.ContainsFunc(cfg.Members, notLower)), nil
+	return v.appliedLocked(cfg, !slices.ContainsFunc(cfg.Members, notLower), changes), nil
 }
 
 // delta applies d to the Config of version d.Base and returns the new
@@ -80,24 +90,29 @@ func (v *versioned) delta(r Controller, d configDelta) (string, error) {
 		return "", err
 	}
 	lower := v.lowerIDs && !slices.ContainsFunc(d.Add, notLower)
-	if mu, ok := r.(memberUpdater); ok && lower {
-		err = mu.updateMembers(cfg, d.Add, d.Remove)
-	} else {
+	var changes uint64
+	switch mu, ok := r.(memberUpdater); {
+	case ok && lower:
+		changes, err = mu.updateMembers(cfg, d.Add, d.Remove, v.changes)
+	case ok:
+		changes, err = mu.update(cfg)
+	default:
 		err = r.Update(cfg)
 	}
 	if err != nil {
 		return "", err
 	}
-	return v.appliedLocked(cfg, lower), nil
+	return v.appliedLocked(cfg, lower, changes), nil
 }
 
 // appliedLocked records that the resolver holds cfg and returns its new
 // version.
-func (v *versioned) appliedLocked(cfg Config, lowerIDs bool) string {
+func (v *versioned) appliedLocked(cfg Config, lowerIDs bool, changes uint64) string {
 	v.n++
 	v.version = v.nonce + "." + strconv.FormatUint(v.n, 10)
 	v.cfg = cfg
 	v.lowerIDs = lowerIDs
+	v.changes = changes
 	return v.version
 }
 

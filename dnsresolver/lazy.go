@@ -37,6 +37,11 @@ func (l *Lazy) Update(cfg Config) error {
 	if l.r != nil {
 		return l.r.Update(cfg)
 	}
+	return l.startLocked(cfg)
+}
+
+// startLocked starts the resolver with cfg.
+func (l *Lazy) startLocked(cfg Config) error {
 	r, err := NewWithOptions(cfg, l.log, l.opts)
 	if err != nil {
 		return err

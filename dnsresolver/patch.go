@@ -19,12 +19,17 @@ import (
 
 // memberUpdater is a Controller that can apply a change of members without
 // a rebuild (Resolver, Lazy). The control server holds the Config behind
-// the change and uses it when it holds ids as they are normalized.
+// the change and uses it when it holds ids as they are normalized. Both
+// methods return the resolver's count of changes after theirs.
 type memberUpdater interface {
+	// update is Update.
+	update(cfg Config) (uint64, error)
 	// updateMembers ends in the state Update(cfg) would, where cfg is the
-	// Config held changed by add (members added or replaced, by id) and
-	// remove (ids), all of whose member ids are in lower case.
-	updateMembers(cfg Config, add []Member, remove []string) error
+	// Config the caller's change number at left the resolver with, changed
+	// by add (members added or replaced, by id) and remove (ids), all of
+	// whose member ids are in lower case. A resolver changed since (by
+	// anyone else) takes cfg whole.
+	updateMembers(cfg Config, add []Member, remove []string, at uint64) (uint64, error)
 }
 
 var (
@@ -33,42 +38,55 @@ var (
 )
 
 // updateMembers implements memberUpdater.
-func (r *Resolver) updateMembers(cfg Config, add []Member, remove []string) error {
-	if r.patchMembers(cfg, add, remove) {
-		return nil
+func (r *Resolver) updateMembers(cfg Config, add []Member, remove []string, at uint64) (uint64, error) {
+	if changes, ok := r.patchMembers(cfg, add, remove, at); ok {
+		return changes, nil
 	}
-	return r.Update(cfg)
+	return r.update(cfg)
+}
+
+// update implements memberUpdater.
+func (l *Lazy) update(cfg Config) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.r != nil {
+		return l.r.update(cfg)
+	}
+	return 0, l.startLocked(cfg)
 }
 
 // updateMembers implements memberUpdater.
-func (l *Lazy) updateMembers(cfg Config, add []Member, remove []string) error {
+func (l *Lazy) updateMembers(cfg Config, add []Member, remove []string, at uint64) (uint64, error) {
 	l.mu.Lock()
 	r := l.r
 	l.mu.Unlock()
-	if r == nil || !r.patchMembers(cfg, add, remove) {
-		return l.Update(cfg)
+	if r != nil {
+		if changes, ok := r.patchMembers(cfg, add, remove, at); ok {
+			return changes, nil
+		}
 	}
-	return nil
+	return l.update(cfg)
 }
 
-// patchMembers applies the change of members to what r holds if cfg's
-// other fields are those r holds and the change passes every check; false
-// (and nothing changed) otherwise.
-func (r *Resolver) patchMembers(cfg Config, add []Member, remove []string) bool {
+// patchMembers applies the change of members to what r holds if r is at
+// change number at, cfg's other fields are those r holds and the change
+// passes every check, and returns r's new count of changes; false (and
+// nothing changed) otherwise.
+func (r *Resolver) patchMembers(cfg Config, add []Member, remove []string, at uint64) (uint64, bool) {
 	rest := cfg
 	rest.Members = nil
 	ncfg, err := rest.normalized()
 	if err != nil {
-		return false
+		return 0, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || !sameButMembers(r.cfg, ncfg) {
-		return false
+	if r.closed || r.changes != at || !sameButMembers(r.cfg, ncfg) {
+		return 0, false
 	}
 	adds, gone, ok := r.checkChangeLocked(add, remove)
 	if !ok {
-		return false
+		return 0, false
 	}
 	ncfg.Members = spliced(r.cfg.Members, adds, gone)
 	r.cfg = ncfg
@@ -79,7 +97,8 @@ func (r *Resolver) patchMembers(cfg Config, add []Member, remove []string) bool 
 		}
 	}
 	r.publishMembersLocked(changes)
-	return true
+	r.changes++
+	return r.changes, true
 }
 
 // sameButMembers reports whether a and b (normalized) differ in their

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -230,7 +231,8 @@ func TestPatchMembersLeavesTheRestToUpdate(t *testing.T) {
 				full = base
 			}
 			before := r.view.Load()
-			require.Equal(t, tt.patch, r.patchMembers(full, tt.add, tt.remove))
+			_, patched := r.patchMembers(full, tt.add, tt.remove, 0)
+			require.Equal(t, tt.patch, patched)
 			if !tt.patch {
 				assert.Same(t, before, r.view.Load(), "nothing changed")
 				return
@@ -238,4 +240,31 @@ func TestPatchMembersLeavesTheRestToUpdate(t *testing.T) {
 			requireRebuilt(t, r, full, 0)
 		})
 	}
+}
+
+// TestDeltaAfterAnotherUpdateIsWhole checks that a resolver changed by
+// someone else than its control server since the server's last change
+// takes the next delta's Config whole: it ends where a whole push would,
+// not at the other change patched.
+func TestDeltaAfterAnotherUpdateIsWhole(t *testing.T) {
+	testutil.GoroutineLeakCheck(t)
+	cfg := loopConfig(5)
+	r := quietResolver(t, cfg)
+	sock := filepath.Join(t.TempDir(), "dns.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	stop := ServeControl(l, r)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pushes Pushes
+	require.NoError(t, pushes.Push(ctx, sock, cfg))
+
+	other := cfg
+	other.Members = cfg.Members[:2]
+	require.NoError(t, r.Update(other))
+	plus := cfg
+	plus.Members = append(slices.Clone(cfg.Members), loopMember(9))
+	require.NoError(t, pushes.Push(ctx, sock, plus))
+	requireRebuilt(t, r, plus, 0)
 }

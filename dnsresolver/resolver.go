@@ -88,9 +88,12 @@ type Resolver struct {
 	done     chan struct{} // closed when everything stopped
 	wg       sync.WaitGroup
 
-	mu          sync.Mutex
-	cfg         Config // normalized
-	closed      bool
+	mu     sync.Mutex
+	cfg    Config // normalized
+	closed bool
+	// changes counts the Configs applied (Update and patchMembers): the
+	// control server patches only a resolver whose last change it made.
+	changes     uint64
 	serial      uint32 // of the view, bumped on every change
 	localSerial uint32 // of this node's records
 	members     map[string]*member
@@ -179,14 +182,21 @@ func newResolver(cfg Config, log *slog.Logger, opts Options) (*Resolver, error) 
 // returns an error wrapping ErrInvalidConfig or ErrClosed, or the error of
 // listening on a new address; on error nothing changed.
 func (r *Resolver) Update(cfg Config) error {
+	_, err := r.update(cfg)
+	return err
+}
+
+// update is Update; it also returns the resolver's count of changes
+// (Resolver.changes) after this one.
+func (r *Resolver) update(cfg Config) (uint64, error) {
 	ncfg, err := cfg.normalized()
 	if err != nil {
-		return fmt.Errorf("updating resolver: %w", err)
+		return 0, fmt.Errorf("updating resolver: %w", err)
 	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return fmt.Errorf("updating resolver: %w", ErrClosed)
+		return 0, fmt.Errorf("updating resolver: %w", ErrClosed)
 	}
 	// Listen on new addresses before anything changes; listening needs no
 	// lock, but holding it keeps Updates in order.
@@ -200,7 +210,7 @@ func (r *Resolver) Update(cfg Config) error {
 	set, err := r.listen(add)
 	if err != nil {
 		r.mu.Unlock()
-		return fmt.Errorf("updating resolver: %w", err)
+		return 0, fmt.Errorf("updating resolver: %w", err)
 	}
 	var old []servers
 	for a, srvs := range r.servers {
@@ -231,11 +241,13 @@ func (r *Resolver) Update(cfg Config) error {
 			signal(m.push)
 		}
 	}
+	r.changes++
+	changes := r.changes
 	r.mu.Unlock()
 	for _, srvs := range old {
 		srvs.shutdown()
 	}
-	return nil
+	return changes, nil
 }
 
 // reconcileMembersLocked starts syncing with new members, stops syncing
