@@ -41,6 +41,18 @@ func quietResolver(t *testing.T, cfg Config) *Resolver {
 	return r
 }
 
+// servedResolver is quietResolver behind a control socket, whose path it
+// returns.
+func servedResolver(t *testing.T, cfg Config) (*Resolver, string) {
+	t.Helper()
+	r := quietResolver(t, cfg)
+	sock := filepath.Join(t.TempDir(), "dns.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	t.Cleanup(ServeControl(l, r))
+	return r, sock
+}
+
 // loopConfig is a config of n members on 127.21.0.0/16.
 func loopConfig(n int) Config {
 	cfg := Config{Network: "patch", NodeID: "self", Gateway4: netip.MustParseAddr("127.21.0.1"),
@@ -159,12 +171,7 @@ func requireRebuilt(t *testing.T, r *Resolver, want Config, step int) {
 func TestMemberPatchesHoldWhatAFullUpdateWould(t *testing.T) {
 	testutil.GoroutineLeakCheck(t)
 	cfg := loopConfig(40)
-	r := quietResolver(t, cfg)
-	sock := filepath.Join(t.TempDir(), "dns.sock")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	stop := ServeControl(l, r)
-	defer stop()
+	r, sock := servedResolver(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -249,12 +256,7 @@ func TestPatchMembersLeavesTheRestToUpdate(t *testing.T) {
 func TestDeltaAfterAnotherUpdateIsWhole(t *testing.T) {
 	testutil.GoroutineLeakCheck(t)
 	cfg := loopConfig(5)
-	r := quietResolver(t, cfg)
-	sock := filepath.Join(t.TempDir(), "dns.sock")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	stop := ServeControl(l, r)
-	defer stop()
+	r, sock := servedResolver(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var pushes Pushes
