@@ -50,7 +50,7 @@ func deployOnce(ctx context.Context, l *lab.Lab, name string) (applied, after ti
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := deployNoWait(dctx, l, name); err != nil {
+	if err := deployNoWait(dctx, l, name, nil); err != nil {
 		return 0, 0, err
 	}
 	applied = time.Since(start)
@@ -63,12 +63,12 @@ func deployOnce(ctx context.Context, l *lab.Lab, name string) (applied, after ti
 
 // deployNoWait runs `znet deploy` (deploy.Run with NoWait) of network name
 // over every node of l.
-func deployNoWait(ctx context.Context, l *lab.Lab, name string) error {
+func deployNoWait(ctx context.Context, l *lab.Lab, name string, connect func(deploy.NodeRef) (deploy.API, error)) error {
 	d := &deploy.Deployment{Name: name, IPRange: netip.MustParsePrefix("10.42.0.0/16")}
 	for _, n := range l.Nodes {
 		d.Nodes = append(d.Nodes, deploy.NodeRef{ID: n.ID, API: "unix://" + n.Socket, EndpointHost: n.Underlay.String()})
 	}
-	res, err := deploy.Run(ctx, d, deploy.Options{StateDir: filepath.Join(l.Dir, "deploy"), NoWait: true})
+	res, err := deploy.Run(ctx, d, deploy.Options{StateDir: filepath.Join(l.Dir, "deploy"), NoWait: true, Connect: connect})
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", name, err)
 	}

@@ -53,7 +53,8 @@ func lab100(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 	cpu0 := labCPUOf(l.Dir)
 	dctx, cancel := context.WithTimeout(ctx, meshDeadline(n))
 	start := time.Now()
-	err = deployNoWait(dctx, l, dnsNetwork)
+	clock := &applyClock{}
+	err = deployNoWait(dctx, l, dnsNetwork, clock.connect)
 	applied := time.Since(start)
 	if err != nil {
 		cancel()
@@ -65,6 +66,7 @@ func lab100(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
 	cpuDeploy := labCPUOf(l.Dir).minus(cpu0)
 	seen, want := m.pairs()
 	log.Info("lab100", "apply-s", applied.Seconds(), "handshakes", seen, "of", want, "after-s", m.after().Seconds())
+	logLateness(log, m, l, clock)
 	rows := []Row{meshRow(n, applied, waited, m), {Part: "lab100",
 		Figure: fmt.Sprintf("CPU time of the %d-node lab during the deploy", n), Value: cpuDeploy.total().Seconds(), Unit: "s",
 		Note: "user+system time of every znetd and data plane of the lab, from /proc/PID/stat, from before the deploy until every handshake (or the deadline): " + cpuDeploy.String()}}

@@ -57,3 +57,21 @@ func TestMeshDeadline(t *testing.T) {
 	assert.Equal(t, 2*time.Minute, meshDeadline(10))
 	assert.Equal(t, 5*time.Minute, meshDeadline(100), "long enough at 100 nodes to report how far it got")
 }
+
+// TestMeasureLateness checks that each handshake is timed from the later
+// of its two nodes' applies, so that a late node is told from a late
+// handshake, and that the late ones are named with their apply ranks.
+func TestMeasureLateness(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
+	clock := &applyClock{done: map[string]time.Time{"a": t0, "b": t0.Add(2 * time.Second), "c": t0.Add(time.Second)}}
+	m := &mesh{nodes: 3, applied: t0.Add(3 * time.Second), first: []map[string]time.Time{
+		{"b": t0.Add(2500 * time.Millisecond), "c": t0.Add(7 * time.Second)},
+		{"a": t0.Add(2500 * time.Millisecond)},
+		{"a": t0.Add(7 * time.Second)},
+	}}
+	l := measureLateness(m, []string{"a", "b", "c"}, clock)
+	assert.Equal(t, map[string]int{"a": 0, "c": 1, "b": 2}, l.ranks)
+	assert.Equal(t, "<0:2 4-5s:2", l.afterDeploy.String(), "against the deploy's return")
+	assert.Equal(t, "0-1s:2 6-7s:2", l.afterPair.String(), "against the pair's later apply: b applied at 2 s, c at 1 s")
+	assert.Equal(t, []string{"a(#0)→c(#1) +6.0s", "c(#1)→a(#0) +6.0s"}, l.late)
+}
