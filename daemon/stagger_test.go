@@ -10,6 +10,7 @@ import (
 	"github.com/znet/znet/internal/testutil"
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
+	"golang.zx2c4.com/wireguard/device"
 )
 
 // TestStaggeredHandshakes checks on the real data plane that of two public
@@ -50,4 +51,43 @@ func TestStaggeredHandshakes(t *testing.T) {
 	_, err = n.d.Apply(ctx, specOf("stag", 1, me, low, high, hidden))
 	require.NoError(t, err)
 	assert.Equal(t, peers.Keepalive, keepalives()[low.PublicKey])
+}
+
+// TestStaggerSilentThroughRetry checks on the real data plane that a node
+// sends nothing at all (no initiation, no DNS packet that would start one)
+// to a new member whose id sorts lower for longer than that member's 5 s
+// WireGuard retry: that member's first initiation is lost when it comes
+// before this node is configured, and if this node initiated before the
+// retry had been answered the two would cross (issue 17). The link to the
+// member with the higher id starts at once.
+func TestStaggerSilentThroughRetry(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newTestNode(t) // ids start with "zt"
+	n.underlayLink(t, 1500, []string{"198.18.0.1/24"})
+	ctx := testCtx(t)
+	n.use("quiet")
+	res, err := n.d.Reserve(ctx, "quiet")
+	require.NoError(t, err)
+	low := spec.Node{ID: "aa", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.2.0/24"), Endpoint: "198.18.0.2:51820"}
+	high := spec.Node{ID: "zz", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.3.0/24"), Endpoint: "198.18.0.3:51820"}
+	me := spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24"), Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)}
+	_, err = n.d.Apply(ctx, specOf("quiet", 1, me, low, high))
+	require.NoError(t, err)
+	applied := time.Now()
+
+	sent := func() map[string]int64 {
+		dev, err := n.real.Show(ctx, n.dev("quiet"))
+		require.NoError(t, err)
+		out := map[string]int64{}
+		for _, p := range dev.Peers {
+			out[p.PublicKey.String()] = p.TransmitBytes
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return sent()[high.PublicKey] > 0 }, 2*time.Second, 20*time.Millisecond,
+		"the initiation to the member with the higher id goes at once")
+	for time.Since(applied) < device.RekeyTimeout+device.RekeyTimeoutJitterMaxMs*time.Millisecond+time.Second {
+		require.Zero(t, sent()[low.PublicKey], "sent to the member with the lower id %s after the apply", time.Since(applied).Round(time.Millisecond))
+		time.Sleep(100 * time.Millisecond)
+	}
 }

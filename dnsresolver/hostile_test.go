@@ -38,6 +38,7 @@ func TestSyncKeepsOnlyMemberSubnets(t *testing.T) {
 type fakeMember struct {
 	host      atomic.Uint32
 	transfers atomic.Int32
+	notifies  atomic.Int32
 }
 
 func (f *fakeMember) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
@@ -49,6 +50,7 @@ func (f *fakeMember) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp.Authoritative = true
 	switch {
 	case len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery: // a NOTIFY: acknowledged
+		f.notifies.Add(1)
 	case req.Question[0].Qtype == dns.TypeAXFR:
 		f.transfers.Add(1)
 		web := &dns.A{Hdr: header("web."+zone, dns.TypeA), A: net.IPv4(10, 20, 1, byte(host))}

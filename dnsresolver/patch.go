@@ -182,6 +182,12 @@ func (r *Resolver) restartLocked(adds []Member, remove []string) ([]memberPatch,
 		changes = append(changes, memberPatch{id: id, before: m.records})
 	}
 	restarted := make(map[string]bool, len(adds))
+	fresh := 0 // members new to this resolver: a crowd of them waits (quietFor)
+	for _, a := range adds {
+		if r.members[a.ID] == nil {
+			fresh++
+		}
+	}
 	for _, a := range adds {
 		old := r.members[a.ID]
 		if old != nil && old.Member == a {
@@ -193,7 +199,7 @@ func (r *Resolver) restartLocked(adds []Member, remove []string) ([]memberPatch,
 			delete(r.members, a.ID)
 			before = old.records
 		}
-		r.startMemberLocked(a, old)
+		r.startMemberLocked(a, old, fresh >= crowdMembers)
 		restarted[a.ID] = true
 		changes = append(changes, memberPatch{id: a.ID, before: before, after: r.members[a.ID].records})
 	}

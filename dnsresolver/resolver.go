@@ -132,7 +132,7 @@ func NewWithOptions(cfg Config, log *slog.Logger, opts Options) (*Resolver, erro
 	r.mu.Lock()
 	r.servers = set
 	for _, m := range r.cfg.Members {
-		r.startMemberLocked(m, nil)
+		r.startMemberLocked(m, nil, len(r.cfg.Members) >= crowdMembers)
 	}
 	r.mu.Unlock()
 	go r.run()
@@ -237,8 +237,12 @@ func (r *Resolver) update(cfg Config) (uint64, error) {
 	}
 	r.publishLocked()
 	if localChanged {
-		for _, m := range r.members {
-			signal(m.push)
+		// A member started by this Update announces at once anyway, or
+		// when its quiet start ends: a signal would end that early.
+		for id, m := range r.members {
+			if kept[id] == m {
+				signal(m.push)
+			}
 		}
 	}
 	r.changes++
@@ -269,10 +273,18 @@ func (r *Resolver) reconcileMembersLocked(identity bool) {
 			}
 		}
 	}
+	var start []Member
+	fresh := 0
 	for _, m := range r.cfg.Members {
 		if _, ok := r.members[m.ID]; !ok {
-			r.startMemberLocked(m, moved[m.ID])
+			start = append(start, m)
+			if moved[m.ID] == nil {
+				fresh++
+			}
 		}
+	}
+	for _, m := range start {
+		r.startMemberLocked(m, moved[m.ID], fresh >= crowdMembers)
 	}
 }
 

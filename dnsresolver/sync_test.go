@@ -223,3 +223,36 @@ func TestSyncQuietStart(t *testing.T) {
 	took := n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 	assert.GreaterOrEqual(t, time.Since(start), quietStart, "node2 fetched node1's records after %s", took)
 }
+
+// TestSyncChangeEndsQuiet checks that a change of this node's records (an
+// attach) is announced at once to a member still in its quiet start, and
+// that nothing is sent to it before.
+func TestSyncChangeEndsQuiet(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	f := &fakeMember{}
+	f.host.Store(5)
+	f.serve(t, n1)
+	r2 := n2.start(t, n2.config([]Member{n1.member()}))
+	time.Sleep(500 * time.Millisecond)
+	assert.Zero(t, f.notifies.Load()+f.transfers.Load(), "node1's id sorts lower: node2 is quiet")
+
+	require.NoError(t, r2.Update(n2.config([]Member{n1.member()}, rec("api", 2, 7))))
+	assert.Eventually(t, func() bool { return f.notifies.Load() > 0 }, 500*time.Millisecond, 5*time.Millisecond,
+		"the attach is announced at once")
+}
+
+func TestQuietFor(t *testing.T) {
+	assert.Zero(t, quietFor(false, true, true), "a member synced under other gateways")
+	assert.Zero(t, quietFor(true, false, false), "one new member whose id sorts higher: at once")
+	assert.Equal(t, quietStart, quietFor(true, false, true), "its id sorts lower: it starts the tunnel")
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d := quietFor(true, true, false)
+		assert.GreaterOrEqual(t, d, quietStart, "in a crowd even the members this node starts the tunnel to wait")
+		assert.Less(t, d, quietStart+crowdSpread)
+		seen[d] = true
+	}
+	assert.Greater(t, len(seen), 50, "spread, not one value")
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/znet/znet/spec"
+	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -74,4 +75,15 @@ func TestStagger(t *testing.T) {
 	assert.Equal(t, 25*time.Second, *cfg.Peers[2].PersistentKeepaliveInterval, "an update is left alone")
 	assert.True(t, cfg.Peers[3].Remove)
 	assert.Empty(t, Stagger(&wgtypes.Config{Peers: cfg.Peers[1:2]}, nil))
+}
+
+// TestStaggerDelayOutlastsRetry checks that the waiting side stays silent
+// past the other side's retry: an initiation that reached this node before
+// it was configured is retried RekeyTimeout (plus jitter) later, and if
+// this node initiated before that retry had been answered, the two would
+// cross (issue 17: at 70 nodes under load, a 2 s delay left 395 pairs with
+// both sides initiating, and the mesh 12 s after the apply).
+func TestStaggerDelayOutlastsRetry(t *testing.T) {
+	retry := device.RekeyTimeout + device.RekeyTimeoutJitterMaxMs*time.Millisecond
+	assert.GreaterOrEqual(t, StaggerDelay, retry+3*time.Second, "room for a handshake message queued for seconds in a loaded data plane")
 }
