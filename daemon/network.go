@@ -161,12 +161,15 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	if cfg.PrivateKey == nil && cfg.ListenPort == nil && len(cfg.Peers) == 0 {
 		return nil
 	}
-	raise := peers.Stagger(&cfg, wait)
+	soon, later := peers.Stagger(&cfg, wait)
 	if err := d.backend.Configure(ctx, dev, cfg); err != nil {
 		return fmt.Errorf("configuring %s: %w", dev.IfName, err)
 	}
-	if len(raise) > 0 {
-		d.later.after(peers.StaggerDelay, func() { d.raiseKeepalives(dev, raise) })
+	if len(soon) > 0 {
+		d.later.after(peers.StartDelay, func() { d.raiseKeepalives(dev, soon) })
+	}
+	if len(later) > 0 {
+		d.later.after(peers.StaggerDelay, func() { d.raiseKeepalives(dev, later) })
 	}
 	return nil
 }

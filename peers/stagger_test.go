@@ -27,9 +27,9 @@ func TestWaiting(t *testing.T) {
 		self string
 		want map[wgtypes.Key]bool
 	}{
-		{"a", map[wgtypes.Key]bool{}},                       // lowest id: starts every link
-		{"b", map[wgtypes.Key]bool{k(9): true}},             // waits for a (ids, not keys, decide)
-		{"c", map[wgtypes.Key]bool{k(9): true, k(1): true}}, // waits for a and b
+		{"a", map[wgtypes.Key]bool{k(1): false, k(5): false}}, // lowest id: starts every link
+		{"b", map[wgtypes.Key]bool{k(9): true, k(5): false}},  // waits for a (ids, not keys, decide)
+		{"c", map[wgtypes.Key]bool{k(9): true, k(1): true}},   // waits for a and b
 		{"h", nil}, // hidden: always starts, nobody can reach it first
 		{"x", nil}, // not a member
 	}
@@ -59,22 +59,37 @@ func TestStagger(t *testing.T) {
 	ep := &net.UDPAddr{IP: net.IPv4(198, 18, 0, 2), Port: 51820}
 	cfg := wgtypes.Config{Peers: []wgtypes.PeerConfig{
 		{PublicKey: key(1), Endpoint: ep, PersistentKeepaliveInterval: ka(25 * time.Second)},                   // waited for
-		{PublicKey: key(9), Endpoint: ep, PersistentKeepaliveInterval: ka(25 * time.Second)},                   // we start
+		{PublicKey: key(9), Endpoint: ep, PersistentKeepaliveInterval: ka(25 * time.Second)},                   // we start, a bit later
 		{PublicKey: key(3), Endpoint: ep, UpdateOnly: true, PersistentKeepaliveInterval: ka(25 * time.Second)}, // running session
 		{PublicKey: key(4), Remove: true},
 	}}
-	wait := map[wgtypes.Key]bool{key(1): true, key(3): true, key(4): true}
-	later := Stagger(&cfg, wait)
+	wait := map[wgtypes.Key]bool{key(1): true, key(9): false, key(3): true, key(4): true}
+	soon, later := Stagger(&cfg, wait)
 
 	require.Len(t, later, 1)
 	assert.Equal(t, key(1), later[0].PublicKey)
 	assert.True(t, later[0].UpdateOnly, "a peer removed meanwhile must not come back")
 	assert.Equal(t, 25*time.Second, *later[0].PersistentKeepaliveInterval)
+	require.Len(t, soon, 1)
+	assert.Equal(t, key(9), soon[0].PublicKey)
+	assert.True(t, soon[0].UpdateOnly)
+	assert.Equal(t, 25*time.Second, *soon[0].PersistentKeepaliveInterval)
 	assert.Zero(t, *cfg.Peers[0].PersistentKeepaliveInterval, "the waited-for peer is added silent")
-	assert.Equal(t, 25*time.Second, *cfg.Peers[1].PersistentKeepaliveInterval)
+	assert.Zero(t, *cfg.Peers[1].PersistentKeepaliveInterval, "the peer we start is added silent too, started StartDelay later")
 	assert.Equal(t, 25*time.Second, *cfg.Peers[2].PersistentKeepaliveInterval, "an update is left alone")
 	assert.True(t, cfg.Peers[3].Remove)
-	assert.Empty(t, Stagger(&wgtypes.Config{Peers: cfg.Peers[1:2]}, nil))
+	untouched := wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: key(9), Endpoint: ep, PersistentKeepaliveInterval: ka(25 * time.Second)}}}
+	soon, later = Stagger(&untouched, nil)
+	assert.Empty(t, soon, "a hidden node starts its links at once")
+	assert.Empty(t, later)
+	assert.Equal(t, 25*time.Second, *untouched.Peers[0].PersistentKeepaliveInterval)
+}
+
+// TestStartDelayBeforeStagger checks the order of the two delays: the
+// side that starts a link does so well before the other would.
+func TestStartDelayBeforeStagger(t *testing.T) {
+	assert.Less(t, StartDelay+device.RekeyTimeout+device.RekeyTimeoutJitterMaxMs*time.Millisecond, StaggerDelay,
+		"the starting side's first retry comes before the waiting side gives up waiting")
 }
 
 // TestStaggerDelayOutlastsRetry checks that the waiting side stays silent
