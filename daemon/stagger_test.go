@@ -21,14 +21,9 @@ func TestStaggeredHandshakes(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	n := newTestNode(t) // ids start with "zt"
 	ctx := testCtx(t)
-	n.use("stag")
-	res, err := n.d.Reserve(ctx, "stag")
-	require.NoError(t, err)
-	low := spec.Node{ID: "aa", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.2.0/24"), Endpoint: "198.18.0.2:51820"}
-	high := spec.Node{ID: "zz", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.3.0/24"), Endpoint: "198.18.0.3:51820"}
+	me, low, high := staggerMembers(t, n, "stag")
 	hidden := spec.Node{ID: "ab", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.4.0/24")}
-	me := spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24"), Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)}
-	_, err = n.d.Apply(ctx, specOf("stag", 1, me, low, high, hidden))
+	_, err := n.d.Apply(ctx, specOf("stag", 1, me, low, high, hidden))
 	require.NoError(t, err)
 
 	keepalives := func() map[string]time.Duration {
@@ -68,13 +63,8 @@ func TestStaggerSilentThroughRetry(t *testing.T) {
 	n := newTestNode(t) // ids start with "zt"
 	n.underlayLink(t, 1500, []string{"198.18.0.1/24"})
 	ctx := testCtx(t)
-	n.use("quiet")
-	res, err := n.d.Reserve(ctx, "quiet")
-	require.NoError(t, err)
-	low := spec.Node{ID: "aa", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.2.0/24"), Endpoint: "198.18.0.2:51820"}
-	high := spec.Node{ID: "zz", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.3.0/24"), Endpoint: "198.18.0.3:51820"}
-	me := spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24"), Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)}
-	_, err = n.d.Apply(ctx, specOf("quiet", 1, me, low, high))
+	me, low, high := staggerMembers(t, n, "quiet")
+	_, err := n.d.Apply(ctx, specOf("quiet", 1, me, low, high))
 	require.NoError(t, err)
 	applied := time.Now()
 
@@ -93,4 +83,17 @@ func TestStaggerSilentThroughRetry(t *testing.T) {
 		require.Zero(t, sent()[low.PublicKey], "sent to the member with the lower id %s after the apply", time.Since(applied).Round(time.Millisecond))
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// staggerMembers reserves network on n and returns n's own member and two
+// public members whose ids sort below ("aa") and above ("zz") n's.
+func staggerMembers(t *testing.T, n *testNode, network string) (me, low, high spec.Node) {
+	t.Helper()
+	n.use(network)
+	res, err := n.d.Reserve(testCtx(t), network)
+	require.NoError(t, err)
+	low = spec.Node{ID: "aa", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.2.0/24"), Endpoint: "198.18.0.2:51820"}
+	high = spec.Node{ID: "zz", PublicKey: publicKey(t), Subnet: mustPrefix("10.20.3.0/24"), Endpoint: "198.18.0.3:51820"}
+	me = spec.Node{ID: n.id, Subnet: mustPrefix("10.20.1.0/24"), Endpoint: fmt.Sprintf("198.18.0.1:%d", res.ListenPort)}
+	return me, low, high
 }
