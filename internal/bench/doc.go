@@ -70,7 +70,11 @@
 //     the node's total.
 //   - lab100: one network deployed over a --nodes-node lab (100 by
 //     default): every pair handshaken after the apply returns, a new name
-//     answering on every node, the CPU time the lab's processes used.
+//     answering on every node, the CPU time the lab's processes used. It
+//     logs each node→peer handshake against the deploy's return and
+//     against the later apply of the pair (histograms, the apply order,
+//     every pair later than 4 s); ZNET_BENCH_TRACE=FILE also writes the
+//     absolute times as JSON, to match with a packet capture.
 //
 // Every figure is the median (or p50) of several rounds.
 //
