@@ -90,7 +90,7 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 	err = d.commit(ctx, change{
 		doing: fmt.Sprintf("applying %s generation %d", s.Name, s.Generation),
 		kernel: func() error {
-			if err := d.realizeDesired(ctx, &next, s, wls, acc, desired); err != nil {
+			if err := d.realizeDesired(ctx, &next, s, wls, acc, desired, d.newMembers(n.Spec, s)); err != nil {
 				return err
 			}
 			// Workloads whose plumbing was lost (reboot, crash) come back on a

@@ -337,6 +337,53 @@ func TestFakeRecoverRebuilds(t *testing.T) {
 	assert.Equal(t, 1, u.host.Installs(f.ns()))
 }
 
+// TestFakeRebuiltLinksStartAtOnce: a first apply staggers the start of its
+// new public links (peers added without their keepalive, raised later); a
+// data plane re-created for a network that ran before adds the same peers
+// with their keepalive at once: the links were up, and the far side, whose
+// session just died, is not starting them too. An apply that adds a member
+// staggers that member only.
+func TestFakeRebuiltLinksStartAtOnce(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	f.apply(t, 1)
+	assert.Equal(t, map[string]bool{f.other[0].PublicKey: false}, keepalivesConfigured(t, u.backend), "a deploy staggers")
+
+	u.d.Close()
+	u.host.Remove(f.ns())
+	u.backend.Crash(f.ifname())
+	d := u.newDaemon(t)
+	require.NoError(t, d.Recover(context.Background()))
+	assert.Equal(t, map[string]bool{f.other[0].PublicKey: true}, keepalivesConfigured(t, u.backend), "a rebuilt data plane starts at once")
+
+	f.u.d = d
+	f.addMember(t, 3)
+	f.other[1].Endpoint = "198.18.0.3:51820"
+	f.apply(t, 2)
+	assert.Equal(t, map[string]bool{f.other[1].PublicKey: false}, keepalivesConfigured(t, u.backend), "only the new member is staggered")
+}
+
+// keepalivesConfigured returns, for each peer the last Configure added,
+// whether it came with its keepalive.
+func keepalivesConfigured(t *testing.T, b *overlaytest.Backend) map[string]bool {
+	t.Helper()
+	calls := b.Calls()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].Op != overlaytest.OpConfigure || calls[i].Config == nil {
+			continue
+		}
+		out := map[string]bool{}
+		for _, p := range calls[i].Config.Peers {
+			if !p.UpdateOnly && !p.Remove {
+				out[p.PublicKey.String()] = p.PersistentKeepaliveInterval != nil && *p.PersistentKeepaliveInterval > 0
+			}
+		}
+		return out
+	}
+	t.Fatal("no Configure")
+	return nil
+}
+
 func TestFakeRecoverSweepsOrphans(t *testing.T) {
 	u := newUnit(t, newNodeID(t))
 	f := newFakeNet(t, u, "shop")

@@ -35,13 +35,18 @@ func (d *Daemon) device(network string, mtu int) overlay.Device {
 // routes and firewall. Workloads' veths are left alone except that they
 // follow the network's MTU and the firewall admits exactly wls. It is idempotent and changes only what
 // differs, so healthy tunnels never blink.
+//
+// Peers it adds (a data plane restarted, a node recovering, a rollback)
+// start their links at once: each was up before, and the far side, whose
+// session just died, is not starting it too.
 func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer) error {
-	return d.realizeDesired(ctx, n, s, wls, acc, nil)
+	return d.realizeDesired(ctx, n, s, wls, acc, nil, nil)
 }
 
 // realizeDesired is realize with the desired peers of s and acc when the
-// caller has them (nil: computed here).
-func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer, desired []peers.Peer) error {
+// caller has them (nil: computed here), and the members whose links start
+// staggered (peers.Stagger; an apply's new members, see newMembers).
+func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
 	subnets, err := d.subnetsOf(s)
 	if err != nil {
 		return err
@@ -82,7 +87,7 @@ func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.S
 		return fmt.Errorf("wireguard device: %w", err)
 	}
 	d.sup.watch(n.Name, pid)
-	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, peers.Waiting(s, d.nodeID)); err != nil {
+	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, wait); err != nil {
 		return err
 	}
 	wg, err := ns.SetLink(netconf.Link{Name: dev.IfName, MTU: mtu, Addrs: linkAddress(s, d.nodeID)})
@@ -108,6 +113,24 @@ func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.S
 	d.syncWorkloadRoutes(s, wls)
 	d.pushDNS(ctx, n, s, wls)
 	return nil
+}
+
+// newMembers is peers.Waiting for the members of s that were not in the
+// last good spec before (nil for a first apply): those are the links that
+// both sides configure at about the same time, as a deploy does, and whose
+// start peers.Stagger orders. A member that was there already keeps the
+// link it has; if its peer is added again, its link was up before.
+func (d *Daemon) newMembers(before, s *spec.Spec) map[wgtypes.Key]bool {
+	wait := peers.Waiting(s, d.nodeID)
+	if before == nil {
+		return wait
+	}
+	for _, m := range before.Nodes {
+		if key, err := wgtypes.ParseKey(m.PublicKey); err == nil {
+			delete(wait, key)
+		}
+	}
+	return wait
 }
 
 // removePorts deletes the workloads' ports (veths and taps) in network's
