@@ -75,8 +75,12 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 		return api.ApplyResult{}, err
 	}
 	d.fillSelf(n, s)
+	doing := fmt.Sprintf("applying %s generation %d", s.Name, s.Generation)
 	desired, err := d.checkPeers(ctx, s, acc)
 	if err != nil {
+		if !errors.Is(err, api.ErrInvalid) {
+			err = fmt.Errorf("%s: %w", doing, err) // as commit reports realize's
+		}
 		return api.ApplyResult{}, err
 	}
 
@@ -88,7 +92,7 @@ func (d *Daemon) applyLocked(ctx context.Context, old, n *store.Network, s *spec
 		}
 	}
 	err = d.commit(ctx, change{
-		doing: fmt.Sprintf("applying %s generation %d", s.Name, s.Generation),
+		doing: doing,
 		kernel: func() error {
 			if err := d.realizeDesired(ctx, &next, s, wls, acc, desired, d.newMembers(n.Spec, s)); err != nil {
 				return err
@@ -175,12 +179,17 @@ func (d *Daemon) checkAccessApply(n *store.Network, s *spec.Spec, acc []*store.A
 // refuses the second only). Host names are not looked up here: realize
 // does that. It returns the desired peers for realize when they could be
 // computed here (with host names looked up), so that an apply computes
-// them once: at a thousand members that is a millisecond.
+// them once: at a thousand members that is a millisecond. Any other error
+// is the one realize would return first, computing the same peers: it is
+// returned as is, so that a host name not found is not looked up again
+// (a DNS timeout paid twice under the daemon's lock) and nothing is
+// rolled back that was never changed.
 func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.AccessPeer) ([]peers.Peer, error) {
 	desired, err := peers.Desired(ctx, s, d.nodeID, d.resolve, accessPeers(acc)...)
 	if err == nil {
 		return desired, nil
 	}
+	first := err
 	if !errors.Is(err, peers.ErrDuplicatePrefix) && !errors.Is(err, peers.ErrOverlapsSelf) {
 		// A host name not found stops Desired before the prefixes are
 		// checked: check them without looking names up.
@@ -190,7 +199,7 @@ func (d *Daemon) checkPeers(ctx context.Context, s *spec.Spec, acc []*store.Acce
 	if errors.Is(err, peers.ErrDuplicatePrefix) || errors.Is(err, peers.ErrOverlapsSelf) {
 		return nil, api.Invalid("nodes", "%v", err)
 	}
-	return nil, nil // anything else is realize's to report
+	return nil, first
 }
 
 // fillSelf puts the node's reserved key into its own entry when the spec

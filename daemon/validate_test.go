@@ -362,3 +362,30 @@ func TestApplyChecksPeersWhenAHostIsNotFound(t *testing.T) {
 	assert.Empty(t, u.backend.Ops(), "the kernel is not touched")
 	assert.Positive(t, lookups, "names are looked up at the check")
 }
+
+// TestApplyLooksAHostUpOnce checks that an apply whose endpoint host name
+// is not found asks the resolver once, and fails before the kernel is
+// touched: the check computes the desired peers with names looked up, and
+// a failed lookup there is the one realize would make again (under the
+// daemon's lock, a DNS timeout paid twice), then roll back.
+func TestApplyLooksAHostUpOnce(t *testing.T) {
+	u := newUnit(t, "node1")
+	lookups := 0
+	u.d.resolve = func(context.Context, string) (netip.Addr, error) {
+		lookups++
+		return netip.Addr{}, errors.New("no such host")
+	}
+	ctx := context.Background()
+	_, err := u.d.Reserve(ctx, "shop")
+	require.NoError(t, err)
+	s := oneNodeSpec("shop", "node1", 1)
+	s.Nodes = append(s.Nodes,
+		spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: publicKey(t), Endpoint: "node2.example:40000"})
+	_, err = u.d.Apply(ctx, s)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "applying shop generation 1")
+	assert.Contains(t, err.Error(), "nodes[1].endpoint")
+	assert.Contains(t, err.Error(), "no such host")
+	assert.Equal(t, 1, lookups, "the host is looked up once")
+	assert.Empty(t, u.backend.Ops(), "the kernel is not touched")
+}
