@@ -338,29 +338,37 @@ func TestRequestsRefusedBeforeTheKernel(t *testing.T) {
 	assert.Equal(t, mustAddr("10.20.1.2"), wls[0].IPv4)
 }
 
+// unknownHostSpec reserves network "shop" on a unit whose every host
+// name lookup fails (counted in *lookups), and returns a spec for it whose
+// member node2 has a host name endpoint.
+func unknownHostSpec(t *testing.T) (u *unit, s *spec.Spec, lookups *int) {
+	u = newUnit(t, "node1")
+	lookups = new(int)
+	u.d.resolve = func(context.Context, string) (netip.Addr, error) {
+		*lookups++
+		return netip.Addr{}, errors.New("no such host")
+	}
+	_, err := u.d.Reserve(context.Background(), "shop")
+	require.NoError(t, err)
+	s = oneNodeSpec("shop", "node1", 1)
+	s.Nodes = append(s.Nodes,
+		spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: publicKey(t), Endpoint: "node2.example:40000"})
+	return u, s, lookups
+}
+
 // TestApplyChecksPeersWhenAHostIsNotFound checks that the peers are
 // checked before anything is touched also when an endpoint's host name is
 // not found (the desired peers, computed once with names looked up, stop
 // at the first name not found).
 func TestApplyChecksPeersWhenAHostIsNotFound(t *testing.T) {
-	u := newUnit(t, "node1")
-	lookups := 0
-	u.d.resolve = func(context.Context, string) (netip.Addr, error) {
-		lookups++
-		return netip.Addr{}, errors.New("no such host")
-	}
-	ctx := context.Background()
-	_, err := u.d.Reserve(ctx, "shop")
-	require.NoError(t, err)
-	s := oneNodeSpec("shop", "node1", 1)
+	u, s, lookups := unknownHostSpec(t)
 	s.Nodes = append(s.Nodes,
-		spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: publicKey(t), Endpoint: "node2.example:40000"},
 		spec.Node{ID: "node3", Subnet: mustPrefix("10.20.3.0/24"), PublicKey: publicKey(t),
 			AllowedIPs: []netip.Prefix{mustPrefix("10.20.3.0/24"), mustPrefix("10.20.2.0/24")}})
-	_, err = u.d.Apply(ctx, s)
+	_, err := u.d.Apply(context.Background(), s)
 	requireAPIError(t, err, http.StatusBadRequest, "nodes")
 	assert.Empty(t, u.backend.Ops(), "the kernel is not touched")
-	assert.Positive(t, lookups, "names are looked up at the check")
+	assert.Positive(t, *lookups, "names are looked up at the check")
 }
 
 // TestApplyLooksAHostUpOnce checks that an apply whose endpoint host name
@@ -369,23 +377,12 @@ func TestApplyChecksPeersWhenAHostIsNotFound(t *testing.T) {
 // a failed lookup there is the one realize would make again (under the
 // daemon's lock, a DNS timeout paid twice), then roll back.
 func TestApplyLooksAHostUpOnce(t *testing.T) {
-	u := newUnit(t, "node1")
-	lookups := 0
-	u.d.resolve = func(context.Context, string) (netip.Addr, error) {
-		lookups++
-		return netip.Addr{}, errors.New("no such host")
-	}
-	ctx := context.Background()
-	_, err := u.d.Reserve(ctx, "shop")
-	require.NoError(t, err)
-	s := oneNodeSpec("shop", "node1", 1)
-	s.Nodes = append(s.Nodes,
-		spec.Node{ID: "node2", Subnet: mustPrefix("10.20.2.0/24"), PublicKey: publicKey(t), Endpoint: "node2.example:40000"})
-	_, err = u.d.Apply(ctx, s)
+	u, s, lookups := unknownHostSpec(t)
+	_, err := u.d.Apply(context.Background(), s)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "applying shop generation 1")
 	assert.Contains(t, err.Error(), "nodes[1].endpoint")
 	assert.Contains(t, err.Error(), "no such host")
-	assert.Equal(t, 1, lookups, "the host is looked up once")
+	assert.Equal(t, 1, *lookups, "the host is looked up once")
 	assert.Empty(t, u.backend.Ops(), "the kernel is not touched")
 }
