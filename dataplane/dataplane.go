@@ -66,7 +66,10 @@ func Run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).
 		With("ifname", *ifname, "pid", os.Getpid())
-	procs := idlemem.OneProc(func() { log.Info("carrying traffic: all CPUs in use", "gomaxprocs", runtime.GOMAXPROCS(0)) })
+	procs := idlemem.OneProc(func() {
+		idlemem.Release() // a busy data plane's garbage is not bounded as an idle one's
+		log.Info("carrying traffic: all CPUs in use", "gomaxprocs", runtime.GOMAXPROCS(0))
+	})
 	if *dnsSocket != "" {
 		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd))
 		if err != nil {
@@ -171,8 +174,8 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	go func() { errs <- acceptUAPI(uapi, func(c net.Conn) { handleUAPI(log, dev, c) }) }()
 	// znetd configures the peers and pushes the resolver's first config
 	// right after the data plane answers: let those land on fresh pages,
-	// and put the collector's first cycle off until there is garbage.
-	idlemem.ReleaseAtFirstCycle(10 * time.Second)
+	// then bound the garbage an idle data plane keeps.
+	idlemem.BoundIdleGarbage(10 * time.Second)
 	log.Info("data plane running", "mtu", mtu)
 
 	for {

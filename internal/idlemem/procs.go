@@ -61,12 +61,12 @@ type Procs struct {
 // OneProc returns the Procs of a process started with OneProcEnv, which
 // sets GOMAXPROCS back to the runtime's default (which follows the CPUs
 // and the cgroup's limit) once the process is busy; onRaise, if not nil,
-// runs once after that. In any other process it is raised from the start
-// and Batch does nothing.
+// runs once after that. In any other process GOMAXPROCS is left as it is,
+// and onRaise still runs once the process is busy.
 func OneProc(onRaise func()) *Procs {
 	p := &Procs{start: time.Now(), since: time.Since, raise: runtime.SetDefaultGOMAXPROCS, onRaise: onRaise}
 	if os.Getenv(oneProcVar) != "1" || runtime.GOMAXPROCS(0) != 1 {
-		p.raised.Store(true)
+		p.raise = func() {} // the user's setting, or the runtime's own
 	}
 	return p
 }
@@ -94,6 +94,6 @@ func (p *Procs) Batch() {
 	}
 }
 
-// Raised reports whether the process runs with its usual GOMAXPROCS
-// again (or always did).
+// Raised reports whether the process was found busy: it runs with its
+// usual GOMAXPROCS again (or always did).
 func (p *Procs) Raised() bool { return p == nil || p.raised.Load() }

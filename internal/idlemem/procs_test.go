@@ -77,14 +77,25 @@ func TestBatchConcurrent(t *testing.T) {
 
 // TestOneProc checks that a process started with OneProcEnv's variables
 // goes back to the runtime's default GOMAXPROCS once busy and logs it
-// once, and that any other process is raised from the start.
+// once, and that any other process keeps its GOMAXPROCS and is told
+// when busy all the same.
 func TestOneProc(t *testing.T) {
 	if _, pinned := os.LookupEnv("GOMAXPROCS"); pinned {
 		t.Skip("GOMAXPROCS is set for this test run")
 	}
 	def := runtime.GOMAXPROCS(0)
 	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
-	assert.True(t, OneProc(nil).Raised(), "not started by OneProcEnv")
+	// Not started by OneProcEnv: GOMAXPROCS stays, busy is still told.
+	runtime.GOMAXPROCS(def)
+	var busy atomic.Int32
+	other := OneProc(func() { busy.Add(1) })
+	require.False(t, other.Raised())
+	for range 4 * busyBatches {
+		other.Batch()
+	}
+	assert.True(t, other.Raised())
+	assert.Equal(t, int32(1), busy.Load(), "told once")
+	assert.Equal(t, def, runtime.GOMAXPROCS(0), "left as it was")
 
 	t.Setenv(oneProcVar, "1")
 	runtime.GOMAXPROCS(1)
