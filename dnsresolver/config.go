@@ -79,6 +79,17 @@ type Config struct {
 	// for names outside the zone when the network has a way out; none
 	// means such names are refused.
 	Upstreams []netip.AddrPort `json:"upstreams,omitempty"`
+	// Hold are the ids of the members new to the apply that sent this
+	// Config (znetd's: members the spec before did not have). Only to
+	// those may the resolver hold back its first sync when it starts them
+	// (quietFor): a deploy starts them at the far side at the same time,
+	// and their WireGuard links are staggered. Every other member it
+	// starts (all of them when a restarted data plane gets its Config
+	// again) it syncs at once. Omitted when empty, which a resolver from
+	// before the field needs (it refuses unknown fields), and which an
+	// older znetd's Config therefore means: nothing is held. An id that
+	// names no member holds nothing.
+	Hold []string `json:"hold,omitempty"`
 }
 
 // zoneSuffix is the parent of every network's zone.
@@ -171,6 +182,14 @@ func (c Config) normalized() (Config, error) {
 		}
 		out.Upstreams = append(out.Upstreams, u)
 	}
+	for _, id := range c.Hold {
+		id = strings.ToLower(id)
+		if err := checkLabel("held member id", id); err != nil {
+			return Config{}, err
+		}
+		out.Hold = append(out.Hold, id)
+	}
+	slices.Sort(out.Hold)
 	slices.SortFunc(out.Members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(out.Local, func(a, b Record) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil
@@ -275,6 +294,13 @@ func (c Config) inRange(a netip.Addr) bool {
 		return false
 	}
 	return !c.IPv6Range.IsValid() || c.IPv6Range.Contains(a)
+}
+
+// holds reports whether c (normalized) holds member id back at its start
+// (Config.Hold).
+func (c Config) holds(id string) bool {
+	_, ok := slices.BinarySearch(c.Hold, id)
+	return ok
 }
 
 // zone returns the name of the network's zone, "<network>.internal.".

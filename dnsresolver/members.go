@@ -31,9 +31,9 @@ const (
 	// too, and two handshakes that cross leave the tunnel down for
 	// WireGuard's 5 s retry, again and again while both retry in step.
 	quietStart = 10 * time.Second
-	// crowdMembers is how many members must start at once (a deploy: a
-	// new resolver, or an Update, with that many new members) for every
-	// new member, whatever its id, to be held back for quietStart and a
+	// crowdMembers is how many held members (Config.Hold) must start at
+	// once (a deploy: a new resolver, or an Update, with that many members
+	// new to the apply) for every one of them, whatever its id, to be held back for quietStart and a
 	// random part of crowdSpread. A deploy of n nodes starts n·(n-1)
 	// first syncs at once, ~40 packets each through two userspace data
 	// planes (measured: 200,000 packets in 15 s at 70 nodes, both cores
@@ -99,7 +99,9 @@ type member struct {
 
 // startMemberLocked starts syncing with m. prev, if not nil, is the state of
 // the same member under other gateways, whose records are kept. crowd says
-// that at least crowdMembers members start at once.
+// that at least crowdMembers held members start at once. Only a member
+// r.cfg holds (Config.Hold) may be held back; r.cfg is the Config that
+// starts it.
 func (r *Resolver) startMemberLocked(m Member, prev *member, crowd bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	mm := &member{
@@ -109,7 +111,7 @@ func (r *Resolver) startMemberLocked(m Member, prev *member, crowd bool) {
 		pull:    make(chan struct{}, 1),
 		push:    make(chan struct{}, 1),
 		recheck: make(chan struct{}, 1),
-		quiet:   quietFor(prev == nil, crowd, m.ID < r.cfg.NodeID),
+		quiet:   quietFor(prev == nil && r.cfg.holds(m.ID), crowd, m.ID < r.cfg.NodeID),
 	}
 	mm.quietOver = make(chan struct{})
 	if mm.quiet == 0 {
@@ -536,7 +538,8 @@ func (c *ctxConn) Close() error {
 }
 
 // quietFor returns how long to hold back the first packet to a member: a
-// member already synced under other gateways (not new) not at all; one
+// member already synced under other gateways, or not held by the Config
+// (not fresh), not at all; one
 // started in a crowd quietStart plus a random part of crowdSpread; one
 // whose id sorts below this node's (lower) quietStart; others not at all.
 func quietFor(fresh, crowd, lower bool) time.Duration {

@@ -182,9 +182,9 @@ func (r *Resolver) restartLocked(adds []Member, remove []string) ([]memberPatch,
 		changes = append(changes, memberPatch{id: id, before: m.records})
 	}
 	restarted := make(map[string]bool, len(adds))
-	fresh := 0 // members new to this resolver: a crowd of them waits (quietFor)
+	fresh := 0 // held members new to this resolver: a crowd of them waits (quietFor)
 	for _, a := range adds {
-		if r.members[a.ID] == nil {
+		if r.members[a.ID] == nil && r.cfg.holds(a.ID) {
 			fresh++
 		}
 	}

@@ -131,8 +131,9 @@ func NewWithOptions(cfg Config, log *slog.Logger, opts Options) (*Resolver, erro
 	}
 	r.mu.Lock()
 	r.servers = set
+	crowd := r.heldCount(r.cfg.Members) >= crowdMembers
 	for _, m := range r.cfg.Members {
-		r.startMemberLocked(m, nil, len(r.cfg.Members) >= crowdMembers)
+		r.startMemberLocked(m, nil, crowd)
 	}
 	r.mu.Unlock()
 	go r.run()
@@ -278,7 +279,7 @@ func (r *Resolver) reconcileMembersLocked(identity bool) {
 	for _, m := range r.cfg.Members {
 		if _, ok := r.members[m.ID]; !ok {
 			start = append(start, m)
-			if moved[m.ID] == nil {
+			if moved[m.ID] == nil && r.cfg.holds(m.ID) {
 				fresh++
 			}
 		}
@@ -286,6 +287,17 @@ func (r *Resolver) reconcileMembersLocked(identity bool) {
 	for _, m := range start {
 		r.startMemberLocked(m, moved[m.ID], fresh >= crowdMembers)
 	}
+}
+
+// heldCount returns how many of members r.cfg holds (Config.Hold).
+func (r *Resolver) heldCount(members []Member) int {
+	n := 0
+	for _, m := range members {
+		if r.cfg.holds(m.ID) {
+			n++
+		}
+	}
+	return n
 }
 
 // publishLocked bumps the view serial and publishes a new view of the

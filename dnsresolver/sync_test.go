@@ -1,6 +1,7 @@
 package dnsresolver
 
 import (
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -207,7 +208,7 @@ func TestSyncIPv6Only(t *testing.T) {
 }
 
 // TestSyncQuietStart checks that a node sends nothing to a new member
-// whose id sorts below its own for quietStart (that member starts the
+// held by its Config (new to the apply) whose id sorts below its own for quietStart (that member starts the
 // WireGuard link; see peers.StaggerDelay), unless the member's NOTIFY
 // shows the link is up.
 func TestSyncQuietStart(t *testing.T) {
@@ -219,7 +220,7 @@ func TestSyncQuietStart(t *testing.T) {
 	r1.dropNotify.Store(true)
 	require.NoError(t, r1.Update(n1.config([]Member{n2.member()}, rec("web", 1, 5))))
 	start := time.Now()
-	n2.start(t, n2.config([]Member{n1.member()}))
+	n2.start(t, held(n2.config([]Member{n1.member()})))
 	took := n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
 	assert.GreaterOrEqual(t, time.Since(start), quietStart, "node2 fetched node1's records after %s", took)
 }
@@ -234,7 +235,7 @@ func TestSyncChangeEndsQuiet(t *testing.T) {
 	f := &fakeMember{}
 	f.host.Store(5)
 	f.serve(t, n1)
-	r2 := n2.start(t, n2.config([]Member{n1.member()}))
+	r2 := n2.start(t, held(n2.config([]Member{n1.member()})))
 	time.Sleep(500 * time.Millisecond)
 	assert.Zero(t, f.notifies.Load()+f.transfers.Load(), "node1's id sorts lower: node2 is quiet")
 
@@ -255,4 +256,68 @@ func TestQuietFor(t *testing.T) {
 		seen[d] = true
 	}
 	assert.Greater(t, len(seen), 50, "spread, not one value")
+}
+
+// held returns cfg holding back every member (Config.Hold): all of them
+// are new to the apply, as at a deploy.
+func held(cfg Config) Config {
+	for _, m := range cfg.Members {
+		cfg.Hold = append(cfg.Hold, m.ID)
+	}
+	return cfg
+}
+
+// TestSyncCrowdHold checks that a resolver starting a crowd of members
+// holds back its first sync to them only when its Config holds them (a
+// deploy: members new to the apply), and syncs every member at once when
+// it holds none (a data plane restarted or rebuilt, whose members were
+// all there before). node1 talks to a fake node2, whose id sorts higher
+// (so only the crowd can hold it back), among unreachable others.
+func TestSyncCrowdHold(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hold func(members []Member) []string
+		held bool
+	}{
+		{"none held: a restart syncs at once", func([]Member) []string { return nil }, false},
+		{"one held: no crowd", func([]Member) []string { return []string{"node2"} }, false},
+		{"all held: a deploy waits", func(ms []Member) []string {
+			var ids []string
+			for _, m := range ms {
+				ids = append(ids, m.ID)
+			}
+			return ids
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testutil.SkipUnlessRoot(t)
+			testutil.GoroutineLeakCheck(t)
+			n1, n2 := newLab(t)
+			f := &fakeMember{}
+			f.host.Store(5)
+			f.serve(t, n2)
+			members := crowd(n2)
+			cfg := n1.config(members, rec("web", 1, 5))
+			cfg.Hold = tc.hold(members)
+			n1.start(t, cfg)
+			sent := func() bool { return f.notifies.Load()+f.transfers.Load() > 0 }
+			if !tc.held {
+				assert.Eventually(t, sent, second, 5*time.Millisecond, "node1 syncs node2 at once")
+				return
+			}
+			time.Sleep(1500 * time.Millisecond)
+			assert.False(t, sent(), "node1 holds back its first sync to node2")
+		})
+	}
+}
+
+// crowd returns n and more members (crowdMembers in all) whose gateways
+// nothing routes to.
+func crowd(n *testNode) []Member {
+	out := []Member{n.member()}
+	for i := len(out); i < crowdMembers; i++ {
+		gw := netip.AddrFrom4([4]byte{10, 20, byte(i + 2), 1})
+		out = append(out, Member{ID: fmt.Sprintf("node%d", i+2), Gateway4: gw, Subnet4: netip.PrefixFrom(gw, 24).Masked()})
+	}
+	return out
 }

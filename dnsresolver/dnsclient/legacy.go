@@ -22,25 +22,41 @@ import (
 // does not, because every data plane links it and net/http would cost each
 // about 1.9 MiB of resident memory.
 
-// pushResolver is pushes.Push, falling back to the HTTP protocol, and
-// to a Config without the members' subnets for a resolver that refuses
-// them as unknown fields (one that predates them, which checks only the
-// network's ranges until its data plane is replaced). A Config that is
-// invalid for another reason fails both ways, with the first error.
+// pushResolver is pushes.Push, falling back to the HTTP protocol, and to
+// what older resolvers take when one refuses cfg (they decode strictly, so
+// a field they predate is an invalid Config): first cfg without Hold (a
+// resolver from before it holds back its first sync by its own rule, to
+// every member it starts in a crowd), then also without the members'
+// subnets (one that predates them checks only the network's ranges until
+// its data plane is replaced). A Config that is invalid for another
+// reason fails every way, with the first error.
 func pushResolver(ctx context.Context, pushes *dnsresolver.Pushes, sock string, cfg dnsresolver.Config) error {
 	err := pushResolverOnce(ctx, pushes, sock, cfg)
 	if !errors.Is(err, dnsresolver.ErrInvalidConfig) {
 		return err
+	}
+	for _, older := range olderConfigs(cfg) {
+		if pushResolverOnce(ctx, pushes, sock, older) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// olderConfigs returns cfg as older resolvers take it, newest first
+// (pushResolver).
+func olderConfigs(cfg dnsresolver.Config) []dnsresolver.Config {
+	var out []dnsresolver.Config
+	if len(cfg.Hold) > 0 {
+		cfg.Hold = nil
+		out = append(out, cfg)
 	}
 	old := cfg
 	old.Members = make([]dnsresolver.Member, len(cfg.Members))
 	for i, m := range cfg.Members {
 		old.Members[i] = dnsresolver.Member{ID: m.ID, Gateway4: m.Gateway4, Gateway6: m.Gateway6}
 	}
-	if pushResolverOnce(ctx, pushes, sock, old) != nil {
-		return err
-	}
-	return nil
+	return append(out, old)
 }
 
 // pushResolverOnce is pushes.Push, falling back to the HTTP protocol.
