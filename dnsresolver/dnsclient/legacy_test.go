@@ -3,6 +3,7 @@ package dnsclient
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -73,34 +74,7 @@ func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
 		Members   []oldMember          `json:"members"`
 		Local     []dnsresolver.Record `json:"local"`
 	}
-	sock := filepath.Join(t.TempDir(), "old.dns")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	got := make(chan oldConfig, 2)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			var req struct {
-				Op     string     `json:"op"`
-				Config *oldConfig `json:"config"`
-			}
-			dec := json.NewDecoder(c)
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				_ = json.NewEncoder(c).Encode(map[string]string{"error": err.Error(), "kind": "invalid"})
-			} else {
-				got <- *req.Config
-				_, _ = c.Write([]byte("{}\n"))
-			}
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); <-done })
+	sock, got := strictResolver[oldConfig](t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -110,4 +84,71 @@ func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
 	require.NoError(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, cfg))
 	old := <-got
 	assert.Equal(t, []oldMember{{ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1")}}, old.Members)
+}
+
+// strictResolver serves the control protocol on a new socket, whose path
+// it returns, as a resolver whose Config is C does: it decodes strictly
+// (refuses unknown fields as an invalid Config) and sends every Config it
+// took on the channel.
+func strictResolver[C any](t *testing.T) (string, <-chan C) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "old.dns")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	got := make(chan C, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			var req struct {
+				Op     string `json:"op"`
+				Config *C     `json:"config"`
+			}
+			dec := json.NewDecoder(c)
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil || req.Config == nil {
+				_ = json.NewEncoder(c).Encode(map[string]string{"error": fmt.Sprint(err), "kind": "invalid"})
+			} else {
+				got <- *req.Config
+				_, _ = c.Write([]byte("{}\n"))
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); <-done })
+	return sock, got
+}
+
+// TestPushHoldToResolverWithoutIt checks that a resolver from before
+// Config.Hold (a data plane adopted after an upgrade) still gets every
+// Config: one holding nothing goes as it is (the field is omitted), one
+// holding members goes again without them, subnets kept.
+func TestPushHoldToResolverWithoutIt(t *testing.T) {
+	type prevConfig struct {
+		Network   string               `json:"network"`
+		NodeID    string               `json:"node_id"`
+		Gateway4  netip.Addr           `json:"gateway4"`
+		Gateway6  netip.Addr           `json:"gateway6"`
+		IPRange   netip.Prefix         `json:"ip_range"`
+		IPv6Range netip.Prefix         `json:"ipv6_range"`
+		Members   []dnsresolver.Member `json:"members"`
+		Local     []dnsresolver.Record `json:"local"`
+		Upstreams []netip.AddrPort     `json:"upstreams,omitempty"`
+	}
+	sock, got := strictResolver[prevConfig](t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	members := []dnsresolver.Member{{
+		ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1"), Subnet4: netip.MustParsePrefix("10.20.2.0/24"),
+	}}
+	for _, hold := range [][]string{nil, {"n2"}} {
+		cfg := dnsresolver.Config{Network: "shop", NodeID: "n1", Members: members, Hold: hold}
+		require.NoError(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, cfg), "hold %v", hold)
+		assert.Equal(t, members, (<-got).Members, "hold %v", hold)
+		assert.Empty(t, got, "hold %v: one Config taken", hold)
+	}
 }
