@@ -60,10 +60,18 @@ func (d *Daemon) dnsConfig(s *spec.Spec, wls []*store.Workload) (dnsresolver.Con
 // fail the change that caused it (the network itself works); it is logged,
 // and status shows the resolver's state.
 func (d *Daemon) pushDNS(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload) {
+	d.pushDNSHolding(ctx, n, s, wls, nil)
+}
+
+// pushDNSHolding is pushDNS for an apply that adds the members hold: the
+// resolver may hold back its first sync to those (dnsresolver.Config.Hold),
+// and syncs every other member it starts at once.
+func (d *Daemon) pushDNSHolding(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, hold []string) {
 	if !d.hasResolver() {
 		return
 	}
 	cfg, err := d.dnsConfig(s, wls)
+	cfg.Hold = hold
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 		defer cancel()

@@ -40,13 +40,14 @@ func (d *Daemon) device(network string, mtu int) overlay.Device {
 // start their links at once: each was up before, and the far side, whose
 // session just died, is not starting it too.
 func (d *Daemon) realize(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer) error {
-	return d.realizeDesired(ctx, n, s, wls, acc, nil, nil)
+	return d.realizeDesired(ctx, n, s, wls, acc, nil, arrivals{})
 }
 
 // realizeDesired is realize with the desired peers of s and acc when the
-// caller has them (nil: computed here), and the members whose links start
-// staggered (peers.Stagger; an apply's new members, see newMembers).
-func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
+// caller has them (nil: computed here), and the members an apply adds,
+// whose links start staggered and whose first DNS sync may be held back
+// (see newMembers).
+func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.Spec, wls []*store.Workload, acc []*store.AccessPeer, desired []peers.Peer, arr arrivals) error {
 	subnets, err := d.subnetsOf(s)
 	if err != nil {
 		return err
@@ -87,7 +88,7 @@ func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.S
 		return fmt.Errorf("wireguard device: %w", err)
 	}
 	d.sup.watch(n.Name, pid)
-	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, wait); err != nil {
+	if err := d.configureDeviceOf(ctx, ns, pid, dev, n, desired, arr.wait); err != nil {
 		return err
 	}
 	wg, err := ns.SetLink(netconf.Link{Name: dev.IfName, MTU: mtu, Addrs: linkAddress(s, d.nodeID)})
@@ -111,26 +112,46 @@ func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.S
 		return err
 	}
 	d.syncWorkloadRoutes(s, wls)
-	d.pushDNS(ctx, n, s, wls)
+	d.pushDNSHolding(ctx, n, s, wls, arr.ids)
 	return nil
 }
 
-// newMembers is peers.Waiting for the members of s that were not in the
-// last good spec before (nil for a first apply): those are the links that
-// both sides configure at about the same time, as a deploy does, and whose
-// start peers.Stagger orders. A member that was there already keeps the
-// link it has; if its peer is added again, its link was up before.
-func (d *Daemon) newMembers(before, s *spec.Spec) map[wgtypes.Key]bool {
-	wait := peers.Waiting(s, d.nodeID)
-	if before == nil {
-		return wait
-	}
-	for _, m := range before.Nodes {
-		if key, err := wgtypes.ParseKey(m.PublicKey); err == nil {
-			delete(wait, key)
+// arrivals are the members an apply adds (newMembers). Realizing a
+// network without an apply (a data plane restarted, a node recovering, a
+// rollback) has none: every member was there before.
+type arrivals struct {
+	// wait is peers.Waiting for them: their links start staggered
+	// (peers.Stagger).
+	wait map[wgtypes.Key]bool
+	// ids are their ids: the resolver may hold back its first sync to
+	// them (dnsresolver.Config.Hold).
+	ids []string
+}
+
+// newMembers returns the members of s that were not in the last good spec
+// before (all of them for a first apply): those are the links that both
+// sides configure at about the same time, as a deploy does, and whose
+// start peers.Stagger orders, and whose first DNS syncs the resolvers
+// spread when they are many. A member that was there already keeps the
+// link and the records it has; if its peer is added again (a data plane
+// rebuilt), its link was up before.
+func (d *Daemon) newMembers(before, s *spec.Spec) arrivals {
+	arr := arrivals{wait: peers.Waiting(s, d.nodeID)}
+	had := map[string]bool{}
+	if before != nil {
+		for _, m := range before.Nodes {
+			had[m.ID] = true
+			if key, err := wgtypes.ParseKey(m.PublicKey); err == nil {
+				delete(arr.wait, key)
+			}
 		}
 	}
-	return wait
+	for _, m := range s.Nodes {
+		if m.ID != d.nodeID && !had[m.ID] {
+			arr.ids = append(arr.ids, m.ID)
+		}
+	}
+	return arr
 }
 
 // removePorts deletes the workloads' ports (veths and taps) in network's

@@ -424,3 +424,45 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestFakeDNSHoldsOnlyNewMembers checks that the resolver is told which
+// members an apply adds (Config.Hold, whose first sync it may hold back)
+// and no others: a first apply holds all of them, an apply adding a member
+// that one only, a re-apply none, and a data plane restarted by the
+// supervisor or rebuilt at recover none (its members were all there, and
+// their names must answer on this node at once).
+func TestFakeDNSHoldsOnlyNewMembers(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	u.dns = &dnsresolvertest.Client{}
+	u.d = u.newDaemon(t)
+	f := newFakeNet(t, u, "shop")
+	f.addMember(t, 3)
+	seen := 0
+	hold := func() []string { // of the push since the last call
+		t.Helper()
+		pushes := u.dns.Pushes()
+		require.Greater(t, len(pushes), seen, "a new push")
+		seen = len(pushes)
+		return pushes[seen-1].Config.Hold
+	}
+	f.apply(t, 1)
+	assert.Equal(t, []string{"node2", "node3"}, hold(), "a first apply")
+
+	f.addMember(t, 4)
+	f.apply(t, 2)
+	assert.Equal(t, []string{"node4"}, hold(), "an apply that adds a member")
+	f.apply(t, 3)
+	assert.Empty(t, hold(), "a re-apply")
+
+	u.backend.Crash(f.ifname())
+	_, err := u.d.restartDataplane(context.Background(), "shop")
+	require.NoError(t, err)
+	assert.Empty(t, hold(), "a restarted data plane")
+
+	u.d.Close()
+	u.host.Remove(f.ns())
+	u.backend.Crash(f.ifname())
+	u.d = u.newDaemon(t)
+	require.NoError(t, u.d.Recover(context.Background()))
+	assert.Empty(t, hold(), "a data plane rebuilt at recover")
+}
