@@ -16,10 +16,12 @@ func TestConfigNormalized(t *testing.T) {
 	in.Members[0], in.Members[1] = in.Members[1], in.Members[0]
 	in.Members[0].ID = "N3"
 	in.Local[0].Name = "Web"
+	in.Hold = []string{"N3", "n2"}
 	got, err := in.normalized()
 	require.NoError(t, err)
 	want := testConfig()
 	want.Local[0], want.Local[1] = want.Local[1], want.Local[0] // sorted by name
+	want.Hold = []string{"n2", "n3"}                            // lower case, sorted
 	assert.Equal(t, want, got)
 	again, err := got.normalized()
 	require.NoError(t, err)
@@ -63,6 +65,7 @@ func TestConfigInvalid(t *testing.T) {
 		{name: "workload outside the IPv6 range", edit: func(c *Config) { c.Local[0].IPv6 = netip.MustParseAddr("fd00::5") }},
 		{name: "workload name with a dot", edit: func(c *Config) { c.Local[0].Name = "web.x" }},
 		{name: "workload name with an underscore", edit: func(c *Config) { c.Local[0].Name = "_local" }},
+		{name: "held member id not a label", edit: func(c *Config) { c.Hold = []string{"n_2"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
