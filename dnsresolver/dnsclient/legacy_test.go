@@ -64,17 +64,7 @@ func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
 		Gateway4 netip.Addr `json:"gateway4"`
 		Gateway6 netip.Addr `json:"gateway6"`
 	}
-	type oldConfig struct {
-		Network   string               `json:"network"`
-		NodeID    string               `json:"node_id"`
-		Gateway4  netip.Addr           `json:"gateway4"`
-		Gateway6  netip.Addr           `json:"gateway6"`
-		IPRange   netip.Prefix         `json:"ip_range"`
-		IPv6Range netip.Prefix         `json:"ipv6_range"`
-		Members   []oldMember          `json:"members"`
-		Local     []dnsresolver.Record `json:"local"`
-	}
-	sock, got := strictResolver[oldConfig](t)
+	sock, got := strictResolver[olderConfig[oldMember]](t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -84,6 +74,19 @@ func TestPushToResolverWithoutMemberSubnets(t *testing.T) {
 	require.NoError(t, pushResolver(ctx, new(dnsresolver.Pushes), sock, cfg))
 	old := <-got
 	assert.Equal(t, []oldMember{{ID: "n2", Gateway4: netip.MustParseAddr("10.20.2.1")}}, old.Members)
+}
+
+// olderConfig is a Config as resolvers of older builds decode it: without
+// Hold, and with members of type M.
+type olderConfig[M any] struct {
+	Network   string               `json:"network"`
+	NodeID    string               `json:"node_id"`
+	Gateway4  netip.Addr           `json:"gateway4"`
+	Gateway6  netip.Addr           `json:"gateway6"`
+	IPRange   netip.Prefix         `json:"ip_range"`
+	IPv6Range netip.Prefix         `json:"ipv6_range"`
+	Members   []M                  `json:"members"`
+	Local     []dnsresolver.Record `json:"local"`
 }
 
 // strictResolver serves the control protocol on a new socket, whose path
@@ -128,18 +131,7 @@ func strictResolver[C any](t *testing.T) (string, <-chan C) {
 // Config: one holding nothing goes as it is (the field is omitted), one
 // holding members goes again without them, subnets kept.
 func TestPushHoldToResolverWithoutIt(t *testing.T) {
-	type prevConfig struct {
-		Network   string               `json:"network"`
-		NodeID    string               `json:"node_id"`
-		Gateway4  netip.Addr           `json:"gateway4"`
-		Gateway6  netip.Addr           `json:"gateway6"`
-		IPRange   netip.Prefix         `json:"ip_range"`
-		IPv6Range netip.Prefix         `json:"ipv6_range"`
-		Members   []dnsresolver.Member `json:"members"`
-		Local     []dnsresolver.Record `json:"local"`
-		Upstreams []netip.AddrPort     `json:"upstreams,omitempty"`
-	}
-	sock, got := strictResolver[prevConfig](t)
+	sock, got := strictResolver[olderConfig[dnsresolver.Member]](t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	members := []dnsresolver.Member{{
