@@ -109,3 +109,36 @@ func TestBoundIdleGarbage(t *testing.T) {
 
 // sink keeps the test's garbage from being optimised away.
 var sink []byte
+// TestHeldCollectorReleasedAtTheLimit checks that the cycle a held
+// collector runs at heldLimit releases it: held, a live heap near the
+// limit made the runtime collect cycle after cycle.
+func TestHeldCollectorReleasedAtTheLimit(t *testing.T) {
+	debug.FreeOSMemory() // the garbage of the tests before, under heldLimit
+	before := gogc(t)
+	Hold()
+	t.Cleanup(Release)
+	var sink [][]byte
+	for range 2 * heldLimit / (1 << 20) {
+		sink = append(sink, make([]byte, 1<<20))
+		sink = sink[len(sink)-1:] // the rest is garbage
+	}
+	assert.Eventually(t, func() bool { return gogc(t) == before }, 5*time.Second, 10*time.Millisecond,
+		"released by the cycle at the limit")
+	assert.NotEqual(t, int64(heldLimit), memLimit(), "the limit given back")
+}
+
+// TestAnEarlierHoldsCycleReleasesNothing checks that a cycle after a Hold
+// and Release leaves the next Hold held.
+func TestAnEarlierHoldsCycleReleasesNothing(t *testing.T) {
+	Hold()
+	Release()
+	Hold()
+	t.Cleanup(Release)
+	mu.Lock()
+	holds++ // stands for a Hold and Release in between: the pending cleanup is an earlier Hold's
+	mu.Unlock()
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond) // cleanups run on their own goroutine
+	assert.Equal(t, int64(-1), gogc(t), "still held")
+}
