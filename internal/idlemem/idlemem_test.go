@@ -109,6 +109,7 @@ func TestBoundIdleGarbage(t *testing.T) {
 
 // sink keeps the test's garbage from being optimised away.
 var sink []byte
+
 // TestHeldCollectorReleasedAtTheLimit checks that the cycle a held
 // collector runs at heldLimit releases it: held, a live heap near the
 // limit made the runtime collect cycle after cycle.
@@ -136,6 +137,21 @@ func TestAnEarlierHoldsCycleReleasesNothing(t *testing.T) {
 	t.Cleanup(Release)
 	mu.Lock()
 	holds++ // stands for a Hold and Release in between: the pending cleanup is an earlier Hold's
+	mu.Unlock()
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond) // cleanups run on their own goroutine
+	assert.Equal(t, int64(-1), gogc(t), "still held")
+}
+
+// TestACycleUnderALoweredLimitReleasesNothing checks that Hold's cycle
+// releases nothing once the limit was set below heldLimit after the start
+// (as ReleaseAtFirstCycle does): that limit's setter ends the hold.
+func TestACycleUnderALoweredLimitReleasesNothing(t *testing.T) {
+	Hold()
+	t.Cleanup(Release)
+	mu.Lock()
+	debug.SetMemoryLimit(heldLimit / 2)
 	mu.Unlock()
 	runtime.GC()
 	runtime.GC()
