@@ -126,7 +126,9 @@ func TestSyncRetriesSoonAfterFailure(t *testing.T) {
 	testutil.GoroutineLeakCheck(t)
 	n1, n2 := newLab(t)
 	n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
-	time.Sleep(quietStart + second) // node2's first tries at node1 fail
+	// node2's first tries at node1 fail (node1 is no member held back:
+	// node2 tries at once, and again retryFirst later).
+	time.Sleep(retryFirst + second/2)
 
 	r1 := n1.startPolling(t, n1.config(nil, rec("web", 1, 5)), time.Hour)
 	r1.dropNotify.Store(true)
