@@ -176,10 +176,9 @@ func (d *Daemon) checkAccessApply(n *store.Network, s *spec.Spec, acc []*store.A
 // checkPeers refuses, before anything is touched, a spec whose peers
 // WireGuard cannot have: a prefix given to two of them, or one inside this
 // node's own subnets (verbatim allowed IPs can ask for both; Validate
-// refuses the second only). Host names are not looked up here: realize
-// does that. It returns the desired peers for realize when they could be
-// computed here (with host names looked up), so that an apply computes
-// them once: at a thousand members that is a millisecond. Any other error
+// refuses the second only). It returns the desired peers, host names
+// looked up, for realize, so that an apply computes them once: at a
+// thousand members that is a millisecond. Any other error
 // is the one realize would return first, computing the same peers: it is
 // returned as is, so that a host name not found is not looked up again
 // (a DNS timeout paid twice under the daemon's lock) and nothing is

@@ -67,16 +67,22 @@ func Hold() {
 // the collector is still held by Hold number hold at heldLimit (a limit
 // set since, BoundIdleGarbage's, is its setter's to end).
 func releaseAtCycle(hold uint64) {
-	// Not a tiny object: the allocator packs those together, and one
-	// kept alive by a neighbour would never be cleaned up.
-	sentinel := new([2]*byte)
-	runtime.AddCleanup(sentinel, func(hold uint64) {
+	afterCycle(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if holds == hold && debug.SetMemoryLimit(-1) == heldLimit {
 			releaseLocked()
 		}
-	}, hold)
+	})
+}
+
+// afterCycle calls f, in the runtime's cleanup goroutine, once the next
+// garbage collection cycle has run.
+func afterCycle(f func()) {
+	// Not a tiny object: the allocator packs those together, and one
+	// kept alive by a neighbour would never be cleaned up.
+	sentinel := new([2]*byte)
+	runtime.AddCleanup(sentinel, func(f func()) { f() }, f)
 }
 
 // Release turns the collector back on as it was before Hold (GOGC). Without
@@ -161,10 +167,7 @@ func boundOnce(base uint64) bool {
 // each cycle.
 func boundLocked() {
 	debug.SetMemoryLimit(inUse() + idleGarbage)
-	// Not a tiny object: the allocator packs those together, and one kept
-	// alive by a neighbour would never be cleaned up.
-	sentinel := new([2]*byte)
-	runtime.AddCleanup(sentinel, func(struct{}) { rebound() }, struct{}{})
+	afterCycle(rebound)
 }
 
 func rebound() {

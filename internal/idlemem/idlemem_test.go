@@ -146,7 +146,7 @@ func TestAnEarlierHoldsCycleReleasesNothing(t *testing.T) {
 
 // TestACycleUnderALoweredLimitReleasesNothing checks that Hold's cycle
 // releases nothing once the limit was set below heldLimit after the start
-// (as ReleaseAtFirstCycle does): that limit's setter ends the hold.
+// (as BoundIdleGarbage does): that limit's setter ends the hold.
 func TestACycleUnderALoweredLimitReleasesNothing(t *testing.T) {
 	Hold()
 	t.Cleanup(Release)
