@@ -34,6 +34,10 @@ import (
 // has besides this node and one public peer, as in bench/peers.go.
 const churnMembers = 1000
 
+// churnSettle is how long BenchmarkChurn waits after the network's first
+// apply (internal/bench's churnSettle).
+const churnSettle = 20 * time.Second
+
 // churnMember is key-only member i: a random key, no endpoint, subnet
 // 16+i of 10.64.0.0/12 (bench/peers.go's fakeMember).
 func churnMember(t testing.TB, i int) spec.Node {
@@ -151,6 +155,10 @@ func BenchmarkChurn(b *testing.B) {
 	n, base := newChurnNetwork(b)
 	ctx := context.Background()
 	extra := churnMember(b, churnMembers)
+	// Past the data plane's start (its collector held 10 s, then its idle
+	// bound) and the resolver's first-sync hold, as the bench's churn
+	// part: a network's steady state.
+	time.Sleep(churnSettle)
 
 	apply := map[string]func(*spec.Spec) error{
 		"api":    func(s *spec.Spec) error { _, err := n.client.Apply(ctx, s); return err },

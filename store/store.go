@@ -91,8 +91,8 @@ type Workload struct {
 
 // Store is a node's state file. It is safe for concurrent use.
 type Store struct {
-	db    *bolt.DB
-	specs specCache
+	db      *bolt.DB
+	records recordCache
 }
 
 // Open opens (or creates) the state file in dir. A second process opening
@@ -129,19 +129,19 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.specs}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.records}) })
 }
 
 // Update runs fn in a read-write transaction; an error from fn rolls back
 // every change fn made.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.specs}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx, &s.records}) })
 }
 
 // Tx is one transaction.
 type Tx struct {
-	tx    *bolt.Tx
-	specs *specCache
+	tx      *bolt.Tx
+	records *recordCache
 }
 
 // NodeID returns the node id recorded at first start ("" if none).
@@ -160,7 +160,7 @@ func (t *Tx) Network(name string) (*Network, error) {
 	if v == nil {
 		return nil, fmt.Errorf("network %s: %w", name, ErrNotFound)
 	}
-	n, err := decodeNetwork(name, v, t.specs)
+	n, err := t.records.decode(name, v)
 	if err != nil {
 		return nil, fmt.Errorf("decoding network %s: %w", name, err)
 	}
@@ -193,7 +193,7 @@ func (t *Tx) PutNetwork(n *Network) error {
 	if err := t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v); err != nil {
 		return err
 	}
-	t.specs.seed(n.Name, n.Spec)
+	t.records.seed(n.Name, v, n)
 	return nil
 }
 
@@ -220,7 +220,7 @@ func (t *Tx) DeleteNetwork(name string) error {
 	if err := t.tx.Bucket(bucketPorts).Delete([]byte(name)); err != nil {
 		return err
 	}
-	t.specs.forget(name) // harmless if the transaction rolls back: a miss
+	t.records.forget(name) // harmless if the transaction rolls back: a miss
 	return t.tx.Bucket(bucketNetworks).Delete([]byte(name))
 }
 

@@ -16,7 +16,15 @@ import (
 
 const (
 	fakePeers  = 1000
-	churnPairs = 20 // add+remove pairs measured
+	churnPairs = 100 // add+remove pairs measured: ~2 s, and a steadier p50 than 20
+	// churnSettle is how long the bench waits after the bulk apply before
+	// it measures: past the resolver's hold of a deploy's first sync
+	// (10-15 s) and the data plane's idle memory bound (10 s, then checked
+	// every 5 s), so that the figures are those of a network in its steady
+	// state, not of one in its first seconds, which were 1-3 ms faster.
+	churnSettle = 20 * time.Second
+	// churnGoal is issue 17's; the bench's first issue asked ≤ 5 ms.
+	churnGoal = "≤ 10 ms"
 )
 
 // peerChurn deploys a network over a 2-node lab, gives node 1 fakePeers
@@ -53,6 +61,11 @@ func peerChurn(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 		return nil, fmt.Errorf("apply with %d members: %w", fakePeers, err)
 	}
 	bulk := time.Since(start)
+	select {
+	case <-time.After(churnSettle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	before, err := handshakeOf(ctx, l.Nodes[0].Client(), name, l.Nodes[1].ID)
 	if err != nil {
 		return nil, err
@@ -83,14 +96,14 @@ func peerChurn(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 		kept = fmt.Sprintf("the real peer's latest handshake CHANGED (%s → %s)", before.Format(time.TimeOnly), after.Format(time.TimeOnly))
 	}
 	log.Info("control plane", "peers", fakePeers, "add-p50-ms", percentile(add, 50), "remove-p50-ms", percentile(rm, 50), "handshake", kept)
-	note := fmt.Sprintf("network apply on node 1 of a 2-node lab whose spec has %d more key-only members (applied via the API in %.1f s); p50 of %d; %s",
-		fakePeers, bulk.Seconds(), churnPairs, kept)
+	note := fmt.Sprintf("network apply on node 1 of a 2-node lab whose spec has %d more key-only members (applied via the API in %.1f s, measured %s later); p50 of %d; %s",
+		fakePeers, bulk.Seconds(), churnSettle, churnPairs, kept)
 	ok := after.Equal(before)
 	return []Row{
 		{Part: "control", Figure: fmt.Sprintf("add one peer on a %d-peer network p50", fakePeers), Value: percentile(add, 50), Unit: "ms",
-			Goal: "≤ 5 ms", Verdict: verdict(ok && percentile(add, 50) <= 5), Note: note},
+			Goal: churnGoal, Verdict: verdict(ok && percentile(add, 50) <= 10), Note: note},
 		{Part: "control", Figure: fmt.Sprintf("remove one peer on a %d-peer network p50", fakePeers), Value: percentile(rm, 50), Unit: "ms",
-			Goal: "≤ 5 ms", Verdict: verdict(ok && percentile(rm, 50) <= 5), Note: note},
+			Goal: churnGoal, Verdict: verdict(ok && percentile(rm, 50) <= 10), Note: note},
 	}, nil
 }
 
@@ -132,8 +145,8 @@ func churnRows(ctx context.Context, cfg Config) []Row {
 		cfg.Log.Error("peer churn", "err", err)
 		why := "failed: " + err.Error()
 		return []Row{
-			notMeasured("control", fmt.Sprintf("add one peer on a %d-peer network p50", fakePeers), "≤ 5 ms", why),
-			notMeasured("control", fmt.Sprintf("remove one peer on a %d-peer network p50", fakePeers), "≤ 5 ms", why),
+			notMeasured("control", fmt.Sprintf("add one peer on a %d-peer network p50", fakePeers), churnGoal, why),
+			notMeasured("control", fmt.Sprintf("remove one peer on a %d-peer network p50", fakePeers), churnGoal, why),
 		}
 	}
 	return rows

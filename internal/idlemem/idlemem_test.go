@@ -158,3 +158,12 @@ func TestACycleUnderALoweredLimitReleasesNothing(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // cleanups run on their own goroutine
 	assert.Equal(t, int64(-1), gogc(t), "still held")
 }
+
+// TestGarbageAllowedGrowsWithTheHeap checks that a process holding little
+// gets idleGarbage between cycles and one holding much an eighth of it:
+// a large data plane is not collected after every request.
+func TestGarbageAllowedGrowsWithTheHeap(t *testing.T) {
+	assert.Equal(t, int64(idleGarbage), garbageAllowed(2<<20))
+	assert.Equal(t, int64(idleGarbage), garbageAllowed(4<<20))
+	assert.Equal(t, int64(8<<20), garbageAllowed(64<<20))
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/znet/znet/ipam"
 	"github.com/znet/znet/spec"
 )
 
@@ -56,23 +57,46 @@ func TestNetworkReadsDecodeOnce(t *testing.T) {
 	assert.Equal(t, n, readNetwork(t, s, "big"), "a new spec is decoded")
 
 	require.NoError(t, s.Update(func(tx *Tx) error { return tx.DeleteNetwork("big") }))
-	assert.Empty(t, s.specs.byName, "a deleted network's spec is forgotten")
+	assert.Empty(t, s.records.byName, "a deleted network's record is forgotten")
 }
 
-// TestDecodeNetworkMatchesEncodingJSON: the spec taken aside decodes as
-// the whole record does, with a spec, without one and with a null one.
-func TestDecodeNetworkMatchesEncodingJSON(t *testing.T) {
-	withSpec, err := json.Marshal(bigNetwork(3))
+// TestCachedRecordMatchesEncodingJSON: a record read from the cache is
+// what decoding its bytes gives, with a spec, an allocator and a zos
+// origin, and without them; a reader's changes to any of them stay its
+// own.
+func TestCachedRecordMatchesEncodingJSON(t *testing.T) {
+	full := bigNetwork(3)
+	full.Zos = &ZosOrigin{Twin: 7, Name: "w", Version: 2}
+	addrs, err := ipam.NewAllocator(netip.MustParsePrefix("10.0.1.0/24"))
 	require.NoError(t, err)
-	for _, doc := range []string{string(withSpec), `{"name":"r","listen_port":1}`, `{"name":"r","spec":null}`} {
+	full.Addrs = addrs
+	_, err = full.Addrs.Allocate("vm1")
+	require.NoError(t, err)
+	for _, n := range []*Network{full, {Name: "big", ListenPort: 1}} {
+		s := open(t, t.TempDir())
+		require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
 		var want Network
-		require.NoError(t, json.Unmarshal([]byte(doc), &want))
-		got, err := decodeNetwork("r", []byte(doc), &specCache{})
-		require.NoError(t, err)
-		assert.Equal(t, &want, got, doc)
+		require.NoError(t, s.View(func(tx *Tx) error {
+			return json.Unmarshal(tx.tx.Bucket(bucketNetworks).Get([]byte("big")), &want)
+		}))
+		got := readNetwork(t, s, "big")
+		assert.Equal(t, &want, got)
+		if got.Addrs != nil {
+			_, err := got.Addrs.Allocate("vm2")
+			require.NoError(t, err)
+			got.Zos.Version = 9
+			assert.Equal(t, &want, readNetwork(t, s, "big"), "a reader's changes stay its own")
+		}
 	}
-	_, err = decodeNetwork("r", []byte(`{"name":"r","spec":{"nodes":7}}`), &specCache{})
+}
+
+// TestUnreadableRecord: a record that does not decode is an error, not a
+// cached network.
+func TestUnreadableRecord(t *testing.T) {
+	var c recordCache
+	_, err := c.decode("r", []byte(`{"name":"r","spec":{"nodes":7}}`))
 	require.Error(t, err)
+	assert.Empty(t, c.byName)
 }
 
 // TestStoredSpecIsReadWithoutADecode: the read after a write of a new
@@ -86,11 +110,9 @@ func TestStoredSpecIsReadWithoutADecode(t *testing.T) {
 	n.Spec.MTU, n.Spec.Egress = 1400, true
 	require.NoError(t, s.Update(func(tx *Tx) error { return tx.PutNetwork(n) }))
 
-	var fresh specCache
 	var want *Network
-	require.NoError(t, s.View(func(tx *Tx) (err error) {
-		want, err = decodeNetwork("big", tx.tx.Bucket(bucketNetworks).Get([]byte("big")), &fresh)
-		return err
+	require.NoError(t, s.View(func(tx *Tx) error {
+		return json.Unmarshal(tx.tx.Bucket(bucketNetworks).Get([]byte("big")), &want)
 	}))
 	assert.Equal(t, want, readNetwork(t, s, "big"), "what the write recorded is what a decode gives")
 
