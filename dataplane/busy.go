@@ -1,49 +1,37 @@
 package dataplane
 
 import (
-	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/znet/znet/internal/idlemem"
 )
 
-// busyBind is a conn.Bind that counts every batch of packets it sends or
-// receives in procs, so that the data plane runs on one P until it
-// carries traffic (idlemem.OneProc). The bind sees both directions: what
-// the device reads from its TUN leaves through Send, what it writes there
-// came through a receive function.
-type busyBind struct {
-	conn.Bind
+// busyTUN is a tun.Device that counts every batch of packets the data
+// plane reads from or writes to its TUN in procs, so that the data plane
+// runs on one P until it carries traffic (idlemem.OneProc). The TUN sees
+// both directions of the network's traffic: what leaves for a peer is
+// read from it, what a peer sent is written to it once WireGuard has
+// authenticated it. Counted at the UDP sockets instead (the first
+// design), any datagram to the public port counted, WireGuard or not:
+// ~512 junk datagrams in a second from anyone on the underlay took an
+// idle data plane to all CPUs and ended its memory bound
+// (TestDataplaneJunkStaysOnOneProc).
+type busyTUN struct {
+	tun.Device
 	procs *idlemem.Procs
 }
 
-// Open opens the wrapped Bind and counts what its receive functions
-// return.
-func (b *busyBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
-	fns, actual, err := b.Bind.Open(port)
-	if err != nil {
-		// As is: wireguard-go may compare it (ErrBindAlreadyOpen).
-		return fns, actual, err
+// Read reads a batch from the TUN and counts it.
+func (t *busyTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := t.Device.Read(bufs, sizes, offset)
+	if n > 0 {
+		t.procs.Batch()
 	}
-	counted := make([]conn.ReceiveFunc, len(fns))
-	for i, fn := range fns {
-		counted[i] = b.counting(fn)
-	}
-	return counted, actual, nil
+	return n, err
 }
 
-// counting returns fn counting each batch it returns.
-func (b *busyBind) counting(fn conn.ReceiveFunc) conn.ReceiveFunc {
-	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		n, err := fn(packets, sizes, eps)
-		if n > 0 {
-			b.procs.Batch()
-		}
-		return n, err
-	}
-}
-
-// Send counts bufs as one batch and sends it.
-func (b *busyBind) Send(bufs [][]byte, ep conn.Endpoint) error {
-	b.procs.Batch()
-	return b.Bind.Send(bufs, ep)
+// Write counts bufs as one batch and writes it to the TUN.
+func (t *busyTUN) Write(bufs [][]byte, offset int) (int, error) {
+	t.procs.Batch()
+	return t.Device.Write(bufs, offset)
 }

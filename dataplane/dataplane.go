@@ -115,8 +115,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 		defer func() { _ = drops.close() }() // after dev.Close, deferred below
 		bind = &countingBind{Bind: bind, drops: drops}
 	}
-	bind = &busyBind{Bind: bind, procs: procs}
-	dev := device.NewDevice(tdev, bind, wgLogger(log))
+	dev := device.NewDevice(&busyTUN{Device: tdev, procs: procs}, bind, wgLogger(log))
 	defer dev.Close() // closes tdev and the bind too
 	if listenPort != 0 {
 		// Set while the device is down: the sockets open once, when it

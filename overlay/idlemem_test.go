@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -171,4 +172,31 @@ func TestDataplaneOneProcUntilBusy(t *testing.T) {
 			"the %s took its CPUs back; log:\n%s", name, log())
 		assert.Equal(t, 1, strings.Count(log(), busyLog), "%s: once", name)
 	}
+}
+
+// TestDataplaneJunkStaysOnOneProc checks that UDP to a data plane's
+// public port that is not WireGuard (anyone on the underlay can send it)
+// does not take the data plane off its one P: only traffic the device
+// carries, to or from its network, counts.
+func TestDataplaneJunkStaysOnOneProc(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	a, b := newTestNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := t.TempDir()
+	var logs logBuffer
+	be := newTestUserspace(t, a.ul, run, &logs)
+	t.Cleanup(func() { killDataplanes(t, be, a.dev) })
+	_, err := be.Ensure(ctx, a.dev)
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NoError(t, be.Configure(ctx, a.dev, a.config(b)))
+	log := func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
+
+	// 5,000 datagrams from b's underlay, as fast as bash sends them: far
+	// more than the 256 batches a second that mean traffic.
+	junk := fmt.Sprintf("for i in $(seq 5000); do echo junk > /dev/udp/%s/%d; done", a.addr, a.port)
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", b.underlay, "bash", "-c", junk).CombinedOutput()
+	require.NoError(t, err, "sending junk:\n%s", out)
+	time.Sleep(time.Second) // a raise is logged at once; give it time to show
+	assert.NotContains(t, log(), busyLog, "junk is no traffic")
 }
