@@ -71,7 +71,7 @@ func Run(args []string) int {
 		log.Info("carrying traffic: all CPUs in use", "gomaxprocs", runtime.GOMAXPROCS(0))
 	})
 	if *dnsSocket != "" {
-		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd))
+		stop, err := serveResolver(log, *dnsSocket, netns.NsHandle(underlayFd), procs.Batch)
 		if err != nil {
 			log.Error("resolver control socket", "err", err)
 			return 1
@@ -214,8 +214,9 @@ func bindNow(dev *device.Device, b *underlayBind) error {
 
 // serveResolver listens on the resolver's control socket (mode 0600); the
 // resolver itself starts with the first config znetd pushes. It lives in
-// this process so that names keep answering while znetd is down.
-func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle) (stop func(), err error) {
+// this process so that names keep answering while znetd is down. onAnswer
+// (nil: none) is called for every answer it sends.
+func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle, onAnswer func()) (stop func(), err error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func serveResolver(log *slog.Logger, path string, underlay netns.NsHandle) (stop
 		_ = fwd.Close()
 		return nil, err
 	}
-	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{Forwarder: fwd})
+	lazy := dnsresolver.NewLazy(log.With("part", "dns"), dnsresolver.Options{Forwarder: fwd, OnAnswer: onAnswer})
 	stopControl := dnsresolver.ServeControl(l, lazy)
 	return func() {
 		stopControl()

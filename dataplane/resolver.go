@@ -73,7 +73,9 @@ func serveResolverOnly(log *slog.Logger, ifname, dnsSocket string, underlay netn
 	if err := allowLowPorts(); err != nil {
 		return err
 	}
-	stop, err := serveResolver(log, dnsSocket, underlay)
+	// No OnAnswer: a resolver-only process is started with all its CPUs
+	// (only data planes get idlemem.OneProcEnv).
+	stop, err := serveResolver(log, dnsSocket, underlay, nil)
 	if err != nil {
 		return fmt.Errorf("resolver control socket: %w", err)
 	}

@@ -25,6 +25,15 @@ func (c *rcodeCounts) add(rcode int) {
 	}
 }
 
+// answered counts one answer with rcode and tells the resolver's
+// OnAnswer.
+func (r *Resolver) answered(rcode int) {
+	r.answers.add(rcode)
+	if r.opts.OnAnswer != nil {
+		r.opts.OnAnswer()
+	}
+}
+
 // snapshot returns the counts by rcode name ("NOERROR", "NXDOMAIN", ...),
 // leaving out codes never sent; nil if nothing was sent yet.
 func (c *rcodeCounts) snapshot() map[string]uint64 {

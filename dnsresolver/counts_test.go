@@ -10,6 +10,8 @@ import (
 
 func TestStatsCountAnswersByRcode(t *testing.T) {
 	r := newTestResolver(t, testConfig(), testHeld())
+	answers := new(int)
+	r.opts.OnAnswer = func() { *answers++ }
 	require.Nil(t, r.Stats().Queries, "nothing answered yet")
 
 	// Through ServeDNS (TCP here) and through the UDP fast path, on a miss
@@ -30,6 +32,7 @@ func TestStatsCountAnswersByRcode(t *testing.T) {
 	send(t, r, bad, false, workloadSrc)
 
 	assert.Equal(t, map[string]uint64{"NOERROR": 3, "NXDOMAIN": 1, "REFUSED": 2, "BADVERS": 1}, r.Stats().Queries)
+	assert.Equal(t, 7, *answers, "OnAnswer is told of every answer")
 }
 
 // TestUDPFastPathHitDoesNotAllocate keeps the fast path's promise that a

@@ -152,7 +152,7 @@ func (c *udpCache) answer(pkt []byte, src netip.Addr) ([]byte, bool) {
 	c.out = out
 	// The fast path never answers BADVERS (parseQuery wants version 0), so
 	// the header's four bits are the whole rcode.
-	c.r.answers.add(int(out[3] & 0x0f))
+	c.r.answered(int(out[3] & 0x0f))
 	return out, true
 }
 

@@ -326,7 +326,7 @@ func (r *Resolver) serveForwarded(w dns.ResponseWriter, v *view, req *dns.Msg, t
 		}
 	}
 	fit(resp, req, tcp)
-	r.answers.add(resp.Rcode)
+	r.answered(resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("writing answer", "to", w.RemoteAddr(), "err", err)
 	}

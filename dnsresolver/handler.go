@@ -40,12 +40,12 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	resp, xfr := r.answer(v, req, src, tcp)
 	if xfr {
-		r.answers.add(dns.RcodeSuccess)
+		r.answered(dns.RcodeSuccess)
 		v.writeTransfer(w, req)
 		return
 	}
 	fit(resp, req, tcp)
-	r.answers.add(resp.Rcode)
+	r.answered(resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("writing answer", "to", src, "err", err)
 	}

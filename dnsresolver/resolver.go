@@ -36,6 +36,11 @@ type Options struct {
 	// nil refuses them whatever the config says. The resolver does not
 	// close it.
 	Forwarder *Forwarder
+	// OnAnswer, when set, is called for every answer the resolver sends,
+	// on the goroutine that sends it: a data plane counts its DNS load
+	// with its traffic (idlemem.Procs), so that a network busy with
+	// lookups only gets all its CPUs too. It must be cheap.
+	OnAnswer func()
 }
 
 // defaultPollInterval is Options.PollInterval's default. NOTIFY carries

@@ -3,6 +3,8 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/dnsresolver"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/namespaces"
 )
 
 // TestIdleDataplaneMemory starts a data plane, configures one peer and its
@@ -199,4 +203,65 @@ func TestDataplaneJunkStaysOnOneProc(t *testing.T) {
 	require.NoError(t, err, "sending junk:\n%s", out)
 	time.Sleep(time.Second) // a raise is logged at once; give it time to show
 	assert.NotContains(t, log(), busyLog, "junk is no traffic")
+}
+
+// TestDataplaneDNSLoadTakesAllProcs checks that a network busy with
+// lookups only, no tunnel traffic, takes its data plane off its one P
+// too: its resolver answers in the data plane's process.
+func TestDataplaneDNSLoadTakesAllProcs(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	a, b := newTestNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := t.TempDir()
+	var logs logBuffer
+	be := newTestUserspace(t, a.ul, run, &logs)
+	t.Cleanup(func() { killDataplanes(t, be, a.dev) })
+	_, err := be.Ensure(ctx, a.dev)
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NoError(t, be.Configure(ctx, a.dev, a.config(b)))
+	a.addOverlayAddr(t)
+	require.NoError(t, dnsresolver.Push(ctx, be.dnsSocket(a.dev), dnsresolver.Config{
+		Network: "n1", NodeID: "a", Gateway4: a.overlay.Addr(), IPRange: a.overlay.Masked(),
+	}))
+	log := func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
+
+	h, err := namespaces.Open(a.network)
+	require.NoError(t, err)
+	defer func() { _ = h.Close() }()
+	server := netip.AddrPortFrom(a.overlay.Addr(), 53).String()
+	lookups := func(n int) {
+		t.Helper()
+		require.NoError(t, namespaces.Do(h, func() error {
+			c, err := net.Dial("udp", server)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = c.Close() }()
+			dc := &dns.Conn{Conn: c}
+			for range n {
+				q := new(dns.Msg).SetQuestion("gw.n1.", dns.TypeA)
+				if err := dc.WriteMsg(q); err != nil {
+					return err
+				}
+				if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+					return err
+				}
+				if _, err := dc.ReadMsg(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	t.Cleanup(func() { t.Logf("log:\n%s", log()) })
+	// The lookups come from the data plane's own namespace, to its own
+	// address: over the loopback.
+	out, err := exec.Command("ip", "-n", a.network, "link", "set", "lo", "up").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	lookups(10)
+	assert.NotContains(t, log(), busyLog, "ten lookups are no load")
+	lookups(3000)
+	assert.Eventually(t, func() bool { return strings.Contains(log(), busyLog) }, 5*time.Second, 50*time.Millisecond,
+		"3,000 lookups took the data plane's CPUs back; log:\n%s", log())
 }
