@@ -13,7 +13,12 @@
 //     by 30 % and more; interleaved, load that rises or falls over the
 //     round weighs on both alike and a burst on one segment is diluted by
 //     the contender's other three. A segment is long enough for TCP to
-//     leave slow start (milliseconds at these RTTs).
+//     leave slow start (milliseconds at these RTTs). Beside the ratio,
+//     each of the pair is set against itself in the same round (the
+//     first half of its segments over the second): that split is the
+//     noise floor a ratio is read against. On the quiet run of
+//     2026-12-05 00:35 it ranged 0.89-1.15 (two segments over two), so a
+//     per-round bound of 0.95 is within what the machine itself moves.
 //     Before the first round every contender gets one uncounted run, so
 //     that no counted segment meets a data plane in its first seconds
 //     (znet's first one cost 1.5-2× the CPU per GB of its later ones).

@@ -49,6 +49,32 @@ type tally struct {
 	procCPU          float64 // the part of cpu the contender's own processes used
 	rtts             []rtt
 	failed           int // segments whose iperf3 or CPU reading failed
+	// segs are the bytes and seconds of each segment, in order, for the
+	// split (noise floor).
+	segs []segment
+}
+
+// segment is what one iperf3 run carried.
+type segment struct{ bytes, secs float64 }
+
+// split is the throughput of the first half of t's segments over that of
+// the second half: one contender against itself in the same round, whose
+// spread around 1 is the noise a ratio of the pair has to be read
+// against (each half has half the pair's segments, so its spread is
+// somewhat larger than the pair's would be from noise alone).
+func (t *tally) split() float64 {
+	if t == nil || t.failed > 0 || len(t.segs) < 2 {
+		return math.NaN()
+	}
+	h := len(t.segs) / 2
+	rate := func(ss []segment) float64 {
+		var b, s float64
+		for _, x := range ss {
+			b, s = b+x.bytes, s+x.secs
+		}
+		return b / s
+	}
+	return rate(t.segs[:h]) / rate(t.segs[h:2*h])
 }
 
 // gbps is the round's throughput: all bytes over all seconds, so that a
@@ -94,14 +120,17 @@ type measurements struct {
 	// minimum RTT of each round in which both ran; load the load average
 	// after each round.
 	ratio, cpuRatio, extra, extraAvg, extraMin []float64
-	load                                       []string
+	// split is each round's tally.split of znet and of the bare library.
+	split map[string][]float64
+	load  []string
 	// sched says whether the pair got the same scheduling.
 	sched string
 	round map[string]*tally // this round's
 }
 
 func newMeasurements() measurements {
-	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}, procGB: map[string][]float64{}}
+	return measurements{gbps: map[string][]float64{}, rtt: map[string][]float64{}, cpuGB: map[string][]float64{}, procGB: map[string][]float64{},
+		split: map[string][]float64{}}
 }
 
 // pingsPerSegment is how many pings follow each segment (10 ms apart).
@@ -123,6 +152,7 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r, 
 		t.failed++
 	default:
 		t.bytes, t.secs, t.cpu = t.bytes+res.bytes, t.secs+res.secs, t.cpu+res.cpu+after-before
+		t.segs = append(t.segs, segment{res.bytes, res.secs})
 		t.procCPU += after - before
 	}
 	ms, err := pingRTT(ctx, s.c, pingsPerSegment, nice)
@@ -171,6 +201,9 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		}
 	}
 	z, b := m.round["znet"], m.round[bareName]
+	for name, t := range map[string]*tally{"znet": z, bareName: b} {
+		m.split[name] = append(m.split[name], t.split())
+	}
 	ratio, cpuRatio := z.gbps()/b.gbps(), z.cpuPerGB()/b.cpuPerGB()
 	if !math.IsNaN(ratio) {
 		m.ratio = append(m.ratio, ratio)
@@ -183,7 +216,8 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		m.extraMin = append(m.extraMin, zr.min-br.min)
 	}
 	log.Info("data plane pair", "round", r+1, "znet÷bare", fmt.Sprintf("%.3f", ratio), "cpu-per-GB-znet÷bare", fmt.Sprintf("%.3f", cpuRatio),
-		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.med-br.med), "rtt-avg-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min), "load", load)
+		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.med-br.med), "rtt-avg-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min),
+		"znet-split", fmt.Sprintf("%.3f", z.split()), "bare-split", fmt.Sprintf("%.3f", b.split()), "load", load)
 	m.round = nil
 }
 
@@ -244,6 +278,8 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 		Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, per round)", Value: median(m.ratio), Unit: "×", Goal: "≥ 0.95× per round",
 			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("ABBABAAB segments, ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
 				len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
+		splitRow("znet", m.split["znet"], perRound),
+		splitRow(bareName, m.split[bareName], perRound),
 		Row{Part: "dataplane", Figure: "CPU per GB znet ÷ " + bareName + " (per round)", Value: median(m.cpuRatio), Unit: "×",
 			Note: fmt.Sprintf("data planes and iperf3, same segments; median of %d rounds; by round: %s", len(m.cpuRatio), perRound(m.cpuRatio, "×"))})
 	for _, c := range all {
@@ -269,4 +305,15 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 		Row{Part: "dataplane", Figure: "RTT minimum znet − " + bareName + " (per round)", Value: median(m.extraMin), Unit: "ms",
 			Note: fmt.Sprintf("the paths' own length, least touched by load; median of %d rounds; by round: %s", len(m.extraMin), perRound(m.extraMin, " ms"))})
 	return rows
+}
+
+// splitRow is the row of one contender's split (tally.split) by round:
+// the noise floor of the pair's ratio.
+func splitRow(name string, splits []float64, perRound func([]float64, string) string) Row {
+	lo, hi := math.NaN(), math.NaN()
+	if len(splits) > 0 {
+		lo, hi = slices.Min(splits), slices.Max(splits)
+	}
+	return Row{Part: "dataplane", Figure: name + " ÷ itself (first half ÷ second half of its segments, per round)", Value: median(splits), Unit: "×",
+		Note: fmt.Sprintf("the noise floor: one contender against itself in the same rounds, %.3f–%.3f; by round: %s", lo, hi, perRound(splits, "×"))}
 }

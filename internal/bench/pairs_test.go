@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 
@@ -127,4 +128,15 @@ func TestCompareScheduling(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got, "DIFFERS: "), got)
 	assert.Contains(t, got, shared)
 	assert.Contains(t, compareScheduling(nil, []string{own}), "NOT CHECKED")
+}
+
+// TestTallySplit checks the noise-floor figure: the first half of a
+// contender's segments against the second, by bytes over seconds, and
+// nothing for a round with a failed or a single segment.
+func TestTallySplit(t *testing.T) {
+	tl := &tally{segs: []segment{{100, 1}, {300, 1}, {100, 2}, {300, 2}}}
+	assert.InDelta(t, 2.0, tl.split(), 1e-9, "(400/2) / (400/4)")
+	assert.True(t, math.IsNaN((&tally{segs: []segment{{1, 1}}}).split()))
+	assert.True(t, math.IsNaN((&tally{segs: tl.segs, failed: 1}).split()))
+	assert.True(t, math.IsNaN((*tally)(nil).split()))
 }
