@@ -47,7 +47,8 @@ func TestPolledDataplaneMemory(t *testing.T) {
 	assert.LessOrEqual(t, kib, polledAnonKiB, "anonymous memory of an idle data plane read a hundred times")
 
 	// Read on (a node whose status is polled): once the garbage passed
-	// idlemem's first bound (looked at every 5 s), it stays bounded.
+	// idlemem's first bound (looked at every 5 s while the heap grows),
+	// it stays bounded.
 	d.read(t, 5000)
 	time.Sleep(6 * time.Second)
 	d.read(t, 5000)

@@ -105,14 +105,23 @@ func releaseLocked() {
 
 // firstGarbage is how much garbage an idle process makes, once its start
 // is over, before its collector is bounded (BoundIdleGarbage), and
-// idleGarbage how much it may make between two collections after that;
-// garbageCheck is how often the first is looked at.
+// idleGarbage how much it may make between two collections after that.
 const (
 	firstGarbage = 2 << 20
 	idleGarbage  = 512 << 10
 )
 
-var garbageCheck = 5 * time.Second
+// garbageCheck is how long after BoundIdleGarbage's delay the heap is
+// first looked at; each look that finds too little garbage doubles the
+// wait, up to garbageCheckMax, unless the heap grew since the last look: a
+// data plane that is seldom read may never make firstGarbage, and at a
+// look every 5 s a node of 1,000 such networks woke 200 times a second
+// for nothing; one that is being read is looked at every 5 s, so that its
+// garbage is bounded soon.
+var (
+	garbageCheck    = 5 * time.Second
+	garbageCheckMax = time.Minute
+)
 
 // BoundIdleGarbage keeps the collector held after d until the process has
 // made firstGarbage of garbage, then bounds it: a memory limit of what the
@@ -134,31 +143,47 @@ var garbageCheck = 5 * time.Second
 func BoundIdleGarbage(d time.Duration) {
 	time.AfterFunc(d, func() {
 		base := heapObjects()
-		tick := time.NewTicker(garbageCheck)
-		go func() {
-			defer tick.Stop()
-			for range tick.C {
-				if boundOnce(base) {
-					return
-				}
+		last, wait := base, garbageCheck
+		var look func()
+		look = func() {
+			done, objs := boundOnce(base)
+			if done {
+				return
 			}
-		}()
+			wait = nextLook(wait, objs > last)
+			last = objs
+			time.AfterFunc(wait, look)
+		}
+		time.AfterFunc(wait, look)
 	})
 }
 
+// nextLook is the wait after a look at the heap that waited wait and
+// found too little garbage: garbageCheck again if the heap grew since the
+// look before (the process is being read), else twice wait, up to
+// garbageCheckMax.
+func nextLook(wait time.Duration, grew bool) time.Duration {
+	if grew {
+		return garbageCheck
+	}
+	return min(2*wait, garbageCheckMax)
+}
+
 // boundOnce bounds the collector once the heap's objects grew by
-// firstGarbage since base, and reports whether the wait is over.
-func boundOnce(base uint64) bool {
+// firstGarbage since base, and reports whether the wait is over and the
+// heap's objects it saw.
+func boundOnce(base uint64) (bool, uint64) {
 	mu.Lock()
 	defer mu.Unlock()
 	if !held {
-		return true
+		return true, 0
 	}
-	if heapObjects() < base+firstGarbage {
-		return false
+	objs := heapObjects()
+	if objs < base+firstGarbage {
+		return false, objs
 	}
 	boundLocked()
-	return true
+	return true, objs
 }
 
 // boundLocked sets the memory limit to what the process holds now,
@@ -166,22 +191,8 @@ func boundOnce(base uint64) bool {
 // cycle. Free pages are left out, else the limit would grow by the garbage
 // each cycle.
 func boundLocked() {
-	held := inUse()
-	debug.SetMemoryLimit(held + garbageAllowed(held))
+	debug.SetMemoryLimit(inUse() + idleGarbage)
 	afterCycle(rebound)
-}
-
-// garbageAllowed is the garbage a bounded process holding held bytes may
-// make between two cycles: idleGarbage, or an eighth of what it holds if
-// that is more. A data plane of 1,000 peers holds ~60 MiB and every
-// change of its members leaves ~0.4 MiB of garbage (the resolver's
-// update): with 512 KiB it paid a full cycle over those 60 MiB, on its
-// one P, for about every apply (1-3 ms more per apply, measured by the
-// churn bench once the start was over). An eighth keeps the bound's
-// promise, memory that does not grow with the requests, with an eighth
-// of the slack GOGC=100 gives.
-func garbageAllowed(held int64) int64 {
-	return max(idleGarbage, held/8)
 }
 
 func rebound() {

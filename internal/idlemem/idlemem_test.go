@@ -70,8 +70,8 @@ func TestBoundIdleGarbage(t *testing.T) {
 	before, beforeLimit := gogc(t), memLimit()
 	Hold()
 	t.Cleanup(Release)
-	defer func(d time.Duration) { garbageCheck = d }(garbageCheck)
-	garbageCheck = 10 * time.Millisecond
+	defer func(d, m time.Duration) { garbageCheck, garbageCheckMax = d, m }(garbageCheck, garbageCheckMax)
+	garbageCheck, garbageCheckMax = 10*time.Millisecond, 40*time.Millisecond
 	BoundIdleGarbage(100 * time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, int64(heldLimit), memLimit(), "not bounded before there is garbage")
@@ -159,11 +159,15 @@ func TestACycleUnderALoweredLimitReleasesNothing(t *testing.T) {
 	assert.Equal(t, int64(-1), gogc(t), "still held")
 }
 
-// TestGarbageAllowedGrowsWithTheHeap checks that a process holding little
-// gets idleGarbage between cycles and one holding much an eighth of it:
-// a large data plane is not collected after every request.
-func TestGarbageAllowedGrowsWithTheHeap(t *testing.T) {
-	assert.Equal(t, int64(idleGarbage), garbageAllowed(2<<20))
-	assert.Equal(t, int64(idleGarbage), garbageAllowed(4<<20))
-	assert.Equal(t, int64(8<<20), garbageAllowed(64<<20))
+// TestLooksAtTheHeapLessOften checks that a process that makes no garbage
+// is looked at less and less often, down to one look a minute, and one
+// whose heap grows every 5 s again.
+func TestLooksAtTheHeapLessOften(t *testing.T) {
+	var waits []time.Duration
+	for w := garbageCheck; len(waits) < 8; w = nextLook(w, false) {
+		waits = append(waits, w)
+	}
+	assert.Equal(t, []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second,
+		time.Minute, time.Minute, time.Minute, time.Minute}, waits)
+	assert.Equal(t, 5*time.Second, nextLook(time.Minute, true), "a heap that grew")
 }
