@@ -7,7 +7,7 @@ PKGS    := ./...
 DEBS    := wireguard-tools wireguard-go iputils-ping dnsutils iperf3 nftables iproute2 procps zbar-tools dnsperf nsd prometheus qemu-system-x86 busybox-static xz-utils zstd
 GOLANGCI_VERSION := v2.7.2
 
-.PHONY: all build install uninstall deps test unit e2e lint fmt vet demo demo-down bench fuzz clean
+.PHONY: all build install uninstall deps test memtest unit e2e lint fmt vet demo demo-down bench fuzz clean
 
 all: build
 
@@ -61,7 +61,14 @@ deps:
 # the end-to-end tests, which need root.
 test: deps vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(MAKE) --no-print-directory memtest
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# memtest runs the tests of a data plane's memory and garbage, which the
+# race detector's own allocations would swamp (they skip under -race).
+memtest:
+	$(GO) test -count=1 -run 'TestIdleDataplaneMemory|TestPolledDataplaneMemory' ./overlay/
+	$(GO) test -count=1 -run 'TestHandleUAPIGarbage' ./dataplane/
 
 unit:
 	$(GO) test -race -count=1 $$(go list ./... | grep -v /e2e)
