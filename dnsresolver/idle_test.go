@@ -88,6 +88,62 @@ func TestSyncRecheckAfterUpdate(t *testing.T) {
 	assert.Equal(t, before, answered(r2), "node1 polled node2 after a change of its own records")
 }
 
+// TestSyncRecheckAfterUpdateBurst checks that Updates in a burst move
+// the quick polls to after the last of them, as each did when it
+// signalled every member: none while the burst lasts (longer than a quick
+// poll's wait), then recheckCount, though the member was signalled only
+// for the first (askRecheck).
+func TestSyncRecheckAfterUpdateBurst(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 := newLab(t)
+	cfg1 := n1.config([]Member{n2.member()}, rec("web", 1, 5))
+	start := time.Now()
+	r1 := n1.startPolling(t, cfg1, time.Hour)
+	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	afterNotifyRetries(start)
+	before := answered(r2)
+
+	for end := time.Now().Add(recheckInterval*5/4 + second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		require.NoError(t, r1.Update(cfg1))
+	}
+	assert.Equal(t, before, answered(r2), "node1 polled node2 while Updates kept coming")
+	require.Eventually(t, func() bool { return answered(r2) > before }, recheckInterval*5/4+second, 10*time.Millisecond,
+		"node1 did not ask node2 for its serial after the last Update")
+	time.Sleep(time.Duration(recheckCount)*recheckInterval*5/4 + second)
+	assert.Equal(t, before+recheckCount, answered(r2), "node2 answered one serial check per quick poll")
+}
+
+// TestAskRecheckSignalsOnlyUnarmed checks that an ask for quick polls
+// signals a member's goroutine only when it is not already waiting for
+// one, and that the goroutine then times them from the ask.
+func TestAskRecheckSignalsOnlyUnarmed(t *testing.T) {
+	m := &member{recheck: make(chan struct{}, 1)}
+	var q quickPolls
+	d, armed := q.wait(m, time.Hour)
+	require.False(t, armed)
+	require.Equal(t, time.Hour, d)
+	m.askRecheck(monoNow())
+	require.Len(t, m.recheck, 1, "an unarmed member is signalled")
+	<-m.recheck
+	require.True(t, q.asked(m, true))
+
+	d, armed = q.wait(m, time.Hour)
+	require.True(t, armed)
+	require.LessOrEqual(t, d, recheckInterval*5/4)
+	require.Equal(t, recheckCount-1, q.left)
+	require.False(t, q.asked(m, false), "no ask since")
+
+	at := monoNow() - int64(time.Second) // an ask a second ago
+	m.askRecheck(at)
+	require.Empty(t, m.recheck, "an armed member reads the ask when it wakes")
+	require.True(t, q.asked(m, false))
+	require.Equal(t, recheckCount, q.left)
+	d, _ = q.wait(m, time.Hour)
+	require.LessOrEqual(t, d, recheckInterval*5/4-time.Second, "the first quick poll counts from the ask")
+}
+
 func TestPollDelay(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -75,8 +75,10 @@ type member struct {
 	cancel context.CancelFunc
 	pull   chan struct{} // a NOTIFY came: check the serial now
 	push   chan struct{} // this node's records changed: send NOTIFY
-	// recheck: an Update came: poll m's serial a few times soon.
-	recheck chan struct{}
+	// recheck: an Update came: poll m's serial a few times soon
+	// (askRecheck).
+	recheck  chan struct{}
+	rechecks rechecks
 	// quiet: how long to hold back the first packet to this member (0:
 	// not at all); a NOTIFY from it ends the wait (see quietFor).
 	quiet time.Duration
@@ -146,9 +148,10 @@ func (r *Resolver) wake(id string) {
 // once anyway. Update calls it only when this node's records did not
 // change: when they did, every member gets a NOTIFY and checks back.
 func (r *Resolver) recheckLocked(kept map[string]*member) {
+	now := monoNow()
 	for id, m := range r.members {
 		if kept[id] == m {
-			signal(m.recheck)
+			m.askRecheck(now)
 		}
 	}
 }
@@ -168,7 +171,8 @@ func (r *Resolver) pullLoop(m *member) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	quick, pull := 0, true  // quick polls left since the last Update
+	var quick quickPolls    // quick polls left since the last Update
+	pull := true            // sync at the top of the loop
 	var retry time.Duration // after a failure: the wait before the next try
 	for {
 		if pull {
@@ -178,9 +182,12 @@ func (r *Resolver) pullLoop(m *member) {
 		if retry > 0 {
 			d = min(d, jitter(retry))
 		}
-		if quick > 0 {
-			d = min(d, jitter(recheckInterval))
-			quick--
+		d, armed := quick.wait(m, d)
+		// Even the first quick poll waits: right after an apply the
+		// tunnel may still be handshaking.
+		if !armed && quick.asked(m, false) {
+			pull = false // an ask that came as m was armed: it sent no signal
+			continue
 		}
 		timer.Reset(d) // since Go 1.23 no stale tick can be left in timer.C
 		pull = true
@@ -189,12 +196,15 @@ func (r *Resolver) pullLoop(m *member) {
 			return
 		case <-m.pull:
 			notified = true
+			quick.asked(m, false)
 		case <-timer.C:
 			notified = false
+			if armed && quick.asked(m, false) {
+				pull = false // the poll this timer was for moved (askRecheck)
+			}
 		case <-m.recheck:
-			// Even the first quick poll waits: right after an apply the
-			// tunnel may still be handshaking.
-			quick, pull = recheckCount, false
+			quick.asked(m, true)
+			pull = false
 		}
 	}
 }

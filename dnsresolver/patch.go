@@ -91,9 +91,10 @@ func (r *Resolver) patchMembers(cfg Config, add []Member, remove []string, at ui
 	ncfg.Members = spliced(r.cfg.Members, adds, gone)
 	r.cfg = ncfg
 	changes, restarted := r.restartLocked(adds, remove)
+	now := monoNow()
 	for id, m := range r.members { // as Update does for the members it kept
 		if !restarted[id] {
-			signal(m.recheck)
+			m.askRecheck(now)
 		}
 	}
 	r.publishMembersLocked(changes)
