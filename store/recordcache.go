@@ -30,6 +30,9 @@ type cachedRecord struct {
 	raw   []byte
 	n     Network // without its allocator
 	addrs []byte  // the allocator's JSON; nil when there is none
+	// at is where each member of n.Spec is in raw (encodeNetwork); nil
+	// when not known.
+	at [][2]int
 }
 
 // decode returns the network that raw, network name's stored record,
@@ -45,21 +48,33 @@ func (c *recordCache) decode(name string, raw []byte) (*Network, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, err
 	}
-	c.put(name, bytes.Clone(raw), &n)
+	c.put(name, bytes.Clone(raw), &n, nil)
 	return &n, nil
 }
 
 // seed records n, just stored for network name as raw, so that the read
 // that follows (the next apply's) copies it instead of decoding it. A
 // transaction rolled back leaves other bytes stored, which miss.
-func (c *recordCache) seed(name string, raw []byte, n *Network) {
-	c.put(name, raw, n)
+func (c *recordCache) seed(name string, raw []byte, n *Network, at [][2]int) {
+	c.put(name, raw, n, at)
+}
+
+// encoded returns where network name's last record has its members, for
+// encodeNetwork; nil when not known. What it returns is never modified.
+func (c *recordCache) encoded(name string) *encodedNodes {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byName[name]
+	if !ok || e.at == nil || e.n.Spec == nil {
+		return nil
+	}
+	return &encodedNodes{nodes: e.n.Spec.Nodes, raw: e.raw, at: e.at}
 }
 
 // put records n, which raw encodes, as decoding raw would give it (see
 // decoded). A record whose allocator does not encode is left out.
-func (c *recordCache) put(name string, raw []byte, n *Network) {
-	e := cachedRecord{raw: raw, n: *n}
+func (c *recordCache) put(name string, raw []byte, n *Network, at [][2]int) {
+	e := cachedRecord{raw: raw, n: *n, at: at}
 	e.n.Addrs, e.n.Spec = nil, nil
 	if n.Spec != nil {
 		e.n.Spec = decoded(n.Spec)

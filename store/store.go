@@ -183,7 +183,7 @@ func (t *Tx) Networks() ([]*Network, error) {
 
 // PutNetwork stores n.
 func (t *Tx) PutNetwork(n *Network) error {
-	v, err := json.Marshal(n)
+	v, at, err := encodeNetwork(n, t.records.encoded(n.Name))
 	if err != nil {
 		return fmt.Errorf("encoding network %s: %w", n.Name, err)
 	}
@@ -193,7 +193,7 @@ func (t *Tx) PutNetwork(n *Network) error {
 	if err := t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v); err != nil {
 		return err
 	}
-	t.records.seed(n.Name, v, n)
+	t.records.seed(n.Name, v, n, at)
 	return nil
 }
 
