@@ -137,13 +137,19 @@ type arrivals struct {
 // rebuilt), its link was up before.
 func (d *Daemon) newMembers(before, s *spec.Spec) arrivals {
 	arr := arrivals{wait: peers.Waiting(s, d.nodeID)}
-	had := map[string]bool{}
-	if before != nil {
-		for _, m := range before.Nodes {
-			had[m.ID] = true
-			if key, err := wgtypes.ParseKey(m.PublicKey); err == nil {
-				delete(arr.wait, key)
-			}
+	if before == nil {
+		before = &spec.Spec{}
+	}
+	had := make(map[string]bool, len(before.Nodes))
+	for _, m := range before.Nodes {
+		had[m.ID] = true
+		// Keys are decoded only when there is something to drop, without
+		// allocating: a thousand wgtypes.ParseKey were ~0.15 ms an apply.
+		if len(arr.wait) == 0 {
+			continue
+		}
+		if key, err := peers.ParseKey(m.PublicKey); err == nil {
+			delete(arr.wait, key)
 		}
 	}
 	for _, m := range s.Nodes {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/znet/znet/spec"
 )
@@ -119,4 +121,31 @@ func TestDesiredPeersDoNotShareArrays(t *testing.T) {
 	next := renderPrefixes(got[1].AllowedIPs)
 	_ = append(got[0].AllowedIPs, netip.MustParsePrefix("192.0.2.0/24"))
 	require.Equal(t, next, renderPrefixes(got[1].AllowedIPs))
+}
+
+// TestParseKeyMatchesWgtypes holds ParseKey to wgtypes.ParseKey: the
+// same key or the same error, for keys well and badly written.
+func TestParseKeyMatchesWgtypes(t *testing.T) {
+	good := testKey(7).String()
+	inputs := []string{good, "", "not a key", good[:43], good + "=", good[:42] + "B=", good[:42] + "\n=",
+		good[:40] + "====", "AAAA", good[:43] + "A", strings.Repeat("/", 44)}
+	r := rand.New(rand.NewPCG(7, 8))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n-_"
+	for range 5000 {
+		b := []byte(good)
+		for range 1 + r.IntN(3) {
+			b[r.IntN(len(b))] = alphabet[r.IntN(len(alphabet))]
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		want, wantErr := wgtypes.ParseKey(in)
+		got, err := ParseKey(in)
+		if wantErr != nil {
+			require.EqualError(t, err, wantErr.Error(), "%q", in)
+			continue
+		}
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, want, got, "%q", in)
+	}
 }

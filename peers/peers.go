@@ -90,7 +90,7 @@ func Desired(ctx context.Context, s *spec.Spec, self string, resolve Resolver, e
 	arena := make([]netip.Prefix, 0, 2*len(s.Nodes))
 	seen := make(map[wgtypes.Key]int, len(s.Nodes))
 	for i, n := range s.Nodes {
-		key, err := parseKey(n.PublicKey)
+		key, err := ParseKey(n.PublicKey)
 		if err != nil {
 			return nil, fmt.Errorf("nodes[%d].public_key: %w", i, err)
 		}
@@ -347,10 +347,10 @@ func sortedByName(ps []Peer) []Peer {
 	return out
 }
 
-// parseKey is wgtypes.ParseKey without its allocation for a well-formed
+// ParseKey is wgtypes.ParseKey without its allocation for a well-formed
 // key (a thousand members, a thousand keys per apply); anything else
 // takes wgtypes.ParseKey, for its errors.
-func parseKey(s string) (wgtypes.Key, error) {
+func ParseKey(s string) (wgtypes.Key, error) {
 	var src [44]byte                 // base64 of 32 bytes; on the stack, as []byte(s) of 44 was not
 	var buf [wgtypes.KeyLen + 1]byte // 44 characters decode into up to 33 bytes
 	if len(s) == len(src) {
