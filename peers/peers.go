@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/znet/znet/ipam"
@@ -285,17 +286,28 @@ func checkPrefixes(ps []Peer) error {
 		n += len(p.AllowedIPs)
 	}
 	// Sized up front: with a thousand members, growing it cost more than
-	// filling it.
-	owner := make(map[netip.Prefix]string, n)
-	for _, p := range ps {
+	// filling it. Keyed without pointers, owners by index: keyed by
+	// netip.Prefix (which holds one, for zones) with names it took ~0.15
+	// ms of Desired's ~0.6 at a thousand members. Prefixes here are
+	// canonical, so without a zone: the address and length tell them.
+	owner := make(map[prefixKey]int, n)
+	for i, p := range ps {
 		for _, ip := range p.AllowedIPs {
-			if o, dup := owner[ip]; dup {
-				return fmt.Errorf("peer %q: %s is also peer %q's: %w", p.Name, ip, o, ErrDuplicatePrefix)
+			k := prefixKey{addr: ip.Addr().As16(), bits: int16(ip.Bits()), is4: ip.Addr().Is4()}
+			if o, dup := owner[k]; dup {
+				return fmt.Errorf("peer %q: %s is also peer %q's: %w", p.Name, ip, ps[o].Name, ErrDuplicatePrefix)
 			}
-			owner[ip] = p.Name
+			owner[k] = i
 		}
 	}
 	return nil
+}
+
+// prefixKey is a prefix without a zone, as a map key without pointers.
+type prefixKey struct {
+	addr [16]byte
+	bits int16
+	is4  bool
 }
 
 // canonicalInto is canonical appending to arena: the canonical set of ps
@@ -338,7 +350,12 @@ func sortedByName(ps []Peer) []Peer {
 		order[i] = ranked{p.Name, i}
 	}
 	slices.SortFunc(order, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.at, b.at))
+		// One string comparison (cmp.Compare on strings makes two), the
+		// places only for a tie.
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return a.at - b.at
 	})
 	out := make([]Peer, len(ps), cap(ps))
 	for i, r := range order {
