@@ -235,9 +235,16 @@ type memberPatch struct {
 func (v *view) patched(cfg Config, serial, localSerial uint32, changes []memberPatch, held func(id string) map[string]addrs) *view {
 	nv := &view{
 		cfg: cfg, zone: v.zone, serial: serial, localSerial: localSerial, ranges: v.ranges,
-		names: maps.Clone(v.names), nodes: maps.Clone(v.nodes), ptr: maps.Clone(v.ptr),
-		members: maps.Clone(v.members), holders: maps.Clone(v.holders),
+		names: v.names, nodes: v.nodes, ptr: v.ptr, members: v.members, holders: v.holders,
 	}
+	if len(changes) == 0 {
+		// Nothing to patch: the maps are shared, as no view changes its
+		// own. Cloning them was ~0.1 ms and ~0.4 MiB of garbage at a
+		// thousand members for a push that changed no member.
+		return nv
+	}
+	nv.names, nv.nodes, nv.ptr = maps.Clone(v.names), maps.Clone(v.nodes), maps.Clone(v.ptr)
+	nv.members, nv.holders = maps.Clone(v.members), maps.Clone(v.holders)
 	dirty := map[string]bool{}
 	for _, c := range changes {
 		nv.patchNode(cfg, c.id)

@@ -270,3 +270,19 @@ func TestDeltaAfterAnotherUpdateIsWhole(t *testing.T) {
 	require.NoError(t, pushes.Push(ctx, sock, plus))
 	requireRebuilt(t, r, plus, 0)
 }
+
+// TestPatchedWithoutChangesShares checks that a view patched by no
+// change serves what its origin does under the new serial, without a copy
+// of its maps (a push that changed no member).
+func TestPatchedWithoutChangesShares(t *testing.T) {
+	cfg, err := loopConfig(40).normalized()
+	require.NoError(t, err)
+	v := newView(cfg, 1, 1, nil)
+	nv := v.patched(cfg, 2, 1, nil, func(string) map[string]addrs { return nil })
+	require.Equal(t, uint32(2), nv.serial)
+	want := *v
+	want.serial = 2
+	require.Equal(t, &want, nv)
+	allocs := testing.AllocsPerRun(10, func() { v.patched(cfg, 3, 1, nil, nil) })
+	require.LessOrEqual(t, allocs, 2.0, "a view patched by nothing copied its maps")
+}
