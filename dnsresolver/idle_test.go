@@ -57,20 +57,28 @@ func TestSyncIdleIsQuiet(t *testing.T) {
 	t.Logf("a new name answered on the other node after %s without polling", took)
 }
 
+// recheckLab starts two polling resolvers that know each other, node1's
+// with a record, and returns once node2 holds it and node1's NOTIFY
+// retries are over.
+func recheckLab(t *testing.T) (n1, n2 *testNode, r1, r2 *Resolver, cfg1 Config) {
+	testutil.SkipUnlessRoot(t)
+	testutil.GoroutineLeakCheck(t)
+	n1, n2 = newLab(t)
+	cfg1 = n1.config([]Member{n2.member()}, rec("web", 1, 5))
+	start := time.Now()
+	r1 = n1.startPolling(t, cfg1, time.Hour)
+	r2 = n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
+	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
+	afterNotifyRetries(start)
+	return n1, n2, r1, r2, cfg1
+}
+
 // TestSyncRecheckAfterUpdate checks that an Update that changes nothing
 // (an apply that found everything in place) still makes the resolver
 // check each member's serial soon, recheckCount times, and then no more:
 // that is the packet over each live link `znet deploy` waits for.
 func TestSyncRecheckAfterUpdate(t *testing.T) {
-	testutil.SkipUnlessRoot(t)
-	testutil.GoroutineLeakCheck(t)
-	n1, n2 := newLab(t)
-	cfg1 := n1.config([]Member{n2.member()}, rec("web", 1, 5))
-	start := time.Now()
-	r1 := n1.startPolling(t, cfg1, time.Hour)
-	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
-	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
-	afterNotifyRetries(start)
+	n1, n2, r1, r2, cfg1 := recheckLab(t)
 	before := answered(r2)
 
 	require.NoError(t, r1.Update(cfg1))
@@ -94,15 +102,7 @@ func TestSyncRecheckAfterUpdate(t *testing.T) {
 // poll's wait), then recheckCount, though the member was signalled only
 // for the first (askRecheck).
 func TestSyncRecheckAfterUpdateBurst(t *testing.T) {
-	testutil.SkipUnlessRoot(t)
-	testutil.GoroutineLeakCheck(t)
-	n1, n2 := newLab(t)
-	cfg1 := n1.config([]Member{n2.member()}, rec("web", 1, 5))
-	start := time.Now()
-	r1 := n1.startPolling(t, cfg1, time.Hour)
-	r2 := n2.startPolling(t, n2.config([]Member{n1.member()}), time.Hour)
-	n2.waitFor(t, firstSync, "web.shop.internal.", dns.TypeA, "A 10.20.1.5")
-	afterNotifyRetries(start)
+	_, _, r1, r2, cfg1 := recheckLab(t)
 	before := answered(r2)
 
 	for end := time.Now().Add(recheckInterval*5/4 + second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
