@@ -118,16 +118,24 @@ func decodeWire(raw json.RawMessage) (*wireSpec, error) {
 	return &w, nil
 }
 
+// nodeTexts are a node's members that are strings, for TextObjects: a
+// spec has thousands of them.
+var nodeTexts = []strictjson.TextField[wireNode]{
+	{Key: "id", To: func(n *wireNode) *string { return &n.ID }},
+	{Key: "subnet", To: func(n *wireNode) *string { return &n.Subnet }},
+	{Key: "public_key", To: func(n *wireNode) *string { return &n.PublicKey }},
+	{Key: "endpoint", To: func(n *wireNode) *string { return &n.Endpoint }},
+	{Key: "link_address", To: func(n *wireNode) *string { return &n.LinkAddress }},
+}
+
 func decodeNodes(raw json.RawMessage, path string, out *[]wireNode) error {
-	nodes, err := strictjson.Objects(raw, path, fail, func(n *wireNode) strictjson.FieldFunc {
-		texts := []strictjson.Text{{Key: "id", To: &n.ID}, {Key: "subnet", To: &n.Subnet}, {Key: "public_key", To: &n.PublicKey},
-			{Key: "endpoint", To: &n.Endpoint}, {Key: "link_address", To: &n.LinkAddress}}
-		return strictjson.Members(fail, texts, func(key, path string, val json.RawMessage) error {
+	nodes, err := strictjson.TextObjects(raw, path, fail, nodeTexts, func(n *wireNode) strictjson.FieldFunc {
+		return func(key, path string, val json.RawMessage) error {
 			if key == "allowed_ips" {
 				return strictjson.Strings(val, path, fail, &n.AllowedIPs)
 			}
 			return fieldErr(path, "unknown field")
-		})
+		}
 	})
 	*out = nodes
 	return err

@@ -244,14 +244,16 @@ func nextItem(data []byte, i int, closer byte) (next int, done, ok bool) {
 // object the scanner found well-formed.
 type member struct{ key, val json.RawMessage }
 
-// wellFormedObject returns the members of raw if it is exactly one valid
-// JSON object (whitespace around it aside).
-func wellFormedObject(raw json.RawMessage) ([]member, bool) {
+// wellFormedObject returns the members of raw, appended to buf, if it is
+// exactly one valid JSON object (whitespace around it aside). buf is the
+// caller's, usually an array on its stack: growing a slice from nothing
+// was three allocations for every member of a spec.
+func wellFormedObject(raw json.RawMessage, buf []member) ([]member, bool) {
 	start := skipSpace(raw, 0)
 	if start >= len(raw) || raw[start] != '{' {
 		return nil, false
 	}
-	var members []member
+	members := buf[:0]
 	end, ok := eachMember(raw, start, 0, func(key, val []byte) {
 		members = append(members, member{key, val})
 	})
@@ -282,12 +284,11 @@ func wellFormedArray(raw json.RawMessage) ([]json.RawMessage, bool) {
 func walkMembers(members []member, prefix string, fail Fail, fn FieldFunc) error {
 	var seen keySet
 	for _, m := range members {
-		var key string
-		if plain(m.key) {
-			key = string(m.key[1 : len(m.key)-1])
-		} else if err := json.Unmarshal(m.key, &key); err != nil {
-			return fail(prefix, "malformed object: %v", err) // not reached: the scanner checked it
+		name, err := keyText(m.key, func() string { return prefix }, fail)
+		if err != nil {
+			return err
 		}
+		key := string(name)
 		path := key
 		if prefix != "" {
 			path = prefix + "." + key
@@ -302,11 +303,27 @@ func walkMembers(members []member, prefix string, fail Fail, fn FieldFunc) error
 	return nil
 }
 
-// keySet remembers the keys of one object: a slice while there are few
-// (most objects have a handful, and a spec has thousands of objects), a
-// map beyond.
+// keyText returns the decoded text of key, a member's key with its
+// quotes, of the object at prefix (made by the caller only on an error):
+// without a copy unless it has escapes.
+func keyText(key json.RawMessage, prefix func() string, fail Fail) ([]byte, error) {
+	if plain(key) {
+		return key[1 : len(key)-1], nil
+	}
+	var text string
+	if err := json.Unmarshal(key, &text); err != nil {
+		return nil, fail(prefix(), "malformed object: %v", err) // not reached: the scanner checked it
+	}
+	return []byte(text), nil
+}
+
+// keySet remembers the keys of one object: an array while there are few
+// (most objects have a handful, and a spec has thousands of objects; an
+// array, unlike a slice grown by append, costs no allocation), a map
+// beyond.
 type keySet struct {
-	few  []string
+	few  [16]string
+	n    int // how many of few are used
 	many map[string]bool
 }
 
@@ -319,13 +336,14 @@ func (s *keySet) add(key string) bool {
 		s.many[key] = true
 		return true
 	}
-	for _, k := range s.few {
+	for _, k := range s.few[:s.n] {
 		if k == key {
 			return false
 		}
 	}
-	if len(s.few) < 16 {
-		s.few = append(s.few, key)
+	if s.n < len(s.few) {
+		s.few[s.n] = key
+		s.n++
 		return true
 	}
 	s.many = make(map[string]bool, 2*len(s.few))

@@ -89,7 +89,8 @@ func Fields(raw json.RawMessage, prefix string, fail Fail, fn FieldFunc) error {
 	if k := Kind(raw); k != "an object" {
 		return fail(prefix, "must be an object, not %s", k)
 	}
-	if members, ok := wellFormedObject(raw); ok {
+	var buf [8]member
+	if members, ok := wellFormedObject(raw, buf[:]); ok {
 		return walkMembers(members, prefix, fail, fn)
 	}
 	return fieldsSlow(raw, prefix, fail, fn)
