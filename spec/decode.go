@@ -40,14 +40,7 @@ type wireNode struct {
 // prefixes or addresses that do not parse are all refused. Every error it
 // returns is a *FieldError.
 func Parse(data []byte) (*Spec, error) {
-	raw, err := strictjson.Document(data, MaxSize, fail)
-	if err != nil {
-		return nil, err
-	}
-	if k := strictjson.Kind(raw); k != "an object" {
-		return nil, fieldErr("", "must be a JSON object, not %s", k)
-	}
-	w, err := decodeWire(raw)
+	w, err := decodeWire(data)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +64,10 @@ func Decode(data []byte, self string) (*Spec, error) {
 	return s, nil
 }
 
-func decodeWire(raw json.RawMessage) (*wireSpec, error) {
+func decodeWire(data []byte) (*wireSpec, error) {
 	var w wireSpec
-	err := strictjson.Fields(raw, "", fail, func(key, path string, val json.RawMessage) error {
+	notObject := func(k string) error { return fieldErr("", "must be a JSON object, not %s", k) }
+	err := strictjson.DocumentFields(data, MaxSize, fail, notObject, func(key, path string, val json.RawMessage) error {
 		switch key {
 		case "name":
 			return strictjson.String(val, path, fail, &w.Name)

@@ -75,12 +75,16 @@ func skipLiteral(data []byte, i int, lit string) (int, bool) {
 // encoding/json it lets invalid UTF-8 through (decoding replaces it).
 func skipString(data []byte, i int) (int, bool) {
 	for i++; i < len(data); i++ {
-		switch c := data[i]; {
+		c := data[i]
+		if !stringStop[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			return i + 1, true
 		case c < 0x20:
 			return i, false
-		case c == '\\':
+		default: // a backslash
 			i++
 			if i >= len(data) {
 				return i, false
@@ -99,6 +103,18 @@ func skipString(data []byte, i int) (int, bool) {
 	}
 	return i, false
 }
+
+// stringStop marks the bytes that end a run of a string's plain bytes:
+// the quote, the backslash and control characters. One lookup a byte
+// instead of three comparisons: strings are most of a spec, and the
+// scanner reads each several times.
+var stringStop = func() (stop [256]bool) {
+	for c := range 0x20 {
+		stop[c] = true
+	}
+	stop['"'], stop['\\'] = true, true
+	return stop
+}()
 
 func isHex4(b []byte) bool {
 	for _, c := range b[:4] {
@@ -284,11 +300,12 @@ func wellFormedArray(raw json.RawMessage) ([]json.RawMessage, bool) {
 func walkMembers(members []member, prefix string, fail Fail, fn FieldFunc) error {
 	var seen keySet
 	for _, m := range members {
-		name, err := keyText(m.key, func() string { return prefix }, fail)
-		if err != nil {
-			return err
+		var key string
+		if plain(m.key) {
+			key = string(m.key[1 : len(m.key)-1])
+		} else if err := json.Unmarshal(m.key, &key); err != nil {
+			return fail(prefix, "malformed object: %v", err) // not reached: the scanner checked it
 		}
-		key := string(name)
 		path := key
 		if prefix != "" {
 			path = prefix + "." + key
@@ -301,20 +318,6 @@ func walkMembers(members []member, prefix string, fail Fail, fn FieldFunc) error
 		}
 	}
 	return nil
-}
-
-// keyText returns the decoded text of key, a member's key with its
-// quotes, of the object at prefix (made by the caller only on an error):
-// without a copy unless it has escapes.
-func keyText(key json.RawMessage, prefix func() string, fail Fail) ([]byte, error) {
-	if plain(key) {
-		return key[1 : len(key)-1], nil
-	}
-	var text string
-	if err := json.Unmarshal(key, &text); err != nil {
-		return nil, fail(prefix(), "malformed object: %v", err) // not reached: the scanner checked it
-	}
-	return []byte(text), nil
 }
 
 // keySet remembers the keys of one object: an array while there are few

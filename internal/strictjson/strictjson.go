@@ -161,7 +161,7 @@ func plain(raw json.RawMessage) bool {
 	}
 	body := raw[1 : len(raw)-1]
 	for _, c := range body {
-		if c == '\\' || c == '"' || c < 0x20 {
+		if stringStop[c] {
 			return false
 		}
 	}
