@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/znet/znet/spec"
@@ -106,4 +107,20 @@ func TestOverlapMatchesPairwise(t *testing.T) {
 		require.Equal(t, want, fe.Field, "round %d: %v", round, err)
 		require.Contains(t, fe.Reason, "overlaps")
 	}
+}
+
+// TestDecodeAllocations holds the decode of a thousand members to a few
+// allocations each (its strings, mostly): it made some 25 each, a path
+// per member and growing sets, which cost milliseconds at every apply.
+// Validate alone makes a handful for the whole spec (its indexes).
+func TestDecodeAllocations(t *testing.T) {
+	s := bigSpec(1000)
+	doc := marshal(t, s)
+	decode := testing.AllocsPerRun(5, func() {
+		_, err := spec.Decode(doc, "")
+		require.NoError(t, err)
+	})
+	validate := testing.AllocsPerRun(5, func() { require.NoError(t, s.Validate("")) })
+	assert.LessOrEqual(t, decode, 4.0*1000, "allocations of one decode")
+	assert.LessOrEqual(t, validate, 50.0, "allocations of one Validate")
 }
