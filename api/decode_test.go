@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,5 +63,30 @@ func TestDecodeTapAttachRequest(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, c.field, e.Field)
 		})
+	}
+}
+
+// TestReadAllMatchesIOReadAll checks that readAll reads what io.ReadAll
+// reads, whatever the announced size says, in small reads and with a
+// failing reader too.
+func TestReadAllMatchesIOReadAll(t *testing.T) {
+	data := []byte(strings.Repeat("0123456789", 1000))
+	fails := errors.New("read fails")
+	readers := map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(data) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data)) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewReader(data)) },
+		"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(data)) },
+		"failing":  func() io.Reader { return io.MultiReader(bytes.NewReader(data[:700]), iotest.ErrReader(fails)) },
+	}
+	for name, reader := range readers {
+		for _, size := range []int64{-1, 0, 1, 699, 700, 701, int64(len(data)) - 1, int64(len(data)), int64(len(data)) + 1, MaxBodySize + 1} {
+			t.Run(fmt.Sprintf("%s/%d", name, size), func(t *testing.T) {
+				want, wantErr := io.ReadAll(reader())
+				got, err := readAll(reader(), size)
+				require.Equal(t, wantErr, err)
+				require.Equal(t, want, got)
+			})
+		}
 	}
 }

