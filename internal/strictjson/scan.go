@@ -107,7 +107,7 @@ func skipString(data []byte, i int) (int, bool) {
 // stringStop marks the bytes that end a run of a string's plain bytes:
 // the quote, the backslash and control characters. One lookup a byte
 // instead of three comparisons: strings are most of a spec, and the
-// scanner reads each several times.
+// scanner reads each at least twice.
 var stringStop = func() (stop [256]bool) {
 	for c := range 0x20 {
 		stop[c] = true
