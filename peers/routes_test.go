@@ -113,3 +113,70 @@ func TestRouteDiffMatchesSets(t *testing.T) {
 		require.Equal(t, wantDel, del, "round %d del", round)
 	}
 }
+
+// TestSortedSetMatchesCompare checks the fast sortedSet against the plain
+// one it replaced (canonical form, sorted with netip.Prefix.Compare,
+// duplicates dropped) on random lists: both families, every length, mapped
+// and invalid prefixes, duplicates, sorted and shuffled input.
+func TestSortedSetMatchesCompare(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	randomPrefix := func() netip.Prefix {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.IntN(4)) // few values: duplicates and ties
+		}
+		switch rng.IntN(10) {
+		case 0:
+			return netip.Prefix{}
+		case 1, 2, 3, 4:
+			return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[:4])), rng.IntN(33))
+		case 5:
+			return netip.PrefixFrom(netip.AddrFrom16(netip.AddrFrom4([4]byte(b[:4])).As16()), rng.IntN(129)) // mapped
+		default:
+			bits := []int{rng.IntN(129), 64, 128}[rng.IntN(3)]
+			return netip.PrefixFrom(netip.AddrFrom16(b), bits)
+		}
+	}
+	reference := func(ps []netip.Prefix) []netip.Prefix {
+		out := []netip.Prefix{}
+		for _, p := range ps {
+			if q, ok := canonicalPrefix(p); ok {
+				out = append(out, q)
+			}
+		}
+		slices.SortFunc(out, netip.Prefix.Compare)
+		return slices.Compact(out)
+	}
+	for round := range 2000 {
+		ps := make([]netip.Prefix, rng.IntN(60))
+		for i := range ps {
+			ps[i] = randomPrefix()
+		}
+		if round%3 == 0 {
+			ps = reference(ps) // a sorted set already, as RouteDiff gets
+		}
+		in := slices.Clone(ps)
+		want := reference(ps)
+		got := sortedSet(ps)
+		require.Equal(t, in, ps, "round %d: the input changed", round)
+		if len(want) == 0 {
+			require.Empty(t, got, "round %d", round)
+			continue
+		}
+		require.Equal(t, want, got, "round %d: %v", round, ps)
+	}
+}
+
+// BenchmarkRouteDiff is an apply's route change at a thousand members:
+// the record of the routes against Routes of the desired peers, one
+// member more.
+func BenchmarkRouteDiff(b *testing.B) {
+	d, err := Desired(context.Background(), churnSpec(1000), "n0", nil)
+	require.NoError(b, err)
+	have, want := Routes(d[1:]), Routes(d)
+	for b.Loop() {
+		if add, _ := RouteDiff(have, want); len(add) != 2 {
+			b.Fatal(add)
+		}
+	}
+}
