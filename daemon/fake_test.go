@@ -265,6 +265,10 @@ func TestFakeRollbackUpdate(t *testing.T) {
 			// The rules stay the same; an nft change makes the apply
 			// install them again, so the firewall step runs too.
 			u.host.ChangeRuleset(f.ns())
+			if tt.host == netconftest.OpPrepare {
+				// An update prepares only a namespace it has no record of.
+				u.d.realized.forget(f.name)
+			}
 			failNext(u, tt.host, tt.backend)
 			_, err := u.d.Apply(context.Background(), f.spec(2))
 			require.ErrorIs(t, err, errInjected)

@@ -66,7 +66,7 @@ func (d *Daemon) realizeDesired(ctx context.Context, n *store.Network, s *spec.S
 		return err
 	}
 	defer func() { _ = ns.Close() }()
-	if err := ns.Prepare(networkSysctls); err != nil {
+	if err := d.prepareOf(ns, n.Name); err != nil {
 		return err
 	}
 	gw4 := netip.PrefixFrom(subnets.Gateway4, subnets.V4.Bits())
