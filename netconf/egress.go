@@ -40,7 +40,7 @@ func (k Kernel) Underlay() (Underlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the underlay: %w", err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	h, err := routeHandle(ns)
 	if err != nil {
 		_ = ns.Close()
 		return nil, fmt.Errorf("netlink in the underlay: %w", err)
@@ -110,7 +110,12 @@ func (k *kernelNS) FlushConntrack(addr netip.Addr) error {
 	if err := to.AddIP(netlink.ConntrackReplyDstIP, addr.AsSlice()); err != nil {
 		return err
 	}
-	if _, err := k.h.ConntrackDeleteFilters(netlink.ConntrackTable, family, from, to); err != nil {
+	h, err := netlink.NewHandleAt(k.ns, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return fmt.Errorf("netlink in the namespace: %w", err)
+	}
+	defer h.Close()
+	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, family, from, to); err != nil {
 		return fmt.Errorf("flushing the flows of %s: %w", addr, err)
 	}
 	return nil
