@@ -265,10 +265,7 @@ func TestFakeRollbackUpdate(t *testing.T) {
 			// The rules stay the same; an nft change makes the apply
 			// install them again, so the firewall step runs too.
 			u.host.ChangeRuleset(f.ns())
-			if tt.host == netconftest.OpPrepare {
-				// An update prepares only a namespace it has no record of.
-				u.d.realized.forget(f.name)
-			}
+			prepareAgain(f, tt.host)
 			failNext(u, tt.host, tt.backend)
 			_, err := u.d.Apply(context.Background(), f.spec(2))
 			require.ErrorIs(t, err, errInjected)
@@ -462,6 +459,7 @@ func TestFakeAccessAddRollback(t *testing.T) {
 			f := newFakeNet(t, u, "shop")
 			f.apply(t, 1)
 			before, peers := f.render(), f.peers(t)
+			prepareAgain(f, tt.host)
 			failNext(u, tt.host, tt.backend)
 			_, err := u.d.AddAccess(context.Background(), "shop", api.AccessRequest{Name: "laptop", PublicKey: publicKey(t)})
 			require.ErrorIs(t, err, errInjected)

@@ -208,6 +208,12 @@ func (d *Daemon) configureDevice(ctx context.Context, dev overlay.Device, n *sto
 	if cur.ListenPort != n.ListenPort {
 		cfg.ListenPort = &n.ListenPort
 	}
+	return d.sendConfig(ctx, dev, cfg, wait)
+}
+
+// sendConfig applies cfg to the device, unless it changes nothing, and
+// raises the keepalives of the peers it adds later (peers.Stagger).
+func (d *Daemon) sendConfig(ctx context.Context, dev overlay.Device, cfg wgtypes.Config, wait map[wgtypes.Key]bool) error {
 	if cfg.PrivateKey == nil && cfg.ListenPort == nil && len(cfg.Peers) == 0 {
 		return nil
 	}

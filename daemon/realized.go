@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sync"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
 	"github.com/znet/znet/firewall"
 	"github.com/znet/znet/netconf"
 )
@@ -51,10 +49,9 @@ type realizedNet struct {
 	// rules is the firewall installed and the nftables generation after;
 	// nil when unknown.
 	rules *firewall.Installed
-	// device is what the userspace data plane pid was last configured
-	// with (key, port, peers as desired); nil when unknown.
-	device *wgtypes.Device
-	pid    int
+	// device is what the userspace data plane was last configured with;
+	// nil when unknown.
+	device *configuredDev
 	// prepared: the namespace's loopback and sysctls were set
 	// (prepareOf), with br_netfilter's there or not (hooks).
 	prepared, hooks bool

