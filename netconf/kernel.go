@@ -171,8 +171,12 @@ func (k *kernelNS) SetLink(l Link) (LinkState, error) {
 	if err := SyncAddrs(k.h, link, l.Addrs); err != nil {
 		return st, fmt.Errorf("%s addresses: %w", l.Name, err)
 	}
-	if err := k.h.LinkSetUp(link); err != nil {
-		return st, fmt.Errorf("%s up: %w", l.Name, err)
+	// Up already (every realize after the first): a request that changes
+	// nothing is a netlink round trip saved, twice per apply.
+	if !st.WasUp {
+		if err := k.h.LinkSetUp(link); err != nil {
+			return st, fmt.Errorf("%s up: %w", l.Name, err)
+		}
 	}
 	if l.MAC != nil {
 		return st, k.setMAC(link, l.MAC)
