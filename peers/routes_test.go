@@ -117,7 +117,8 @@ func TestRouteDiffMatchesSets(t *testing.T) {
 // TestSortedSetMatchesCompare checks the fast sortedSet against the plain
 // one it replaced (canonical form, sorted with netip.Prefix.Compare,
 // duplicates dropped) on random lists: both families, every length, mapped
-// and invalid prefixes, duplicates, sorted and shuffled input.
+// and invalid prefixes, duplicates, sorted and shuffled input, subnets of
+// one length.
 func TestSortedSetMatchesCompare(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	randomPrefix := func() netip.Prefix {
@@ -151,6 +152,14 @@ func TestSortedSetMatchesCompare(t *testing.T) {
 		ps := make([]netip.Prefix, rng.IntN(60))
 		for i := range ps {
 			ps[i] = randomPrefix()
+			if round%3 == 1 && ps[i].IsValid() {
+				// Members' subnets: one length per family (IPv6's /64).
+				bits := 64
+				if ps[i].Addr().Is4() {
+					bits = 24
+				}
+				ps[i] = netip.PrefixFrom(ps[i].Addr(), bits)
+			}
 		}
 		if round%3 == 0 {
 			ps = reference(ps) // a sorted set already, as RouteDiff gets
