@@ -38,7 +38,7 @@ func TestDiffRememberedMatchesDiff(t *testing.T) {
 		netip.MustParsePrefix("::ffff:10.20.4.0/120"), // mapped
 		{}, // an access peer without an IPv6 address
 	}
-	keys := make([]wgtypes.Key, 12)
+	keys := make([]wgtypes.Key, 24) // past lastIndex's few misses
 	for i := range keys {
 		keys[i][0] = byte(i + 1)
 	}
