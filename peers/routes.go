@@ -25,7 +25,7 @@ func Routes(desired []Peer) []netip.Prefix {
 // have to want, each sorted. Prefixes are compared in canonical (masked)
 // form; invalid ones are ignored.
 func RouteDiff(have, want []netip.Prefix) (add, del []netip.Prefix) {
-	h, w := sortedSet(have), sortedSet(want)
+	h, w := asSortedSet(have), asSortedSet(want)
 	// One walk over both sorted sets: a binary search per route cost
 	// a millisecond per apply at a thousand members.
 	for len(h) > 0 || len(w) > 0 {
@@ -92,6 +92,19 @@ func sortedSet(ps []netip.Prefix) []netip.Prefix {
 		sortPrefixes6(out[v4:])
 	}
 	return slices.Compact(out)
+}
+
+// asSortedSet returns ps itself when it is a canonical sorted set (a
+// record of routes, Routes' result: an apply's RouteDiff gets two of
+// 2,000), sortedSet(ps) otherwise: copying them cost more than checking.
+// The caller must not change the result.
+func asSortedSet(ps []netip.Prefix) []netip.Prefix {
+	for i, p := range ps {
+		if q, ok := canonicalPrefix(p); !ok || q != p || (i > 0 && compareCanonical(ps[i-1], p) >= 0) {
+			return sortedSet(ps)
+		}
+	}
+	return ps
 }
 
 // compareCanonical is netip.Prefix.Compare for canonical prefixes, whose

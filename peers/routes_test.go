@@ -114,11 +114,11 @@ func TestRouteDiffMatchesSets(t *testing.T) {
 	}
 }
 
-// TestSortedSetMatchesCompare checks the fast sortedSet against the plain
-// one it replaced (canonical form, sorted with netip.Prefix.Compare,
-// duplicates dropped) on random lists: both families, every length, mapped
-// and invalid prefixes, duplicates, sorted and shuffled input, subnets of
-// one length.
+// TestSortedSetMatchesCompare checks the fast sortedSet, and asSortedSet
+// that RouteDiff uses, against the plain one they replaced (canonical
+// form, sorted with netip.Prefix.Compare, duplicates dropped) on random
+// lists: both families, every length, mapped and invalid prefixes,
+// duplicates, sorted and shuffled input, subnets of one length.
 func TestSortedSetMatchesCompare(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	randomPrefix := func() netip.Prefix {
@@ -168,11 +168,15 @@ func TestSortedSetMatchesCompare(t *testing.T) {
 		want := reference(ps)
 		got := sortedSet(ps)
 		require.Equal(t, in, ps, "round %d: the input changed", round)
+		as := asSortedSet(ps)
+		require.Equal(t, in, ps, "round %d: the input changed", round)
 		if len(want) == 0 {
 			require.Empty(t, got, "round %d", round)
+			require.Empty(t, as, "round %d", round)
 			continue
 		}
 		require.Equal(t, want, got, "round %d: %v", round, ps)
+		require.Equal(t, want, as, "round %d: %v", round, ps)
 	}
 }
 
