@@ -40,7 +40,7 @@ func (k Kernel) Underlay() (Underlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the underlay: %w", err)
 	}
-	h, err := routeHandle(ns)
+	h, err := nsHandle(ns)
 	if err != nil {
 		_ = ns.Close()
 		return nil, fmt.Errorf("netlink in the underlay: %w", err)

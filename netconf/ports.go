@@ -23,7 +23,7 @@ func (Kernel) OpenPath(path string) (Namespace, namespaces.Identity, error) {
 	if err != nil {
 		return nil, namespaces.Identity{}, err
 	}
-	h, err := routeHandle(ns)
+	h, err := nsHandle(ns)
 	if err != nil {
 		_ = ns.Close()
 		return nil, namespaces.Identity{}, fmt.Errorf("netlink in %s: %w", path, err)
