@@ -141,16 +141,20 @@ var (
 // starts it at once: so it waits for the garbage, and a data plane that
 // is seldom read stays without it.
 func BoundIdleGarbage(d time.Duration) {
+	mu.Lock()
+	hold := holds
+	mu.Unlock()
+	first, most := garbageCheck, garbageCheckMax
 	time.AfterFunc(d, func() {
 		base := heapObjects()
-		last, wait := base, garbageCheck
+		last, wait := base, first
 		var look func()
 		look = func() {
-			done, objs := boundOnce(base)
+			done, objs := boundOnce(base, hold)
 			if done {
 				return
 			}
-			wait = nextLook(wait, objs > last)
+			wait = nextLook(wait, objs > last, first, most)
 			last = objs
 			time.AfterFunc(wait, look)
 		}
@@ -159,23 +163,24 @@ func BoundIdleGarbage(d time.Duration) {
 }
 
 // nextLook is the wait after a look at the heap that waited wait and
-// found too little garbage: garbageCheck again if the heap grew since the
-// look before (the process is being read), else twice wait, up to
-// garbageCheckMax.
-func nextLook(wait time.Duration, grew bool) time.Duration {
+// found too little garbage: first again if the heap grew since the look
+// before (the process is being read), else twice wait, up to most.
+func nextLook(wait time.Duration, grew bool, first, most time.Duration) time.Duration {
 	if grew {
-		return garbageCheck
+		return first
 	}
-	return min(2*wait, garbageCheckMax)
+	return min(2*wait, most)
 }
 
 // boundOnce bounds the collector once the heap's objects grew by
 // firstGarbage since base, and reports whether the wait is over and the
-// heap's objects it saw.
-func boundOnce(base uint64) (bool, uint64) {
+// heap's objects it saw. The wait is over too once Hold number hold was
+// released, even if a later Hold holds the collector now: that one is not
+// this bound's (a test's Hold and Release, then the next test's Hold).
+func boundOnce(base, hold uint64) (bool, uint64) {
 	mu.Lock()
 	defer mu.Unlock()
-	if !held {
+	if !held || holds != hold {
 		return true, 0
 	}
 	objs := heapObjects()
@@ -189,16 +194,18 @@ func boundOnce(base uint64) (bool, uint64) {
 // boundLocked sets the memory limit to what the process holds now,
 // without its free pages, plus idleGarbage, and renews it after the next
 // cycle. Free pages are left out, else the limit would grow by the garbage
-// each cycle.
+// each cycle, for as long as the Hold it bounds (the current one) holds.
 func boundLocked() {
 	debug.SetMemoryLimit(inUse() + idleGarbage)
-	afterCycle(rebound)
+	hold := holds
+	afterCycle(func() { rebound(hold) })
 }
 
-func rebound() {
+// rebound renews the bound of Hold number hold after a cycle.
+func rebound(hold uint64) {
 	mu.Lock()
 	defer mu.Unlock()
-	if held {
+	if held && holds == hold {
 		boundLocked()
 	}
 }

@@ -164,10 +164,29 @@ func TestACycleUnderALoweredLimitReleasesNothing(t *testing.T) {
 // whose heap grows every 5 s again.
 func TestLooksAtTheHeapLessOften(t *testing.T) {
 	var waits []time.Duration
-	for w := garbageCheck; len(waits) < 8; w = nextLook(w, false) {
+	for w := garbageCheck; len(waits) < 8; w = nextLook(w, false, garbageCheck, garbageCheckMax) {
 		waits = append(waits, w)
 	}
 	assert.Equal(t, []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second,
 		time.Minute, time.Minute, time.Minute, time.Minute}, waits)
-	assert.Equal(t, 5*time.Second, nextLook(time.Minute, true), "a heap that grew")
+	assert.Equal(t, 5*time.Second, nextLook(time.Minute, true, garbageCheck, garbageCheckMax), "a heap that grew")
+}
+
+// TestBoundEndsWithItsHold checks that a bound's looks and renewals end
+// with the Hold they were for: a later Hold (the next test's) is not
+// bounded by them, and its own cycle at the limit still releases it.
+func TestBoundEndsWithItsHold(t *testing.T) {
+	defer func(d, m time.Duration) { garbageCheck, garbageCheckMax = d, m }(garbageCheck, garbageCheckMax)
+	garbageCheck, garbageCheckMax = 10*time.Millisecond, 10*time.Millisecond
+	Hold()
+	BoundIdleGarbage(0)
+	time.Sleep(30 * time.Millisecond) // its first look took the heap's base
+	Release()
+	Hold()
+	t.Cleanup(Release)
+	for range (firstGarbage / 256) + 1024 {
+		sink = make([]byte, 256)
+	}
+	time.Sleep(100 * time.Millisecond) // ten looks
+	assert.Equal(t, int64(heldLimit), memLimit(), "the earlier Hold's bound set a limit on this one")
 }
