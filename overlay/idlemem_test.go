@@ -179,23 +179,30 @@ func TestDataplaneOneProcUntilBusy(t *testing.T) {
 	}
 }
 
+// startOneDataplane starts a's data plane, with b as its peer, and
+// returns both sides, a's backend and a reader of its data plane's log.
+func startOneDataplane(ctx context.Context, t *testing.T) (a, b *side, be *Userspace, log func() string) {
+	t.Helper()
+	testutil.SkipUnlessRoot(t)
+	a, b = newTestNet(t)
+	run := t.TempDir()
+	var logs logBuffer
+	be = newTestUserspace(t, a.ul, run, &logs)
+	t.Cleanup(func() { killDataplanes(t, be, a.dev) })
+	_, err := be.Ensure(ctx, a.dev)
+	require.NoError(t, err, "logs:\n%s", logs.String())
+	require.NoError(t, be.Configure(ctx, a.dev, a.config(b)))
+	return a, b, be, func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
+}
+
 // TestDataplaneJunkStaysOnOneProc checks that UDP to a data plane's
 // public port that is not WireGuard (anyone on the underlay can send it)
 // does not take the data plane off its one P: only traffic the device
 // carries, to or from its network, counts.
 func TestDataplaneJunkStaysOnOneProc(t *testing.T) {
-	testutil.SkipUnlessRoot(t)
-	a, b := newTestNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	run := t.TempDir()
-	var logs logBuffer
-	be := newTestUserspace(t, a.ul, run, &logs)
-	t.Cleanup(func() { killDataplanes(t, be, a.dev) })
-	_, err := be.Ensure(ctx, a.dev)
-	require.NoError(t, err, "logs:\n%s", logs.String())
-	require.NoError(t, be.Configure(ctx, a.dev, a.config(b)))
-	log := func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
+	a, b, _, log := startOneDataplane(ctx, t)
 
 	// 5,000 datagrams from b's underlay, as fast as bash sends them: far
 	// more than the 256 batches a second that mean traffic.
@@ -210,22 +217,13 @@ func TestDataplaneJunkStaysOnOneProc(t *testing.T) {
 // lookups only, no tunnel traffic, takes its data plane off its one P
 // too: its resolver answers in the data plane's process.
 func TestDataplaneDNSLoadTakesAllProcs(t *testing.T) {
-	testutil.SkipUnlessRoot(t)
-	a, b := newTestNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	run := t.TempDir()
-	var logs logBuffer
-	be := newTestUserspace(t, a.ul, run, &logs)
-	t.Cleanup(func() { killDataplanes(t, be, a.dev) })
-	_, err := be.Ensure(ctx, a.dev)
-	require.NoError(t, err, "logs:\n%s", logs.String())
-	require.NoError(t, be.Configure(ctx, a.dev, a.config(b)))
+	a, _, be, log := startOneDataplane(ctx, t)
 	a.addOverlayAddr(t)
 	require.NoError(t, dnsresolver.Push(ctx, be.dnsSocket(a.dev), dnsresolver.Config{
 		Network: "n1", NodeID: "a", Gateway4: a.overlay.Addr(), IPRange: a.overlay.Masked(),
 	}))
-	log := func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
 
 	h, err := namespaces.Open(a.network)
 	require.NoError(t, err)
