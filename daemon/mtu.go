@@ -98,12 +98,16 @@ func (d *Daemon) underlayPaths(desired []peers.Peer) ([]underlayPath, error) {
 
 // underlayHandle returns a netlink handle in the underlay namespace.
 func (d *Daemon) underlayHandle() (*netlink.Handle, error) {
-	// Route requests only: a socket per netlink family, each made on a
-	// thread moved into the underlay, cost 44 us more at every apply.
+	// The daemon runs in the underlay: route requests only (a socket per
+	// family cost 44 us more at every apply), and a request of another
+	// family would go out in this same namespace anyway.
 	if d.underlay <= 0 {
-		return netlink.NewHandle(unix.NETLINK_ROUTE) // the daemon runs in the underlay
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
-	h, err := netlink.NewHandleAt(d.underlay, unix.NETLINK_ROUTE)
+	// Every family: the netlink package sends a request of a family a
+	// handle lacks from the calling thread's namespace, znetd's own, not
+	// the underlay (see netconf's nsHandle).
+	h, err := netlink.NewHandleAt(d.underlay)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in the underlay: %w", err)
 	}
