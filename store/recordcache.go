@@ -52,13 +52,6 @@ func (c *recordCache) decode(name string, raw []byte) (*Network, error) {
 	return &n, nil
 }
 
-// seed records n, just stored for network name as raw, so that the read
-// that follows (the next apply's) copies it instead of decoding it. A
-// transaction rolled back leaves other bytes stored, which miss.
-func (c *recordCache) seed(name string, raw []byte, n *Network, at [][2]int) {
-	c.put(name, raw, n, at)
-}
-
 // encoded returns where network name's last record has its members, for
 // encodeNetwork; nil when not known. What it returns is never modified.
 func (c *recordCache) encoded(name string) *encodedNodes {
@@ -71,8 +64,12 @@ func (c *recordCache) encoded(name string) *encodedNodes {
 	return &encodedNodes{nodes: e.n.Spec.Nodes, raw: e.raw, at: e.at}
 }
 
-// put records n, which raw encodes, as decoding raw would give it (see
-// decoded). A record whose allocator does not encode is left out.
+// put records n, which raw encodes (with its members at at, nil when not
+// known), as decoding raw would give it (see decoded). A write puts what
+// it stored, so that the read that follows (the next apply's) copies it
+// instead of decoding it; a transaction rolled back leaves other bytes
+// stored, which miss. A record whose allocator does not encode is left
+// out.
 func (c *recordCache) put(name string, raw []byte, n *Network, at [][2]int) {
 	e := cachedRecord{raw: raw, n: *n, at: at}
 	e.n.Addrs, e.n.Spec = nil, nil

@@ -193,7 +193,7 @@ func (t *Tx) PutNetwork(n *Network) error {
 	if err := t.tx.Bucket(bucketNetworks).Put([]byte(n.Name), v); err != nil {
 		return err
 	}
-	t.records.seed(n.Name, v, n, at)
+	t.records.put(n.Name, v, n, at)
 	return nil
 }
 
