@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,6 +16,7 @@ import (
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/netconf/netconftest"
 	"github.com/znet/znet/overlay/overlaytest"
+	"github.com/znet/znet/peers"
 	"github.com/znet/znet/spec"
 	"github.com/znet/znet/store"
 )
@@ -595,4 +598,46 @@ func TestFakeDetachFirewallFails(t *testing.T) {
 	assert.Len(t, wls, 1)
 	require.NoError(t, u.d.Detach(context.Background(), "shop", "web"))
 	assert.Empty(t, u.host.Rules(f.ns()).Ports)
+}
+
+// TestFakeFailedRaiseSetByNextApply: a keepalive raise that fails (the
+// data plane did not answer) leaves the record of what the data plane was
+// configured with saying the keepalive is set. The next apply, even one
+// that only adds a member, reads the device and sets it; before, only a
+// re-apply of the same spec or a restart did.
+func TestFakeFailedRaiseSetByNextApply(t *testing.T) {
+	u := newUnit(t, newNodeID(t))
+	f := newFakeNet(t, u, "shop")
+	high := member(t, "zz", "10.20.9.0/24") // sorts after this node: started StartDelay after the apply
+	high.Endpoint = "198.18.0.9:51820"
+	f.other = append(f.other, high)
+	f.apply(t, 1)
+	u.backend.FailNext(overlaytest.OpConfigure, errors.New("uapi: timed out"))
+	raised := func() bool {
+		for _, c := range u.backend.Calls() {
+			if c.Op == overlaytest.OpConfigure && c.Config != nil && len(c.Config.Peers) == 1 &&
+				c.Config.Peers[0].UpdateOnly && c.Config.Peers[0].PublicKey.String() == high.PublicKey {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, raised, peers.StartDelay+5*time.Second, 20*time.Millisecond, "the raise was tried")
+	keepalive := func() time.Duration {
+		dev, err := u.backend.Show(context.Background(), u.d.device(f.name, 0))
+		require.NoError(t, err)
+		for _, p := range dev.Peers {
+			if p.PublicKey.String() == high.PublicKey {
+				return p.PersistentKeepaliveInterval
+			}
+		}
+		t.Fatal("peer gone")
+		return 0
+	}
+	require.Zero(t, keepalive(), "the raise failed")
+
+	f.addMember(t, 3)
+	f.other[len(f.other)-1].Endpoint = "198.18.0.3:51820"
+	f.apply(t, 2)
+	assert.Equal(t, peers.Keepalive, keepalive(), "the next apply set the keepalive the raise missed")
 }

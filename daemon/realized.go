@@ -38,6 +38,12 @@ import (
 type realized struct {
 	mu   sync.Mutex
 	nets map[string]*realizedNet // network name -> what is in the kernel
+	// unsure names the networks whose data plane may differ from its
+	// record's device in a way the record cannot show: a keepalive raise
+	// (stagger.go) failed. Kept apart from nets, whose records realize
+	// takes and puts back while it runs: a raise that fails meanwhile
+	// must still reach the next realize.
+	unsure map[string]bool
 }
 
 type realizedNet struct {
@@ -78,6 +84,28 @@ func (r *realized) forget(network string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.nets, network)
+	delete(r.unsure, network)
+}
+
+// doubtDevice makes the next realize of network read its device instead
+// of trusting the record of what it was configured with.
+func (r *realized) doubtDevice(network string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unsure == nil {
+		r.unsure = map[string]bool{}
+	}
+	r.unsure[network] = true
+}
+
+// takeDoubt reports whether the device of network was doubted since the
+// last call, and clears the doubt: the caller reads the device.
+func (r *realized) takeDoubt(network string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	doubted := r.unsure[network]
+	delete(r.unsure, network)
+	return doubted
 }
 
 // put records e for network.

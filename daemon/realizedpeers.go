@@ -33,7 +33,9 @@ type configuredDev struct {
 // not show. What the record cannot see is what realized's comment lists,
 // plus an endpoint the device learned from a roaming peer (a dump would
 // have set it back to the spec's): an apply that changes nothing forgets
-// the record and so compares against the device again.
+// the record and so compares against the device again. A keepalive raise
+// that failed (raiseKeepalives) is not left to that: the next realize of
+// any apply reads the device.
 func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pid int, dev overlay.Device, n *store.Network, desired []peers.Peer, wait map[wgtypes.Key]bool) error {
 	cookie, err := ns.Cookie()
 	if err != nil {
@@ -43,6 +45,9 @@ func (d *Daemon) configureDeviceOf(ctx context.Context, ns netconf.Namespace, pi
 	e := d.realized.take(n.Name, cookie)
 	rec := e.device
 	e.device = nil
+	if d.realized.takeDoubt(n.Name) {
+		rec = nil // a keepalive raise failed: read the device
+	}
 	key, keyErr := wgtypes.ParseKey(n.PrivateKey)
 	switch {
 	case pid == 0 || rec == nil || rec.pid != pid:

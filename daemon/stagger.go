@@ -63,7 +63,8 @@ func (s *staggered) stop() {
 // starts this side's handshake if the other side's has not completed one.
 // It does not take d.mu, so that it never waits behind a long apply: the
 // configuration is UpdateOnly (a peer removed meanwhile stays removed) and
-// sets only the keepalive. Two cases it gets wrong until the next apply,
+// sets only the keepalive. When it fails, the next apply reads the device
+// and so sets what is missing. Two cases it gets wrong until the next apply,
 // both harmless: a realize within the delay already set the keepalive (the
 // stagger is then lost for that peer), or the peer became hidden meanwhile
 // and keeps a keepalive towards the endpoint it was learned at. A device
@@ -73,7 +74,10 @@ func (d *Daemon) raiseKeepalives(dev overlay.Device, raise []wgtypes.PeerConfig)
 	defer cancel()
 	err := d.backend.Configure(ctx, dev, wgtypes.Config{Peers: raise})
 	if err != nil && !errors.Is(err, overlay.ErrNotFound) {
-		d.log.Warn("starting staggered handshakes", "network", dev.Network, "ifname", dev.IfName, "peers", len(raise), "err", err)
+		// The record of what the data plane was configured with has the
+		// keepalives; the next apply must read the device to set them.
+		d.realized.doubtDevice(dev.Network)
+		d.log.Warn("starting staggered handshakes; the next apply sets the keepalives", "network", dev.Network, "ifname", dev.IfName, "peers", len(raise), "err", err)
 	}
 }
 
