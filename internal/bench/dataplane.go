@@ -194,6 +194,27 @@ func pingRTT(ctx context.Context, c contender, count, nice int) (rtt, error) {
 	return parsePing(out)
 }
 
+// floodRTT floods c with count pings (ping -f: the next one leaves as
+// the previous reply arrives, so no thread on the path waits to be woken)
+// and returns their average RTT in ms. ping runs in a session of its own
+// with autogroup nice nice.
+func floodRTT(ctx context.Context, c contender, count, nice int) (float64, error) {
+	out, err := inNSNiced(ctx, nice, c.cli, "ping", "-f", "-q", "-W", "1", "-c", strconv.Itoa(count), c.addr)
+	if err != nil && !strings.Contains(out, "rtt") {
+		return math.NaN(), err
+	}
+	return parseFlood(out)
+}
+
+// parseFlood returns the average RTT of a ping flood's summary, in ms.
+func parseFlood(out string) (float64, error) {
+	m := pingSummary.FindStringSubmatch(out)
+	if m == nil {
+		return math.NaN(), fmt.Errorf("no RTT summary in ping output %q", out)
+	}
+	return strconv.ParseFloat(m[2], 64)
+}
+
 // warmUp pings over c until a ping passes (the first packets wait for a
 // handshake), for up to 10 s.
 func warmUp(ctx context.Context, c contender) error {

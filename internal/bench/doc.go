@@ -49,7 +49,13 @@
 //     replies per hundred waited tens of milliseconds for a CPU and moved
 //     a round's average difference by ±1-2 ms either way, while the
 //     medians and minima stayed within ±0.07 ms; the average difference
-//     is still reported beside it. The bare
+//     is still reported beside it. Each segment's pings are followed by a
+//     flood (ping -f, 2,000 pings, each sent as the previous reply
+//     arrives): its average is what the paths and the processing cost
+//     with every thread on them awake. At 10 ms apart every hop of a
+//     reply waits for a sleeping thread to be woken (17 context switches
+//     per ping across the two data planes, the same for znet and the bare
+//     library), which is most of the RTT and most of its spread. The bare
 //     contenders' UDP crosses the same lab underlay, their devices have
 //     znet's MTU, and their iperf3 and ping run in workload namespaces
 //     joined to the node by a routed veth, as znet's run in workload

@@ -48,7 +48,8 @@ type tally struct {
 	bytes, secs, cpu float64
 	procCPU          float64 // the part of cpu the contender's own processes used
 	rtts             []rtt
-	failed           int // segments whose iperf3 or CPU reading failed
+	floods           []float64 // each segment's average RTT under a ping flood
+	failed           int       // segments whose iperf3 or CPU reading failed
 	// segs are the bytes and seconds of each segment, in order, for the
 	// split (noise floor).
 	segs []segment
@@ -110,6 +111,18 @@ func (t *tally) rtt() rtt {
 	return out
 }
 
+// flood is the mean of the segments' average RTTs under a ping flood.
+func (t *tally) flood() float64 {
+	if t == nil || len(t.floods) == 0 {
+		return math.NaN()
+	}
+	var sum float64
+	for _, f := range t.floods {
+		sum += f
+	}
+	return sum / float64(len(t.floods))
+}
+
 // measurements are the figures of the data-plane rounds so far.
 type measurements struct {
 	// contender -> one value per round in which all its segments ran
@@ -120,6 +133,8 @@ type measurements struct {
 	// minimum RTT of each round in which both ran; load the load average
 	// after each round.
 	ratio, cpuRatio, extra, extraAvg, extraMin []float64
+	// extraFlood is znet − bare average RTT under a ping flood, per round.
+	extraFlood []float64
 	// split is each round's tally.split of znet and of the bare library.
 	split map[string][]float64
 	load  []string
@@ -135,6 +150,10 @@ func newMeasurements() measurements {
 
 // pingsPerSegment is how many pings follow each segment (10 ms apart).
 const pingsPerSegment = 100
+
+// floodPerSegment is how many pings of a flood (ping -f: each sent as
+// the previous reply arrives) follow them: ~0.4 s at these RTTs.
+const floodPerSegment = 2000
 
 // measure runs one segment; a failed run is logged and leaves its
 // contender's round out (the rows' notes count the rounds that made it).
@@ -161,8 +180,14 @@ func (m *measurements) measure(ctx context.Context, log *slog.Logger, s run, r, 
 	} else {
 		t.rtts = append(t.rtts, ms)
 	}
+	flood, err := floodRTT(ctx, s.c, floodPerSegment, nice)
+	if err != nil {
+		log.Warn("ping flood failed", "contender", s.c.name, "round", r+1, "err", err)
+	} else {
+		t.floods = append(t.floods, flood)
+	}
 	log.Info("data plane", "round", r+1, "contender", s.c.name, "gbit/s", fmt.Sprintf("%.2f", res.gbps()),
-		"cpu-s-procs", fmt.Sprintf("%.2f", after-before), "cpu-s-iperf3", fmt.Sprintf("%.2f", res.cpu), "rtt-ms", ms.med, "rtt-avg-ms", ms.avg, "rtt-min-ms", ms.min, "load", loadAvg())
+		"cpu-s-procs", fmt.Sprintf("%.2f", after-before), "cpu-s-iperf3", fmt.Sprintf("%.2f", res.cpu), "rtt-ms", ms.med, "rtt-avg-ms", ms.avg, "rtt-min-ms", ms.min, "rtt-flood-ms", flood, "load", loadAvg())
 }
 
 // cmpOr returns the first non-nil error.
@@ -215,8 +240,11 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		m.extraAvg = append(m.extraAvg, zr.avg-br.avg)
 		m.extraMin = append(m.extraMin, zr.min-br.min)
 	}
+	if zf, bf := z.flood(), b.flood(); !math.IsNaN(zf) && !math.IsNaN(bf) {
+		m.extraFlood = append(m.extraFlood, zf-bf)
+	}
 	log.Info("data plane pair", "round", r+1, "znet÷bare", fmt.Sprintf("%.3f", ratio), "cpu-per-GB-znet÷bare", fmt.Sprintf("%.3f", cpuRatio),
-		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.med-br.med), "rtt-avg-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min),
+		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.med-br.med), "rtt-avg-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min), "rtt-flood-extra-ms", fmt.Sprintf("%.3f", z.flood()-b.flood()),
 		"znet-split", fmt.Sprintf("%.3f", z.split()), "bare-split", fmt.Sprintf("%.3f", b.split()), "load", load)
 	m.round = nil
 }
@@ -303,7 +331,10 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 		Row{Part: "dataplane", Figure: "RTT average znet − " + bareName + " (per round)", Value: median(m.extraAvg), Unit: "ms",
 			Note: fmt.Sprintf("with the replies delayed by other work; median of %d rounds; by round: %s", len(m.extraAvg), perRound(m.extraAvg, " ms"))},
 		Row{Part: "dataplane", Figure: "RTT minimum znet − " + bareName + " (per round)", Value: median(m.extraMin), Unit: "ms",
-			Note: fmt.Sprintf("the paths' own length, least touched by load; median of %d rounds; by round: %s", len(m.extraMin), perRound(m.extraMin, " ms"))})
+			Note: fmt.Sprintf("the luckiest reply, least touched by load (still a wake-up or more per hop); median of %d rounds; by round: %s", len(m.extraMin), perRound(m.extraMin, " ms"))},
+		Row{Part: "dataplane", Figure: "RTT under a ping flood znet − " + bareName + " (per round)", Value: median(m.extraFlood), Unit: "ms",
+			Note: fmt.Sprintf("ping -f -c %d after each segment's pings, average: back to back, so the data planes' threads are awake; what the paths and the processing cost; median of %d rounds; by round: %s",
+				floodPerSegment, len(m.extraFlood), perRound(m.extraFlood, " ms"))})
 	return rows
 }
 

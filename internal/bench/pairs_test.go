@@ -140,3 +140,45 @@ func TestTallySplit(t *testing.T) {
 	assert.True(t, math.IsNaN((&tally{segs: tl.segs, failed: 1}).split()))
 	assert.True(t, math.IsNaN((*tally)(nil).split()))
 }
+
+// TestFloodExtraPerRound checks the flood figure: each contender's round
+// is the mean of its segments' flood averages, the pair's the difference
+// in the same round; a round in which one of the pair has no flood gives
+// none, and the row is the median of the rounds.
+func TestFloodExtraPerRound(t *testing.T) {
+	m := newMeasurements()
+	log := slog.New(slog.DiscardHandler)
+	r := rtt{min: 0.2, med: 0.25, avg: 0.3}
+	for i, round := range []struct{ znet, bare []float64 }{
+		{[]float64{0.20, 0.22}, []float64{0.17, 0.17}}, // +0.04
+		{[]float64{0.19}, nil},                         // bare's flood failed
+		{[]float64{0.18, 0.18}, []float64{0.16, 0.18}}, // +0.01
+		{[]float64{0.30, 0.10}, []float64{0.19, 0.19}}, // +0.01
+	} {
+		m.addSegment("znet", 2, 5, 1, r)
+		m.addSegment(bareName, 2, 5, 1, r)
+		m.tallyOf("znet").floods = round.znet
+		m.tallyOf(bareName).floods = round.bare
+		m.closeRound(log, i)
+	}
+	assert.InDeltaSlice(t, []float64{0.04, 0.01, 0.01}, m.extraFlood, 1e-9)
+	var row Row
+	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 4}, []contender{{name: "znet"}, {name: bareName}}, m) {
+		if strings.HasPrefix(x.Figure, "RTT under a ping flood") {
+			row = x
+		}
+	}
+	assert.InDelta(t, 0.01, row.Value, 1e-9)
+	assert.Contains(t, row.Note, "median of 3 rounds")
+}
+
+// TestParseFlood reads the average of a ping flood's summary (ping -f -q
+// prints no reply lines, and adds ipg/ewma after the RTTs).
+func TestParseFlood(t *testing.T) {
+	got, err := parseFlood("--- 10.40.1.2 ping statistics ---\n2000 packets transmitted, 2000 received, 0% packet loss, time 401ms\n" +
+		"rtt min/avg/max/mdev = 0.151/0.190/1.204/0.041 ms, ipg/ewma 0.200/0.187 ms\n")
+	require.NoError(t, err)
+	assert.InDelta(t, 0.190, got, 1e-9)
+	_, err = parseFlood("2000 packets transmitted, 0 received, 100% packet loss, time 2s\n")
+	require.Error(t, err)
+}
