@@ -30,7 +30,9 @@ func Apply(ns netns.NsHandle, r Rules) error {
 		c.AddTable(nt)
 		c.DelTable(nt)
 		c.AddTable(nt)
-		add(c, nt, t)
+		if err := add(c, nt, t); err != nil {
+			return fmt.Errorf("applying firewall: %w", err)
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("applying firewall: %w", err)
@@ -101,9 +103,10 @@ func bigReceiveBuffer(c *netlink.Conn) error {
 	return nil
 }
 
-// add queues the chains and rules of t into table nt. Chains are added
-// before any rule, so jumps always find their target.
-func add(c *nftables.Conn, nt *nftables.Table, t table) {
+// add queues the chains, sets and rules of t into table nt. Chains are
+// added before any set or rule, so jumps (a verdict map's included) always
+// find their target, and sets before the rules that look them up.
+func add(c *nftables.Conn, nt *nftables.Table, t table) error {
 	chains := make([]*nftables.Chain, len(t.chains))
 	for i, ch := range t.chains {
 		nc := &nftables.Chain{Name: ch.name, Table: nt}
@@ -116,9 +119,13 @@ func add(c *nftables.Conn, nt *nftables.Table, t table) {
 		}
 		chains[i] = c.AddChain(nc)
 	}
+	if err := addSets(c, nt, t); err != nil {
+		return err
+	}
 	for i, ch := range t.chains {
 		for _, rl := range ch.rules {
 			c.AddRule(&nftables.Rule{Table: nt, Chain: chains[i], Exprs: rl.exprs})
 		}
 	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,17 +242,28 @@ func TestKernelReadsRules(t *testing.T) {
 		t.Skip("nft not installed (apt-get install nftables)")
 	}
 	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
-	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{{IfName: "veth-a", IPv4: a4, IPv6: a6}}}
+	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{{IfName: "veth-a", IPv4: a4, IPv6: a6}, {IfName: "veth-b"}},
+		AccessPeers: []netip.Addr{remote4, remote6, x4}}
 	mustApply(t, n, r)
 	out, err := exec.Command("ip", "netns", "exec", n.name, "nft", "list", "ruleset").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	listing := string(out)
 	t.Logf("nft list ruleset:\n%s", listing)
+	check := exec.Command("ip", "netns", "exec", n.name, "nft", "--check", "-f", "-")
+	check.Stdin = strings.NewReader(listing)
+	out, err = check.CombinedOutput()
+	require.NoError(t, err, "nft reads its listing back (sets and maps included): %s", out)
 
 	// nft hides dependencies it can infer (ether type before ip saddr) and
 	// names priorities, so each rule is matched by what nft prints.
 	want := []string{
 		`table inet znet {`,
+		"set access4 {\n\t\ttype ipv4_addr\n\t\telements = { 10.20.1.9, 10.20.2.2 }\n\t}",
+		"set access6 {\n\t\ttype ipv6_addr\n\t\telements = { fd00:20:2::2 }\n\t}",
+		"type filter hook prerouting priority raw; policy accept;\n" +
+			"\t\tip saddr @access4 return\n\t\tip daddr @access4 return\n" +
+			"\t\tip6 saddr @access6 return\n\t\tip6 daddr @access6 return\n" +
+			"\t\tfib daddr type local return\n",
 		`type filter hook input priority filter; policy drop;`,
 		`iifname "lo" accept`,
 		`ct state established,related accept`,
@@ -261,15 +273,19 @@ func TestKernelReadsRules(t *testing.T) {
 		`iifname "br0" udp dport 53 accept`,
 		`iifname "wg0" tcp dport 53 accept`,
 		`type filter hook forward priority filter; policy drop;`,
-		`tcp flags syn tcp option maxseg size set rt mtu`,
+		"tcp flags syn tcp option maxseg size set rt mtu\n" +
+			"\t\tct state invalid drop\n\t\tct state established,related accept\n" +
+			"\t\toifname \"wg0\" ip daddr @access4 drop\n\t\toifname \"wg0\" ip6 daddr @access6 drop\n" +
+			"\t\tiifname \"br0\" oifname \"br0\" accept\n",
 		`iifname "br0" oifname "br0" accept`,
 		`iifname "br0" oifname "wg0" accept`,
 		`iifname "wg0" oifname "br0" accept`,
 		`iifname "wg0" oifname "wg0" accept`,
 		`type filter hook output priority filter; policy accept;`,
 		`table bridge znet {`,
-		`type filter hook prerouting priority filter; policy drop;`,
-		`iifname "veth-a" jump port-veth-a`,
+		"map ports {\n\t\ttype ifname : verdict\n" +
+			"\t\telements = { \"veth-a\" : jump port-veth-a,\n\t\t\t     \"veth-b\" : jump port-veth-b }\n\t}",
+		"type filter hook prerouting priority filter; policy drop;\n\t\tiifname vmap @ports\n\t}",
 		`chain port-veth-a {`,
 		`ip saddr 10.20.1.2 accept`,
 		`arp saddr ip 10.20.1.2 accept`,

@@ -76,9 +76,6 @@ func nfproto(family byte, name string) match {
 	return metaEq(expr.MetaKeyNFPROTO, []byte{family}, "meta nfproto "+name)
 }
 
-// daddr matches IPv4 or IPv6 packets (inet family) sent to a.
-func daddr(a netip.Addr) match { return inetAddr("daddr", single(a), false) }
-
 // daddrIn matches packets (inet family) sent into p.
 func daddrIn(p netip.Prefix) match { return inetAddr("daddr", p, false) }
 

@@ -77,11 +77,16 @@ func TestRender(t *testing.T) {
 				{IfName: "veth-c"},
 			}},
 			want: inetGolden + `table bridge znet {
+	map ports {
+		type ifname : verdict
+		elements = { "veth-a" : jump port-veth-a,
+			     "veth-b" : jump port-veth-b,
+			     "veth-c" : jump port-veth-c }
+	}
+
 	chain prerouting {
 		type filter hook prerouting priority -200; policy drop;
-		iifname "veth-a" jump port-veth-a
-		iifname "veth-b" jump port-veth-b
-		iifname "veth-c" jump port-veth-c
+		iifname vmap @ports
 	}
 
 	chain port-veth-a {
@@ -128,27 +133,47 @@ func TestRender(t *testing.T) {
 
 func TestRenderAccessPeers(t *testing.T) {
 	r := Rules{Bridge: "br0", Overlay: "wg0", AccessPeers: []netip.Addr{
-		netip.MustParseAddr("fd00:20:1::9"), netip.MustParseAddr("::ffff:10.20.1.9"), netip.MustParseAddr("10.20.1.9"),
+		netip.MustParseAddr("fd00:20:1::9"), netip.MustParseAddr("10.20.1.10"),
+		netip.MustParseAddr("::ffff:10.20.1.9"), netip.MustParseAddr("10.20.1.9"),
 	}}
+	sets := `table inet znet {
+	set access4 {
+		type ipv4_addr
+		elements = { 10.20.1.9,
+			     10.20.1.10 }
+	}
+
+	set access6 {
+		type ipv6_addr
+		elements = { fd00:20:1::9 }
+	}
+
+	chain raw {
+`
+	assert.True(t, strings.HasPrefix(Render(r), sets), "sorted, unmapped, once each, one set per family:\n%s", Render(r))
 	want := `		ct state invalid drop
 		ct state established,related accept
-		oifname "wg0" meta nfproto ipv4 ip daddr 10.20.1.9 drop
-		oifname "wg0" meta nfproto ipv6 ip6 daddr fd00:20:1::9 drop
+		oifname "wg0" meta nfproto ipv4 ip daddr @access4 drop
+		oifname "wg0" meta nfproto ipv6 ip6 daddr @access6 drop
 		iifname "br0" oifname "br0" accept
 `
-	assert.Contains(t, Render(r), want, "sorted, unmapped, once each, before any accept by interface")
+	assert.Contains(t, Render(r), want, "one lookup per family, before any accept by interface")
 	raw := `	chain raw {
 		type filter hook prerouting priority -300; policy accept;
-		meta nfproto ipv4 ip saddr 10.20.1.9 return
-		meta nfproto ipv4 ip daddr 10.20.1.9 return
-		meta nfproto ipv6 ip6 saddr fd00:20:1::9 return
-		meta nfproto ipv6 ip6 daddr fd00:20:1::9 return
+		meta nfproto ipv4 ip saddr @access4 return
+		meta nfproto ipv4 ip daddr @access4 return
+		meta nfproto ipv6 ip6 saddr @access6 return
+		meta nfproto ipv6 ip6 daddr @access6 return
 		fib daddr type local return
 		iifname "br0" fib daddr oifname "wg0" notrack
 		iifname "wg0" notrack
 	}
 `
 	assert.Contains(t, Render(r), raw, "access peers' packets stay tracked: the forward chain tells their replies by state")
+
+	r.AccessPeers = r.AccessPeers[:1]
+	assert.NotContains(t, Render(r), "access4", "a family without access peers has no set and no rule")
+	assert.Contains(t, Render(r), `oifname "wg0" meta nfproto ipv6 ip6 daddr @access6 drop`)
 }
 
 func TestRenderIsStable(t *testing.T) {
@@ -163,12 +188,18 @@ func TestRenderIsStable(t *testing.T) {
 // expressions come from the same matches: each rule ends in exactly one
 // verdict, and its text ends with that verdict's word, or (the MSS clamp)
 // in a write of the TCP option, and its text ends with that assignment, or
-// in notrack.
+// in notrack, or in a verdict map's lookup, and its text ends with
+// "vmap @" and the map's name. Every set a rule looks up is one of its
+// table's sets, by name and by ID.
 func TestRenderMatchesExpressions(t *testing.T) {
 	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{
 		{IfName: "veth-a", IPv4: netip.MustParseAddr("10.20.1.2"), IPv6: netip.MustParseAddr("fd00:20:1::2")},
-	}}
-	for _, tb := range build(r) {
+	}, AccessPeers: []netip.Addr{netip.MustParseAddr("10.20.1.9"), netip.MustParseAddr("fd00:20:1::9")}}
+	for _, tb := range build(r.normalized()) {
+		sets := map[string]uint32{}
+		for _, s := range tb.sets {
+			sets[s.name] = s.id
+		}
 		for _, ch := range tb.chains {
 			for _, rl := range ch.rules {
 				t.Run(familyName(tb.family)+"/"+ch.name+"/"+rl.text, func(t *testing.T) {
@@ -181,10 +212,20 @@ func TestRenderMatchesExpressions(t *testing.T) {
 					if _, ok := last.(*expr.Notrack); ok {
 						v = "notrack"
 					}
+					if l, ok := last.(*expr.Lookup); ok && l.IsDestRegSet && l.DestRegister == 0 {
+						v = "vmap @" + l.SetName
+					}
 					require.NotEmpty(t, v, "last expression is a verdict or a write")
 					assert.True(t, strings.HasSuffix(rl.text, v), "%q ends with %q", rl.text, v)
 					for _, e := range rl.exprs[:len(rl.exprs)-1] {
 						assert.Empty(t, verdictOf(e), "only the last expression is a verdict")
+					}
+					for _, e := range rl.exprs {
+						if l, ok := e.(*expr.Lookup); ok {
+							id, found := sets[l.SetName]
+							assert.True(t, found && id == l.SetID, "%s (ID %d) is a set of the table", l.SetName, l.SetID)
+							assert.Contains(t, rl.text, "@"+l.SetName)
+						}
 					}
 				})
 			}

@@ -124,7 +124,9 @@ func ApplyUplink(ns netns.NsHandle, links []EgressLink) error {
 	c.DelTable(nt)
 	if len(links) > 0 {
 		c.AddTable(nt)
-		add(c, nt, uplink(links))
+		if err := add(c, nt, uplink(links)); err != nil {
+			return fmt.Errorf("applying underlay egress table: %w", err)
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("applying underlay egress table: %w", err)
