@@ -9,22 +9,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Apply replaces znet's tables in the namespace ns with the rules r in one
-// atomic netlink batch: the old tables (if any) are deleted and the new ones
-// added in the same transaction, so packets meet either the old rules or the
-// new ones, never none. Applying the same rules again changes nothing a
-// packet can see. ns is not closed. Invalid rules give an error wrapping
-// ErrInvalid, before anything is sent to the kernel.
+// Apply replaces znet's rules in the namespace ns by the rules r in one
+// atomic netlink batch, so packets meet either the old rules or the new
+// ones, never none. The tables, the chains and the sets that r still has
+// are kept and refilled in place (see replaceInPlace for why); if that
+// batch fails (someone changed a chain's hook, say), both tables are
+// deleted and added anew in one batch instead. Applying the same rules
+// again changes nothing a packet can see. ns is not closed. Invalid rules
+// give an error wrapping ErrInvalid, before anything is sent to the kernel.
 func Apply(ns netns.NsHandle, r Rules) error {
 	r = r.normalized()
 	if err := r.validate(); err != nil {
 		return err
 	}
+	tables := build(r)
+	if err := replaceInPlace(ns, tables); err == nil {
+		return nil
+	}
 	c, err := conn(ns)
 	if err != nil {
 		return err
 	}
-	for _, t := range build(r) {
+	for _, t := range tables {
 		nt := &nftables.Table{Name: tableName, Family: t.family}
 		// Adding first makes the delete succeed when there is no table yet.
 		c.AddTable(nt)

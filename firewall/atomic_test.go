@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,18 +20,27 @@ import (
 // pingStats matches ping's summary line.
 var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
-// TestApplyKeepsTraffic re-applies rules that change another port, over
-// and over, while a and b ping each other every 10 ms: not one echo may be
-// lost, because each Apply swaps the tables in one transaction.
+// accessPeer4 is an access peer's address behind the lab's overlay.
+var accessPeer4 = netip.MustParseAddr("10.20.2.3")
+
+// TestApplyKeepsTraffic re-applies rules that change another port and
+// another access peer, over and over, while a and b ping each other every
+// 10 ms, and an access peer behind the overlay pings a: not one echo may
+// be lost, because each Apply swaps the rules in one transaction, and a
+// port or access peer that stays is in the sets and maps of both the old
+// rules and the new.
 func TestApplyKeepsTraffic(t *testing.T) {
 	testutil.SkipUnlessRoot(t)
 	l := newLab(t)
+	l.remote.addAddrs(t, "eth0", accessPeer4.String()+"/24")
 	base := l.rules()
+	base.AccessPeers = []netip.Addr{accessPeer4}
 	mustApply(t, l.net, base)
-	withX := l.rules()
-	withX.Ports = append(withX.Ports, Port{IfName: "veth-x", IPv4: x4, IPv6: x6})
-	movedX := l.rules()
-	movedX.Ports = append(movedX.Ports, Port{IfName: "veth-x", IPv4: spoof4})
+	withX := base
+	withX.Ports = append(slices.Clone(base.Ports), Port{IfName: "veth-x", IPv4: x4, IPv6: x6})
+	withX.AccessPeers = []netip.Addr{accessPeer4, remote6}
+	movedX := base
+	movedX.Ports = append(slices.Clone(base.Ports), Port{IfName: "veth-x", IPv4: spoof4})
 	variants := []Rules{withX, movedX, base}
 
 	const count = 300
@@ -42,6 +52,7 @@ func TestApplyKeepsTraffic(t *testing.T) {
 		{"a to b v4", l.a, a4, b4},
 		{"b to a v6", l.b, b6, a6},
 		{"a to remote v4", l.a, a4, remote4},
+		{"access peer to a v4", l.remote, accessPeer4, a4},
 	}
 	outs := make([]bytes.Buffer, len(flows))
 	var wg sync.WaitGroup

@@ -1,0 +1,87 @@
+package firewall
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
+)
+
+// replaceInPlace installs tables (znet's, in ns) in one batch without
+// deleting them: every rule of the tables is deleted and every set emptied,
+// chains and sets that the new rules lack are deleted, and then the
+// chains, sets, elements and rules are added, the existing ones kept.
+//
+// Deleting and re-adding the tables would be atomic for rules but not for
+// the sets' elements: a packet that entered a chain just before the commit
+// keeps the old rules, yet its set lookup reads the elements of the new
+// generation, in which the old table's verdict map has none (the kernel
+// deactivates a deleted map's elements). The workload's port is then
+// unknown for that packet and it is dropped. Kept and refilled, the map
+// holds, in both generations, an element for every port that stays, and
+// its jump leads to the same chain.
+func replaceInPlace(ns netns.NsHandle, tables []table) error {
+	c, err := conn(ns)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		nt := &nftables.Table{Name: tableName, Family: t.family}
+		chains, sets, err := existing(c, nt)
+		if err != nil {
+			return err
+		}
+		c.AddTable(nt) // no-op if it is there
+		c.FlushTable(nt)
+		for _, s := range sets {
+			if slices.ContainsFunc(t.sets, func(w set) bool { return w.name == s }) {
+				c.FlushSet(&nftables.Set{Table: nt, Name: s})
+			} else {
+				c.DelSet(&nftables.Set{Table: nt, Name: s})
+			}
+		}
+		// After the flushes: nothing jumps to these chains any more.
+		for _, ch := range chains {
+			if !slices.ContainsFunc(t.chains, func(w chain) bool { return w.name == ch }) {
+				c.DelChain(&nftables.Chain{Table: nt, Name: ch})
+			}
+		}
+		if err := add(c, nt, t); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("replacing firewall in place: %w", err)
+	}
+	return nil
+}
+
+// existing returns the names of the chains and sets of table nt in the
+// namespace of c; none when there is no such table.
+func existing(c *nftables.Conn, nt *nftables.Table) (chains, sets []string, err error) {
+	tables, err := c.ListTablesOfFamily(nt.Family)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing tables: %w", err)
+	}
+	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == nt.Name }) {
+		return nil, nil, nil
+	}
+	all, err := c.ListChainsOfTableFamily(nt.Family)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing chains: %w", err)
+	}
+	for _, ch := range all {
+		if ch.Table.Name == nt.Name {
+			chains = append(chains, ch.Name)
+		}
+	}
+	ss, err := c.GetSets(nt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing sets: %w", err)
+	}
+	for _, s := range ss {
+		sets = append(sets, s.Name)
+	}
+	return chains, sets, nil
+}
