@@ -75,6 +75,7 @@ func TestReplaceInPlace(t *testing.T) {
 		{"back", two},
 		{"nothing", none},
 		{"everything again", other},
+		{"the same with egress", other},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
