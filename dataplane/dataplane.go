@@ -19,7 +19,6 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
-	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/znet/znet/dnsresolver"
 	"github.com/znet/znet/internal/idlemem"
@@ -99,7 +98,7 @@ func serveDataplane(log *slog.Logger, ifname string, mtu, listenPort int, dropsF
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
 	defer signal.Stop(term)
 
-	tdev, err := tun.CreateTUN(ifname, mtu)
+	tdev, err := createTUN(ifname, mtu)
 	if err != nil {
 		return fmt.Errorf("creating tun %s: %w", ifname, err)
 	}

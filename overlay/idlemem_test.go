@@ -195,6 +195,40 @@ func startOneDataplane(ctx context.Context, t *testing.T) (a, b *side, be *Users
 	return a, b, be, func() string { return dataplane.Tail(run+"/"+a.dev.IfName+".log", 4000) }
 }
 
+// TestIdleDataplaneLeavesItsTUNAlone checks that an idle data plane
+// does not touch its TUN: wireguard-go's status poll wrote to it once a
+// second for as long as the data plane lived, waking every data plane of
+// a node once a second (nearly all of an idle one's CPU). Writes are
+// counted by the kernel (/proc/PID/io syscw): a data plane without
+// traffic writes nothing, not even a log line.
+func TestIdleDataplaneLeavesItsTUNAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, _, be, log := startOneDataplane(ctx, t)
+	pid := be.PID(a.dev)
+	require.NotZero(t, pid)
+	time.Sleep(500 * time.Millisecond) // the start's own writes
+	before := sysWrites(t, pid)
+	time.Sleep(3500 * time.Millisecond)
+	assert.Equal(t, before, sysWrites(t, pid), "writes in 3.5 s of idling; log:\n%s", log())
+}
+
+// sysWrites returns the write system calls process pid made so far.
+func sysWrites(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	require.NoError(t, err)
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(rest))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no syscw in /proc/%d/io", pid)
+	return 0
+}
+
 // TestDataplaneJunkStaysOnOneProc checks that UDP to a data plane's
 // public port that is not WireGuard (anyone on the underlay can send it)
 // does not take the data plane off its one P: only traffic the device
