@@ -78,7 +78,8 @@
 //   - scale: --networks one-node networks on one node (1,000 by default):
 //     apply of the last ones, `network list`, `status` of all, a znetd
 //     restart until every data plane is adopted, Pss per data plane and
-//     the node's total.
+//     the node's total, and the CPU time the idle networks use (znetd
+//     and the data planes, over 30 s, before the restart).
 //   - lab100: one network deployed over a --nodes-node lab (100 by
 //     default): every pair handshaken after the apply returns, a new name
 //     answering on every node, the CPU time the lab's processes used. It
