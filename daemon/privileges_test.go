@@ -19,6 +19,7 @@ import (
 	"github.com/znet/znet/api"
 	"github.com/znet/znet/dataplane"
 	"github.com/znet/znet/internal/testutil"
+	"github.com/znet/znet/internal/testutil/nstest"
 	"github.com/znet/znet/namespaces"
 	"github.com/znet/znet/spec"
 )
@@ -153,17 +154,24 @@ func TestDataplanePrivileges(t *testing.T) {
 		s = s2
 	})
 
-	step(t, "a device taken down and up by hand keeps its data plane", func(t *testing.T) {
+	step(t, "a device taken down and up by hand keeps its data plane and its sockets", func(t *testing.T) {
 		pid := n.real.PID(n.dev("shop"))
 		for _, state := range []string{"down", "up"} {
 			out, err := exec.Command("ip", "-n", n.nsName("shop"), "link", "set", n.dev("shop").IfName, state).CombinedOutput()
 			require.NoError(t, err, string(out))
+			// Down for a while: a device that took the link's down for
+			// its own would close its sockets, which the data plane can
+			// no longer open (dataplane's linkWatch).
+			time.Sleep(1500 * time.Millisecond)
 		}
 		_, err := n.d.Apply(ctx, s) // the routes went with the link
 		require.NoError(t, err)
 		assert.Equal(t, pid, n.real.PID(n.dev("shop")))
 		requireUnprivileged(t, pid, n.dev("shop").IfName, underlay.Ino)
 		resolves(t, "web", web.IPv4)
+		out, err := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/fd/%d", os.Getpid(), n.underlay), "ss", "-Huln").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.True(t, nstest.Listens(string(out), res.ListenPort), "the data plane still listens on %d in the underlay:\n%s", res.ListenPort, out)
 	})
 
 	step(t, "a port changed by hand ends the data plane; the supervisor starts one on the reserved port", func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -80,10 +79,17 @@ func (t *watchedTUN) Close() error {
 }
 
 // linkWatch turns the kernel's link notifications about one link into
-// wireguard-go's TUN events, as the library's netlink listener does: up
-// when the link is running, down when it stops after having run, and an
-// MTU check at every change. It waits in the runtime's poller, so an idle
-// link costs no wake-up at all.
+// wireguard-go's TUN events: up when the link is running and an MTU check
+// at every change, as the library's netlink listener does, but never
+// down. The device's Down closes its UDP sockets and its Up opens them
+// again, in the underlay, which a data plane that dropped its privileges
+// cannot enter (privileges.go): a link taken down and up by hand would
+// leave the device without sockets. Up, a device whose link is down only
+// gets no packets from the kernel. (The library's TUN did not say down in
+// practice either: its netlink listener only when the link went up and
+// down within one read, and with its status poll a link kept down for
+// 1.5 s kept its sockets, TestDataplanePrivileges.) It waits in the
+// runtime's poller, so an idle link costs no wake-up at all.
 type linkWatch struct {
 	f        *os.File
 	h        *netlink.Handle // in the namespace watched
@@ -93,8 +99,6 @@ type linkWatch struct {
 	done     chan struct{}
 	watching chan struct{} // closed when run returns
 
-	mu     sync.Mutex // run and sendState's callers both send
-	everUp bool
 }
 
 // watchLink subscribes to the link notifications of the namespace the
@@ -201,20 +205,13 @@ func (w *linkWatch) sendState() error {
 	return nil
 }
 
-// send sends the events of a link that is running or not, as
-// wireguard-go's listener does (no down before the first up), and
-// reports false once the watch is closed.
+// send sends the events of a link that is running or not (see
+// linkWatch: never down), and reports false once the watch is closed.
 func (w *linkWatch) send(running bool) bool {
 	ev := tun.Event(tun.EventMTUUpdate)
-	w.mu.Lock()
-	switch {
-	case running:
+	if running {
 		ev |= tun.EventUp
-		w.everUp = true
-	case w.everUp:
-		ev |= tun.EventDown
 	}
-	w.mu.Unlock()
 	select {
 	case w.events <- ev:
 		return true
