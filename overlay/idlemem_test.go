@@ -214,19 +214,56 @@ func TestIdleDataplaneLeavesItsTUNAlone(t *testing.T) {
 }
 
 // sysWrites returns the write system calls process pid made so far.
-func sysWrites(t *testing.T, pid int) int {
+func sysWrites(t *testing.T, pid int) int { return procIO(t, pid, "syscw") }
+
+// procIO returns the counter key ("syscr", "syscw") of /proc/PID/io.
+func procIO(t *testing.T, pid int, key string) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
 	require.NoError(t, err)
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(rest))
 			require.NoError(t, err)
 			return n
 		}
 	}
-	t.Fatalf("no syscw in /proc/%d/io", pid)
+	t.Fatalf("no %s in /proc/%d/io", key, pid)
 	return 0
+}
+
+// TestBusyOnceDataplaneIdlesQuietly checks that a data plane that took
+// its CPUs back (a flood) reads nothing once the traffic stops: with the
+// runtime's default GOMAXPROCS the runtime read the cgroup's CPU quota
+// every second (updatemaxprocs), waking every data plane that ever
+// carried traffic once a second.
+func TestBusyOnceDataplaneIdlesQuietly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, b, be, log := startOneDataplane(ctx, t)
+	bb := newTestUserspace(t, b.ul, t.TempDir(), &logBuffer{})
+	t.Cleanup(func() { killDataplanes(t, bb, b.dev) })
+	_, err := bb.Ensure(ctx, b.dev)
+	require.NoError(t, err)
+	require.NoError(t, bb.Configure(ctx, b.dev, b.config(a)))
+	for _, s := range []*side{a, b} {
+		s.addOverlayAddr(t)
+		// The kernel's own IPv6 on the link (router solicitations every
+		// 4 s after it is up) would be reads from the TUN: not this test's.
+		out, err := exec.Command("ip", "netns", "exec", s.network, "sysctl", "-qw",
+			"net.ipv6.conf."+s.dev.IfName+".disable_ipv6=1").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", a.network,
+		"ping", "-f", "-q", "-c", "3000", "-w", "30", b.overlay.Addr().String()).CombinedOutput()
+	require.NoError(t, err, "ping flood:\n%s", out)
+	require.Eventually(t, func() bool { return strings.Contains(log(), busyLog) }, 5*time.Second, 50*time.Millisecond, "log:\n%s", log())
+
+	pid := be.PID(a.dev)
+	time.Sleep(500 * time.Millisecond)
+	before := procIO(t, pid, "syscr")
+	time.Sleep(3500 * time.Millisecond)
+	assert.Equal(t, before, procIO(t, pid, "syscr"), "reads in 3.5 s after the traffic; log:\n%s", log())
 }
 
 // TestDataplaneJunkStaysOnOneProc checks that UDP to a data plane's

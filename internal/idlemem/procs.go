@@ -29,11 +29,22 @@ const oneProcVar = "ZNET_ONE_PROC"
 // OneProcEnv returns the variables to add to a data plane's environment
 // so that it starts on one P; none when this process's environment pins
 // GOMAXPROCS, which the data plane then keeps.
+//
+// It also turns off the runtime's following of the CPU limit
+// (updatemaxprocs=0, before any GODEBUG setting of this process's, which
+// wins): once GOMAXPROCS is the runtime's default again, the runtime reads
+// the cgroup's CPU quota every second for as long as the process lives,
+// so every data plane that ever carried traffic woke once a second. A
+// data plane takes the limit as it is when it becomes busy.
 func OneProcEnv() []string {
 	if _, pinned := os.LookupEnv("GOMAXPROCS"); pinned {
 		return nil
 	}
-	return []string{"GOMAXPROCS=1", oneProcVar + "=1"}
+	debug := "GODEBUG=updatemaxprocs=0"
+	if own := os.Getenv("GODEBUG"); own != "" {
+		debug += "," + own
+	}
+	return []string{"GOMAXPROCS=1", oneProcVar + "=1", debug}
 }
 
 // busyBatches and busyWindow define real traffic: busyBatches batches of

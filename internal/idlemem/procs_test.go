@@ -111,10 +111,15 @@ func TestOneProc(t *testing.T) {
 }
 
 // TestOneProcEnv checks that the data plane's environment asks for one P
-// unless GOMAXPROCS is pinned, which it then inherits.
+// and no following of the CPU limit, keeping this process's own GODEBUG
+// settings after (so theirs win), unless GOMAXPROCS is pinned, which it
+// then inherits.
 func TestOneProcEnv(t *testing.T) {
 	if _, pinned := os.LookupEnv("GOMAXPROCS"); !pinned {
-		assert.Equal(t, []string{"GOMAXPROCS=1", oneProcVar + "=1"}, OneProcEnv())
+		t.Setenv("GODEBUG", "")
+		assert.Equal(t, []string{"GOMAXPROCS=1", oneProcVar + "=1", "GODEBUG=updatemaxprocs=0"}, OneProcEnv())
+		t.Setenv("GODEBUG", "madvdontneed=1")
+		assert.Equal(t, []string{"GOMAXPROCS=1", oneProcVar + "=1", "GODEBUG=updatemaxprocs=0,madvdontneed=1"}, OneProcEnv())
 	}
 	t.Setenv("GOMAXPROCS", "3")
 	assert.Empty(t, OneProcEnv(), "pinned")
