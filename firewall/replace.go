@@ -59,7 +59,7 @@ func replaceInPlace(ns netns.NsHandle, tables []table) error {
 	return nil
 }
 
-// existing returns the names of the chains and sets of table nt in the
+// existing returns the names of the chains and named sets of table nt in the
 // namespace of c; none when there is no such table.
 func existing(c *nftables.Conn, nt *nftables.Table) (chains, sets []string, err error) {
 	tables, err := c.ListTablesOfFamily(nt.Family)
@@ -83,7 +83,12 @@ func existing(c *nftables.Conn, nt *nftables.Table) (chains, sets []string, err 
 		return nil, nil, fmt.Errorf("listing sets: %w", err)
 	}
 	for _, s := range ss {
-		sets = append(sets, s.Name)
+		// An anonymous set (a rule's "{ 22, 80 }") goes with its rule,
+		// which the flush deletes: deleting it by name as well fails the
+		// batch, the kernel no longer finding it.
+		if !s.Anonymous {
+			sets = append(sets, s.Name)
+		}
 	}
 	return chains, sets, nil
 }

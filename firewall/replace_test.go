@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"net/netip"
+	"os/exec"
 	"strconv"
 	"testing"
 
@@ -103,6 +104,25 @@ func TestApplyWhenInPlaceFails(t *testing.T) {
 	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{{IfName: "veth-a", IPv4: a4}}}.normalized()
 	require.Error(t, replaceInPlace(n.ns, build(r)), "a set of another type is not refilled")
 	mustApply(t, n, r)
+	assert.ElementsMatch(t, wantChains(r), kernelChains(t, n))
+	assert.ElementsMatch(t, wantSets(r), kernelSets(t, n))
+}
+
+// TestReplaceInPlaceOverAnonymousSet checks that a rule with an anonymous
+// set in one of znet's chains (an operator's `nft add rule ... { 22, 80 }`)
+// does not make the in-place batch fail: the flush of the rules already
+// retires such a set, and deleting it by name as well made the kernel
+// refuse the batch (ENOENT), so Apply fell back to deleting the tables,
+// the path that loses packets looking up the verdict map.
+func TestReplaceInPlaceOverAnonymousSet(t *testing.T) {
+	testutil.SkipUnlessRoot(t)
+	n := newNS(t, "zt-fw-"+testutil.RandomHex(t, 4))
+	r := Rules{Bridge: "br0", Overlay: "wg0", Ports: []Port{{IfName: "veth-a", IPv4: a4}}}.normalized()
+	mustApply(t, n, r)
+	out, err := exec.Command("ip", "netns", "exec", n.name,
+		"nft", "add", "rule", "inet", tableName, "input", "tcp", "dport", "{ 22, 80 }", "accept").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NoError(t, replaceInPlace(n.ns, build(r)))
 	assert.ElementsMatch(t, wantChains(r), kernelChains(t, n))
 	assert.ElementsMatch(t, wantSets(r), kernelSets(t, n))
 }
