@@ -44,10 +44,18 @@ func createTUN(ifname string, mtu int) (tun.Device, error) {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	dev, _, err := tun.CreateUnmonitoredTUNFromFD(fd) // owns fd from here
-	if err != nil {
+	if err := unix.SetNonblock(fd, true); err != nil {
 		w.close()
 		_ = unix.Close(fd)
+		return nil, err
+	}
+	// Owns fd from here, even when it fails: it wraps fd in an os.File
+	// first (after the SetNonblock above, which cannot fail now), whose
+	// finalizer closes it; closing it here too could close a later file
+	// that got the same number.
+	dev, _, err := tun.CreateUnmonitoredTUNFromFD(fd)
+	if err != nil {
+		w.close()
 		return nil, err
 	}
 	t := &watchedTUN{Device: dev, watch: w}
