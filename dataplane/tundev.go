@@ -63,7 +63,9 @@ func createTUN(ifname string, mtu int) (tun.Device, error) {
 		_ = t.Close()
 		return nil, fmt.Errorf("setting MTU %d on %s: %w", mtu, ifname, err)
 	}
-	// A link already up (it is not: it was just made) would send no news.
+	// A link that is up already sends no news of it: read its state once.
+	// A new TUN is down, but TUNSETIFF attaches to a persistent one of
+	// that name if someone made it.
 	if err := w.sendState(); err != nil {
 		_ = t.Close()
 		return nil, err
@@ -102,11 +104,9 @@ type linkWatch struct {
 	f        *os.File
 	h        *netlink.Handle // in the namespace watched
 	link     netlink.Link
-	index    int
 	events   chan tun.Event
 	done     chan struct{}
 	watching chan struct{} // closed when run returns
-
 }
 
 // watchLink subscribes to the link notifications of the namespace the
@@ -133,7 +133,7 @@ func watchLink(ifname string) (*linkWatch, error) {
 	}
 	w := &linkWatch{
 		f: os.NewFile(uintptr(fd), "netlink"), // non-blocking: the poller's
-		h: h, link: link, index: link.Attrs().Index,
+		h: h, link: link,
 		events: make(chan tun.Event, 5), done: make(chan struct{}), watching: make(chan struct{}),
 	}
 	go w.run()
@@ -195,7 +195,7 @@ func (w *linkWatch) handle(b []byte) bool {
 		// struct ifinfomsg: family, pad, type (2), index (4), flags (4).
 		index := int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))
 		flags := binary.NativeEndian.Uint32(m.Data[8:12])
-		if index == w.index && !w.send(flags&unix.IFF_RUNNING != 0) {
+		if index == w.link.Attrs().Index && !w.send(flags&unix.IFF_RUNNING != 0) {
 			return false
 		}
 	}
@@ -205,9 +205,9 @@ func (w *linkWatch) handle(b []byte) bool {
 // sendState reads the link's flags and sends them as a notification
 // would; an error only when the link cannot be read.
 func (w *linkWatch) sendState() error {
-	link, err := w.h.LinkByIndex(w.index)
+	link, err := w.h.LinkByIndex(w.link.Attrs().Index)
 	if err != nil {
-		return fmt.Errorf("reading link %d: %w", w.index, err)
+		return fmt.Errorf("reading link %s: %w", w.link.Attrs().Name, err)
 	}
 	w.send(link.Attrs().RawFlags&unix.IFF_RUNNING != 0)
 	return nil

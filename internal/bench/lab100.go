@@ -119,13 +119,10 @@ func idleRow(ctx context.Context, l *lab.Lab, log *slog.Logger) Row {
 		return notMeasured("lab100", figure, "", "cancelled")
 	case <-time.After(idleSettle):
 	}
-	before := labCPUOf(l.Dir)
-	select {
-	case <-ctx.Done():
+	used, err := idleCPU(ctx, l.Dir, idleWindow)
+	if err != nil {
 		return notMeasured("lab100", figure, "", "cancelled")
-	case <-time.After(idleWindow):
 	}
-	used := labCPUOf(l.Dir).minus(before).scaled(time.Minute, idleWindow)
 	log.Info("lab100 idle", "cpu-s-per-min", used.total().Seconds())
 	return Row{Part: "lab100", Figure: figure, Value: used.total().Seconds(), Unit: "s",
 		Note: fmt.Sprintf("user+system time of the lab over %s, %s after the last change, scaled to a minute: %s", idleWindow, idleSettle, used)}

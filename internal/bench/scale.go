@@ -66,7 +66,7 @@ func scalePart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 	if err != nil {
 		return nil, err
 	}
-	idle, err := idleCPU(ctx, l.Dir)
+	idle, err := idleCPU(ctx, l.Dir, idleWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -78,23 +78,19 @@ func scalePart(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 		"status-p50-ms", percentile(status, 50), "restart-s", ready.Seconds(), "pss-per-net-mib", mem.perDataplane(), "idle-cpu-s-per-min", idle.total().Seconds())
 	return append(scaleRows(n, all, last, list, status, ready, mem), Row{Part: "scale",
 		Figure: fmt.Sprintf("CPU time of %d idle networks, per minute", n), Value: idle.total().Seconds(), Unit: "s",
-		Note: fmt.Sprintf("user+system time of the node's processes over %s of nothing happening, scaled to a minute: %s", scaleIdleWindow, idle)}), nil
+		Note: fmt.Sprintf("user+system time of the node's processes over %s of nothing happening, scaled to a minute: %s", idleWindow, idle)}), nil
 }
 
-// scaleIdleWindow is how long the scale part measures the CPU time of the
-// node's idle networks.
-const scaleIdleWindow = 30 * time.Second
-
-// idleCPU returns the CPU time the lab in dir uses over scaleIdleWindow,
-// scaled to a minute.
-func idleCPU(ctx context.Context, dir string) (labCPU, error) {
+// idleCPU returns the CPU time the lab in dir uses over window, scaled to
+// a minute.
+func idleCPU(ctx context.Context, dir string, window time.Duration) (labCPU, error) {
 	before := labCPUOf(dir)
 	select {
 	case <-ctx.Done():
 		return labCPU{}, ctx.Err()
-	case <-time.After(scaleIdleWindow):
+	case <-time.After(window):
 	}
-	return labCPUOf(dir).minus(before).scaled(time.Minute, scaleIdleWindow), nil
+	return labCPUOf(dir).minus(before).scaled(time.Minute, window), nil
 }
 
 func scaleRows(n int, all time.Duration, last, list, status []time.Duration, ready time.Duration, mem memory) []Row {
