@@ -16,17 +16,28 @@ type run struct {
 	secs int
 }
 
+// pairSegments is how many iperf3 segments each of the pair gets in a
+// round. On this machine a segment's throughput against the other
+// contender's beside it moved with a standard deviation of 0.06-0.10,
+// whatever the segments' length (1 s or 3 s, 20 pairs each, measured on
+// 2026-12-05 with nothing else running): the spread comes from each run's
+// own state (where the scheduler happens to put the threads of that run),
+// not from load that a longer run would average out. Pinning iperf3's
+// client and server to CPUs did not narrow it. So a round's precision
+// grows with the number of its segments, not with their length.
+const pairSegments = 10
+
 // roundPlan is the segments of round r, each contender getting about secs
-// seconds of iperf3 in all. znet and the bare library come first, in
-// eight segments of secs/4 seconds ordered ABBABAAB (A is znet in even
-// rounds, the bare library in odd ones): load that rises or falls steadily
-// over the round weighs on both alike, and a burst of load that hits one
-// segment is diluted by the other three of its contender. Then the
-// references, one run each.
+// seconds of iperf3 in all. znet and the bare library come first, each in
+// pairSegments segments of secs/pairSegments seconds, in blocks of four
+// ordered ABBA, BAAB, ABBA... (A is znet in even rounds, the bare library
+// in odd ones): load that rises or falls steadily over a block weighs on
+// both alike, and a burst of load that hits one segment is diluted by the
+// other segments of its contender. Then the references, one run each.
 func roundPlan(all []contender, r, secs int) []run {
 	var a, b run
 	var rest []run
-	seg := max(1, secs/4)
+	seg := max(1, secs/pairSegments)
 	for _, c := range all {
 		switch c.name {
 		case "znet":
@@ -40,7 +51,15 @@ func roundPlan(all []contender, r, secs int) []run {
 	if r%2 == 1 {
 		a, b = b, a
 	}
-	return append([]run{a, b, b, a, b, a, a, b}, rest...)
+	var plan []run
+	for k := range pairSegments / 2 {
+		if k%2 == 0 {
+			plan = append(plan, a, b, b, a)
+		} else {
+			plan = append(plan, b, a, a, b)
+		}
+	}
+	return append(plan, rest...)
 }
 
 // tally is what one contender's segments of one round carried and cost.
@@ -68,14 +87,31 @@ func (t *tally) split() float64 {
 		return math.NaN()
 	}
 	h := len(t.segs) / 2
-	rate := func(ss []segment) float64 {
-		var b, s float64
-		for _, x := range ss {
-			b, s = b+x.bytes, s+x.secs
-		}
-		return b / s
-	}
 	return rate(t.segs[:h]) / rate(t.segs[h:2*h])
+}
+
+// rate is the bytes of segments ss over their seconds.
+func rate(ss []segment) float64 {
+	var b, s float64
+	for _, x := range ss {
+		b, s = b+x.bytes, s+x.secs
+	}
+	return b / s
+}
+
+// blockRatios is z's throughput over b's in each block of four segments
+// of a round (roundPlan: two of each, side by side), from the sums of
+// their two segments; none when either had a failed segment or their
+// segments do not pair up.
+func blockRatios(z, b *tally) []float64 {
+	if z == nil || b == nil || z.failed > 0 || b.failed > 0 || len(z.segs) != len(b.segs) {
+		return nil
+	}
+	var out []float64
+	for i := 0; i+2 <= len(z.segs); i += 2 {
+		out = append(out, rate(z.segs[i:i+2])/rate(b.segs[i:i+2]))
+	}
+	return out
 }
 
 // gbps is the round's throughput: all bytes over all seconds, so that a
@@ -135,6 +171,9 @@ type measurements struct {
 	ratio, cpuRatio, extra, extraAvg, extraMin []float64
 	// extraFlood is znet − bare average RTT under a ping flood, per round.
 	extraFlood []float64
+	// blocks is znet ÷ bare throughput of every block of every round
+	// (blockRatios), for the estimate over all rounds.
+	blocks []float64
 	// split is each round's tally.split of znet and of the bare library.
 	split map[string][]float64
 	load  []string
@@ -148,12 +187,14 @@ func newMeasurements() measurements {
 		split: map[string][]float64{}}
 }
 
-// pingsPerSegment is how many pings follow each segment (10 ms apart).
-const pingsPerSegment = 100
+// pingsPerSegment is how many pings follow each segment (10 ms apart):
+// 400 a round for each of the pair.
+const pingsPerSegment = 400 / pairSegments
 
 // floodPerSegment is how many pings of a flood (ping -f: each sent as
-// the previous reply arrives) follow them: ~0.4 s at these RTTs.
-const floodPerSegment = 2000
+// the previous reply arrives) follow them, ~0.2 s at these RTTs: 8,000 a
+// round for each of the pair.
+const floodPerSegment = 8000 / pairSegments
 
 // measure runs one segment; a failed run is logged and leaves its
 // contender's round out (the rows' notes count the rounds that made it).
@@ -234,6 +275,7 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		m.ratio = append(m.ratio, ratio)
 		m.cpuRatio = append(m.cpuRatio, cpuRatio)
 	}
+	m.blocks = append(m.blocks, blockRatios(z, b)...)
 	zr, br := z.rtt(), b.rtt()
 	if !math.IsNaN(zr.med) && !math.IsNaN(br.med) {
 		m.extra = append(m.extra, zr.med-br.med)
@@ -304,8 +346,9 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 	}
 	rows = append(rows,
 		Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, per round)", Value: median(m.ratio), Unit: "×", Goal: "≥ 0.95× per round",
-			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("ABBABAAB segments, ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
-				len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
+			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("%d segments of each in blocks ABBA, BAAB..., ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
+				pairSegments, len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
+		blocksRow(m.blocks),
 		splitRow("znet", m.split["znet"], perRound),
 		splitRow(bareName, m.split[bareName], perRound),
 		Row{Part: "dataplane", Figure: "CPU per GB znet ÷ " + bareName + " (per round)", Value: median(m.cpuRatio), Unit: "×",
@@ -321,7 +364,7 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 			Note: "medians over all rounds (references, not in the pairs)"})
 	}
 	for _, c := range all {
-		pnote := fmt.Sprintf("ping -i 0.01 -c 100 after each segment, median reply, median of %d/%d rounds", len(m.rtt[c.name]), cfg.PairRounds)
+		pnote := fmt.Sprintf("ping -i 0.01 -c %d after each segment, median reply, median of %d/%d rounds", pingsPerSegment, len(m.rtt[c.name]), cfg.PairRounds)
 		rows = append(rows, Row{Part: "dataplane", Figure: "RTT, " + c.name, Value: median(m.rtt[c.name]), Unit: "ms", Note: pnote})
 	}
 	extra := median(m.extra)
@@ -336,6 +379,34 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 			Note: fmt.Sprintf("ping -f -c %d after each segment's pings, average: back to back, so the data planes' threads are awake; what the paths and the processing cost; median of %d rounds; by round: %s",
 				floodPerSegment, len(m.extraFlood), perRound(m.extraFlood, " ms"))})
 	return rows
+}
+
+// blocksRow is the estimate of znet ÷ the bare library over all rounds:
+// the mean of every block's ratio with its 90 % interval.
+func blocksRow(blocks []float64) Row {
+	mean, half, sd := meanInterval(blocks)
+	return Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, every block of every round)", Value: mean, Unit: "×",
+		Note: fmt.Sprintf("mean of %d blocks (two segments of each, side by side: ABBA or BAAB), 90%% interval %.3f–%.3f (± 1.645 standard errors, the blocks taken as independent); one block's standard deviation %.3f",
+			len(blocks), mean-half, mean+half, sd)}
+}
+
+// meanInterval returns the mean of xs, the half width of its 90 %
+// interval (1.645 standard errors, normal approximation) and the
+// standard deviation of one x; NaN for fewer than two.
+func meanInterval(xs []float64) (mean, half, sd float64) {
+	n := float64(len(xs))
+	if len(xs) < 2 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	for _, x := range xs {
+		mean += x / n
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	sd = math.Sqrt(ss / (n - 1))
+	return mean, 1.645 * sd / math.Sqrt(n), sd
 }
 
 // splitRow is the row of one contender's split (tally.split) by round:

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestRoundPlanABBA checks a round's order: the pair in eight
-// quarter-length segments, ABBABAAB, the first of the pair alternating
-// between rounds, then each reference once at full length.
+// TestRoundPlanABBA checks a round's order: the pair in pairSegments
+// segments each, in blocks ABBA, BAAB, ABBA..., the first of the pair
+// alternating between rounds, then each reference once at full length.
 func TestRoundPlanABBA(t *testing.T) {
 	all := []contender{{name: "znet"}, {name: "raw veth"}, {name: bareName}, {name: "Debian wireguard-go"}}
 	names := func(rs []run) string {
@@ -23,9 +23,23 @@ func TestRoundPlanABBA(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	assert.Equal(t, "znet:2 bare:2 bare:2 znet:2 bare:2 znet:2 znet:2 bare:2 raw:10 Debian:10", names(roundPlan(all, 0, 10)))
-	assert.Equal(t, "bare:3 znet:3 znet:3 bare:3 znet:3 bare:3 bare:3 znet:3 raw:12 Debian:12", names(roundPlan(all, 1, 12)))
-	assert.Equal(t, "znet:1 bare:1 bare:1 znet:1 bare:1 znet:1 znet:1 bare:1 raw:1 Debian:1", names(roundPlan(all, 2, 1)))
+	require.Equal(t, 10, pairSegments, "the plans below are written for 10")
+	assert.Equal(t, "znet:1 bare:1 bare:1 znet:1 bare:1 znet:1 znet:1 bare:1 znet:1 bare:1 bare:1 znet:1 "+
+		"bare:1 znet:1 znet:1 bare:1 znet:1 bare:1 bare:1 znet:1 raw:10 Debian:10", names(roundPlan(all, 0, 10)))
+	assert.Equal(t, "bare:2 znet:2 znet:2 bare:2 znet:2 bare:2 bare:2 znet:2 bare:2 znet:2 znet:2 bare:2 "+
+		"znet:2 bare:2 bare:2 znet:2 bare:2 znet:2 znet:2 bare:2 raw:25 Debian:25", names(roundPlan(all, 1, 25)))
+	assert.True(t, strings.HasPrefix(names(roundPlan(all, 2, 3)), "znet:1 bare:1 bare:1 znet:1 "), "at least a second each")
+}
+
+// inDeltaSlice checks that got has want's length and each value within
+// 1e-9 of want's: testify's InDeltaSlice compares only as many values as
+// got has, so an empty got passed it.
+func inDeltaSlice(t *testing.T, want, got []float64) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.InDelta(t, want[i], got[i], 1e-9, "value %d", i)
+	}
 }
 
 // addSegment adds one segment of gbps for secs seconds costing cpu seconds
@@ -34,6 +48,7 @@ func (m *measurements) addSegment(name string, gbps, secs, cpu float64, r rtt) {
 	t := m.tallyOf(name)
 	t.bytes += gbps * 1e9 / 8 * secs
 	t.secs += secs
+	t.segs = append(t.segs, segment{gbps * 1e9 / 8 * secs, secs})
 	t.cpu += cpu
 	t.procCPU += cpu / 2
 	t.rtts = append(t.rtts, r)
@@ -95,10 +110,10 @@ func TestDataplanePairRows(t *testing.T) {
 		}
 		m.closeRound(log, r)
 	}
-	assert.InDeltaSlice(t, []float64{0.05, 0.02}, m.extraMin, 1e-9)
-	assert.InDeltaSlice(t, []float64{0.03, -0.01}, m.extra, 1e-9)
-	assert.InDeltaSlice(t, []float64{0.2, -0.05}, m.extraAvg, 1e-9)
-	assert.InDeltaSlice(t, []float64{0.8, 0.8}, m.ratio, 1e-9)
+	inDeltaSlice(t, []float64{0.05, 0.02}, m.extraMin)
+	inDeltaSlice(t, []float64{0.03, -0.01}, m.extra)
+	inDeltaSlice(t, []float64{0.2, -0.05}, m.extraAvg)
+	inDeltaSlice(t, []float64{0.8, 0.8}, m.ratio)
 	rows := dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m)
 	byFigure := map[string]Row{}
 	for _, r := range rows {
@@ -128,6 +143,50 @@ func TestCompareScheduling(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got, "DIFFERS: "), got)
 	assert.Contains(t, got, shared)
 	assert.Contains(t, compareScheduling(nil, []string{own}), "NOT CHECKED")
+}
+
+// TestBlockRatios checks the ratio of each block: the sums of the two
+// segments of each of the pair in it, and none for a round whose
+// segments do not pair up.
+func TestBlockRatios(t *testing.T) {
+	z := &tally{segs: []segment{{100, 1}, {300, 1}, {200, 1}, {200, 2}}}
+	b := &tally{segs: []segment{{200, 1}, {200, 1}, {100, 1}, {100, 1}}}
+	inDeltaSlice(t, []float64{1, (400.0 / 3) / 100}, blockRatios(z, b))
+	assert.Empty(t, blockRatios(z, &tally{segs: b.segs[:3]}), "a segment missing")
+	assert.Empty(t, blockRatios(z, &tally{segs: b.segs, failed: 1}))
+	assert.Empty(t, blockRatios(z, nil))
+}
+
+// TestBlocksRow checks the estimate over all rounds: the blocks of every
+// round pooled, their mean and its 90 % interval.
+func TestBlocksRow(t *testing.T) {
+	m := newMeasurements()
+	log := slog.New(slog.DiscardHandler)
+	r := rtt{min: 0.2, med: 0.25, avg: 0.3}
+	// Two rounds of two blocks: ratios 0.9, 1.0 and 0.95, 1.05.
+	for i, zs := range [][]float64{{0.9, 1.0}, {0.95, 1.05}} {
+		for _, z := range zs {
+			for range 2 {
+				m.addSegment("znet", z, 1, 1, r)
+				m.addSegment(bareName, 1, 1, 1, r)
+			}
+		}
+		m.closeRound(log, i)
+	}
+	inDeltaSlice(t, []float64{0.9, 1.0, 0.95, 1.05}, m.blocks)
+	var row Row
+	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m) {
+		if strings.Contains(x.Figure, "every block") {
+			row = x
+		}
+	}
+	assert.InDelta(t, 0.975, row.Value, 1e-9)
+	sd := math.Sqrt((0.075*0.075 + 0.025*0.025 + 0.025*0.025 + 0.075*0.075) / 3)
+	half := 1.645 * sd / 2
+	assert.Contains(t, row.Note, "mean of 4 blocks")
+	assert.Contains(t, row.Note, fmt.Sprintf("90%% interval %.3f–%.3f", 0.975-half, 0.975+half))
+	mean, h, _ := meanInterval([]float64{1})
+	assert.True(t, math.IsNaN(mean) && math.IsNaN(h), "no interval from one block")
 }
 
 // TestTallySplit checks the noise-floor figure: the first half of a
@@ -161,7 +220,7 @@ func TestFloodExtraPerRound(t *testing.T) {
 		m.tallyOf(bareName).floods = round.bare
 		m.closeRound(log, i)
 	}
-	assert.InDeltaSlice(t, []float64{0.04, 0.01, 0.01}, m.extraFlood, 1e-9)
+	inDeltaSlice(t, []float64{0.04, 0.01, 0.01}, m.extraFlood)
 	var row Row
 	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 4}, []contender{{name: "znet"}, {name: bareName}}, m) {
 		if strings.HasPrefix(x.Figure, "RTT under a ping flood") {
