@@ -57,14 +57,32 @@ func znetPair(ctx context.Context, l *lab.Lab) (contender, error) {
 }
 
 // dataplane measures throughput, RTT and CPU per GB of every contender in
-// rounds (see doc.go for the method). In each round znet and the bare
-// library run in interleaved segments (ABBABAAB, which goes first alternates)
-// and their ratio is taken within the round, from the sums of their
-// segments, so that the load other work puts on the machine, which comes
-// and goes, weighs on both sides of a ratio alike; the load average is
-// recorded with each round. The other contenders (Debian's wireguard-go, a
-// raw veth) follow, one run each, as references.
+// rounds (see doc.go for the method), each round on a lab of its own. In
+// each round znet and the bare library run in interleaved segments (blocks
+// ABBA, BAAB..., which goes first alternates) and their ratio is taken
+// within the round, from the sums of their segments, so that the load
+// other work puts on the machine, which comes and goes, weighs on both
+// sides of a ratio alike; the load average is recorded with each round.
+// The other contenders (Debian's wireguard-go, a raw veth) follow, one run
+// each, as references.
 func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error) {
+	m := newMeasurements()
+	var all []contender
+	for r := range cfg.PairRounds {
+		var err error
+		if all, err = dataplaneRound(ctx, cfg, log, r, &m); err != nil {
+			return nil, fmt.Errorf("round %d: %w", r+1, err)
+		}
+	}
+	return dataplaneRows(cfg, all, m), nil
+}
+
+// dataplaneRound runs round r on a lab of its own, with data planes and
+// bare contenders started for it: a data plane's own start (where its
+// threads and memory land) moved all the rounds of a lab alike, by more
+// than the rounds of one lab moved against each other (doc.go). It returns
+// the round's contenders.
+func dataplaneRound(ctx context.Context, cfg Config, log *slog.Logger, r int, m *measurements) ([]contender, error) {
 	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "data-plane")
 	defer down()
 	if err != nil {
@@ -93,20 +111,17 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 			}
 		}
 	}
-	m := newMeasurements()
-	m.sched = sameScheduling(all)
-	log.Info("data plane scheduling", "pair", m.sched)
+	m.noteScheduling(sameScheduling(all))
+	log.Info("data plane scheduling", "round", r+1, "pair", m.sched)
 	warmUpRuns(ctx, log, all, cfg)
-	for r := range cfg.PairRounds {
-		for _, run := range roundPlan(all, r, cfg.Seconds) {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			m.measure(ctx, log, run, r, cfg.Nice)
+	for _, run := range roundPlan(all, r, cfg.Seconds) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		m.closeRound(log, r)
+		m.measure(ctx, log, run, r, cfg.Nice)
 	}
-	return dataplaneRows(cfg, all, m), nil
+	m.closeRound(log, r)
+	return all, nil
 }
 
 // iperf runs one iperf3 TCP stream of secs seconds over c and returns

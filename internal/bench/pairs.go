@@ -171,9 +171,9 @@ type measurements struct {
 	ratio, cpuRatio, extra, extraAvg, extraMin []float64
 	// extraFlood is znet − bare average RTT under a ping flood, per round.
 	extraFlood []float64
-	// blocks is znet ÷ bare throughput of every block of every round
-	// (blockRatios), for the estimate over all rounds.
-	blocks []float64
+	// blocks is znet ÷ bare throughput of every block (blockRatios), by
+	// round.
+	blocks [][]float64
 	// split is each round's tally.split of znet and of the bare library.
 	split map[string][]float64
 	load  []string
@@ -275,7 +275,9 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		m.ratio = append(m.ratio, ratio)
 		m.cpuRatio = append(m.cpuRatio, cpuRatio)
 	}
-	m.blocks = append(m.blocks, blockRatios(z, b)...)
+	if bs := blockRatios(z, b); len(bs) > 0 {
+		m.blocks = append(m.blocks, bs)
+	}
 	zr, br := z.rtt(), b.rtt()
 	if !math.IsNaN(zr.med) && !math.IsNaN(br.med) {
 		m.extra = append(m.extra, zr.med-br.med)
@@ -289,6 +291,14 @@ func (m *measurements) closeRound(log *slog.Logger, r int) {
 		"rtt-extra-ms", fmt.Sprintf("%.3f", zr.med-br.med), "rtt-avg-extra-ms", fmt.Sprintf("%.3f", zr.avg-br.avg), "rtt-min-extra-ms", fmt.Sprintf("%.3f", zr.min-br.min), "rtt-flood-extra-ms", fmt.Sprintf("%.3f", z.flood()-b.flood()),
 		"znet-split", fmt.Sprintf("%.3f", z.split()), "bare-split", fmt.Sprintf("%.3f", b.split()), "load", load)
 	m.round = nil
+}
+
+// noteScheduling keeps a round's scheduling check (sameScheduling) for
+// the rows: the latest, until one found a difference, which is kept.
+func (m *measurements) noteScheduling(s string) {
+	if m.sched == "" || strings.HasPrefix(m.sched, "the same") {
+		m.sched = s
+	}
 }
 
 // sameScheduling compares the scheduling of znet's data planes with the
@@ -348,7 +358,7 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 		Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, per round)", Value: median(m.ratio), Unit: "×", Goal: "≥ 0.95× per round",
 			Verdict: verdictOf(worst, worst >= 0.95), Note: fmt.Sprintf("%d segments of each in blocks ABBA, BAAB..., ratio of sums; median of %d rounds, lowest %.3f×; by round: %s; scheduling %s",
 				pairSegments, len(m.ratio), worst, perRound(m.ratio, "×"), m.sched)},
-		blocksRow(m.blocks),
+		overallRow(m.ratio, m.blocks),
 		splitRow("znet", m.split["znet"], perRound),
 		splitRow(bareName, m.split[bareName], perRound),
 		Row{Part: "dataplane", Figure: "CPU per GB znet ÷ " + bareName + " (per round)", Value: median(m.cpuRatio), Unit: "×",
@@ -381,32 +391,65 @@ func dataplaneRows(cfg Config, all []contender, m measurements) []Row {
 	return rows
 }
 
-// blocksRow is the estimate of znet ÷ the bare library over all rounds:
-// the mean of every block's ratio with its 90 % interval.
-func blocksRow(blocks []float64) Row {
-	mean, half, sd := meanInterval(blocks)
-	return Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, every block of every round)", Value: mean, Unit: "×",
-		Note: fmt.Sprintf("mean of %d blocks (two segments of each, side by side: ABBA or BAAB), 90%% interval %.3f–%.3f (± 1.645 standard errors, the blocks taken as independent); one block's standard deviation %.3f",
-			len(blocks), mean-half, mean+half, sd)}
+// overallRow is the estimate of znet ÷ the bare library over all rounds:
+// the mean of the rounds' ratios with its 90 % interval. The rounds, each
+// on a lab of its own, are independent; the blocks of one round are not
+// (they share its data planes).
+func overallRow(ratios []float64, blocks [][]float64) Row {
+	mean, half := meanInterval(ratios)
+	sd, n := withinSD(blocks)
+	return Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, over all rounds)", Value: mean, Unit: "×",
+		Note: fmt.Sprintf("mean of %d rounds, each on a lab of its own; 90%% interval %.3f–%.3f (Student's t, the rounds taken as independent); within a round one block (two segments of each, side by side) moved with a standard deviation of %.3f (%d blocks)",
+			len(ratios), mean-half, mean+half, sd, n)}
 }
 
-// meanInterval returns the mean of xs, the half width of its 90 %
-// interval (1.645 standard errors, normal approximation) and the
-// standard deviation of one x; NaN for fewer than two.
-func meanInterval(xs []float64) (mean, half, sd float64) {
-	n := float64(len(xs))
-	if len(xs) < 2 {
-		return math.NaN(), math.NaN(), math.NaN()
+// t90 is the 0.95 quantile of Student's t with 1, 2, ... 10 degrees of
+// freedom: the half width of a two-sided 90 % interval, in standard
+// errors.
+var t90 = []float64{6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812}
+
+// meanInterval returns the mean of xs and the half width of its 90 %
+// interval (Student's t; with more than 11 values, that of 10 degrees of
+// freedom, slightly wide); NaN for fewer than two.
+func meanInterval(xs []float64) (mean, half float64) {
+	n := len(xs)
+	if n < 2 {
+		return math.NaN(), math.NaN()
 	}
 	for _, x := range xs {
-		mean += x / n
+		mean += x / float64(n)
 	}
 	var ss float64
 	for _, x := range xs {
 		ss += (x - mean) * (x - mean)
 	}
-	sd = math.Sqrt(ss / (n - 1))
-	return mean, 1.645 * sd / math.Sqrt(n), sd
+	sd := math.Sqrt(ss / float64(n-1))
+	return mean, t90[min(n-1, len(t90))-1] * sd / math.Sqrt(float64(n))
+}
+
+// withinSD is the standard deviation of the blocks' ratios around their
+// own round's mean, pooled over the rounds, and the number of blocks.
+func withinSD(rounds [][]float64) (float64, int) {
+	var ss float64
+	var n, df int
+	for _, bs := range rounds {
+		if len(bs) < 2 {
+			continue
+		}
+		var mean float64
+		for _, x := range bs {
+			mean += x / float64(len(bs))
+		}
+		for _, x := range bs {
+			ss += (x - mean) * (x - mean)
+		}
+		n += len(bs)
+		df += len(bs) - 1
+	}
+	if df == 0 {
+		return math.NaN(), n
+	}
+	return math.Sqrt(ss / float64(df)), n
 }
 
 // splitRow is the row of one contender's split (tally.split) by round:

@@ -143,6 +143,13 @@ func TestCompareScheduling(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got, "DIFFERS: "), got)
 	assert.Contains(t, got, shared)
 	assert.Contains(t, compareScheduling(nil, []string{own}), "NOT CHECKED")
+	// Over the rounds (a lab each), a difference found once is what the
+	// rows show.
+	m := newMeasurements()
+	m.noteScheduling(compareScheduling([]string{own}, []string{own}))
+	m.noteScheduling(got)
+	m.noteScheduling(compareScheduling([]string{own}, []string{own}))
+	assert.Equal(t, got, m.sched)
 }
 
 // TestBlockRatios checks the ratio of each block: the sums of the two
@@ -157,14 +164,17 @@ func TestBlockRatios(t *testing.T) {
 	assert.Empty(t, blockRatios(z, nil))
 }
 
-// TestBlocksRow checks the estimate over all rounds: the blocks of every
-// round pooled, their mean and its 90 % interval.
-func TestBlocksRow(t *testing.T) {
+// TestOverallRow checks the estimate over all rounds: the mean of the
+// rounds' ratios with its Student's t interval, and the blocks' spread
+// within their own rounds (a round that sits lower as a whole adds
+// nothing to it).
+func TestOverallRow(t *testing.T) {
 	m := newMeasurements()
 	log := slog.New(slog.DiscardHandler)
 	r := rtt{min: 0.2, med: 0.25, avg: 0.3}
-	// Two rounds of two blocks: ratios 0.9, 1.0 and 0.95, 1.05.
-	for i, zs := range [][]float64{{0.9, 1.0}, {0.95, 1.05}} {
+	// Rounds of two blocks each: ratios 0.9, 1.0 (round 0.95) and 0.8,
+	// 0.9 (round 0.85).
+	for i, zs := range [][]float64{{0.9, 1.0}, {0.8, 0.9}} {
 		for _, z := range zs {
 			for range 2 {
 				m.addSegment("znet", z, 1, 1, r)
@@ -173,20 +183,26 @@ func TestBlocksRow(t *testing.T) {
 		}
 		m.closeRound(log, i)
 	}
-	inDeltaSlice(t, []float64{0.9, 1.0, 0.95, 1.05}, m.blocks)
+	require.Len(t, m.blocks, 2)
+	inDeltaSlice(t, []float64{0.9, 1.0}, m.blocks[0])
+	inDeltaSlice(t, []float64{0.8, 0.9}, m.blocks[1])
 	var row Row
 	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m) {
-		if strings.Contains(x.Figure, "every block") {
+		if strings.Contains(x.Figure, "over all rounds") {
 			row = x
 		}
 	}
-	assert.InDelta(t, 0.975, row.Value, 1e-9)
-	sd := math.Sqrt((0.075*0.075 + 0.025*0.025 + 0.025*0.025 + 0.075*0.075) / 3)
-	half := 1.645 * sd / 2
-	assert.Contains(t, row.Note, "mean of 4 blocks")
-	assert.Contains(t, row.Note, fmt.Sprintf("90%% interval %.3f–%.3f", 0.975-half, 0.975+half))
-	mean, h, _ := meanInterval([]float64{1})
-	assert.True(t, math.IsNaN(mean) && math.IsNaN(h), "no interval from one block")
+	assert.InDelta(t, 0.9, row.Value, 1e-9)
+	// Two rounds 0.1 apart: sd 0.0707, standard error 0.05, t(1) 6.314.
+	assert.Contains(t, row.Note, "mean of 2 rounds")
+	assert.Contains(t, row.Note, fmt.Sprintf("90%% interval %.3f–%.3f", 0.9-6.314*0.05, 0.9+6.314*0.05))
+	// Within rounds each block is 0.05 off its round's mean: ss 0.01 over
+	// 2 degrees of freedom.
+	assert.Contains(t, row.Note, fmt.Sprintf("standard deviation of %.3f (4 blocks)", math.Sqrt(0.005)))
+	mean, h := meanInterval([]float64{1})
+	assert.True(t, math.IsNaN(mean) && math.IsNaN(h), "no interval from one round")
+	_, h = meanInterval(make([]float64, 30))
+	assert.Zero(t, h, "more rounds than the t table: no panic")
 }
 
 // TestTallySplit checks the noise-floor figure: the first half of a
