@@ -2,26 +2,31 @@
 // the figures beside their goals, in seven parts:
 //
 //   - dataplane: znet against the bare wireguard-go library (the same
-//     library in a small program) in pairs, 5 rounds. In a round each of
-//     the two gets --seconds of iperf3 (one TCP stream, the same command
-//     for both) in ten segments of a tenth of that, in blocks of four
-//     ordered ABBA, BAAB, ABBA... (A is znet in even rounds, the bare
-//     library in odd ones), each followed by 40 pings. The round's ratio
-//     is that of the sums (all bytes over all seconds of each): on this
-//     shared 2-core machine the CPU the other work leaves comes and goes
-//     within seconds, and one run per contender let a burst that hit one
-//     of them move a round's ratio by 30 % and more; interleaved, load
-//     that rises or falls over the round weighs on both alike and a burst
-//     on one segment is diluted by the contender's other nine. A segment
-//     is long enough for TCP to leave slow start (milliseconds at these
-//     RTTs). Ten short segments rather than four longer ones (until
-//     2026-12-05): with nothing else running, a segment's ratio to the
-//     other contender's beside it still moved with a standard deviation
-//     of 0.06-0.10, the same for 1-s and 3-s segments, so the spread is
-//     each run's own state (where the threads of that run land), which
-//     only more runs average out. Every block gives a ratio too, and the
-//     blocks of all rounds give one estimate with its 90 % interval (the
-//     mean ± 1.645 standard errors). Beside the ratio,
+//     library in a small program) in pairs, 5 rounds, each on a 2-node
+//     lab of its own. In a round each of the two gets --seconds of iperf3
+//     (one TCP stream, the same command for both) in ten segments of a
+//     tenth of that, in blocks of four ordered ABBA, BAAB, ABBA... (A is
+//     znet in even rounds, the bare library in odd ones), each followed
+//     by 40 pings. The round's ratio is that of the sums (all bytes over
+//     all seconds of each): on this shared 2-core machine the CPU the
+//     other work leaves comes and goes within seconds, and one run per
+//     contender let a burst that hit one of them move a round's ratio by
+//     30 % and more; interleaved, load that rises or falls over the round
+//     weighs on both alike and a burst on one segment is diluted by the
+//     contender's other nine. A segment is long enough for TCP to leave
+//     slow start (milliseconds at these RTTs). The noise has three
+//     scales here, measured on 2026-12-05 with nothing else running:
+//     a segment's ratio to the other contender's beside it moved with a
+//     standard deviation of 0.06-0.10, the same for 1-s and 3-s segments
+//     (each run's own state, which only more runs average out: hence ten
+//     short segments, where there were four of 2.5 s until then); a lab
+//     moved all its rounds alike (three runs of one lab each gave
+//     0.980, 0.944 and 0.916, each ±0.02 by its blocks; one had a CPU per
+//     GB ratio of 1.04-1.13 in every round), hence a lab per round; and
+//     two runs of fresh labs a few minutes apart still gave 0.938
+//     (0.922-0.954) and 0.983 (0.962-1.005). The rounds give one estimate
+//     with its 90 % interval (Student's t over the rounds): it holds for
+//     the minutes of its run, not across runs. Beside the ratio,
 //     each of the pair is set against itself in the same round (the
 //     first half of its segments over the second): that split is the
 //     noise floor a ratio is read against. On the quiet run of

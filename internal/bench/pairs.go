@@ -399,7 +399,7 @@ func overallRow(ratios []float64, blocks [][]float64) Row {
 	mean, half := meanInterval(ratios)
 	sd, n := withinSD(blocks)
 	return Row{Part: "dataplane", Figure: "znet ÷ " + bareName + " (throughput, over all rounds)", Value: mean, Unit: "×",
-		Note: fmt.Sprintf("mean of %d rounds, each on a lab of its own; 90%% interval %.3f–%.3f (Student's t, the rounds taken as independent); within a round one block (two segments of each, side by side) moved with a standard deviation of %.3f (%d blocks)",
+		Note: fmt.Sprintf("mean of %d rounds, each on a lab of its own; 90%% interval %.3f–%.3f (Student's t over the rounds: for the minutes of this run; runs minutes apart have differed by more, see doc.go); within a round one block (two segments of each, side by side) moved with a standard deviation of %.3f (%d blocks)",
 			len(ratios), mean-half, mean+half, sd, n)}
 }
 
