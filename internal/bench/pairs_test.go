@@ -42,6 +42,19 @@ func inDeltaSlice(t *testing.T, want, got []float64) {
 	}
 }
 
+// pairRow returns the row of the pair's rows after rounds rounds whose
+// figure contains part.
+func pairRow(t *testing.T, m measurements, rounds int, part string) Row {
+	t.Helper()
+	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: rounds}, []contender{{name: "znet"}, {name: bareName}}, m) {
+		if strings.Contains(x.Figure, part) {
+			return x
+		}
+	}
+	t.Fatalf("no row with %q", part)
+	return Row{}
+}
+
 // addSegment adds one segment of gbps for secs seconds costing cpu seconds
 // (half of them its own processes') to name's tally of the round.
 func (m *measurements) addSegment(name string, gbps, secs, cpu float64, r rtt) {
@@ -186,12 +199,7 @@ func TestOverallRow(t *testing.T) {
 	require.Len(t, m.blocks, 2)
 	inDeltaSlice(t, []float64{0.9, 1.0}, m.blocks[0])
 	inDeltaSlice(t, []float64{0.8, 0.9}, m.blocks[1])
-	var row Row
-	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 2}, []contender{{name: "znet"}, {name: bareName}}, m) {
-		if strings.Contains(x.Figure, "over all rounds") {
-			row = x
-		}
-	}
+	row := pairRow(t, m, 2, "over all rounds")
 	assert.InDelta(t, 0.9, row.Value, 1e-9)
 	// Two rounds 0.1 apart: sd 0.0707, standard error 0.05, t(1) 6.314.
 	assert.Contains(t, row.Note, "mean of 2 rounds")
@@ -237,12 +245,7 @@ func TestFloodExtraPerRound(t *testing.T) {
 		m.closeRound(log, i)
 	}
 	inDeltaSlice(t, []float64{0.04, 0.01, 0.01}, m.extraFlood)
-	var row Row
-	for _, x := range dataplaneRows(Config{Seconds: 10, PairRounds: 4}, []contender{{name: "znet"}, {name: bareName}}, m) {
-		if strings.HasPrefix(x.Figure, "RTT under a ping flood") {
-			row = x
-		}
-	}
+	row := pairRow(t, m, 4, "RTT under a ping flood")
 	assert.InDelta(t, 0.01, row.Value, 1e-9)
 	assert.Contains(t, row.Note, "median of 3 rounds")
 }
