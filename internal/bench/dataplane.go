@@ -79,9 +79,9 @@ func dataplane(ctx context.Context, cfg Config, log *slog.Logger) ([]Row, error)
 
 // dataplaneRound runs round r on a lab of its own, with data planes and
 // bare contenders started for it: a data plane's own start (where its
-// threads and memory land) moved all the rounds of a lab alike, by more
-// than the rounds of one lab moved against each other (doc.go). It returns
-// the round's contenders.
+// threads and memory land) moved all the rounds of a lab alike (doc.go),
+// so rounds on one lab are not independent samples. It returns the
+// round's contenders.
 func dataplaneRound(ctx context.Context, cfg Config, log *slog.Logger, r int, m *measurements) ([]contender, error) {
 	l, down, err := upLab(ctx, cfg.Znetd, 2, log, "data-plane")
 	defer down()
